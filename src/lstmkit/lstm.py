@@ -1,0 +1,177 @@
+"""The LSTM over a sequence: a scan of the cell over time, with masks, reverse and directions.
+
+Shape legend: B batch, T time, E input features, H hidden units, D directions (1 or 2).
+
+Inputs are batch-first, x (B, T, E), with a boolean mask (B, T) that is True on real tokens.
+A masked step carries h and c through unchanged (Keras semantics) and outputs zeros (as
+PyTorch's packed sequences do). With right-padded masks, reading in reverse visits only each
+sequence's real tokens, last to first, because the padded steps come first and change nothing:
+the same as Keras `go_backwards` with a mask and PyTorch packed sequences.
+
+Both directions of a bidirectional layer run in one scan: their weights are stacked on a leading
+D axis, and the reverse direction reads its inputs flipped in time. The backward pass is written
+by hand in `lstmkit.bptt`; `backward="autodiff"` differentiates the plain scan with `jax.grad`
+instead, as a reference.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from lstmkit import bptt
+from lstmkit.errors import LstmkitError
+
+MERGE_MODES = ("concat", "sum", "mul", "ave")
+
+
+class LSTMState(NamedTuple):
+    """Final state of one direction: h, c each (B, H)."""
+
+    h: jnp.ndarray
+    c: jnp.ndarray
+
+
+def _check(params, x, mask):
+    if x.ndim != 3:
+        raise LstmkitError(f"LSTM input must be (batch, time, features), got shape {x.shape}; add a batch axis with x[None]")
+    E = params["W_x"].shape[0]
+    if x.shape[-1] != E:
+        raise LstmkitError(f"LSTM input has {x.shape[-1]} features but the weights W_x expect {E}")
+    if mask is not None and mask.shape != x.shape[:2]:
+        raise LstmkitError(f"mask must be (batch, time) = {x.shape[:2]}, got {mask.shape}")
+
+
+def _stack(params_list):
+    return {k: jnp.stack([p[k] for p in params_list]) for k in ("W_x", "W_h", "b")}
+
+
+def _initial(initial_state, D, B, H, dtype):
+    if initial_state is None:
+        zeros = jnp.zeros((D, B, H), dtype)
+        return zeros, zeros
+    states = initial_state if isinstance(initial_state, (list, tuple)) and not isinstance(initial_state, LSTMState) else [initial_state]
+    h0 = jnp.stack([jnp.broadcast_to(s[0], (B, H)).astype(dtype) for s in states])
+    c0 = jnp.stack([jnp.broadcast_to(s[1], (B, H)).astype(dtype) for s in states])
+    return h0, c0
+
+
+def run_directions(params_list, x, mask=None, *, reverse, initial_state=None, backward="bptt"):
+    """Run D LSTMs over the same input in one scan, each forward or in reverse.
+
+    Args:
+        params_list: D parameter dicts {"W_x": (E, 4H), "W_h": (H, 4H), "b": (4H,)}.
+        x: (B, T, E) input; mask: (B, T) bool, True on real tokens, or None for all real.
+        reverse: D bools, True for a direction that reads last to first.
+        initial_state: None (zeros) or D `LSTMState`s, each (B, H) or (H,).
+        backward: "bptt" (hand-written, `lstmkit.bptt`) or "autodiff" (`jax.grad` of the scan).
+
+    Returns:
+        hs: D arrays (B, T, H), aligned with the input, zero on masked steps;
+        states: D final `LSTMState`s.
+    """
+    for p in params_list:
+        _check(p, x, mask)
+    B, T, _ = x.shape
+    H = params_list[0]["W_h"].shape[0]
+    if mask is None:
+        mask = jnp.ones((B, T), bool)
+    h0, c0 = _initial(initial_state, len(params_list), B, H, x.dtype)
+    p = _stack(params_list)
+    if backward == "bptt":
+        hs, h_T, c_T = bptt.lstm_scan(p["W_x"], p["W_h"], p["b"], x, mask.astype(bool), h0, c0, tuple(reverse))
+    elif backward == "autodiff":
+        (hs, h_T, c_T), _ = bptt.lstm_scan_forward(p["W_x"], p["W_h"], p["b"], x, mask.astype(bool), h0, c0, tuple(reverse))
+    else:
+        raise LstmkitError(f"backward must be 'bptt' or 'autodiff', got {backward!r}")
+    return [hs[d] for d in range(len(params_list))], [LSTMState(h_T[d], c_T[d]) for d in range(len(params_list))]
+
+
+def lstm_layer(params, x, mask=None, *, initial_state=None, reverse=False, backward="bptt"):
+    """One LSTM layer over a batch of sequences.
+
+    Args:
+        params: {"W_x": (E, 4H), "W_h": (H, 4H), "b": (4H,)}.
+        x: (B, T, E); mask: (B, T) bool or None.
+        initial_state: `LSTMState(h0, c0)` or None for zeros.
+        reverse: read each sequence's real tokens from last to first.
+
+    Returns:
+        hs (B, T, H), zero on masked steps, and the final `LSTMState`.
+
+    >>> import jax
+    >>> from lstmkit.init import init_lstm
+    >>> p = init_lstm(jax.random.key(0), input_size=8, hidden_size=16)
+    >>> hs, state = lstm_layer(p, jax.numpy.ones((2, 5, 8)))
+    >>> hs.shape, state.h.shape
+    ((2, 5, 16), (2, 16))
+    """
+    hs, states = run_directions([params], x, mask, reverse=[reverse], initial_state=None if initial_state is None else [initial_state], backward=backward)
+    return hs[0], states[0]
+
+
+def merge(a, b, mode="concat"):
+    """Merge the two directions' outputs: concat (..., 2H), or elementwise sum, mul, ave (..., H)."""
+    if mode == "concat":
+        return jnp.concatenate([a, b], axis=-1)
+    if mode == "sum":
+        return a + b
+    if mode == "mul":
+        return a * b
+    if mode == "ave":
+        return (a + b) / 2
+    raise LstmkitError(f"unknown merge mode {mode!r}; use one of {', '.join(MERGE_MODES)}")
+
+
+def bidirectional_layer(params, x, mask=None, *, merge_mode="concat", initial_state=None, backward="bptt"):
+    """A bidirectional LSTM layer: a forward and a reverse LSTM over the same input, merged.
+
+    Args:
+        params: {"forward": lstm params, "backward": lstm params}.
+        x: (B, T, E); mask: (B, T) bool or None.
+        merge_mode: "concat" (B, T, 2H), or "sum", "mul", "ave" (B, T, H).
+        initial_state: None or (forward `LSTMState`, backward `LSTMState`).
+
+    Returns:
+        merged hs; and (forward state, backward state). The backward direction's final h is its
+        state after reading the first token, which is not hs[:, -1] (the trap PyTorch's notes name).
+    """
+    if merge_mode not in MERGE_MODES:
+        raise LstmkitError(f"unknown merge mode {merge_mode!r}; use one of {', '.join(MERGE_MODES)}")
+    (hs_f, hs_b), (s_f, s_b) = run_directions(
+        [params["forward"], params["backward"]], x, mask, reverse=[False, True], initial_state=initial_state, backward=backward
+    )
+    return merge(hs_f, hs_b, merge_mode), (s_f, s_b)
+
+
+def dropout(key, x, rate):
+    """Inverted dropout: zero a fraction `rate` of x and scale the rest by 1/(1-rate)."""
+    if rate <= 0.0 or key is None:
+        return x
+    keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
+    return jnp.where(keep, x / (1.0 - rate), 0.0)
+
+
+def lstm_stack(layers, x, mask=None, *, bidirectional=False, merge_mode="concat", dropout_rate=0.0, key=None, backward="bptt"):
+    """Stacked LSTM layers, with dropout between layers when a key is given (training).
+
+    Args:
+        layers: a list of layer params (lstm params, or {"forward", "backward"} if bidirectional).
+        x: (B, T, E); mask: (B, T) bool or None.
+
+    Returns:
+        the last layer's hs, and the list of each layer's final states.
+    """
+    states = []
+    for n, p in enumerate(layers):
+        if n > 0:
+            key, sub = jax.random.split(key) if key is not None else (None, None)
+            x = dropout(sub, x, dropout_rate)
+        if bidirectional:
+            x, s = bidirectional_layer(p, x, mask, merge_mode=merge_mode, backward=backward)
+        else:
+            x, s = lstm_layer(p, x, mask, backward=backward)
+        states.append(s)
+    return x, states

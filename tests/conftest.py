@@ -1,0 +1,48 @@
+"""Shared test setup: float64 on demand, the --run-slow flag, and the IMDB location."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+# The data that lives beside the checkout (never inside it); LSTMKIT_IMDB overrides.
+IMDB_DIR = Path(os.environ.get("LSTMKIT_IMDB", Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "imdb")).resolve()
+IMDB_LABELED = IMDB_DIR / "aclImdb_labeled.tar.gz"
+IMDB_UNSUP = IMDB_DIR / "aclImdb_unsup.tar.gz"
+
+
+def pytest_addoption(parser):
+    parser.addoption("--run-slow", action="store_true", default=False, help="also run tests marked slow (full IMDB training)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--run-slow"):
+        return
+    skip = pytest.mark.skip(reason="slow: run with pytest --run-slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def x64():
+    """Run one test in float64 (gradient checks need it), then restore float32."""
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    yield
+    jax.config.update("jax_enable_x64", False)
+
+
+@pytest.fixture
+def imdb_labeled():
+    if not IMDB_LABELED.exists():
+        pytest.skip(f"IMDB archive not found at {IMDB_LABELED} (set LSTMKIT_IMDB)")
+    return IMDB_LABELED
+
+
+@pytest.fixture
+def imdb_unsup():
+    if not IMDB_UNSUP.exists():
+        pytest.skip(f"IMDB unlabeled archive not found at {IMDB_UNSUP} (set LSTMKIT_IMDB)")
+    return IMDB_UNSUP
