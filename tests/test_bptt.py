@@ -1,0 +1,179 @@
+"""The hand-written backward (`lstmkit.bptt`) against `jax.grad` of the plain scan, and finite differences.
+
+Shape legend: B batch, T time, E input features, H hidden units, D directions.
+All checks run in float64 (the `x64` fixture), where both gradients agree to ~1e-15; the bound
+asserted is a relative error below 1e-6, the issue's criterion. The largest error measured is
+printed (run with `-s`) and kept in MAX_REL_ERR.
+"""
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lstmkit import LSTMState, bidirectional_layer, init_lstm
+from lstmkit.lstm import run_directions
+
+MAX_REL_ERR = {"bptt_vs_autodiff": 0.0, "finite_difference": 0.0}
+
+# (B, T, E, H, reverse per direction, lengths or None for no mask): shapes, masks, directions vary.
+CASES = [
+    (1, 1, 1, 1, (False,), None),
+    (3, 5, 2, 4, (True,), "random"),
+    (4, 9, 3, 2, (False, True), "random"),
+    (2, 12, 5, 3, (False,), "random"),
+    (5, 6, 4, 3, (True, False), None),
+    (3, 4, 2, 2, (False, True), (0, 4, 1)),  # a fully padded row in the middle
+]
+
+
+def make_problem(seed, B, T, E, H, reverse, lengths):
+    """Random float64 weights, inputs, initial states, mask and loss weights for D directions."""
+    rng = np.random.default_rng(seed)
+    keys = jax.random.split(jax.random.key(seed), len(reverse))
+    dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
+    params = [init_lstm(k, E, H, scheme="torch", dtype=dtype) for k in keys]
+    # Random biases too (the torch scheme's are already random), and larger recurrent weights so the
+    # gates leave their linear range.
+    params = [{**p, "W_h": 2.0 * p["W_h"]} for p in params]
+    x = jnp.asarray(rng.normal(size=(B, T, E)))
+    h0 = [jnp.asarray(rng.normal(size=(B, H))) for _ in reverse]
+    c0 = [jnp.asarray(rng.normal(size=(B, H))) for _ in reverse]
+    if lengths is None:
+        mask = None
+    else:
+        if lengths == "random":
+            lengths = rng.integers(0, T + 1, size=B)
+            lengths[0] = T  # at least one full row
+            if B > 2:
+                lengths[-1] = 0  # and one fully padded row
+        mask = jnp.asarray(np.arange(T)[None, :] < np.asarray(lengths)[:, None])
+    # A loss that uses every output: all steps' outputs and the final h and c of each direction.
+    w_out = [jnp.asarray(rng.normal(size=(B, T, H))) for _ in reverse]
+    w_h = [jnp.asarray(rng.normal(size=(B, H))) for _ in reverse]
+    w_c = [jnp.asarray(rng.normal(size=(B, H))) for _ in reverse]
+    return params, x, h0, c0, mask, (w_out, w_h, w_c)
+
+
+def loss(params, x, h0, c0, mask, weights, *, reverse, backward):
+    w_out, w_h, w_c = weights
+    states = [LSTMState(h, c) for h, c in zip(h0, c0)]
+    hs, finals = run_directions(params, x, mask, reverse=list(reverse), initial_state=states, backward=backward)
+    total = 0.0
+    for d in range(len(reverse)):
+        total = total + jnp.sum(hs[d] * w_out[d]) + jnp.sum(finals[d].h * w_h[d]) + jnp.sum(finals[d].c * w_c[d])
+    return total
+
+
+@partial(jax.jit, static_argnames=("reverse", "backward"))
+def grads(params, x, h0, c0, mask, weights, *, reverse, backward):
+    """Gradients w.r.t. every weight, the input and the initial states."""
+    return jax.grad(loss, argnums=(0, 1, 2, 3))(params, x, h0, c0, mask, weights, reverse=reverse, backward=backward)
+
+
+def rel_err(a, b):
+    """max |a - b| / max |b|: relative to the gradient's scale, so tiny entries don't blow it up."""
+    a, b = np.asarray(a), np.asarray(b)
+    scale = np.max(np.abs(b))
+    return float(np.max(np.abs(a - b)) / scale) if scale > 0 else float(np.max(np.abs(a)))
+
+
+@pytest.mark.parametrize("case", range(len(CASES)))
+def test_bptt_equals_jax_grad(case, x64):
+    B, T, E, H, reverse, lengths = CASES[case]
+    params, x, h0, c0, mask, weights = make_problem(case, B, T, E, H, reverse, lengths)
+    g_bptt = grads(params, x, h0, c0, mask, weights, reverse=reverse, backward="bptt")
+    g_auto = grads(params, x, h0, c0, mask, weights, reverse=reverse, backward="autodiff")
+    leaves_bptt, tree = jax.tree.flatten(g_bptt)
+    leaves_auto = tree.flatten_up_to(g_auto)
+    errs = []
+    for a, b in zip(leaves_bptt, leaves_auto):
+        assert a.dtype == jnp.float64 and a.shape == b.shape
+        assert np.all(np.isfinite(a))
+        errs.append(rel_err(a, b))
+    worst = max(errs)
+    MAX_REL_ERR["bptt_vs_autodiff"] = max(MAX_REL_ERR["bptt_vs_autodiff"], worst)
+    print(f"\ncase {case} (B,T,E,H)={B, T, E, H} reverse={reverse}: max relative error {worst:.2e}")
+    assert worst < 1e-6, errs
+    # The gradients are not trivially zero: every weight gets a signal.
+    for d in range(len(reverse)):
+        for name in ("W_x", "W_h", "b"):
+            assert np.any(g_bptt[0][d][name] != 0)
+
+
+def test_bptt_through_bidirectional_layer_merge(x64):
+    # The public wrapper with an elementwise merge: the product couples the two directions' gradients.
+    params, x, _, _, mask, _ = make_problem(7, 3, 6, 2, 3, (False, True), "random")
+    bi = {"forward": params[0], "backward": params[1]}
+    w = jnp.asarray(np.random.default_rng(7).normal(size=(3, 6, 3)))
+
+    def f(bi, x, backward):
+        hs, (s_f, s_b) = bidirectional_layer(bi, x, mask, merge_mode="mul", backward=backward)
+        return jnp.sum(hs * w) + jnp.sum(s_b.c) - jnp.sum(s_f.h)
+
+    df = jax.jit(jax.grad(f, argnums=(0, 1)), static_argnums=2)
+    g_bptt, g_auto = df(bi, x, "bptt"), df(bi, x, "autodiff")
+    for a, b in zip(jax.tree.leaves(g_bptt), jax.tree.leaves(g_auto)):
+        err = rel_err(a, b)
+        MAX_REL_ERR["bptt_vs_autodiff"] = max(MAX_REL_ERR["bptt_vs_autodiff"], err)
+        assert err < 1e-6
+
+
+def test_bptt_finite_differences(x64):
+    # Centred differences (f(w + eps) - f(w - eps)) / 2 eps on a few coordinates of each argument.
+    B, T, E, H, reverse = 3, 6, 3, 4, (False, True)
+    params, x, h0, c0, mask, weights = make_problem(11, B, T, E, H, reverse, (6, 2, 0))
+    f = jax.jit(partial(loss, reverse=reverse, backward="bptt"))
+    g_params, g_x, g_h0, g_c0 = grads(params, x, h0, c0, mask, weights, reverse=reverse, backward="bptt")
+    rng = np.random.default_rng(0)
+    eps = 1e-6
+    worst = 0.0
+
+    def check(perturb, analytic):
+        nonlocal worst
+        numeric = (f(*perturb(+eps), mask, weights) - f(*perturb(-eps), mask, weights)) / (2 * eps)
+        err = abs(float(numeric) - float(analytic)) / max(1.0, abs(float(analytic)))
+        worst = max(worst, err)
+        assert err < 1e-6, (float(numeric), float(analytic))
+
+    for d in range(len(reverse)):
+        for name in ("W_x", "W_h", "b"):
+            for _ in range(3):
+                idx = tuple(int(rng.integers(n)) for n in params[d][name].shape)
+
+                def perturb(e, d=d, name=name, idx=idx):
+                    p = [dict(q) for q in params]
+                    p[d][name] = p[d][name].at[idx].add(e)
+                    return p, x, h0, c0
+
+                check(perturb, g_params[d][name][idx])
+    for _ in range(4):
+        # Row 2 is fully padded: its input gets exactly zero gradient, and differences agree.
+        idx = (int(rng.integers(B)), int(rng.integers(T)), int(rng.integers(E)))
+        check(lambda e, idx=idx: (params, x.at[idx].add(e), h0, c0), g_x[idx])
+    for d in range(len(reverse)):
+        idx = (int(rng.integers(B)), int(rng.integers(H)))
+        check(lambda e, d=d, idx=idx: (params, x, [h.at[idx].add(e) if k == d else h for k, h in enumerate(h0)], c0), g_h0[d][idx])
+        check(lambda e, d=d, idx=idx: (params, x, h0, [c.at[idx].add(e) if k == d else c for k, c in enumerate(c0)]), g_c0[d][idx])
+    MAX_REL_ERR["finite_difference"] = max(MAX_REL_ERR["finite_difference"], worst)
+    print(f"\nfinite differences: max relative error {worst:.2e}")
+    # Padded steps get exactly zero input gradient.
+    np.testing.assert_array_equal(g_x[2], 0.0)
+    np.testing.assert_array_equal(g_x[1, 2:], 0.0)
+
+
+def test_bptt_float32_runs_and_matches_loosely():
+    # The default dtype: the two backwards agree to float32 rounding.
+    params, x, h0, c0, mask, weights = make_problem(3, 4, 9, 3, 2, (False, True), "random")
+    g_bptt = grads(params, x, h0, c0, mask, weights, reverse=(False, True), backward="bptt")
+    g_auto = grads(params, x, h0, c0, mask, weights, reverse=(False, True), backward="autodiff")
+    for a, b in zip(jax.tree.leaves(g_bptt), jax.tree.leaves(g_auto)):
+        assert a.dtype == jnp.float32
+        assert rel_err(a, b) < 1e-5
+
+
+def test_report_max_error():
+    """Print the largest errors measured above (run with -s); runs last in this file."""
+    print(f"\nlargest relative errors: {MAX_REL_ERR}")
