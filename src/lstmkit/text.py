@@ -1,0 +1,438 @@
+"""TextVectorizer: text to integer ids, with the semantics of Keras `TextVectorization` (int mode).
+
+Shape legend: N texts, L output sequence length.
+
+The pipeline per text is the one Keras runs, step for step:
+
+    standardize   'lower_and_strip_punctuation' (default), 'lower', 'strip_punctuation', None,
+                  or a callable str -> str
+    split         'whitespace', 'character', or a callable str -> list[str]
+    ngrams        None, n (all widths 1..n) or a tuple of widths; tokens joined by one space
+    lookup        index 0 is padding (''), 1 is the single OOV token ('[UNK]'), learned tokens
+                  from 2 on
+
+Keras details this module reproduces exactly (checked against keras 3 / TF 2.21):
+- lowercasing is ASCII only (`tf.strings.lower` works on bytes): 'École' stays 'École';
+- the punctuation removed is the ASCII set !"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~ and nothing else;
+- whitespace splitting breaks on the six ASCII blanks (space \\t \\n \\r \\v \\f) only, not on
+  NO-BREAK SPACE or the other Unicode spaces that `str.split()` knows;
+- the vocabulary is sorted by count descending, ties by the token's UTF-8 bytes descending
+  (`np.lexsort((tokens, counts))[::-1]` in Keras); '' and '[UNK]' are never learned;
+- `max_tokens` counts the two special tokens, so it keeps max_tokens - 2 learned tokens.
+
+Because every one of these steps touches ASCII bytes only, the built-in modes run on UTF-8
+bytes: one `bytes.translate` lowercases and strips, and `bytes.split()` splits on exactly the
+ASCII blanks. That is what makes it as fast as the TensorFlow kernels.
+
+    >>> v = TextVectorizer(output_sequence_length=4)
+    >>> v.adapt(["The cat sat.", "the CAT!"])
+    >>> v.vocabulary
+    ['', '[UNK]', 'the', 'cat', 'sat']
+    >>> v(["the dog sat"]).tolist()
+    [[2, 1, 4, 0]]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from lstmkit.errors import LstmkitError
+
+PAD_TOKEN = ""
+OOV_TOKEN = "[UNK]"
+VOCAB_FILE = "vocabulary.txt"
+CONFIG_FILE = "vectorizer.json"
+
+STANDARDIZE_MODES = ("lower_and_strip_punctuation", "lower", "strip_punctuation", None)
+SPLIT_MODES = ("whitespace", "character")
+
+# Keras's regex: [!"#$%&()\*\+,-\./:;<=>?@\[\\\]^_`{|}~\'] -- `,-\.` is a range, so ',', '-', '.'.
+PUNCTUATION = b"!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
+_LOWER_TABLE = bytes.maketrans(bytes(range(65, 91)), bytes(range(97, 123)))
+_IDENTITY_TABLE = bytes(range(256))
+# IMDB writes line breaks as '<br />'; Keras keeps them as the token 'br'.
+_HTML_BREAK = re.compile(r"<\s*br\s*/?\s*>", re.IGNORECASE)
+# Separates documents when a whole batch is split at once; a text containing NUL takes the slow path.
+_DOC_SEP = b"\x00"
+
+
+def strip_html_breaks(text: str) -> str:
+    """Replace HTML line breaks ('<br />', '<br>', '<BR/>') by one space.
+
+    >>> strip_html_breaks("Good.<br /><br />Bad.")
+    'Good.  Bad.'
+    """
+    return _HTML_BREAK.sub(" ", text)
+
+
+class TextVectorizer:
+    """Learn a vocabulary from texts and turn texts into padded int32 id arrays (Keras int mode).
+
+    Args:
+        max_tokens: vocabulary size including '' and '[UNK]'; None keeps every token.
+        standardize: 'lower_and_strip_punctuation', 'lower', 'strip_punctuation', None, or a
+            callable str -> str (callables cannot be saved).
+        split: 'whitespace', 'character', or a callable str -> list[str] (cannot be saved).
+        output_sequence_length: L; outputs are truncated or right-padded with 0 to L. None pads
+            to the longest text of each call.
+        ngrams: None, an int n (widths 1..n) or a tuple of widths.
+        strip_html: replace '<br />' tags by a space before standardizing (not Keras: off by
+            default, so the Keras-compatible mode keeps the token 'br').
+
+    >>> v = TextVectorizer(max_tokens=3)
+    >>> v.adapt(["a a b"]); v.vocabulary
+    ['', '[UNK]', 'a']
+    """
+
+    def __init__(
+        self,
+        max_tokens: int | None = None,
+        standardize: str | Callable[[str], str] | None = "lower_and_strip_punctuation",
+        split: str | Callable[[str], list[str]] = "whitespace",
+        output_sequence_length: int | None = None,
+        ngrams: int | tuple[int, ...] | None = None,
+        strip_html: bool = False,
+    ):
+        if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 3):
+            raise LstmkitError(f"max_tokens must be an int >= 3 (it counts '' and '[UNK]') or None, got {max_tokens!r}")
+        if not (callable(standardize) or standardize in STANDARDIZE_MODES):
+            raise LstmkitError(f"standardize must be one of {STANDARDIZE_MODES} or a callable, got {standardize!r}")
+        if not (callable(split) or split in SPLIT_MODES):
+            raise LstmkitError(f"split must be one of {SPLIT_MODES} or a callable, got {split!r}")
+        if output_sequence_length is not None and (not isinstance(output_sequence_length, int) or output_sequence_length < 1):
+            raise LstmkitError(f"output_sequence_length must be a positive int or None, got {output_sequence_length!r}")
+        self.max_tokens = max_tokens
+        self.standardize = standardize
+        self.split = split
+        self.output_sequence_length = output_sequence_length
+        self.ngrams = _ngram_widths(ngrams)
+        self._ngrams_arg = list(ngrams) if isinstance(ngrams, (tuple, list)) else ngrams
+        self.strip_html = bool(strip_html)
+        self._vocab: list[str] = [PAD_TOKEN, OOV_TOKEN]
+        self._index: dict = {}
+        self._adapted = False
+
+    # ---- vocabulary -----------------------------------------------------------------------
+
+    @property
+    def vocabulary(self) -> list[str]:
+        """The vocabulary, index 0 '' and 1 '[UNK]', then learned tokens by count descending."""
+        return list(self._vocab)
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of ids, special tokens included (the embedding's input dimension)."""
+        return len(self._vocab)
+
+    def set_vocabulary(self, tokens: Sequence[str]) -> None:
+        """Use a given vocabulary; a leading '' and '[UNK]' are added when missing."""
+        tokens = list(tokens)
+        if tokens[:2] == [PAD_TOKEN, OOV_TOKEN]:
+            tokens = tokens[2:]
+        if PAD_TOKEN in tokens or OOV_TOKEN in tokens:
+            raise LstmkitError("vocabulary holds '' or '[UNK]' away from indices 0 and 1; remove them from the token list")
+        if len(set(tokens)) != len(tokens):
+            raise LstmkitError("vocabulary holds duplicate tokens; each token must appear once")
+        self._vocab = [PAD_TOKEN, OOV_TOKEN] + tokens
+        self._index = _IdLookup({self._key(t): i for i, t in enumerate(tokens, start=2)})
+        self._adapted = True
+
+    def adapt(self, texts: Iterable[str]) -> None:
+        """Learn the vocabulary from texts (replaces any previous one).
+
+        >>> v = TextVectorizer(); v.adapt(["b a", "b"]); v.vocabulary
+        ['', '[UNK]', 'b', 'a']
+        """
+        texts = _as_text_list(texts)
+        counts: Counter = Counter()
+        fast = self._fast_for(texts)
+        if fast:
+            big = self._standardized_bytes(texts)
+            counts.update(big.split())
+            counts.pop(_DOC_SEP, None)
+            tokens = [t.decode("utf-8", "surrogatepass") for t in counts]
+            tokens_b = list(counts)
+            freq = np.fromiter(counts.values(), dtype=np.int64, count=len(counts))
+        else:
+            for doc in self._tokenize_slow(texts):
+                counts.update(doc)
+            counts.pop(PAD_TOKEN, None)
+            counts.pop(OOV_TOKEN, None)
+            tokens = list(counts)
+            tokens_b = [t.encode("utf-8", "surrogatepass") for t in tokens]
+            freq = np.fromiter(counts.values(), dtype=np.int64, count=len(counts))
+        if fast:
+            # In the bytes path '' cannot occur; '[UNK]' can when nothing strips brackets.
+            keep = [i for i, t in enumerate(tokens) if t != OOV_TOKEN]
+            if len(keep) != len(tokens):
+                tokens = [tokens[i] for i in keep]
+                tokens_b = [tokens_b[i] for i in keep]
+                freq = freq[keep]
+        order = _keras_order(tokens_b, freq)
+        if self.max_tokens is not None:
+            order = order[: self.max_tokens - 2]
+        self.set_vocabulary([tokens[i] for i in order])
+
+    # ---- encoding -------------------------------------------------------------------------
+
+    def __call__(self, texts: Iterable[str] | str) -> np.ndarray:
+        """Encode texts to ids, int32 (N, L), right-padded with 0 and truncated to L.
+
+        >>> v = TextVectorizer(); v.adapt(["a a b"]); v(["b", "a b c"]).tolist()
+        [[3, 0, 0], [2, 3, 1]]
+        """
+        if isinstance(texts, str):
+            raise LstmkitError("TextVectorizer expects a list of texts, got one string; wrap it in a list")
+        docs = self.encode_ragged(texts)
+        length = self.output_sequence_length
+        if length is None:
+            length = max((len(d) for d in docs), default=0)
+        return pad_sequences(docs, length)
+
+    def encode_ragged(self, texts: Iterable[str]) -> list[np.ndarray]:
+        """Encode texts to one int32 array per text, unpadded (truncated to L when L is set).
+
+        >>> v = TextVectorizer(); v.adapt(["a a b"]); [d.tolist() for d in v.encode_ragged(["b", "a x"])]
+        [[3], [2, 1]]
+        """
+        if not self._adapted:
+            raise LstmkitError("TextVectorizer has no vocabulary yet; call adapt(texts) or load a saved one first")
+        texts = _as_text_list(texts)
+        lookup = self._index
+        if self._fast_for(texts):
+            big = self._standardized_bytes(texts)
+            tokens = big.split()
+            ids = np.fromiter(map(lookup.__getitem__, tokens), dtype=np.int32, count=len(tokens))
+            # Each document ends with its separator token (id -1): the split points.
+            ends = np.flatnonzero(ids == -1)
+            starts = np.concatenate(([0], ends[:-1] + 1))
+            docs = [ids[s:e] for s, e in zip(starts.tolist(), ends.tolist())]
+        else:
+            docs = [np.fromiter((lookup[self._key(t)] for t in doc), dtype=np.int32) for doc in self._tokenize_slow(texts)]
+        if self.output_sequence_length is not None:
+            docs = [d[: self.output_sequence_length] for d in docs]
+        return docs
+
+    def tokenize(self, text: str) -> list[str]:
+        """The tokens (after standardize, split and ngrams) that one text is turned into.
+
+        >>> TextVectorizer(ngrams=2).tokenize("A b, c")
+        ['a', 'b', 'c', 'a b', 'b c']
+        """
+        return next(iter(self._tokenize_slow([text])))
+
+    # ---- persistence ----------------------------------------------------------------------
+
+    def get_config(self) -> dict:
+        """Constructor arguments as a JSON-able dict (callables appear by name, not savable)."""
+        return {
+            "max_tokens": self.max_tokens,
+            "standardize": _describe(self.standardize),
+            "split": _describe(self.split),
+            "output_sequence_length": self.output_sequence_length,
+            "ngrams": self._ngrams_arg,
+            "strip_html": self.strip_html,
+        }
+
+    def save(self, directory: str | os.PathLike) -> Path:
+        """Write `vocabulary.txt` (one token per line, from index 2) and `vectorizer.json`.
+
+        Each file is written to a temporary file and moved into place, so a crash never leaves
+        half a vocabulary behind. Returns the directory.
+        """
+        for name, fn in (("standardize", self.standardize), ("split", self.split)):
+            if callable(fn):
+                raise LstmkitError(f"cannot save a TextVectorizer whose {name} is a callable ({_describe(fn)}); use a built-in mode or rebuild it in code and call set_vocabulary")
+        if not self._adapted:
+            raise LstmkitError("cannot save a TextVectorizer with no vocabulary; call adapt(texts) first")
+        bad = [t for t in self._vocab[2:] if "\n" in t or "\r" in t]
+        if bad:
+            raise LstmkitError(f"vocabulary token {bad[0]!r} holds a line break and cannot be saved one per line; use split='whitespace'")
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        vocab_text = "".join(t + "\n" for t in self._vocab[2:])
+        config = dict(self.get_config(), vocab_size=self.vocab_size, format=1)
+        _write_atomic(directory / VOCAB_FILE, vocab_text.encode("utf-8"))
+        _write_atomic(directory / CONFIG_FILE, (json.dumps(config, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike) -> TextVectorizer:
+        """Read a vectorizer written by `save`."""
+        directory = Path(directory)
+        try:
+            config = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))
+            vocab_text = (directory / VOCAB_FILE).read_text(encoding="utf-8")
+        except FileNotFoundError as e:
+            raise LstmkitError(f"no saved vectorizer in {directory}: {Path(e.filename).name} is missing; pass the directory that TextVectorizer.save wrote") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise LstmkitError(f"vectorizer files in {directory} are corrupted ({e}); save the vectorizer again") from None
+        expected = config.pop("vocab_size", None)
+        config.pop("format", None)
+        tokens = vocab_text.split("\n")[:-1] if vocab_text else []
+        if expected is not None and len(tokens) + 2 != expected:
+            raise LstmkitError(f"{directory / VOCAB_FILE} holds {len(tokens) + 2} ids but the config says {expected}; the file is truncated, save the vectorizer again")
+        if isinstance(config.get("ngrams"), list):
+            config["ngrams"] = tuple(config["ngrams"])
+        vectorizer = cls(**config)
+        vectorizer.set_vocabulary(tokens)
+        return vectorizer
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"TextVectorizer({args}) with {self.vocab_size} ids"
+
+    # ---- internals ------------------------------------------------------------------------
+
+    @property
+    def _fast(self) -> bool:
+        """Built-in modes without ngrams run on bytes; the rest goes token by token."""
+        return not callable(self.standardize) and self.split == "whitespace" and self.ngrams is None
+
+    def _fast_for(self, texts: list[str]) -> bool:
+        """The bytes path, unless a text holds NUL (it would collide with the separator)."""
+        return self._fast and not any("\x00" in t for t in texts)
+
+    def _key(self, token: str):
+        """Lookup key of a token: UTF-8 bytes on the fast path, the str otherwise."""
+        return token.encode("utf-8", "surrogatepass") if self._fast else token
+
+    def _standardized_bytes(self, texts: list[str]) -> bytes:
+        """All texts standardized as UTF-8 bytes, each followed by a NUL separator token."""
+        if self.strip_html:
+            texts = [strip_html_breaks(t) for t in texts]
+        # Joining with ' \0 ' makes every separator its own whitespace-delimited token.
+        big = " \x00 ".join(texts).encode("utf-8", "surrogatepass") + b" \x00" if texts else b""
+        lower = self.standardize in ("lower", "lower_and_strip_punctuation")
+        strip = self.standardize in ("strip_punctuation", "lower_and_strip_punctuation")
+        table = _LOWER_TABLE if lower else _IDENTITY_TABLE
+        return big.translate(table, PUNCTUATION if strip else b"")
+
+    def _tokenize_slow(self, texts: list[str]):
+        """Yield each text's token list: standardize, split, ngrams, one text at a time."""
+        for text in texts:
+            if self.strip_html:
+                text = strip_html_breaks(text)
+            text = _standardize(text, self.standardize)
+            if callable(self.split):
+                tokens = list(self.split(text))
+            elif self.split == "character":
+                tokens = list(text)
+            else:
+                tokens = [t.decode("utf-8", "surrogatepass") for t in text.encode("utf-8", "surrogatepass").split()]
+            if self.ngrams is not None:
+                tokens = make_ngrams(tokens, self.ngrams)
+            yield tokens
+
+
+class _IdLookup(dict):
+    """token -> id, with '[UNK]' (1) for unknown tokens and -1 for the document separator."""
+
+    def __missing__(self, key):
+        return -1 if key == _DOC_SEP else 1
+
+
+def _standardize(text: str, mode) -> str:
+    """Apply one standardize mode to one str (Keras semantics: ASCII-only lower and strip)."""
+    if callable(mode):
+        return mode(text)
+    if mode is None:
+        return text
+    lower = mode in ("lower", "lower_and_strip_punctuation")
+    strip = mode in ("strip_punctuation", "lower_and_strip_punctuation")
+    raw = text.encode("utf-8", "surrogatepass")
+    return raw.translate(_LOWER_TABLE if lower else _IDENTITY_TABLE, PUNCTUATION if strip else b"").decode("utf-8", "surrogatepass")
+
+
+def make_ngrams(tokens: list[str], widths: tuple[int, ...]) -> list[str]:
+    """All n-grams of each width in turn, joined by one space (as `tf.strings.ngrams`).
+
+    >>> make_ngrams(["a", "b", "c"], (1, 2))
+    ['a', 'b', 'c', 'a b', 'b c']
+    """
+    out: list[str] = []
+    for n in widths:
+        out.extend(" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
+    return out
+
+
+def pad_sequences(docs: Sequence[np.ndarray], length: int) -> np.ndarray:
+    """Right-pad (with 0) or truncate int sequences into one int32 (N, length) array.
+
+    >>> pad_sequences([np.array([5, 6, 7]), np.array([8])], 2).tolist()
+    [[5, 6], [8, 0]]
+    """
+    out = np.zeros((len(docs), length), dtype=np.int32)
+    if not docs or length == 0:
+        return out
+    lengths = np.fromiter((min(len(d), length) for d in docs), dtype=np.int64, count=len(docs))
+    flat = np.concatenate([d[:length] for d in docs]) if lengths.sum() else np.zeros(0, np.int32)
+    # Scatter all tokens at once: token j of row r goes to flat position r * length + j, that is
+    # its index in `flat` plus the row's offset (r * length - tokens before row r).
+    offsets = np.arange(len(docs)) * length - (np.cumsum(lengths) - lengths)
+    out.reshape(-1)[np.arange(len(flat)) + np.repeat(offsets, lengths)] = flat
+    return out
+
+
+def _keras_order(tokens_b: list[bytes], counts: np.ndarray) -> np.ndarray:
+    """Indices sorting tokens by count descending, ties by UTF-8 bytes descending (as Keras)."""
+    if not tokens_b:
+        return np.zeros(0, dtype=np.int64)
+    # Rank the bytes once (Python sort), then a pure integer lexsort: same order as Keras's
+    # np.lexsort((tokens, counts))[::-1], whose stable ascending sort reversed gives
+    # ties in descending token order.
+    byte_rank = np.empty(len(tokens_b), dtype=np.int64)
+    byte_rank[sorted(range(len(tokens_b)), key=tokens_b.__getitem__)] = np.arange(len(tokens_b))
+    return np.lexsort((byte_rank, counts))[::-1]
+
+
+def _ngram_widths(ngrams) -> tuple[int, ...] | None:
+    if ngrams is None:
+        return None
+    if isinstance(ngrams, int) and not isinstance(ngrams, bool) and ngrams >= 1:
+        return tuple(range(1, ngrams + 1))
+    if isinstance(ngrams, (tuple, list)) and ngrams and all(isinstance(n, int) and n >= 1 for n in ngrams):
+        return tuple(ngrams)
+    raise LstmkitError(f"ngrams must be None, a positive int or a tuple of positive ints, got {ngrams!r}")
+
+
+def _as_text_list(texts) -> list[str]:
+    if isinstance(texts, str):
+        raise LstmkitError("expected a list of texts, got one string; wrap it in a list")
+    texts = list(texts)
+    for i, t in enumerate(texts):
+        if not isinstance(t, str):
+            if isinstance(t, bytes):
+                texts[i] = t.decode("utf-8", "replace")
+            else:
+                raise LstmkitError(f"text {i} is a {type(t).__name__}, not a str; pass a list of strings")
+    return texts
+
+
+def _describe(fn) -> str | None:
+    if callable(fn):
+        return f"<callable {getattr(fn, '__qualname__', type(fn).__name__)}>"
+    return fn
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Write bytes to path via a temporary file in the same folder and os.replace."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
