@@ -58,8 +58,11 @@ def _initial(initial_state, D, B, H, dtype):
     return h0, c0
 
 
-def run_directions(params_list, x, mask=None, *, reverse, initial_state=None, backward="bptt"):
+def run_directions(params_list, x, mask=None, *, reverse, initial_state=None, backward="bptt", embedding=None):
     """Run D LSTMs over the same input in one scan, each forward or in reverse.
+
+    With `embedding` (a (V, E) table), x holds token ids (B, T) and the layer reads table[x]:
+    the same result, computed by projecting the table once (faster when V < B*T).
 
     Args:
         params_list: D parameter dicts {"W_x": (E, 4H), "W_h": (H, 4H), "b": (4H,)}.
@@ -72,20 +75,25 @@ def run_directions(params_list, x, mask=None, *, reverse, initial_state=None, ba
         hs: D arrays (B, T, H), aligned with the input, zero on masked steps;
         states: D final `LSTMState`s.
     """
-    for p in params_list:
-        _check(p, x, mask)
-    B, T, _ = x.shape
+    if embedding is not None:
+        if x.ndim != 2:
+            raise LstmkitError(f"token ids must be (batch, time), got shape {x.shape}")
+        if embedding.shape[-1] != params_list[0]["W_x"].shape[0]:
+            raise LstmkitError(f"the embedding has {embedding.shape[-1]} features but W_x expects {params_list[0]['W_x'].shape[0]}")
+        if mask is not None and mask.shape != x.shape:
+            raise LstmkitError(f"mask must be (batch, time) = {x.shape}, got {mask.shape}")
+    else:
+        for p in params_list:
+            _check(p, x, mask)
+    B, T = x.shape[:2]
     H = params_list[0]["W_h"].shape[0]
     if mask is None:
         mask = jnp.ones((B, T), bool)
-    h0, c0 = _initial(initial_state, len(params_list), B, H, x.dtype)
+    h0, c0 = _initial(initial_state, len(params_list), B, H, (x if embedding is None else embedding).dtype)
     p = _stack(params_list)
-    if backward == "bptt":
-        hs, h_T, c_T = bptt.lstm_scan(p["W_x"], p["W_h"], p["b"], x, mask.astype(bool), h0, c0, tuple(reverse))
-    elif backward == "autodiff":
-        (hs, h_T, c_T), _ = bptt.lstm_scan_forward(p["W_x"], p["W_h"], p["b"], x, mask.astype(bool), h0, c0, tuple(reverse))
-    else:
+    if backward not in ("bptt", "autodiff"):
         raise LstmkitError(f"backward must be 'bptt' or 'autodiff', got {backward!r}")
+    hs, h_T, c_T = bptt.lstm_scan(p["W_x"], p["W_h"], p["b"], x, mask.astype(bool), h0, c0, tuple(reverse), backward=backward, table=embedding)
     return [hs[d] for d in range(len(params_list))], [LSTMState(h_T[d], c_T[d]) for d in range(len(params_list))]
 
 
