@@ -216,7 +216,8 @@ class TextVectorizer:
             starts = np.concatenate(([0], ends[:-1] + 1))
             docs = [ids[s:e] for s, e in zip(starts.tolist(), ends.tolist())]
         else:
-            docs = [np.fromiter((lookup[self._key(t)] for t in doc), dtype=np.int32) for doc in self._tokenize_slow(texts)]
+            key = (lambda t: lookup[t.encode("utf-8", "surrogatepass")]) if self._fast else lookup.__getitem__
+            docs = [np.fromiter(map(key, doc), dtype=np.int32, count=len(doc)) for doc in self._tokenize_slow(texts)]
         if self.output_sequence_length is not None:
             docs = [d[: self.output_sequence_length] for d in docs]
         return docs
