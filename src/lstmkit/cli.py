@@ -100,5 +100,131 @@ def cell(as_json, **v):
     click.echo("    new hidden state: the short-term memory, and the cell's output")
 
 
+def _enable_compile_cache():
+    """Keep compiled XLA code across processes, so a second `lstmkit predict` starts fast."""
+    import os
+    from pathlib import Path
+
+    import jax
+
+    home = Path(os.environ.get("LSTMKIT_HOME", Path.home() / ".cache" / "lstmkit"))
+    jax.config.update("jax_compilation_cache_dir", str(home / "jax-cache"))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+
+
+def _preset_options(f):
+    """One --flag per preset setting (bool settings get --x/--no-x); None keeps the preset's value."""
+    from lstmkit.presets import CHOICES, SEED
+
+    for key in reversed(list(SEED)):
+        flag = key.replace("_", "-")
+        value = SEED[key]
+        if isinstance(value, bool):
+            f = click.option(f"--{flag}/--no-{flag}", key, default=None, help=f"override the preset's {key}")(f)
+        else:
+            kind = click.Choice(CHOICES[key]) if key in CHOICES else float if isinstance(value, float) else int if isinstance(value, int) else str
+            f = click.option(f"--{flag}", key, type=kind, default=None, help=f"override the preset's {key}")(f)
+    return f
+
+
+@main.command()
+@click.option("--data", default="imdb", show_default=True, help="imdb (download and cache), an aclImdb folder or .tar.gz, or a CSV/TSV/JSONL file or class-per-folder directory")
+@click.option("--test-data", default=None, help="a separate labelled test source (else the data's own test split, or a held-out 20%)")
+@click.option("--preset", default="default", show_default=True, help="seed (the seed notebook exactly) or default (recommended)")
+@click.option("--out", default="runs/model", show_default=True, type=click.Path(), help="model directory to write")
+@click.option("--text-column", default=None, help="text column of a CSV/TSV/JSONL file (autodetected)")
+@click.option("--label-column", default=None, help="label column of a CSV/TSV/JSONL file (autodetected)")
+@click.option("--resume", is_flag=True, help="continue the interrupted run in --out from its last checkpoint")
+@click.option("--quiet", is_flag=True, help="no progress bars")
+@_preset_options
+def train(data, test_data, preset, out, text_column, label_column, resume, quiet, **overrides):
+    """Train a text classifier and write its model directory.
+
+    Every preset setting can be overridden by its flag, e.g. --epochs 3 --max-tokens 20000.
+    """
+    from lstmkit.presets import resolve
+    from lstmkit.run import train_run
+
+    _enable_compile_cache()
+    config = resolve(preset, **overrides)
+    try:
+        train_run(config, data, out, test_data=test_data, text_column=text_column, label_column=label_column, resume=resume, verbose=not quiet)
+    except KeyboardInterrupt:
+        click.echo(f"\ninterrupted: the last finished epoch's checkpoint is intact in {out}; continue with --resume", err=True)
+        sys.exit(130)
+
+
+@main.command()
+@click.argument("model_dir", type=click.Path())
+@click.option("--data", required=True, help="labelled data: imdb, an aclImdb folder or .tar.gz, or a CSV/TSV/JSONL/folder dataset")
+@click.option("--split", default="test", show_default=True, type=click.Choice(["train", "test"]), help="split of a source that has splits")
+@click.option("--text-column", default=None)
+@click.option("--label-column", default=None)
+@click.option("--json", "as_json", is_flag=True, help="print the metrics as one JSON object")
+def evaluate(model_dir, data, split, text_column, label_column, as_json):
+    """Accuracy, precision, recall, F1, ROC AUC and the confusion matrix of a saved model."""
+    from lstmkit.run import evaluate_run
+
+    _enable_compile_cache()
+    m = evaluate_run(model_dir, data, split=split, text_column=text_column, label_column=label_column)
+    if as_json:
+        click.echo(json.dumps(m))
+        return
+    for key in ("n", "accuracy", "precision", "recall", "f1", "roc_auc"):
+        if key in m:
+            click.echo(f"{key:<10} {m[key]:.4f}" if isinstance(m[key], float) else f"{key:<10} {m[key]}")
+    names = m["class_names"]
+    width = max(len(n) for n in names) + 2
+    click.echo("confusion matrix (rows: true, columns: predicted)")
+    click.echo(" " * width + "".join(f"{n:>{width}}" for n in names))
+    for n, row in zip(names, m["confusion_matrix"]):
+        click.echo(f"{n:<{width}}" + "".join(f"{v:>{width}}" for v in row))
+
+
+@main.command()
+@click.argument("model_dir", type=click.Path())
+@click.argument("texts", nargs=-1)
+@click.option("--file", "file", type=click.Path(), default=None, help="read texts from a file, one per line")
+@click.option("--json", "as_json", is_flag=True, help="one JSON object per line: text, label, probability")
+@click.option("--batch-size", default=256, show_default=True)
+def predict(model_dir, texts, file, as_json, batch_size):
+    """Label texts with a saved model: arguments, --file, or standard input (one text per line)."""
+    from pathlib import Path
+
+    from lstmkit.checkpoint import load_model
+    from lstmkit.run import predict_texts
+
+    _enable_compile_cache()
+    texts = list(texts)
+    if file is not None:
+        if not Path(file).is_file():
+            raise LstmkitError(f"--file {file} does not exist")
+        texts += Path(file).read_text(encoding="utf-8", errors="replace").splitlines()
+    if not texts:
+        if sys.stdin.isatty():
+            raise LstmkitError("no text to label: pass texts as arguments, --file PATH, or pipe them in, one per line")
+        texts = sys.stdin.read().splitlines()
+    model = load_model(model_dir)
+    if model.vectorizer is None:
+        raise LstmkitError(f"{model_dir} is a model over token ids, with no vocabulary; predict needs a text model")
+    for r in predict_texts(model, texts, batch_size=batch_size):
+        if as_json:
+            click.echo(json.dumps(r))
+        else:
+            click.echo(f"{r['label']}\t{r['probability']:.4f}\t{r['text'][:80]}")
+
+
+@main.command()
+@click.argument("model_dir", type=click.Path())
+@click.option("--out", "out", type=click.Path(), default=None, help="PNG path (default MODEL_DIR/curves.png)")
+def plot(model_dir, out):
+    """Training curves (loss and accuracy, train against validation) as a PNG."""
+    from lstmkit.plots import plot_history
+
+    path = plot_history(model_dir, out)
+    click.echo(f"wrote {path}")
+
+
 if __name__ == "__main__":
     sys.exit(main())

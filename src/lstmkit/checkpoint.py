@@ -1,0 +1,215 @@
+"""The model directory: config, vocabulary, weights and checksums, written atomically.
+
+A model directory holds:
+    config.json            format version, layers, classes, training config, file checksums
+    vocabulary.txt,
+    vectorizer.json        the TextVectorizer (when the model takes text)
+    weights.safetensors    parameters by name, e.g. "2.forward.W_h" (no pickle anywhere)
+    history.json           per-epoch training metrics
+    metrics.json           the final test metrics (when known)
+    training_state.safetensors, training_state.json
+                           optimizer state, epoch and early-stopping state, for --resume
+
+Writes build the whole directory beside the target and swap it in with renames, so a crash or
+Ctrl-C leaves either the old directory or the new one, never a half-written model. Loading
+checks the format version and every file's SHA-256 against config.json.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from lstmkit.errors import LstmkitError
+
+FORMAT_VERSION = 1
+WEIGHTS = "weights.safetensors"
+STATE = "training_state.safetensors"
+
+
+def flatten_params(tree, prefix=""):
+    """Nested dicts/lists of arrays -> {"0.table": array, "2.forward.W_x": array, ...}."""
+    items = tree.items() if isinstance(tree, dict) else enumerate(tree) if isinstance(tree, (list, tuple)) else None
+    if items is None:
+        return {prefix[:-1]: np.asarray(tree)}
+    out = {}
+    for k, v in items:
+        out.update(flatten_params(v, f"{prefix}{k}."))
+    return out
+
+
+def unflatten_like(template, flat, prefix=""):
+    """Fill a template pytree (from model.build) with arrays from `flat`, checking shapes."""
+    if isinstance(template, dict):
+        return {k: unflatten_like(v, flat, f"{prefix}{k}.") for k, v in template.items()}
+    if isinstance(template, (list, tuple)):
+        return type(template)(unflatten_like(v, flat, f"{prefix}{k}.") for k, v in enumerate(template))
+    name = prefix[:-1]
+    if name not in flat:
+        raise LstmkitError(f"the weights file has no tensor {name!r}; the model directory does not match its config")
+    if tuple(flat[name].shape) != tuple(template.shape):
+        raise LstmkitError(f"tensor {name!r} has shape {tuple(flat[name].shape)} but the config expects {tuple(template.shape)}")
+    return jax.numpy.asarray(flat[name])
+
+
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def write_json(path, obj):
+    """Write JSON atomically: a temporary file, fsync, then rename over the target."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=2)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _swap_in(tmp_dir: Path, target: Path):
+    """Replace target by tmp_dir with renames; the old one survives as target.old until the end."""
+    old = target.with_name(target.name + ".old")
+    if old.exists():
+        shutil.rmtree(old)
+    if target.exists():
+        os.rename(target, old)
+    os.rename(tmp_dir, target)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def resolve_dir(directory) -> Path:
+    """The model directory, or its previous version if a swap was interrupted mid-way."""
+    directory = Path(directory)
+    old = directory.with_name(directory.name + ".old")
+    if not directory.exists() and old.exists():
+        return old
+    return directory
+
+
+def save_model(model, directory, *, train_config=None, history=None, metrics=None, opt_state=None, training=None, status="complete"):
+    """Write the model directory atomically.
+
+    Args:
+        model: a built `Sequential`.
+        train_config: the resolved configuration (preset + flags), saved for reproducibility.
+        history, metrics: dicts saved as history.json and metrics.json.
+        opt_state, training: optimizer state and a JSON-able dict (epoch, best, ...) for --resume.
+        status: "complete", or "training" for a checkpoint of an unfinished run.
+    """
+    from safetensors.numpy import save_file
+
+    import lstmkit
+
+    if model.params is None:
+        raise LstmkitError("the model has no weights to save; fit it first")
+    target = Path(directory)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    try:
+        save_file(flatten_params(model.params), tmp / WEIGHTS)
+        if model.vectorizer is not None:
+            model.vectorizer.save(tmp)
+        if history is not None:
+            write_json(tmp / "history.json", history)
+        if metrics is not None:
+            write_json(tmp / "metrics.json", metrics)
+        if opt_state is not None:
+            leaves = jax.tree.leaves(opt_state)
+            save_file({f"opt.{k}": np.asarray(a) for k, a in enumerate(leaves)}, tmp / STATE)
+            write_json(tmp / "training_state.json", training or {})
+        files = {p.name: sha256(p) for p in sorted(tmp.iterdir()) if p.is_file()}
+        config = {
+            "format_version": FORMAT_VERSION,
+            "lstmkit_version": lstmkit.__version__,
+            "status": status,
+            "model": model.get_config(),
+            "has_vectorizer": model.vectorizer is not None,
+            "train_config": train_config,
+            "files": files,
+        }
+        write_json(tmp / "config.json", config)
+        _swap_in(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def read_config(directory):
+    """config.json of a model directory, with its version and checksums verified."""
+    directory = resolve_dir(directory)
+    if not directory.is_dir():
+        raise LstmkitError(f"model directory {directory} does not exist; train one with `lstmkit train --out {directory}`")
+    path = directory / "config.json"
+    if not path.exists():
+        raise LstmkitError(f"{directory} is not a complete model directory (no config.json); train again or pass the right --out folder")
+    try:
+        config = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise LstmkitError(f"{path} is corrupted ({e.msg if hasattr(e, 'msg') else e}); retrain or restore the model") from None
+    version = config.get("format_version")
+    if not isinstance(version, int):
+        raise LstmkitError(f"{path} has no format_version; it is not an lstmkit model directory")
+    if version > FORMAT_VERSION:
+        raise LstmkitError(f"{directory} uses model format {version}, newer than this lstmkit supports ({FORMAT_VERSION}); upgrade lstmkit")
+    for name, digest in config.get("files", {}).items():
+        file = directory / name
+        if not file.exists():
+            raise LstmkitError(f"{directory} is incomplete: {name} is missing; retrain or restore the model")
+        if sha256(file) != digest:
+            raise LstmkitError(f"{directory}/{name} is corrupted (checksum mismatch); retrain or restore the model")
+    return directory, config
+
+
+def load_model(directory):
+    """Rebuild a `Sequential` from its directory: layers from config, weights by name."""
+    from safetensors.numpy import load_file
+
+    from lstmkit.layers import layer_from_config
+    from lstmkit.model import Sequential
+
+    directory, config = read_config(directory)
+    mc = config["model"]
+    model = Sequential([layer_from_config(c) for c in mc["layers"]], class_names=mc.get("class_names"))
+    if config.get("has_vectorizer"):
+        from lstmkit.text import TextVectorizer
+
+        model.vectorizer = TextVectorizer.load(directory)
+    model.loss = mc.get("loss")
+    template = jax.eval_shape(model.init_params, jax.random.key(0))
+    model.params = unflatten_like(template, load_file(directory / WEIGHTS))
+    model.train_config = config.get("train_config")
+    model.directory = directory
+    return model
+
+
+def load_training_state(directory, opt_state_template):
+    """(opt_state, training dict, history) saved by an unfinished run, for --resume."""
+    from safetensors.numpy import load_file
+
+    directory, config = read_config(directory)
+    if not (directory / STATE).exists():
+        raise LstmkitError(f"{directory} has no training state to resume from; train without --resume")
+    flat = load_file(directory / STATE)
+    leaves, treedef = jax.tree.flatten(opt_state_template)
+    if len(flat) != len(leaves):
+        raise LstmkitError(f"the optimizer state in {directory} does not match this configuration; resume with the same flags")
+    opt_state = jax.tree.unflatten(treedef, [jax.numpy.asarray(flat[f"opt.{k}"]) for k in range(len(leaves))])
+    training = json.loads((directory / "training_state.json").read_text())
+    history = json.loads((directory / "history.json").read_text()) if (directory / "history.json").exists() else None
+    return opt_state, training, history

@@ -1,0 +1,226 @@
+"""A Keras-like `Sequential` classifier: layers in order, parameters as one pytree.
+
+The seed's notebook carries over almost line for line:
+
+    vectorize_layer = TextVectorizer(max_tokens=100, output_sequence_length=200)
+    vectorize_layer.adapt(train.texts)
+    model = Sequential()
+    model.add(vectorize_layer)
+    model.add(Embedding(100, 64, mask_zero=True))
+    model.add(Bidirectional(LSTM(64)))
+    model.add(Dense(64, activation="relu"))
+    model.add(Dense(1, activation="sigmoid"))
+    model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
+    model.fit(train.texts, train.labels, epochs=5, batch_size=64, validation_data=(test.texts, test.labels))
+    loss, accuracy = model.evaluate(test.texts, test.labels)
+
+A `TextVectorizer` first means the model takes raw strings; without one it takes token ids.
+Losses are computed from logits: the final sigmoid or softmax is applied only for predictions.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from lstmkit import layers as L
+from lstmkit.errors import LstmkitError
+
+LOSSES = ("binary_crossentropy", "sparse_categorical_crossentropy")
+
+
+def make_optimizer(name="adam", learning_rate=1e-3, *, clipnorm=None, weight_decay=0.0, schedule=None, total_steps=None, warmup_steps=0):
+    """An optax optimizer; Adam with Keras's defaults (lr 1e-3, eps 1e-7) unless told otherwise.
+
+    schedule: None (constant), "cosine" (warmup then cosine decay to 0 over total_steps).
+    weight_decay > 0 gives AdamW (decoupled decay). clipnorm clips the global gradient norm.
+    """
+    if schedule is None or schedule == "constant":
+        lr = learning_rate
+    elif schedule == "cosine":
+        if not total_steps:
+            raise LstmkitError("a cosine schedule needs the total number of steps")
+        lr = optax.warmup_cosine_decay_schedule(0.0, learning_rate, max(warmup_steps, 1), max(total_steps, warmup_steps + 1))
+    else:
+        raise LstmkitError(f"unknown learning-rate schedule {schedule!r}; use constant or cosine")
+    if name == "adam":
+        opt = optax.adamw(lr, eps=1e-7, weight_decay=weight_decay) if weight_decay else optax.adam(lr, eps=1e-7)
+    elif name == "sgd":
+        opt = optax.sgd(lr)
+    else:
+        raise LstmkitError(f"unknown optimizer {name!r}; use adam or sgd")
+    return optax.chain(optax.clip_by_global_norm(clipnorm), opt) if clipnorm else opt
+
+
+class Sequential:
+    """Layers applied in order; an optional `TextVectorizer` first turns strings into ids.
+
+    Attributes:
+        vectorizer: the TextVectorizer, or None when the model takes ids.
+        layers: the numerical layers (Embedding, LSTM, Bidirectional, Dense, ...).
+        params: list of per-layer parameter dicts, set by `build` (or `fit`).
+        class_names: names of the output classes (set by fit from the data, or given).
+    """
+
+    def __init__(self, layers=(), class_names=None):
+        self.vectorizer = None
+        self.layers = []
+        self.params = None
+        self.class_names = list(class_names) if class_names is not None else None
+        self.optimizer = None
+        self.loss = None
+        self.history = None
+        for layer in layers:
+            self.add(layer)
+
+    def add(self, layer):
+        from lstmkit.text import TextVectorizer
+
+        if isinstance(layer, TextVectorizer):
+            if self.layers or self.vectorizer is not None:
+                raise LstmkitError("a TextVectorizer can only be the first layer of a Sequential")
+            self.vectorizer = layer
+            return self
+        if not isinstance(layer, L.Layer):
+            raise LstmkitError(f"Sequential takes lstmkit layers, got {type(layer).__name__}")
+        self.layers.append(layer)
+        self.params = None
+        return self
+
+    # -- numerics -----------------------------------------------------------------------------
+    def init_params(self, key):
+        """Fresh parameters for every layer from one key (split per layer); pure."""
+        shape = (None,)  # token ids, any length
+        params = []
+        for layer, k in zip(self.layers, jax.random.split(key, max(len(self.layers), 1))):
+            p, shape = layer.init(k, shape)
+            params.append(p)
+        return params
+
+    def build(self, key=None, seed=0):
+        """Initialise the parameters (seeded) and keep them on the model."""
+        self.params = self.init_params(jax.random.key(seed) if key is None else key)
+        return self.params
+
+    @property
+    def n_outputs(self):
+        last = self.layers[-1] if self.layers else None
+        if not isinstance(last, L.Dense):
+            raise LstmkitError("a classifier's last layer must be Dense (1 unit with sigmoid, or K units with softmax)")
+        return last.units
+
+    def apply(self, params, ids, *, key=None, logits=False):
+        """Forward pass on ids (B, T); returns probabilities, or logits (B, K) with logits=True.
+
+        key: a PRNG key in training (dropout on), None at inference.
+        """
+        x, mask = ids, None
+        n = len(self.layers)
+        keys = jax.random.split(key, n) if key is not None else [None] * n
+        skip = False
+        for idx, (layer, p, k) in enumerate(zip(self.layers, params, keys)):
+            if skip:  # this LSTM already ran, fused with the Embedding before it
+                skip = False
+                continue
+            if logits and idx == n - 1 and isinstance(layer, L.Dense):
+                return layer.logits(p, x)
+            nxt = self.layers[idx + 1] if idx + 1 < n else None
+            if isinstance(layer, L.Embedding) and isinstance(nxt, (L.LSTM, L.Bidirectional)) and layer.input_dim <= x.size:
+                # x W_x = (table W_x)[ids]: project the small table instead of every token.
+                mask = (x != 0) if layer.mask_zero else None
+                x, mask = nxt.apply(params[idx + 1], x, mask, embedding=p["table"])
+                skip = True
+                continue
+            x, mask = layer.apply(p, x, mask, key=k)
+        return x
+
+    def loss_fn(self, params, ids, labels, weight, key=None):
+        """Weighted mean loss from logits, and the number of correct predictions."""
+        z = self.apply(params, ids, key=key, logits=True)
+        if z.shape[-1] == 1:  # binary: one logit, sigmoid
+            z = z[:, 0]
+            per_example = optax.sigmoid_binary_cross_entropy(z, labels.astype(z.dtype))
+            correct = (z >= 0) == (labels == 1)
+        else:
+            per_example = optax.softmax_cross_entropy_with_integer_labels(z, labels)
+            correct = z.argmax(-1) == labels
+        total = jnp.maximum(weight.sum(), 1.0)
+        return (per_example * weight).sum() / total, (correct * weight).sum()
+
+    # -- Keras-like verbs ----------------------------------------------------------------------
+    def compile(self, optimizer="adam", loss="binary_crossentropy", metrics=("accuracy",), learning_rate=1e-3):
+        """Choose the optimizer (a name or an optax transformation) and the loss."""
+        if loss not in LOSSES:
+            raise LstmkitError(f"unknown loss {loss!r}; use one of {', '.join(LOSSES)}")
+        self.optimizer = make_optimizer(optimizer, learning_rate) if isinstance(optimizer, str) else optimizer
+        self.loss = loss
+        self.metrics = list(metrics)
+        return self
+
+    def _ids(self, x):
+        """Inputs as a list of ragged id arrays (from strings when a vectorizer is first)."""
+        if self.vectorizer is not None:
+            if isinstance(x, str):
+                x = [x]
+            return self.vectorizer.encode_ragged(list(x))
+        if isinstance(x, np.ndarray) and x.ndim == 2:
+            # A padded id matrix: the real tokens end at the last non-zero id.
+            return [row[: np.flatnonzero(row).max() + 1] if row.any() else row[:0] for row in x.astype(np.int32)]
+        return [np.asarray(row, np.int32) for row in x]
+
+    def fit(self, x, y, *, epochs=1, batch_size=64, validation_data=None, **kwargs):
+        """Train; returns the history dict (loss, accuracy, val_loss, val_accuracy per epoch).
+
+        Extra options (see `lstmkit.train.fit`): seed, bucket, shuffle_buffer, verbose,
+        early_stopping_patience, checkpoint_dir, resume.
+        """
+        from lstmkit import train
+
+        return train.fit(self, x, y, epochs=epochs, batch_size=batch_size, validation_data=validation_data, **kwargs)
+
+    def evaluate(self, x, y, *, batch_size=256, return_dict=False):
+        """(loss, accuracy) on labelled data, as Keras returns them; a dict with return_dict."""
+        from lstmkit import train
+
+        result = train.evaluate(self, x, y, batch_size=batch_size)
+        return result if return_dict else (result["loss"], result["accuracy"])
+
+    def predict(self, x, *, batch_size=256):
+        """Probabilities: (N, 1) for a binary model (of class 1), (N, K) for K classes."""
+        from lstmkit import train
+
+        return train.predict(self, x, batch_size=batch_size)
+
+    def save(self, directory, **extra):
+        from lstmkit import checkpoint
+
+        checkpoint.save_model(self, directory, **extra)
+
+    def get_config(self):
+        return {
+            "layers": [L.layer_to_config(layer) for layer in self.layers],
+            "class_names": self.class_names,
+            "loss": self.loss,
+        }
+
+    def summary(self):
+        """One line per layer with its output shape and parameter count."""
+        if self.params is None:
+            self.build()
+        lines, shape, total = [], (None,), 0
+        for layer, p in zip(self.layers, self.params):
+            _, shape = layer.init(jax.random.key(0), shape)
+            n = sum(int(np.prod(a.shape)) for a in jax.tree.leaves(p))
+            total += n
+            lines.append(f"{type(layer).__name__:<20} {str(('B',) + tuple(shape)):<22} {n:>10,}")
+        lines.append(f"{'total':<43} {total:>10,}")
+        return "\n".join(lines)
+
+
+def load_model(directory):
+    """Load a saved model directory (see `lstmkit.checkpoint`)."""
+    from lstmkit import checkpoint
+
+    return checkpoint.load_model(directory)

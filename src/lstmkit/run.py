@@ -1,0 +1,134 @@
+"""The main job: train a classifier from a preset on a data source, checkpoint it, test it.
+
+This is what `lstmkit train` runs; it owns data loading, splits, checkpoints and reporting, and
+leaves the numerics to `lstmkit.model` and `lstmkit.train`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from lstmkit import checkpoint
+from lstmkit.errors import LstmkitError
+from lstmkit.metrics import classification_report
+from lstmkit.presets import build_model
+
+
+def load_splits(data, *, test_data=None, test_fraction=0.2, text_column=None, label_column=None, seed=0):
+    """(train, test) datasets from a source: its own test split, --test-data, or a carved split."""
+    from lstmkit import datasets
+
+    kw = {"text_column": text_column, "label_column": label_column, "seed": seed}
+    if test_data is not None:
+        return datasets.load_dataset(data, split="train", **kw), datasets.load_dataset(test_data, split="test", **kw)
+    if datasets.has_test_split(data):
+        return datasets.load_dataset(data, split="train", **kw), datasets.load_dataset(data, split="test", **kw)
+    full = datasets.load_dataset(data, **kw)
+    print(f"{data} has no test split: holding out a stratified {test_fraction:.0%} as test (seed {seed})", flush=True)
+    return datasets.train_val_split(full, val_fraction=test_fraction, seed=seed)
+
+
+def train_run(config, data, out, *, test_data=None, text_column=None, label_column=None, resume=False, verbose=True):
+    """Train per `config` (see `lstmkit.presets`), write the model directory to `out`, return test metrics."""
+    from lstmkit import datasets
+
+    t_start = time.perf_counter()
+    out = Path(out)
+    if resume:
+        _, saved = checkpoint.read_config(out)
+        if saved.get("status") != "training":
+            raise LstmkitError(f"{out} holds a finished model, not an interrupted run; train without --resume")
+        config = {**saved["train_config"], "epochs": config["epochs"]}
+        print(f"resuming the run in {out} with its saved configuration", flush=True)
+    elif out.exists() and any(out.iterdir()):
+        status = None
+        if (out / "config.json").exists():
+            status = json.loads((out / "config.json").read_text()).get("status")
+        if status == "training":
+            raise LstmkitError(f"{out} holds an interrupted run; continue it with --resume, or choose another --out")
+    seed = int(config["seed"])
+    train, test = load_splits(data, test_data=test_data, text_column=text_column, label_column=label_column, seed=seed)
+    if str(config["validation"]) == "test":
+        val = test  # as the seed notebook does; the reported test figure is then not held out
+    else:
+        train, val = datasets.train_val_split(train, val_fraction=float(config["validation"]), seed=seed)
+    class_names = list(train.class_names)
+    if len(class_names) < 2:
+        raise LstmkitError(f"the training data has a single class ({class_names[0] if class_names else 'none'}); a classifier needs at least two")
+    print(f"data: {len(train.texts):,} train, {len(val.texts):,} validation{' (the test split)' if val is test else ''}, "
+          f"{len(test.texts):,} test; classes {class_names} ({time.perf_counter() - t_start:.1f} s)", flush=True)  # fmt: skip
+    print("config: " + json.dumps(config, sort_keys=True), flush=True)
+
+    steps_per_epoch = math.ceil(len(train.texts) / config["batch_size"])
+    model = build_model(config, len(class_names), steps_per_epoch)
+    model.class_names = class_names
+    t0 = time.perf_counter()
+    model.vectorizer.adapt(train.texts)
+    print(f"vocabulary: {model.vectorizer.vocab_size:,} tokens ({time.perf_counter() - t0:.1f} s)", flush=True)
+    model.build(seed=seed)
+    opt_state, history, initial_epoch = None, None, 0
+    if resume:
+        saved_model = checkpoint.load_model(out)
+        model.params = saved_model.params
+        opt_state, training, history = checkpoint.load_training_state(out, model.optimizer.init(model.params))
+        initial_epoch = training["epoch"] + 1
+        print(f"resumed after epoch {initial_epoch}", flush=True)
+
+    def save_checkpoint(epoch, model, opt_state, history, best):
+        training = {"epoch": epoch, "best_value": best["value"], "best_epoch": best["epoch"], "wait": best["wait"]}
+        checkpoint.save_model(model, out, train_config=config, history=history, opt_state=opt_state, training=training, status="training")
+
+    model.fit(
+        train.texts, train.labels, epochs=config["epochs"], batch_size=config["batch_size"],
+        validation_data=(val.texts, val.labels), seed=seed, bucket=config["bucket"],
+        shuffle_buffer=config["shuffle_buffer"] or None, verbose=verbose,
+        early_stopping_patience=config["early_stopping"] or None, on_epoch_end=save_checkpoint,
+        initial_epoch=initial_epoch, opt_state=opt_state, history=history,
+    )  # fmt: skip
+    t0 = time.perf_counter()
+    proba = model.predict(test.texts)
+    metrics = classification_report(test.labels, proba, class_names)
+    metrics["predict_seconds"] = time.perf_counter() - t0
+    metrics["train_seconds"] = time.perf_counter() - t_start
+    checkpoint.save_model(model, out, train_config=config, history=model.history, metrics=metrics, status="complete")
+    print(f"test: accuracy {metrics['accuracy']:.4f}" + (f", ROC AUC {metrics['roc_auc']:.4f}" if "roc_auc" in metrics else "")
+          + f", F1 {metrics['f1']:.4f} on {metrics['n']:,} examples; total {metrics['train_seconds']:.0f} s", flush=True)  # fmt: skip
+    print(f"model saved to {out}", flush=True)
+    return metrics
+
+
+def evaluate_run(model_dir, data, *, split="test", text_column=None, label_column=None, batch_size=256):
+    """Metrics of a saved model on a labelled source."""
+    from lstmkit import datasets
+
+    model = checkpoint.load_model(model_dir)
+    ds = datasets.load_dataset(data, split=split, text_column=text_column, label_column=label_column)
+    _check_classes(model, ds)
+    proba = model.predict(ds.texts, batch_size=batch_size)
+    return classification_report(ds.labels, proba, model.class_names)
+
+
+def _check_classes(model, ds):
+    if list(ds.class_names) != list(model.class_names):
+        raise LstmkitError(f"the data's classes {list(ds.class_names)} differ from the model's {list(model.class_names)}")
+
+
+def predict_texts(model, texts, batch_size=256):
+    """[{"text", "label", "probability"}] per text; probability is of the predicted label."""
+    proba = model.predict(list(texts), batch_size=batch_size)
+    out = []
+    for text, p in zip(texts, proba):
+        if p.shape[-1] == 1:
+            p1 = float(p[0])
+            k = int(p1 >= 0.5)
+            prob = p1 if k == 1 else 1.0 - p1
+        else:
+            k = int(np.argmax(p))
+            prob = float(p[k])
+        out.append({"text": text, "label": model.class_names[k], "probability": prob})
+    return out

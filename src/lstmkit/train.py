@@ -1,0 +1,235 @@
+"""Training, evaluation and prediction loops on top of Optax, for a `Sequential`.
+
+Everything inside a step is jitted: one compiled train step per batch shape (batches are
+length-bucketed, so few shapes occur), parameters and optimizer state donated so they update in
+place, and the next batch prepared on a background thread while the step runs. Metrics stay on
+the device until the progress bar asks for them.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lstmkit.batching import iterate_batches, prefetch
+from lstmkit.errors import LstmkitError
+
+
+def _labels(y):
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    return y.astype(np.int32)
+
+
+def _check_ready(model):
+    if model.optimizer is None or model.loss is None:
+        raise LstmkitError("call model.compile(...) before fit")
+    if not model.layers:
+        raise LstmkitError("the model has no layers; add Embedding, LSTM and Dense layers")
+
+
+@partial(jax.jit, static_argnums=(0,), donate_argnums=(1, 2))
+def _train_step(model, params, opt_state, ids, labels, weight, key):
+    """One optimizer step; returns new params and state, and the batch's loss and correct sums."""
+    (loss, correct), grads = jax.value_and_grad(model.loss_fn, has_aux=True)(params, ids, labels, weight, key)
+    updates, opt_state = model.optimizer.update(grads, opt_state, params)
+    params = jax.tree.map(lambda p, u: p + u, params, updates)
+    return params, opt_state, loss * weight.sum(), correct
+
+
+@partial(jax.jit, static_argnums=(0,))
+def _eval_step(model, params, ids, labels, weight):
+    loss, correct = model.loss_fn(params, ids, labels, weight)
+    return loss * weight.sum(), correct
+
+
+@partial(jax.jit, static_argnums=(0,))
+def _predict_step(model, params, ids):
+    return model.apply(params, ids)
+
+
+# jit keys on the model object; a model's identity and hash are its own, so each model compiles
+# once per batch shape and a new model never reuses stale code.
+
+
+def _pad_multiple(max_length):
+    """Batch lengths are rounded up to a quarter of the maximum: at most 4 shapes to compile."""
+    return max(8, -(-max_length // 4)) if max_length else 32
+
+
+def _batches(model, ids, labels, batch_size, *, seed, shuffle, bucket, shuffle_buffer=None):
+    max_length = _max_length(model)
+    pad_multiple = _pad_multiple(max_length)
+    it = iterate_batches(
+        ids, labels, batch_size, seed=seed, shuffle=shuffle, bucket=bucket, shuffle_buffer=shuffle_buffer,
+        pad_multiple=pad_multiple, max_length=max_length,
+    )  # fmt: skip
+    return prefetch(it, 2)
+
+
+def _round_up(n, multiple):
+    return max(multiple, -(-n // multiple) * multiple)
+
+
+def _inference_batches(ids, batch_size, max_length):
+    """Batches for evaluation and prediction: sorted by length so padding is small.
+
+    Yields (rows, ids (B, T), weight (B,)): rows are the input positions of the batch's real
+    rows; B is always batch_size (filler rows have weight 0) and T a multiple of pad_multiple,
+    so few shapes are compiled.
+    """
+    pad_multiple = _pad_multiple(max_length)
+    lengths = np.array([len(s) for s in ids], np.int64)
+    if max_length is not None:
+        lengths = np.minimum(lengths, max_length)
+    order = np.argsort(lengths, kind="stable")
+    for start in range(0, len(ids), batch_size):
+        rows = order[start : start + batch_size]
+        T = _round_up(int(lengths[rows].max()), pad_multiple)
+        if max_length is not None:
+            T = min(T, max_length) if lengths[rows].max() > 0 else min(pad_multiple, max_length)
+        batch = np.zeros((batch_size, T), np.int32)
+        for r, i in enumerate(rows):
+            batch[r, : lengths[i]] = ids[i][: lengths[i]]
+        weight = np.zeros(batch_size, np.float32)
+        weight[: len(rows)] = 1.0
+        yield rows, batch, weight
+
+
+def _max_length(model):
+    return model.vectorizer.output_sequence_length if model.vectorizer is not None else None
+
+
+def evaluate(model, x, y, *, batch_size=256):
+    """Mean loss and accuracy over labelled data."""
+    if model.params is None:
+        raise LstmkitError("the model has no weights yet; fit it or load a trained one")
+    return _evaluate_ids(model, model._ids(x), _labels(y), batch_size)
+
+
+def _evaluate_ids(model, ids, labels, batch_size=256):
+    pending, n = [], 0
+    for rows, batch, weight in _inference_batches(ids, batch_size, _max_length(model)):
+        batch_labels = np.zeros(batch_size, np.int32)
+        batch_labels[: len(rows)] = labels[rows]
+        pending.append(_eval_step(model, model.params, batch, batch_labels, weight))
+        n += len(rows)
+    loss_sum = sum(float(l) for l, _ in pending)
+    correct = sum(float(c) for _, c in pending)
+    return {"loss": loss_sum / max(n, 1), "accuracy": correct / max(n, 1)}
+
+
+def predict(model, x, *, batch_size=256):
+    """Probabilities in input order: (N, 1) for a binary model, (N, K) for K classes."""
+    if model.params is None:
+        raise LstmkitError("the model has no weights yet; fit it or load a trained one")
+    ids = model._ids(x)
+    out = np.zeros((len(ids), model.n_outputs), np.float32)
+    pending = [(rows, _predict_step(model, model.params, batch)) for rows, batch, _ in _inference_batches(ids, batch_size, _max_length(model))]
+    for rows, proba in pending:
+        out[rows] = np.asarray(proba)[: len(rows)]
+    return out
+
+
+def fit(model, x, y, *, epochs=1, batch_size=64, validation_data=None, seed=0, bucket=True, shuffle_buffer=None,
+        verbose=True, early_stopping_patience=None, monitor="val_loss", on_epoch_end=None, initial_epoch=0,
+        opt_state=None, history=None):  # fmt: skip
+    """Train the model; returns the history dict.
+
+    Args:
+        x, y: training texts (or ids) and integer labels.
+        validation_data: (x_val, y_val) evaluated after each epoch, or None.
+        seed: one seed for initialisation, shuffling and dropout; same seed, same machine, same run.
+        bucket: length-bucketed batches (fast); False gives fixed-length batches (Keras-identical).
+        shuffle_buffer: tf.data-style shuffle buffer size, or None for a full shuffle.
+        early_stopping_patience: stop after this many epochs without improving `monitor`, and
+            restore the best weights.
+        on_epoch_end: callback(epoch, model, opt_state, history, best) after each epoch, used by
+            the CLI to write checkpoints.
+        initial_epoch, opt_state, history: continue an interrupted run (resume).
+    """
+    from tqdm.auto import tqdm
+
+    _check_ready(model)
+    ids, labels = model._ids(x), _labels(y)
+    if len(ids) == 0:
+        raise LstmkitError("no training examples")
+    if model.class_names is None:
+        n_classes = max(int(labels.max()) + 1, 2)
+        model.class_names = [str(k) for k in range(n_classes)]
+    if model.params is None:
+        model.build(seed=seed)
+    if opt_state is None:
+        opt_state = model.optimizer.init(model.params)
+    history = history if history is not None else {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": [], "epoch_time": []}
+    val = None
+    if validation_data is not None:
+        val = (model._ids(validation_data[0]), _labels(validation_data[1]))
+    base_key = jax.random.key(seed)
+    best = {"value": None, "epoch": None, "params": None, "wait": 0}
+    steps_per_epoch = math.ceil(len(ids) / batch_size)
+    for epoch in range(initial_epoch, epochs):
+        t0 = time.perf_counter()
+        epoch_key = jax.random.fold_in(base_key, epoch)
+        bar = tqdm(total=len(ids), desc=f"epoch {epoch + 1}/{epochs}", unit="ex", disable=not verbose, leave=True, dynamic_ncols=True)
+        loss_sum, correct_sum, seen = 0.0, 0.0, 0
+        pending = []
+        batches = _batches(model, ids, labels, batch_size, seed=seed * 100003 + epoch, shuffle=True, bucket=bucket, shuffle_buffer=shuffle_buffer)
+        for step, batch in enumerate(batches):
+            key = jax.random.fold_in(epoch_key, step)
+            model.params, opt_state, l, c = _train_step(model, model.params, opt_state, batch.ids, batch.labels, batch.weight, key)
+            n = int(batch.weight.sum())
+            pending.append((l, c, n))
+            # Read metrics one step behind, so the host never waits for the step it just queued.
+            while len(pending) > 1:
+                l_, c_, n_ = pending.pop(0)
+                loss_sum, correct_sum, seen = loss_sum + float(l_), correct_sum + float(c_), seen + n_
+                bar.update(n_)
+                if step % 5 == 0:
+                    rate = seen / (time.perf_counter() - t0)
+                    bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct_sum / seen:.4f}", ex_s=f"{rate:.0f}")
+        for l_, c_, n_ in pending:
+            loss_sum, correct_sum, seen = loss_sum + float(l_), correct_sum + float(c_), seen + n_
+            bar.update(n_)
+        bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct_sum / seen:.4f}", ex_s=f"{seen / (time.perf_counter() - t0):.0f}")
+        bar.close()
+        history["loss"].append(loss_sum / seen)
+        history["accuracy"].append(correct_sum / seen)
+        history["epoch_time"].append(time.perf_counter() - t0)
+        message = f"epoch {epoch + 1}/{epochs}: loss {loss_sum / seen:.4f}, accuracy {correct_sum / seen:.4f}, {history['epoch_time'][-1]:.1f} s"
+        if val is not None:
+            v = _evaluate_ids(model, *val)
+            history["val_loss"].append(v["loss"])
+            history["val_accuracy"].append(v["accuracy"])
+            message += f"; val_loss {v['loss']:.4f}, val_accuracy {v['accuracy']:.4f}"
+        if verbose:
+            print(message, flush=True)
+        stop = False
+        if early_stopping_patience is not None and val is not None:
+            value = history[monitor][-1]
+            better = best["value"] is None or (value < best["value"] if "loss" in monitor else value > best["value"])
+            if better:
+                best.update(value=value, epoch=epoch, params=jax.tree.map(np.asarray, model.params), wait=0)
+            else:
+                best["wait"] += 1
+                stop = best["wait"] >= early_stopping_patience
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, model, opt_state, history, best)
+        if stop:
+            if verbose:
+                print(f"early stopping: no {monitor} improvement for {early_stopping_patience} epochs", flush=True)
+            break
+    if best["params"] is not None:
+        model.params = jax.tree.map(jnp.asarray, best["params"])
+        history["best_epoch"] = best["epoch"] + 1
+        if verbose:
+            print(f"restored the best weights, from epoch {best['epoch'] + 1} ({monitor} {best['value']:.4f})", flush=True)
+    model.history = history
+    model.opt_state = opt_state
+    return history

@@ -1,0 +1,194 @@
+"""The classifier: fused embedding path, learning, losses, save/load, and the Keras-like API."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lstmkit import LstmkitError
+from lstmkit.checkpoint import load_model, read_config
+from lstmkit.layers import LSTM, Bidirectional, Dense, Embedding, GlobalMaxPool, MaxMeanPool
+from lstmkit.model import Sequential
+from lstmkit.text import TextVectorizer
+
+POS = ["good", "great", "superb", "fine", "lovely"]
+NEG = ["bad", "awful", "poor", "boring", "dull"]
+FILLER = ["the", "movie", "was", "a", "plot", "and", "it", "actor", "scene", "really"]
+
+
+def synthetic_reviews(n, seed):
+    """Reviews whose label is which sentiment words outnumber the other's; filler elsewhere."""
+    rng = np.random.default_rng(seed)
+    texts, labels = [], []
+    for _ in range(n):
+        y = int(rng.integers(2))
+        words = list(rng.choice(FILLER, rng.integers(3, 14)))
+        strong, weak = (POS, NEG) if y else (NEG, POS)
+        for _ in range(rng.integers(2, 4)):
+            words.insert(rng.integers(len(words) + 1), rng.choice(strong))
+        if rng.random() < 0.5:
+            words.insert(rng.integers(len(words) + 1), rng.choice(weak))
+        texts.append(" ".join(words))
+        labels.append(y)
+    return texts, np.array(labels)
+
+
+def small_model(pooling=None, vocab=32, length=24):
+    v = TextVectorizer(max_tokens=vocab, output_sequence_length=length)
+    layers = [v, Embedding(vocab, 16, mask_zero=True)]
+    if pooling:
+        layers += [Bidirectional(LSTM(16, return_sequences=True)), pooling]
+    else:
+        layers += [Bidirectional(LSTM(16))]
+    layers += [Dense(16, "relu"), Dense(1, "sigmoid")]
+    return Sequential(layers)
+
+
+def test_fused_embedding_path_equals_plain_layers():
+    """(table W_x)[ids] inside the LSTM must equal looking up the embedding first, values and grads."""
+    model = Sequential([Embedding(50, 8, mask_zero=True), Bidirectional(LSTM(6)), Dense(1, "sigmoid")])
+    params = model.build(seed=3)
+    rng = np.random.default_rng(0)
+    ids = rng.integers(1, 50, (4, 7)).astype(np.int32)
+    ids[1, 4:] = 0
+    ids[3, :] = 0  # a fully padded row
+
+    def plain(params, ids):
+        x, mask = model.layers[0].apply(params[0], ids, None)
+        x, _ = model.layers[1].apply(params[1], x, mask)
+        return model.layers[2].logits(params[2], x)
+
+    def fused(params, ids):
+        return model.apply(params, ids, logits=True)
+
+    np.testing.assert_allclose(fused(params, ids), plain(params, ids), atol=1e-6)
+    g_fused = jax.grad(lambda p: fused(p, ids).sum())(params)
+    g_plain = jax.grad(lambda p: plain(p, ids).sum())(params)
+    for a, b in zip(jax.tree.leaves(g_fused), jax.tree.leaves(g_plain)):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_overfit_one_batch():
+    model = Sequential([Embedding(20, 8, mask_zero=True), Bidirectional(LSTM(8)), Dense(1, "sigmoid")])
+    model.compile(optimizer="adam", loss="binary_crossentropy", learning_rate=1e-2)
+    rng = np.random.default_rng(1)
+    ids = rng.integers(1, 20, (16, 10)).astype(np.int32)
+    y = rng.integers(0, 2, 16)
+    model.fit(ids, y, epochs=60, batch_size=16, verbose=False, bucket=False)
+    loss, acc = model.evaluate(ids, y)
+    assert acc == 1.0 and loss < 0.1
+
+
+def test_keras_like_api_learns_held_out():
+    train_x, train_y = synthetic_reviews(1200, seed=0)
+    test_x, test_y = synthetic_reviews(300, seed=1)
+    model = small_model(MaxMeanPool())
+    model.vectorizer.adapt(train_x)
+    model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"], learning_rate=5e-3)
+    history = model.fit(train_x, train_y, epochs=3, batch_size=32, validation_data=(test_x, test_y), verbose=False)
+    assert len(history["loss"]) == 3 and history["loss"][-1] < history["loss"][0]
+    loss, accuracy = model.evaluate(test_x, test_y)
+    assert accuracy > 0.9, accuracy
+    proba = model.predict(["a great and lovely movie", "", "dull awful boring"])
+    assert proba.shape == (3, 1) and np.all(np.isfinite(proba))
+    assert proba[0, 0] > 0.5 > proba[2, 0]
+
+
+def test_predict_keeps_input_order_and_handles_unknown_words():
+    texts, labels = synthetic_reviews(200, seed=2)
+    model = small_model()
+    model.vectorizer.adapt(texts)
+    model.compile()
+    model.build(seed=0)
+    mixed = [texts[5], "zzz qqq unknownword", texts[9], "", texts[5]]
+    proba = model.predict(mixed, batch_size=2)
+    assert np.all(np.isfinite(proba))
+    np.testing.assert_allclose(proba[0], proba[4], atol=1e-6)
+    one = model.predict([texts[9]])
+    np.testing.assert_allclose(one[0], proba[2], atol=1e-5)
+
+
+def test_binary_loss_is_stable_for_huge_logits():
+    model = Sequential([Embedding(5, 2), LSTM(2), GlobalMaxPool(), Dense(1, "sigmoid")])
+    with pytest.raises(LstmkitError, match="return_sequences"):
+        model.build(seed=0)
+        model.apply(model.params, jnp.ones((1, 3), jnp.int32))
+    model = Sequential([Embedding(5, 2), Bidirectional(LSTM(2)), Dense(1, "sigmoid")])
+    params = model.build(seed=0)
+    params[2]["b"] = jnp.array([1e4])
+    loss, _ = model.loss_fn(params, jnp.ones((2, 3), jnp.int32), jnp.array([0, 1]), jnp.ones(2))
+    assert np.isfinite(float(loss)) and float(loss) == pytest.approx(5e3, rel=1e-3)
+
+
+def test_multiclass_softmax():
+    rng = np.random.default_rng(0)
+    ids = rng.integers(1, 30, (90, 6)).astype(np.int32)
+    y = (ids[:, 0] % 3).astype(np.int32)  # the class is in the first token
+    model = Sequential([Embedding(30, 8, mask_zero=True), LSTM(16, go_backwards=True), Dense(3, "softmax")])
+    model.compile(loss="sparse_categorical_crossentropy", learning_rate=2e-2)
+    model.fit(ids, y, epochs=40, batch_size=32, verbose=False)
+    assert model.predict(ids).shape == (90, 3)
+    assert model.evaluate(ids, y)[1] > 0.9
+
+
+def test_save_load_roundtrip_and_corruption(tmp_path):
+    texts, labels = synthetic_reviews(100, seed=3)
+    model = small_model()
+    model.vectorizer.adapt(texts)
+    model.class_names = ["neg", "pos"]
+    model.compile()
+    model.build(seed=1)
+    out = tmp_path / "model"
+    model.save(out)
+    loaded = load_model(out)
+    assert loaded.class_names == ["neg", "pos"]
+    np.testing.assert_allclose(loaded.predict(texts[:7]), model.predict(texts[:7]), atol=1e-6)
+    assert not list(tmp_path.glob(".*tmp*")), "no temporary files are left behind"
+
+    # Saving again over it swaps atomically and leaves no .old behind.
+    model.save(out)
+    assert not (tmp_path / "model.old").exists()
+
+    weights = out / "weights.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(LstmkitError, match="corrupted"):
+        load_model(out)
+
+    model.save(out)
+    config = json.loads((out / "config.json").read_text())
+    config["format_version"] = 99
+    (out / "config.json").write_text(json.dumps(config))
+    with pytest.raises(LstmkitError, match="newer"):
+        read_config(out)
+    (out / "config.json").unlink()
+    with pytest.raises(LstmkitError, match="config.json"):
+        load_model(out)
+    with pytest.raises(LstmkitError, match="does not exist"):
+        load_model(tmp_path / "nope")
+
+
+def test_interrupted_swap_falls_back_to_previous_version(tmp_path):
+    texts, _ = synthetic_reviews(50, seed=4)
+    model = small_model()
+    model.vectorizer.adapt(texts)
+    model.compile()
+    model.build(seed=2)
+    out = tmp_path / "m"
+    model.save(out)
+    out.rename(tmp_path / "m.old")  # as if the process died between the two renames
+    np.testing.assert_allclose(load_model(out).predict(texts[:3]), model.predict(texts[:3]), atol=1e-6)
+
+
+def test_errors_are_clear():
+    with pytest.raises(LstmkitError, match="compile"):
+        Sequential([Embedding(5, 2), LSTM(2), Dense(1, "sigmoid")]).fit(np.ones((2, 3), np.int32), [0, 1])
+    with pytest.raises(LstmkitError, match="activation"):
+        Dense(3, "swish")
+    with pytest.raises(LstmkitError, match="Bidirectional wraps"):
+        Bidirectional(Dense(3))
+    with pytest.raises(LstmkitError, match="weights"):
+        Sequential([Embedding(5, 2), LSTM(2), Dense(1)]).predict(np.ones((2, 3), np.int32))
