@@ -34,34 +34,46 @@ CONFIGS = [
 ]
 
 
-def median_time(fn, repeats: int) -> tuple[float, object]:
-    times, result = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
-
-
-def bench_lstmkit(texts, config, repeats):
-    v = TextVectorizer(**config)
-    t_adapt, _ = median_time(lambda: v.adapt(texts), repeats)
-    t_encode, ids = median_time(lambda: v(texts), repeats)
-    return t_adapt, t_encode, v.vocabulary, ids
-
-
-def bench_keras(texts, config, repeats):
+def load_keras():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
         import keras
         import tensorflow as tf
     except ImportError:
         return None
-    data = tf.constant(texts)
-    layer = keras.layers.TextVectorization(**config)
-    t_adapt, _ = median_time(lambda: layer.adapt(data), repeats)
-    t_encode, ids = median_time(lambda: layer(data).numpy(), repeats)
-    return t_adapt, t_encode, [str(t) for t in layer.get_vocabulary()], ids
+    return keras, tf
+
+
+def timed(fn):
+    start = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - start, result
+
+
+def bench(texts, config, repeats, keras_tf):
+    """Median seconds {name: [adapt, encode]}, alternating the two libraries so load hits both alike."""
+    ours = TextVectorizer(**config)
+    times = {"lstmkit": ([], [])}
+    results = {}
+    if keras_tf is not None:
+        keras, tf = keras_tf
+        data = tf.constant(texts)
+        layer = keras.layers.TextVectorization(**config)
+        times["keras"] = ([], [])
+    for _ in range(repeats):
+        times["lstmkit"][0].append(timed(lambda: ours.adapt(texts))[0])
+        if keras_tf is not None:
+            times["keras"][0].append(timed(lambda: layer.adapt(data))[0])
+        t, results["lstmkit"] = timed(lambda: ours(texts))
+        times["lstmkit"][1].append(t)
+        if keras_tf is not None:
+            t, results["keras"] = timed(lambda: layer(data).numpy())
+            times["keras"][1].append(t)
+    vocabs = {"lstmkit": ours.vocabulary}
+    if keras_tf is not None:
+        vocabs["keras"] = [str(t) for t in layer.get_vocabulary()]
+    medians = {name: [statistics.median(a), statistics.median(e)] for name, (a, e) in times.items()}
+    return medians, vocabs, results
 
 
 def main():
@@ -75,18 +87,17 @@ def main():
     print(f"read IMDB train+test in one pass: {time.perf_counter() - start:.2f} s ({len(splits['train'])} + {len(splits['test'])} reviews)")
     texts = splits["train"].texts
 
+    keras_tf = load_keras()
     for config in CONFIGS:
         print(f"\nconfig {config}, {len(texts)} reviews, median of {args.repeats}")
-        ours = bench_lstmkit(texts, config, args.repeats)
-        print(f"  lstmkit  adapt {ours[0]:6.2f} s   encode {ours[1]:6.2f} s   vocab {len(ours[2])}")
-        theirs = bench_keras(texts, config, args.repeats)
-        if theirs is None:
+        medians, vocabs, ids = bench(texts, config, args.repeats, keras_tf)
+        for name, (t_adapt, t_encode) in medians.items():
+            print(f"  {name:8s} adapt {t_adapt:6.2f} s   encode {t_encode:6.2f} s   vocab {len(vocabs[name])}")
+        if keras_tf is None:
             print("  keras    skipped: TensorFlow is not installed in this Python (use /work/refenv/bin/python)")
             continue
-        print(f"  keras    adapt {theirs[0]:6.2f} s   encode {theirs[1]:6.2f} s   vocab {len(theirs[2])}")
-        same_vocab = ours[2] == theirs[2]
-        same_ids = ours[3].shape == theirs[3].shape and np.array_equal(ours[3], theirs[3])
-        print(f"  same vocabulary: {same_vocab}   same ids: {same_ids}")
+        same_ids = ids["lstmkit"].shape == ids["keras"].shape and np.array_equal(ids["lstmkit"], ids["keras"])
+        print(f"  same vocabulary: {vocabs['lstmkit'] == vocabs['keras']}   same ids: {same_ids}")
 
     v = TextVectorizer(max_tokens=20000, output_sequence_length=200)
     v.adapt(texts)

@@ -87,7 +87,7 @@ def test_matches_reference_implementation(standardize, split, ngrams):
         assert doc.tolist() == expected
 
 
-def test_nul_characters_take_the_exact_path():
+def test_nul_characters_are_ordinary_characters():
     texts = ["a \x00 b", "\x00", "a b"]
     v = TextVectorizer()
     v.adapt(texts)

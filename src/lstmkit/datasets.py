@@ -30,7 +30,7 @@ import urllib.request
 import warnings
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -74,7 +74,6 @@ class Dataset:
     ids: list[str] | None = None
     replaced: int = 0
     empty: int = 0
-    extra: dict = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -208,19 +207,15 @@ def _is_imdb(path: Path) -> bool:
 def _imdb_location(path: Path, splits) -> Path:
     """The folder or archive to read: `path` itself, its aclImdb/, or the archive in it that has `splits`."""
     if not path.exists():
-        raise LstmkitError(f"{path} does not exist; pass the aclImdb/ folder or aclImdb_v1.tar.gz (or use --data imdb to download it)")
-    if path.is_file():
-        return path
-    if (path / "train").is_dir() or (path / "test").is_dir():
+        raise LstmkitError(f"{path} does not exist; pass the aclImdb/ folder or {IMDB_FILENAME} (or 'imdb' to download it)")
+    if path.is_file() or (path / "train").is_dir() or (path / "test").is_dir():
         return path
     if (path / "aclImdb").is_dir():
         return path / "aclImdb"
-    # A folder of archives: the official one, or the labeled / unlabeled halves.
-    wanted = ["aclImdb_unsup.tar.gz"] if "unsup" in splits else ["aclImdb_labeled.tar.gz"]
-    if set(splits) >= {"unsup", "train"} or set(splits) >= {"unsup", "test"}:
-        wanted = []
-    for name in wanted + [IMDB_FILENAME]:
-        if (path / name).is_file():
+    # A folder of archives: the official one holds every split, the two halves one kind each.
+    half = "aclImdb_unsup.tar.gz" if set(splits) == {"unsup"} else None if "unsup" in splits else "aclImdb_labeled.tar.gz"
+    for name in (half, IMDB_FILENAME):
+        if name and (path / name).is_file():
             return path / name
     raise LstmkitError(f"{path} holds neither an aclImdb/ folder nor {IMDB_FILENAME}; pass the folder or archive itself")
 

@@ -34,6 +34,7 @@ ASCII blanks. That is what makes it as fast as the TensorFlow kernels.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -60,8 +61,6 @@ _LOWER_TABLE = bytes.maketrans(bytes(range(65, 91)), bytes(range(97, 123)))
 _IDENTITY_TABLE = bytes(range(256))
 # IMDB writes line breaks as '<br />'; Keras keeps them as the token 'br'.
 _HTML_BREAK = re.compile(r"<\s*br\s*/?\s*>", re.IGNORECASE)
-# Separates documents when a whole batch is split at once; a text containing NUL takes the slow path.
-_DOC_SEP = b"\x00"
 
 
 def strip_html_breaks(text: str) -> str:
@@ -141,8 +140,12 @@ class TextVectorizer:
             raise LstmkitError("vocabulary holds '' or '[UNK]' away from indices 0 and 1; remove them from the token list")
         if len(set(tokens)) != len(tokens):
             raise LstmkitError("vocabulary holds duplicate tokens; each token must appear once")
-        self._vocab = [PAD_TOKEN, OOV_TOKEN] + tokens
-        self._index = _IdLookup({self._key(t): i for i, t in enumerate(tokens, start=2)})
+        self._install([PAD_TOKEN, OOV_TOKEN] + tokens, [self._key(t) for t in tokens])
+
+    def _install(self, vocab: list[str], keys: list) -> None:
+        """Set the vocabulary and its lookup table (keys: the learned tokens as lookup keys)."""
+        self._vocab = vocab
+        self._index = dict(zip(keys, range(2, len(keys) + 2)))
         self._adapted = True
 
     def adapt(self, texts: Iterable[str]) -> None:
@@ -153,14 +156,14 @@ class TextVectorizer:
         """
         texts = _as_text_list(texts)
         counts: Counter = Counter()
-        fast = self._fast_for(texts)
-        if fast:
-            big = self._standardized_bytes(texts)
-            counts.update(big.split())
-            counts.pop(_DOC_SEP, None)
-            tokens = [t.decode("utf-8", "surrogatepass") for t in counts]
-            tokens_b = list(counts)
-            freq = np.fromiter(counts.values(), dtype=np.int64, count=len(counts))
+        if self._fast:
+            # Tokens never span texts, so one split of all texts joined by a space counts them all.
+            if self.strip_html:  # per text: a tag must not form across the joining space
+                texts = [strip_html_breaks(t) for t in texts]
+            counts.update(self._standardize_bytes(" ".join(texts)).split())
+            tokens_b = [t for t in counts if t != b"[UNK]"]  # '' cannot come out of split()
+            tokens = [t.decode("utf-8", "surrogatepass") for t in tokens_b]
+            freq = np.fromiter((counts[t] for t in tokens_b), dtype=np.int64, count=len(tokens_b))
         else:
             for doc in self._tokenize_slow(texts):
                 counts.update(doc)
@@ -169,17 +172,11 @@ class TextVectorizer:
             tokens = list(counts)
             tokens_b = [t.encode("utf-8", "surrogatepass") for t in tokens]
             freq = np.fromiter(counts.values(), dtype=np.int64, count=len(counts))
-        if fast:
-            # In the bytes path '' cannot occur; '[UNK]' can when nothing strips brackets.
-            keep = [i for i, t in enumerate(tokens) if t != OOV_TOKEN]
-            if len(keep) != len(tokens):
-                tokens = [tokens[i] for i in keep]
-                tokens_b = [tokens_b[i] for i in keep]
-                freq = freq[keep]
         order = _keras_order(tokens_b, freq)
         if self.max_tokens is not None:
             order = order[: self.max_tokens - 2]
-        self.set_vocabulary([tokens[i] for i in order])
+        keys = tokens_b if self._fast else tokens
+        self._install([PAD_TOKEN, OOV_TOKEN] + [tokens[i] for i in order], [keys[i] for i in order])
 
     # ---- encoding -------------------------------------------------------------------------
 
@@ -191,11 +188,11 @@ class TextVectorizer:
         """
         if isinstance(texts, str):
             raise LstmkitError("TextVectorizer expects a list of texts, got one string; wrap it in a list")
-        docs = self.encode_ragged(texts)
+        flat, lengths = self._encode_flat(texts)
         length = self.output_sequence_length
         if length is None:
-            length = max((len(d) for d in docs), default=0)
-        return pad_sequences(docs, length)
+            length = int(lengths.max()) if len(lengths) else 0
+        return _scatter(flat, lengths, length)
 
     def encode_ragged(self, texts: Iterable[str]) -> list[np.ndarray]:
         """Encode texts to one int32 array per text, unpadded (truncated to L when L is set).
@@ -203,24 +200,31 @@ class TextVectorizer:
         >>> v = TextVectorizer(); v.adapt(["a a b"]); [d.tolist() for d in v.encode_ragged(["b", "a x"])]
         [[3], [2, 1]]
         """
+        flat, lengths = self._encode_flat(texts)
+        return np.split(flat, np.cumsum(lengths)[:-1]) if len(lengths) else []
+
+    def _encode_flat(self, texts) -> tuple[np.ndarray, np.ndarray]:
+        """All ids of all texts back to back, int32 (sum of lengths,), and the lengths (N,)."""
         if not self._adapted:
             raise LstmkitError("TextVectorizer has no vocabulary yet; call adapt(texts) or load a saved one first")
         texts = _as_text_list(texts)
-        lookup = self._index
-        if self._fast_for(texts):
-            big = self._standardized_bytes(texts)
-            tokens = big.split()
-            ids = np.fromiter(map(lookup.__getitem__, tokens), dtype=np.int32, count=len(tokens))
-            # Each document ends with its separator token (id -1): the split points.
-            ends = np.flatnonzero(ids == -1)
-            starts = np.concatenate(([0], ends[:-1] + 1))
-            docs = [ids[s:e] for s, e in zip(starts.tolist(), ends.tolist())]
+        limit = self.output_sequence_length
+        if self._fast:
+            # split(None, L) stops after L tokens: the rest of a long text is never cut into tokens.
+            if self.strip_html:
+                texts = [strip_html_breaks(t) for t in texts]
+            table, delete = self._translation()
+            if limit:
+                docs = [t.encode("utf-8", "surrogatepass").translate(table, delete).split(None, limit)[:limit] for t in texts]
+            else:
+                docs = [t.encode("utf-8", "surrogatepass").translate(table, delete).split() for t in texts]
         else:
-            key = (lambda t: lookup[t.encode("utf-8", "surrogatepass")]) if self._fast else lookup.__getitem__
-            docs = [np.fromiter(map(key, doc), dtype=np.int32, count=len(doc)) for doc in self._tokenize_slow(texts)]
-        if self.output_sequence_length is not None:
-            docs = [d[: self.output_sequence_length] for d in docs]
-        return docs
+            docs = [doc[:limit] for doc in self._tokenize_slow(texts)]
+        lengths = np.fromiter(map(len, docs), dtype=np.int64, count=len(docs))
+        # dict.get with a default of 1 maps unknown tokens to '[UNK]' without a Python-level call.
+        tokens = itertools.chain.from_iterable(docs)
+        flat = np.fromiter(map(self._index.get, tokens, itertools.repeat(1)), dtype=np.int32, count=int(lengths.sum()))
+        return flat, lengths
 
     def tokenize(self, text: str) -> list[str]:
         """The tokens (after standardize, split and ngrams) that one text is turned into.
@@ -298,24 +302,19 @@ class TextVectorizer:
         """Built-in modes without ngrams run on bytes; the rest goes token by token."""
         return not callable(self.standardize) and self.split == "whitespace" and self.ngrams is None
 
-    def _fast_for(self, texts: list[str]) -> bool:
-        """The bytes path, unless a text holds NUL (it would collide with the separator)."""
-        return self._fast and not any("\x00" in t for t in texts)
-
     def _key(self, token: str):
         """Lookup key of a token: UTF-8 bytes on the fast path, the str otherwise."""
         return token.encode("utf-8", "surrogatepass") if self._fast else token
 
-    def _standardized_bytes(self, texts: list[str]) -> bytes:
-        """All texts standardized as UTF-8 bytes, each followed by a NUL separator token."""
-        if self.strip_html:
-            texts = [strip_html_breaks(t) for t in texts]
-        # Joining with ' \0 ' makes every separator its own whitespace-delimited token.
-        big = " \x00 ".join(texts).encode("utf-8", "surrogatepass") + b" \x00" if texts else b""
+    def _standardize_bytes(self, text: str) -> bytes:
+        """One text standardized, as UTF-8 bytes (one C-level translate, see the module doc)."""
+        return text.encode("utf-8", "surrogatepass").translate(*self._translation())
+
+    def _translation(self) -> tuple[bytes, bytes]:
+        """(table, delete) for bytes.translate: A-Z to a-z when lowering, punctuation deleted."""
         lower = self.standardize in ("lower", "lower_and_strip_punctuation")
         strip = self.standardize in ("strip_punctuation", "lower_and_strip_punctuation")
-        table = _LOWER_TABLE if lower else _IDENTITY_TABLE
-        return big.translate(table, PUNCTUATION if strip else b"")
+        return (_LOWER_TABLE if lower else _IDENTITY_TABLE), (PUNCTUATION if strip else b"")
 
     def _tokenize_slow(self, texts: list[str]):
         """Yield each text's token list: standardize, split, ngrams, one text at a time."""
@@ -332,13 +331,6 @@ class TextVectorizer:
             if self.ngrams is not None:
                 tokens = make_ngrams(tokens, self.ngrams)
             yield tokens
-
-
-class _IdLookup(dict):
-    """token -> id, with '[UNK]' (1) for unknown tokens and -1 for the document separator."""
-
-    def __missing__(self, key):
-        return -1 if key == _DOC_SEP else 1
 
 
 def _standardize(text: str, mode) -> str:
@@ -371,15 +363,19 @@ def pad_sequences(docs: Sequence[np.ndarray], length: int) -> np.ndarray:
     >>> pad_sequences([np.array([5, 6, 7]), np.array([8])], 2).tolist()
     [[5, 6], [8, 0]]
     """
-    out = np.zeros((len(docs), length), dtype=np.int32)
-    if not docs or length == 0:
-        return out
     lengths = np.fromiter((min(len(d), length) for d in docs), dtype=np.int64, count=len(docs))
-    flat = np.concatenate([d[:length] for d in docs]) if lengths.sum() else np.zeros(0, np.int32)
-    # Scatter all tokens at once: token j of row r goes to flat position r * length + j, that is
-    # its index in `flat` plus the row's offset (r * length - tokens before row r).
-    offsets = np.arange(len(docs)) * length - (np.cumsum(lengths) - lengths)
-    out.reshape(-1)[np.arange(len(flat)) + np.repeat(offsets, lengths)] = flat
+    flat = np.concatenate([np.asarray(d, dtype=np.int32)[:length] for d in docs]) if lengths.sum() else np.zeros(0, np.int32)
+    return _scatter(flat, lengths, length)
+
+
+def _scatter(flat: np.ndarray, lengths: np.ndarray, length: int) -> np.ndarray:
+    """Place back-to-back sequences (each already <= length) into a zero int32 (N, length) array."""
+    out = np.zeros((len(lengths), length), dtype=np.int32)
+    if len(flat):
+        # Token j of row r goes to flat position r * length + j: its index in `flat` plus the
+        # row's offset (r * length - tokens before row r). O(tokens), not O(N * length).
+        offsets = np.arange(len(lengths)) * length - (np.cumsum(lengths) - lengths)
+        out.reshape(-1)[np.arange(len(flat)) + np.repeat(offsets, lengths)] = flat
     return out
 
 
