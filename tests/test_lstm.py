@@ -196,9 +196,6 @@ def test_dropout_only_with_a_key(data):
     np.testing.assert_array_equal(a, b)
     assert not np.allclose(a, plain)
     assert not np.allclose(a, c)
-    # One layer: there is nothing "between layers" to drop.
-    one, _ = stack(layers[:1], x, dropout_rate=0.5, key=jax.random.key(9))
-    np.testing.assert_array_equal(one, stack(layers[:1], x)[0])
 
 
 def test_autodiff_and_bptt_forward_agree(data):
