@@ -14,6 +14,10 @@ import click
 from lstmkit.errors import LstmkitError
 
 
+class _UserError(click.ClickException):
+    exit_code = 2
+
+
 class _Group(click.Group):
     """A click group that turns LstmkitError into one clean line instead of a traceback."""
 
@@ -21,7 +25,7 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except LstmkitError as e:
-            raise click.ClickException(str(e)) from None
+            raise _UserError(str(e)) from None
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

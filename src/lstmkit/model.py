@@ -34,7 +34,8 @@ LOSSES = ("binary_crossentropy", "sparse_categorical_crossentropy")
 def make_optimizer(name="adam", learning_rate=1e-3, *, clipnorm=None, weight_decay=0.0, schedule=None, total_steps=None, warmup_steps=0):
     """An optax optimizer; Adam with Keras's defaults (lr 1e-3, eps 1e-7) unless told otherwise.
 
-    schedule: None (constant), "cosine" (warmup then cosine decay to 0 over total_steps).
+    schedule: None (constant), "cosine" (linear warmup over warmup_steps, at most a tenth of the
+        run, then cosine decay to 0 at total_steps).
     weight_decay > 0 gives AdamW (decoupled decay). clipnorm clips the global gradient norm.
     """
     if schedule is None or schedule == "constant":
@@ -42,7 +43,8 @@ def make_optimizer(name="adam", learning_rate=1e-3, *, clipnorm=None, weight_dec
     elif schedule == "cosine":
         if not total_steps:
             raise LstmkitError("a cosine schedule needs the total number of steps")
-        lr = optax.warmup_cosine_decay_schedule(0.0, learning_rate, max(warmup_steps, 1), max(total_steps, warmup_steps + 1))
+        warmup = max(1, min(warmup_steps, total_steps // 10))  # a short run must not spend itself warming up
+        lr = optax.warmup_cosine_decay_schedule(0.0, learning_rate, warmup, max(total_steps, warmup + 1))
     else:
         raise LstmkitError(f"unknown learning-rate schedule {schedule!r}; use constant or cosine")
     if name == "adam":

@@ -19,15 +19,37 @@ from lstmkit.metrics import classification_report
 from lstmkit.presets import build_model
 
 
+def _imdb_path(source):
+    """The IMDB folder or archive a source names (downloading 'imdb'), or None for other data."""
+    from lstmkit import datasets
+
+    if str(source).lower() == "imdb":
+        return datasets.download_imdb()
+    path = Path(source).expanduser()
+    return path if path.exists() and datasets._is_imdb(path) else None
+
+
+def load_source(source, split, **kw):
+    """One labelled dataset: the named split of IMDB, or a whole file or folder of the user's."""
+    from lstmkit import datasets
+
+    imdb = _imdb_path(source)
+    if imdb is not None:
+        return datasets.load_imdb(imdb, split=split, seed=kw.get("seed", 0))
+    return datasets.load_dataset(source, **kw)
+
+
 def load_splits(data, *, test_data=None, test_fraction=0.2, text_column=None, label_column=None, seed=0):
     """(train, test) datasets from a source: its own test split, --test-data, or a carved split."""
     from lstmkit import datasets
 
     kw = {"text_column": text_column, "label_column": label_column, "seed": seed}
     if test_data is not None:
-        return datasets.load_dataset(data, split="train", **kw), datasets.load_dataset(test_data, split="test", **kw)
-    if datasets.has_test_split(data):
-        return datasets.load_dataset(data, split="train", **kw), datasets.load_dataset(data, split="test", **kw)
+        return load_source(data, "train", **kw), load_source(test_data, "test", **kw)
+    imdb = _imdb_path(data)
+    if imdb is not None:
+        splits = datasets.read_imdb(imdb, splits=("train", "test"), seed=seed)  # one pass over the archive
+        return splits["train"], splits["test"]
     full = datasets.load_dataset(data, **kw)
     print(f"{data} has no test split: holding out a stratified {test_fraction:.0%} as test (seed {seed})", flush=True)
     return datasets.train_val_split(full, val_fraction=test_fraction, seed=seed)
@@ -104,10 +126,9 @@ def train_run(config, data, out, *, test_data=None, text_column=None, label_colu
 
 def evaluate_run(model_dir, data, *, split="test", text_column=None, label_column=None, batch_size=256):
     """Metrics of a saved model on a labelled source."""
-    from lstmkit import datasets
 
     model = checkpoint.load_model(model_dir)
-    ds = datasets.load_dataset(data, split=split, text_column=text_column, label_column=label_column)
+    ds = load_source(data, split, text_column=text_column, label_column=label_column)
     _check_classes(model, ds)
     proba = model.predict(ds.texts, batch_size=batch_size)
     return classification_report(ds.labels, proba, model.class_names)

@@ -8,7 +8,6 @@ the device until the progress bar asks for them.
 
 from __future__ import annotations
 
-import math
 import time
 from functools import partial
 
@@ -103,7 +102,10 @@ def _inference_batches(ids, batch_size, max_length):
 
 
 def _max_length(model):
-    return model.vectorizer.output_sequence_length if model.vectorizer is not None else None
+    """The longest sequence the model reads: the vectorizer's length, or the id matrix's width."""
+    if model.vectorizer is not None:
+        return model.vectorizer.output_sequence_length
+    return getattr(model, "input_length", None)
 
 
 def evaluate(model, x, y, *, batch_size=256):
@@ -157,6 +159,8 @@ def fit(model, x, y, *, epochs=1, batch_size=64, validation_data=None, seed=0, b
     from tqdm.auto import tqdm
 
     _check_ready(model)
+    if model.vectorizer is None and isinstance(x, np.ndarray) and x.ndim == 2:
+        model.input_length = x.shape[1]
     ids, labels = model._ids(x), _labels(y)
     if len(ids) == 0:
         raise LstmkitError("no training examples")
@@ -173,7 +177,6 @@ def fit(model, x, y, *, epochs=1, batch_size=64, validation_data=None, seed=0, b
         val = (model._ids(validation_data[0]), _labels(validation_data[1]))
     base_key = jax.random.key(seed)
     best = {"value": None, "epoch": None, "params": None, "wait": 0}
-    steps_per_epoch = math.ceil(len(ids) / batch_size)
     for epoch in range(initial_epoch, epochs):
         t0 = time.perf_counter()
         epoch_key = jax.random.fold_in(base_key, epoch)

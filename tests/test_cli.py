@@ -1,0 +1,133 @@
+"""The command line end to end on a small CSV dataset: train, evaluate, predict, plot, resume, errors."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from lstmkit import checkpoint
+from lstmkit.cli import main
+from test_model import synthetic_reviews
+
+TINY = ["--max-tokens", "40", "--sequence-length", "16", "--embedding-dim", "8", "--lstm-units", "8",
+        "--dense-units", "8", "--batch-size", "32", "--validation", "0.2", "--learning-rate", "0.01", "--quiet"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def csv_data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    texts, labels = synthetic_reviews(1200, seed=10)
+    path = root / "reviews.csv"
+    with open(path, "w") as f:
+        f.write("review,sentiment\n")
+        for t, y in zip(texts, labels):
+            f.write(f'"{t}",{"positive" if y else "negative"}\n')
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(csv_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "model"
+    result = CliRunner().invoke(main, ["train", "--data", str(csv_data), "--out", str(out), "--epochs", "4", *TINY])
+    assert result.exit_code == 0, result.output
+    return out, result.output
+
+
+def test_train_writes_a_complete_model_directory(trained):
+    out, output = trained
+    assert "holding out a stratified 20% as test" in output
+    assert "config: " in output and '"preset": "default"' in output
+    for name in ("config.json", "weights.safetensors", "history.json", "metrics.json"):
+        assert (out / name).exists(), name
+    config = json.loads((out / "config.json").read_text())
+    assert config["status"] == "complete" and config["train_config"]["epochs"] == 4
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["accuracy"] > 0.85, metrics  # it learned: chance is 0.5
+    history = json.loads((out / "history.json").read_text())
+    assert len(history["loss"]) == 4 and len(history["val_accuracy"]) == 4
+
+
+def test_evaluate_json_and_table(trained, csv_data):
+    out, _ = trained
+    r = CliRunner().invoke(main, ["evaluate", str(out), "--data", str(csv_data), "--json"])
+    assert r.exit_code == 0, r.output
+    m = json.loads(r.output)
+    for key in ("accuracy", "precision", "recall", "f1", "roc_auc", "confusion_matrix"):
+        assert key in m
+    assert m["class_names"] == ["negative", "positive"] and np.sum(m["confusion_matrix"]) == 1200
+    r = CliRunner().invoke(main, ["evaluate", str(out), "--data", str(csv_data)])
+    assert "confusion matrix" in r.output and "roc_auc" in r.output
+
+
+def test_predict_arguments_file_stdin(trained, tmp_path):
+    out, _ = trained
+    r = CliRunner().invoke(main, ["predict", str(out), "--json", "a great and lovely film", "", "dull awful boring plot"])
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(line) for line in r.output.splitlines()]
+    assert [row["label"] for row in rows][::2] == ["positive", "negative"]
+    assert all(0.5 <= row["probability"] <= 1.0 for row in rows)
+    texts = tmp_path / "texts.txt"
+    texts.write_text("superb fine movie\nboring poor\n")
+    r = CliRunner().invoke(main, ["predict", str(out), "--file", str(texts)])
+    assert r.exit_code == 0 and len(r.output.splitlines()) == 2
+    r = CliRunner().invoke(main, ["predict", str(out), "--json"], input="great\nawful\n")
+    assert [json.loads(line)["label"] for line in r.output.splitlines()] == ["positive", "negative"]
+
+
+def test_plot_writes_png(trained, tmp_path):
+    out, _ = trained
+    png = tmp_path / "curves.png"
+    r = CliRunner().invoke(main, ["plot", str(out), "--out", str(png)])
+    assert r.exit_code == 0, r.output
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_interrupted_run_resumes_to_the_same_result(csv_data, tmp_path, monkeypatch):
+    """Ctrl-C after epoch 1 leaves a checkpoint; --resume finishes with the uninterrupted run's numbers."""
+    args = ["train", "--data", str(csv_data), "--epochs", "2", "--seed", "3", *TINY]
+    straight = tmp_path / "straight"
+    assert CliRunner().invoke(main, [*args, "--out", str(straight)]).exit_code == 0
+
+    real_save = checkpoint.save_model
+
+    def save_then_interrupt(*a, **kw):
+        real_save(*a, **kw)
+        if kw.get("status") == "training":
+            raise KeyboardInterrupt
+
+    out = tmp_path / "interrupted"
+    monkeypatch.setattr(checkpoint, "save_model", save_then_interrupt)
+    r = CliRunner().invoke(main, [*args, "--out", str(out)])
+    assert r.exit_code == 130 and "--resume" in r.output
+    assert json.loads((out / "config.json").read_text())["status"] == "training"
+    monkeypatch.setattr(checkpoint, "save_model", real_save)
+
+    r = CliRunner().invoke(main, [*args, "--out", str(out)])
+    assert r.exit_code == 2 and "--resume" in r.output  # refuses to overwrite an interrupted run
+    r = CliRunner().invoke(main, [*args, "--out", str(out), "--resume"])
+    assert r.exit_code == 0, r.output
+    a = json.loads((straight / "history.json").read_text())
+    b = json.loads((out / "history.json").read_text())
+    np.testing.assert_allclose(a["val_loss"], b["val_loss"], rtol=1e-5)
+    ma, mb = (json.loads((d / "metrics.json").read_text()) for d in (straight, out))
+    assert ma["accuracy"] == mb["accuracy"]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--preset", "nope"], "unknown preset"),
+        (["train", "--pooling", "median"], "Invalid value for '--pooling'"),
+        (["train", "--validation", "1.5"], "--validation must be"),
+        (["train", "--data", "/no/such/file.csv"], "does not exist"),
+        (["evaluate", "/no/such/model", "--data", "x.csv"], "does not exist"),
+        (["predict", "/no/such/model", "hello"], "does not exist"),
+        (["plot", "/no/such/model"], "no history.json"),
+    ],
+)
+def test_user_mistakes_get_one_line_and_exit_2(args, message):
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 2, r.output
+    assert message in r.output
+    assert "Traceback" not in r.output
