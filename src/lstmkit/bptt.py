@@ -40,7 +40,7 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
-from lstmkit.cell import Gates, gates_from_preactivation, tanh
+from lstmkit.cell import gates_from_preactivation, tanh
 
 
 def scan_order(a, reverse):
