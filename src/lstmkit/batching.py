@@ -191,6 +191,7 @@ def iterate_batches(
     Every example appears in exactly one row with weight 1 per epoch (unless drop_remainder).
     """
     lengths = sequence_lengths(sequences)
+    labels = None if labels is None else np.asarray(labels)
     if labels is not None and len(labels) != len(lengths):
         raise LstmkitError(f"{len(lengths)} sequences but {len(labels)} labels; pass one label per sequence")
     if pad_multiple < 1:

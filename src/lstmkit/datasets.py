@@ -175,7 +175,7 @@ def read_imdb(path, splits=("train", "test"), seed: int = 0, shuffle: bool = Tru
     path = _imdb_location(Path(path).expanduser(), splits)
     found: dict[str, list] = {s: [] for s in splits}
     replaced = dict.fromkeys(splits, 0)
-    for name, raw in _imdb_files(path):
+    for name, raw in _imdb_files(path, splits):
         m = _IMDB_MEMBER.match(name)
         if not m:
             continue
@@ -220,23 +220,30 @@ def _imdb_location(path: Path, splits) -> Path:
     raise LstmkitError(f"{path} holds neither an aclImdb/ folder nor {IMDB_FILENAME}; pass the folder or archive itself")
 
 
-def _imdb_files(path: Path):
-    """(relative name, bytes) of every regular file under a folder or in a tar(.gz) archive."""
+def _imdb_files(path: Path, splits):
+    """(relative name, bytes) of the review files of `splits` in a folder, or of every file in an archive."""
     if path.is_file():
         yield from read_tar(path)
         return
     root = path.resolve()
-    for sub in ("train", "test"):
-        for cls in ("neg", "pos", "unsup"):
-            folder = path / sub / cls
-            if not folder.is_dir():
-                continue
-            for entry in os.scandir(folder):
-                if entry.is_symlink():
-                    _check_inside(root, Path(entry.path))
-                if entry.is_file():
-                    with open(entry.path, "rb") as f:
-                        yield f"{sub}/{cls}/{entry.name}", f.read()
+    folders = [(s, c) for s in ("train", "test") if s in splits for c in ("neg", "pos")]
+    folders += [("train", "unsup")] if "unsup" in splits else []
+    for sub, cls in folders:
+        folder = path / sub / cls
+        if not folder.is_dir():
+            continue
+        for entry in os.scandir(folder):
+            if entry.is_symlink():
+                _check_inside(root, Path(entry.path))
+            if entry.is_file():
+                yield f"{sub}/{cls}/{entry.name}", _read_bytes(Path(entry.path))
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise LstmkitError(f"cannot read {path} ({e.strerror or e}); check that the file exists and is readable") from None
 
 
 def _check_inside(root: Path, path: Path) -> None:
@@ -267,6 +274,8 @@ def read_tar(path) -> Iterator[tuple[str, bytes]]:
         f = open(path, "rb")
     except FileNotFoundError:
         raise LstmkitError(f"archive {path} does not exist; check the path") from None
+    except OSError as e:
+        raise LstmkitError(f"cannot read archive {path} ({e.strerror or e}); check that it is a readable file") from None
     with f:
         stream = _Stream(f, path)
         yield from _tar_members(stream, path)
@@ -398,7 +407,7 @@ def _pax_path(data: bytes) -> bytes | None:
 def _load_table(path: Path, text_column: str | None, label_column: str | None) -> Dataset:
     """A CSV, TSV or JSON Lines file with a header / keys: one text and one label per row."""
     suffix = path.suffix.lower()
-    text, replaced = decode_text(path.read_bytes())
+    text, replaced = decode_text(_read_bytes(path))
     text = text.removeprefix("\ufeff")
     if suffix in (".csv", ".tsv", ".tab"):
         columns, rows = _read_delimited(text, "\t" if suffix != ".csv" else ",", path)
@@ -492,7 +501,7 @@ def _load_class_folders(path: Path) -> Dataset:
                 file_path = Path(folder) / file
                 if file_path.is_symlink():
                     _check_inside(root, file_path)
-                text, bad = decode_text(file_path.read_bytes())
+                text, bad = decode_text(_read_bytes(file_path))
                 texts.append(text)
                 labels.append(label)
                 ids.append(str(file_path.relative_to(path)))

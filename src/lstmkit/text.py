@@ -213,7 +213,7 @@ class TextVectorizer:
             # split(None, L) stops after L tokens: the rest of a long text is never cut into tokens.
             if self.strip_html:
                 texts = [strip_html_breaks(t) for t in texts]
-            table, delete = self._translation()
+            table, delete = _translation(self.standardize)
             if limit:
                 docs = [t.encode("utf-8", "surrogatepass").translate(table, delete).split(None, limit)[:limit] for t in texts]
             else:
@@ -308,13 +308,7 @@ class TextVectorizer:
 
     def _standardize_bytes(self, text: str) -> bytes:
         """One text standardized, as UTF-8 bytes (one C-level translate, see the module doc)."""
-        return text.encode("utf-8", "surrogatepass").translate(*self._translation())
-
-    def _translation(self) -> tuple[bytes, bytes]:
-        """(table, delete) for bytes.translate: A-Z to a-z when lowering, punctuation deleted."""
-        lower = self.standardize in ("lower", "lower_and_strip_punctuation")
-        strip = self.standardize in ("strip_punctuation", "lower_and_strip_punctuation")
-        return (_LOWER_TABLE if lower else _IDENTITY_TABLE), (PUNCTUATION if strip else b"")
+        return text.encode("utf-8", "surrogatepass").translate(*_translation(self.standardize))
 
     def _tokenize_slow(self, texts: list[str]):
         """Yield each text's token list: standardize, split, ngrams, one text at a time."""
@@ -333,16 +327,20 @@ class TextVectorizer:
             yield tokens
 
 
+def _translation(mode) -> tuple[bytes, bytes]:
+    """(table, delete) for bytes.translate: A-Z to a-z when lowering, ASCII punctuation deleted."""
+    lower = mode in ("lower", "lower_and_strip_punctuation")
+    strip = mode in ("strip_punctuation", "lower_and_strip_punctuation")
+    return (_LOWER_TABLE if lower else _IDENTITY_TABLE), (PUNCTUATION if strip else b"")
+
+
 def _standardize(text: str, mode) -> str:
     """Apply one standardize mode to one str (Keras semantics: ASCII-only lower and strip)."""
     if callable(mode):
         return mode(text)
     if mode is None:
         return text
-    lower = mode in ("lower", "lower_and_strip_punctuation")
-    strip = mode in ("strip_punctuation", "lower_and_strip_punctuation")
-    raw = text.encode("utf-8", "surrogatepass")
-    return raw.translate(_LOWER_TABLE if lower else _IDENTITY_TABLE, PUNCTUATION if strip else b"").decode("utf-8", "surrogatepass")
+    return text.encode("utf-8", "surrogatepass").translate(*_translation(mode)).decode("utf-8", "surrogatepass")
 
 
 def make_ngrams(tokens: list[str], widths: tuple[int, ...]) -> list[str]:
