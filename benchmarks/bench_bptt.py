@@ -63,9 +63,8 @@ def main():
             results[name] = jax.block_until_ready(fn(params, x, mask, w_out))
 
     # Same numbers from both, else the timing compares different work.
-    diff = max(
-        float(jnp.max(jnp.abs(a - b)) / jnp.max(jnp.abs(b))) for a, b in zip(jax.tree.leaves(results["bptt"]), jax.tree.leaves(results["autodiff"]))
-    )
+    pairs = zip(jax.tree.leaves(results["bptt"]), jax.tree.leaves(results["autodiff"]))
+    diff = max(float(jnp.max(jnp.abs(a - b)) / jnp.max(jnp.abs(b))) for a, b in pairs)
 
     times = {name: [] for name in steps}
     for _ in range(args.repeats):

@@ -24,7 +24,11 @@ E, H = 3, 4
 
 
 def random_params(rng, E_, H_):
-    return {"W_x": rng.normal(size=(E_, 4 * H_)).astype(np.float32), "W_h": rng.normal(size=(H_, 4 * H_)).astype(np.float32), "b": rng.normal(size=4 * H_).astype(np.float32)}
+    return {
+        "W_x": rng.normal(size=(E_, 4 * H_)).astype(np.float32),
+        "W_h": rng.normal(size=(H_, 4 * H_)).astype(np.float32),
+        "b": rng.normal(size=4 * H_).astype(np.float32),
+    }
 
 
 def random_layers(seed, num_layers, bidirectional):

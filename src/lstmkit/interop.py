@@ -119,8 +119,7 @@ def from_torch_state_dict(state_dict, *, num_layers=None, bidirectional=None):
         converted = []
         for reverse in directions:
             suffix = f"_l{k}{'_reverse' if reverse else ''}"
-            get = lambda name: found.get((k, reverse, name))  # noqa: E731
-            w_ih, w_hh, b_ih, b_hh = get("weight_ih"), get("weight_hh"), get("bias_ih"), get("bias_hh")
+            w_ih, w_hh, b_ih, b_hh = (found.get((k, reverse, name)) for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
             if w_ih is None or w_hh is None:
                 raise LstmkitError(f"missing weight_ih{suffix} or weight_hh{suffix} in the state_dict")
             if (b_ih is None) != (b_hh is None):
