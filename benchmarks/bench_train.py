@@ -361,6 +361,11 @@ def main() -> None:
     print(f"settings: {args.rounds} round(s) x {args.batches} timed batches of 64 after "
           f"{args.warmup} warmup; epoch = {'measured' if args.full_epoch else 'median x 391 (est.)'}"
           f"; predict: {f'{args.predict_batches} batches of 256' if args.predict else 'off'}")
+    busiest = max(meta["load_average"][0], meta["load_average_end"][0])
+    if busiest > 0.5 * meta["usable_cores"]:
+        print(f"WARNING: the machine was busy (load average up to {busiest} on "
+              f"{meta['usable_cores']} cores): the numbers are noisy, PyTorch's most of all "
+              "(its OpenMP threads wait for each other at every op when cores are taken)")
     versions = {"python": meta["python"], "lstmkit": meta["lstmkit"]}
     for s in summary.values():
         versions.update(s["versions"])

@@ -8,6 +8,7 @@ are Keras's Adam defaults. Protocol: see ../bench_train.py.
 Shapes: B batch, T = 200 time steps, E = 64 embedding, H = 64 hidden per direction.
 """
 
+import os
 import time
 
 import numpy as np
@@ -42,7 +43,10 @@ class BiLSTMClassifier(nn.Module):
 
 def main() -> None:
     args = protocol.parse_args(__doc__.splitlines()[0])
-    threads = protocol.core_count()
+    # The machine's core count, as a user would set it. LSTMKIT_BENCH_TORCH_THREADS overrides it,
+    # to diagnose a busy machine: OpenMP threads that wait for each other at every op slow
+    # nn.LSTM down by an order of magnitude when other processes take the cores.
+    threads = int(os.environ.get("LSTMKIT_BENCH_TORCH_THREADS", protocol.core_count()))
     torch.set_num_threads(threads)
     torch.manual_seed(args.seed)
 
