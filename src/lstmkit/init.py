@@ -1,7 +1,7 @@
 """Initialisers for LSTM weights, chosen by name; every random draw takes an explicit key.
 
 Schemes:
-    "keras": W_x glorot_uniform, W_h orthogonal (per gate block), b zeros with the forget-gate
+    "keras": W_x glorot_uniform, W_h orthogonal (one (H, 4H) matrix), b zeros with the forget-gate
              bias set to 1 (unit_forget_bias), as `keras.layers.LSTM` does.
     "torch": every weight and bias uniform in (-1/sqrt(H), 1/sqrt(H)), as `torch.nn.LSTM` does
              (its two biases b_ih + b_hh are one bias here, so b is the sum of two draws).

@@ -34,12 +34,27 @@ class LSTMState(NamedTuple):
     c: jnp.ndarray
 
 
-def _check(params, x, mask):
-    if x.ndim != 3:
-        raise LstmkitError(f"LSTM input must be (batch, time, features), got shape {x.shape}; add a batch axis with x[None]")
-    E = params["W_x"].shape[0]
-    if x.shape[-1] != E:
-        raise LstmkitError(f"LSTM input has {x.shape[-1]} features but the weights W_x expect {E}")
+def _check_params(params, E=None):
+    """W_x (E, 4H), W_h (H, 4H), b (4H,), all consistent; returns (E, H)."""
+    W_x, W_h, b = (jnp.shape(params[k]) for k in ("W_x", "W_h", "b"))
+    if len(W_h) != 2 or W_h[1] != 4 * W_h[0]:
+        raise LstmkitError(f"W_h must be (H, 4H), got {W_h}")
+    H = W_h[0]
+    if len(W_x) != 2 or W_x[1] != 4 * H:
+        raise LstmkitError(f"W_x must be (E, 4H) = (E, {4 * H}), got {W_x}")
+    if b != (4 * H,):
+        raise LstmkitError(f"b must be (4H,) = ({4 * H},), got {b}")
+    if E is not None and W_x[0] != E:
+        raise LstmkitError(f"the input has {E} features but the weights W_x expect {W_x[0]}")
+    return W_x[0], H
+
+
+def _check_input(x, mask, n_axes):
+    if x.ndim != n_axes:
+        what = "(batch, time, features)" if n_axes == 3 else "token ids (batch, time)"
+        raise LstmkitError(f"LSTM input must be {what}, got shape {x.shape}; add a batch axis with x[None]")
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        raise LstmkitError(f"LSTM input has an empty batch or time axis, shape {x.shape}; pad empty sequences to at least one step and mask them")
     if mask is not None and mask.shape != x.shape[:2]:
         raise LstmkitError(f"mask must be (batch, time) = {x.shape[:2]}, got {mask.shape}")
 
@@ -49,10 +64,17 @@ def _stack(params_list):
 
 
 def _initial(initial_state, D, B, H, dtype):
+    """Initial (h0, c0), each (D, B, H): zeros, or one `LSTMState` per direction."""
     if initial_state is None:
         zeros = jnp.zeros((D, B, H), dtype)
         return zeros, zeros
-    states = initial_state if isinstance(initial_state, (list, tuple)) and not isinstance(initial_state, LSTMState) else [initial_state]
+    states = list(initial_state) if isinstance(initial_state, (list, tuple)) and not isinstance(initial_state, LSTMState) else [initial_state]
+    if len(states) != D or not all(isinstance(s, (tuple, list)) and len(s) == 2 for s in states):
+        raise LstmkitError(f"initial_state must be {D} LSTMState(h, c) pair(s), one per direction" + (" (forward, backward)" if D == 2 else ""))
+    for s in states:
+        for name, a in zip("hc", s):
+            if jnp.shape(a) not in ((H,), (B, H)):
+                raise LstmkitError(f"initial {name} must be ({B}, {H}) or ({H},), got {jnp.shape(a)}")
     h0 = jnp.stack([jnp.broadcast_to(s[0], (B, H)).astype(dtype) for s in states])
     c0 = jnp.stack([jnp.broadcast_to(s[1], (B, H)).astype(dtype) for s in states])
     return h0, c0
@@ -75,21 +97,21 @@ def run_directions(params_list, x, mask=None, *, reverse, initial_state=None, ba
         hs: D arrays (B, T, H), aligned with the input, zero on masked steps;
         states: D final `LSTMState`s.
     """
-    if embedding is not None:
-        if x.ndim != 2:
-            raise LstmkitError(f"token ids must be (batch, time), got shape {x.shape}")
-        if embedding.shape[-1] != params_list[0]["W_x"].shape[0]:
-            raise LstmkitError(f"the embedding has {embedding.shape[-1]} features but W_x expects {params_list[0]['W_x'].shape[0]}")
-        if mask is not None and mask.shape != x.shape:
-            raise LstmkitError(f"mask must be (batch, time) = {x.shape}, got {mask.shape}")
-    else:
-        for p in params_list:
-            _check(p, x, mask)
+    sizes = {_check_params(p) for p in params_list}
+    if len(sizes) != 1:
+        raise LstmkitError(f"the directions' weights differ in size: {sorted(sizes)}")
+    (E, H), = sizes
+    _check_input(x, mask, 3 if embedding is None else 2)
+    features = (x if embedding is None else embedding).shape[-1]
+    if features != E:
+        raise LstmkitError(f"the input has {features} features but the weights W_x expect {E}")
+    dtype = params_list[0]["W_x"].dtype  # compute in the weights' precision
+    if embedding is None:
+        x = x.astype(dtype)
     B, T = x.shape[:2]
-    H = params_list[0]["W_h"].shape[0]
     if mask is None:
         mask = jnp.ones((B, T), bool)
-    h0, c0 = _initial(initial_state, len(params_list), B, H, (x if embedding is None else embedding).dtype)
+    h0, c0 = _initial(initial_state, len(params_list), B, H, dtype)
     p = _stack(params_list)
     if backward not in ("bptt", "autodiff"):
         raise LstmkitError(f"backward must be 'bptt' or 'autodiff', got {backward!r}")
