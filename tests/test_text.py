@@ -192,3 +192,13 @@ def test_pad_sequences():
     assert pad_sequences(docs, 2).tolist() == [[1, 2], [0, 0], [4, 0]]
     assert pad_sequences(docs, 4).tolist() == [[1, 2, 3, 0], [0, 0, 0, 0], [4, 0, 0, 0]]
     assert pad_sequences([], 3).shape == (0, 3)
+
+
+def test_joined_and_per_text_encoding_agree():
+    texts = [t.replace("\x00", "") for t in random_texts(300, seed=3)]
+    v = TextVectorizer()
+    v.adapt(texts)
+    longest = max(len(d) for d in v.encode_ragged(texts))
+    capped = TextVectorizer(output_sequence_length=longest)  # the per-text path
+    capped.set_vocabulary(v.vocabulary)
+    np.testing.assert_array_equal(v(texts), capped(texts))
