@@ -230,5 +230,34 @@ def plot(model_dir, out):
     click.echo(f"wrote {path}")
 
 
+@main.command("explain")
+@click.argument("model_dir", type=click.Path())
+@click.argument("text")
+@click.option("--html", "html_out", type=click.Path(), default=None, help="write the self-contained page (text, trajectory, gate heat maps)")
+@click.option("--png", "png_out", type=click.Path(), default=None, help="write the same as a PNG (matplotlib)")
+@click.option("--json", "as_json", is_flag=True, help="print all the numbers as one JSON object")
+def explain_command(model_dir, text, html_out, png_out, as_json):
+    """Look inside one prediction: gates, trajectory and word attributions for TEXT ('-' reads stdin).
+
+    Without --html, --png or --json, prints the label, its probability and the words that moved
+    it most (occlusion: the change in log-odds when the word is replaced by [UNK]).
+    """
+    from lstmkit import explain as explain_mod
+    from lstmkit.checkpoint import load_model
+
+    _enable_compile_cache()
+    if text == "-":
+        text = sys.stdin.read()
+    result = explain_mod.explain(load_model(model_dir), text)
+    if html_out:
+        click.echo(f"wrote {explain_mod.save_html(result, html_out)}", err=as_json)
+    if png_out:
+        click.echo(f"wrote {explain_mod.save_png(result, png_out)}", err=as_json)
+    if as_json:
+        click.echo(json.dumps(result, ensure_ascii=False))
+    elif not (html_out or png_out):
+        click.echo(explain_mod.summary(result))
+
+
 if __name__ == "__main__":
     sys.exit(main())
