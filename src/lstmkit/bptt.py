@@ -8,7 +8,7 @@ A layer is three pairs, as in llm.c: a projection of the inputs for all steps at
 recurrence (the only part that must loop), and the merge back to batch-first outside.
 
 1. Input projection, one GEMM over all steps:       z_x = x W_x + b           (T, D, B, 4H)
-   backward:  dW_x = x^T dz_x,  db = sum dz_x,  dx = dz_x W_x^T
+   backward:  dW_x = x^T dz_x,  db = sum dz_x,  dx = dz_x W_x^T   (x in scan order; jax undoes the flips)
    When the input is an embedding lookup x = table[ids], x W_x + b = (table W_x + b)[ids]:
    project the (V, E) table once and gather rows, which is cheaper whenever V < B*T.
    backward:  dP = scatter-add of dz_x into rows ids,  dW_x = table^T dP,  db = sum dP,
@@ -16,7 +16,7 @@ recurrence (the only part that must loop), and the merge back to batch-first out
 
 2. Recurrence, per step (m = mask, True on real tokens):
        z        = z_x_t + h_prev W_h
-       i, f, g, o = sigmoid(z_i), sigmoid(z_f), tanh(z_g), sigmoid(z_o)
+       i, f, g, o = sigmoid(z_i), sigmoid(z_f), tanh(z_g), sigmoid(z_o)   (one tanh: cell.activate_gates)
        c        = f * c_prev + i * g              where m, else c_prev
        h        = o * tanh(c)                     where m, else h_prev
        y_t      = h                               where m, else 0
@@ -26,6 +26,7 @@ recurrence (the only part that must loop), and the merge back to batch-first out
        dc_tot   = dc + dh * o * (1 - tanh(c)^2)
        di, df, dg = dc_tot * g, dc_tot * c_prev, dc_tot * i
        dz       = [di i(1-i), df f(1-f), dg (1-g^2), do o(1-o)]   where m, else 0
+                  (all four as [di df dg do] * (s^2 - (a - beta)^2), see cell.gate_scale_offset)
        dh_prev  = dz W_h^T                        where m, else dh
        dc_prev  = dc_tot * f                      where m, else dc
    after the loop, one GEMM over all steps:  dW_h = sum_t h_prev_t^T dz_t
@@ -35,56 +36,62 @@ recurrence (the only part that must loop), and the merge back to batch-first out
 
 from __future__ import annotations
 
-from functools import partial
+from functools import lru_cache
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh
+from jax.sharding import PartitionSpec as P
 
-from lstmkit.cell import gates_from_preactivation, tanh
+from lstmkit.cell import activate_gates, gate_scale_offset
+
+
+def _flip_if(a, r):
+    """a (T, ...) reversed in time where r: a Python bool, or a traced one (one direction per device)."""
+    if isinstance(r, (bool, np.bool_)):
+        return jnp.flip(a, 0) if r else a
+    return jnp.where(r, jnp.flip(a, 0), a)
 
 
 def scan_order(a, reverse):
     """A time-first array (T, ...) once per direction, flipped where reverse: (T, D, ...)."""
-    return jnp.stack([jnp.flip(a, 0) if r else a for r in reverse], axis=1)
+    return jnp.stack([_flip_if(a, r) for r in reverse], axis=1)
 
 
 def time_order(a, reverse):
     """Undo `scan_order` on (T, D, ...): each direction back in time order (flipping is its own inverse)."""
-    return jnp.stack([jnp.flip(a[:, d], 0) if r else a[:, d] for d, r in enumerate(reverse)], axis=1)
+    return jnp.stack([_flip_if(a[:, d], r) for d, r in enumerate(reverse)], axis=1)
 
 
 # -- 1. input projections ------------------------------------------------------------------------
 
 
-def input_projection_forward(W_x, b, x, reverse):
-    """z_x (T, D, B, 4H) = x W_x + b for every step and direction; x (B, T, E), W_x (D, E, 4H)."""
-    x_t = jnp.swapaxes(x, 0, 1)  # (T, B, E)
-    T, B, E = x_t.shape
+def input_projection_forward(W_x, b, x_s):
+    """z_x (T, D, B, 4H) = x W_x + b for every step and direction; x_s (T, D, B, E) in scan order."""
+    T, D, B, E = x_s.shape
     # One plain 2-D GEMM per direction (a batched einsum here makes XLA transpose the result).
-    z = [(x_t.reshape(T * B, E) @ W_x[d] + b[d]).reshape(T, B, -1) for d in range(len(reverse))]
-    return jnp.stack([jnp.flip(z_d, 0) if r else z_d for z_d, r in zip(z, reverse)], axis=1)
+    return jnp.stack([(x_s[:, d].reshape(T * B, E) @ W_x[d] + b[d]).reshape(T, B, -1) for d in range(D)], axis=1)
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(3,))
-def input_projection(W_x, b, x, reverse):
-    return input_projection_forward(W_x, b, x, reverse)
+@jax.custom_vjp
+def input_projection(W_x, b, x_s):
+    return input_projection_forward(W_x, b, x_s)
 
 
-def _input_projection_fwd(W_x, b, x, reverse):
-    return input_projection_forward(W_x, b, x, reverse), (W_x, x)
+def _input_projection_fwd(W_x, b, x_s):
+    return input_projection_forward(W_x, b, x_s), (W_x, x_s)
 
 
-def _input_projection_bwd(reverse, saved, dz_x):
-    W_x, x = saved
-    dz = time_order(dz_x, reverse)  # (T, D, B, 4H), time order to meet x
-    x_t = jnp.swapaxes(x, 0, 1)
-    T, B, E = x_t.shape
-    x_2d = x_t.reshape(T * B, E)
-    dz_2d = [dz[:, d].reshape(T * B, -1) for d in range(len(reverse))]
-    dW_x = jnp.stack([x_2d.T @ g for g in dz_2d])  # sum over all steps: one GEMM per direction
+def _input_projection_bwd(saved, dz_x):
+    W_x, x_s = saved
+    T, D, B, E = x_s.shape
+    x_2d = [x_s[:, d].reshape(T * B, E) for d in range(D)]
+    dz_2d = [dz_x[:, d].reshape(T * B, -1) for d in range(D)]
+    dW_x = jnp.stack([x.T @ g for x, g in zip(x_2d, dz_2d)])  # sum over all steps: one GEMM
     db = jnp.stack([g.sum(0) for g in dz_2d])
-    dx = sum(g @ W_x[d].T for d, g in enumerate(dz_2d)).reshape(T, B, E)  # both directions read x
-    return dW_x, db, jnp.swapaxes(dx, 0, 1)
+    dx_s = jnp.stack([(g @ W_x[d].T).reshape(T, B, E) for d, g in enumerate(dz_2d)], axis=1)
+    return dW_x, db, dx_s
 
 
 input_projection.defvjp(_input_projection_fwd, _input_projection_bwd)
@@ -133,17 +140,20 @@ def recurrence_forward(W_h, z_x, m_s, h0, c0):
 
     Returns:
         (y (T, D, B, H) zero where masked, h_T, c_T (D, B, H)), and the residuals for the
-        backward: gates (each (T, D, B, H)) and the carried h and c after each step.
+        backward: the gate activations [i f g o] (T, D, B, 4H) and the carried h and c after
+        each step (T, D, B, H).
     """
 
     def step(carry, inputs):
         h_prev, c_prev = carry  # (D, B, H)
         z_x_t, m_t = inputs  # (D, B, 4H), (D, B, 1)
-        gates = gates_from_preactivation(z_x_t + h_prev @ W_h)  # (D,B,H)@(D,H,4H): per direction
-        c = gates.f * c_prev + gates.i * gates.g
-        h = gates.o * tanh(c)
+        gates = activate_gates(z_x_t + h_prev @ W_h)  # (D,B,H)@(D,H,4H): per direction; one tanh
+        i, f, g, o = jnp.split(gates, 4, axis=-1)
+        c = f * c_prev + i * g
+        h = o * jnp.tanh(c)
         c = jnp.where(m_t, c, c_prev)  # a masked step leaves the state as it was
         h = jnp.where(m_t, h, h_prev)
+        # Few, whole outputs per step: each extra one costs XLA a fusion per step.
         return (h, c), (gates, h, c)
 
     (h_T, c_T), (gates, h_seq, c_seq) = jax.lax.scan(step, (h0, c0), (z_x, m_s))
@@ -164,35 +174,27 @@ def _recurrence_fwd(W_h, z_x, m_s, h0, c0):
 
 def _recurrence_bwd(saved, cotangents):
     W_h, m_s, h0, c0, (gates, h_seq, c_seq) = saved
-    dy, dh_T, dc_T = cotangents  # (T, D, B, H), (D, B, H), (D, B, H)
-    # The states each step started from, (T, D, B, H).
+    dy, dh_T, dc_T = cotangents
     h_prev_seq = jnp.concatenate([h0[None], h_seq[:-1]], axis=0)
     c_prev_seq = jnp.concatenate([c0[None], c_seq[:-1]], axis=0)
-    W_h_T = jnp.swapaxes(W_h, 1, 2)  # (D, 4H, H)
-
+    W_h_T = jnp.swapaxes(W_h, 1, 2)
+    s, beta = gate_scale_offset(h0.shape[-1], h0.dtype)
     def step(carry, inputs):
-        dh, dc = carry  # gradients w.r.t. this step's h and c, from later steps
-        dy_t, m_t, i, f, g, o, c, c_prev = inputs
-        dh = dh + jnp.where(m_t, dy_t, 0.0)  # y_t = h on real steps
-        tanh_c = tanh(c)
-        do = dh * tanh_c  # h = o * tanh(c)
+        dh, dc = carry
+        dy_t, m_t, gates_t, c, c_prev = inputs
+        i, f, g, o = jnp.split(gates_t, 4, axis=-1)
+        dh = dh + jnp.where(m_t, dy_t, 0.0)
+        tanh_c = jnp.tanh(c)
+        do = dh * tanh_c
         dc_tot = dc + dh * o * (1 - tanh_c * tanh_c)
-        di = dc_tot * g  # c = f * c_prev + i * g
-        df = dc_tot * c_prev
-        dg = dc_tot * i
-        dz_i = di * i * (1 - i)  # sigmoid' = s (1 - s)
-        dz_f = df * f * (1 - f)
-        dz_g = dg * (1 - g * g)  # tanh' = 1 - t^2
-        dz_o = do * o * (1 - o)
-        dz = jnp.where(m_t, jnp.concatenate([dz_i, dz_f, dz_g, dz_o], axis=-1), 0.0)  # (D, B, 4H)
-        dh_prev = jnp.where(m_t, dz @ W_h_T, dh)  # a masked step passed h through unchanged
+        d_gates = jnp.concatenate([dc_tot * g, dc_tot * c_prev, dc_tot * i, do], axis=-1)
+        dz = jnp.where(m_t, d_gates * (s * s - (gates_t - beta) ** 2), 0.0)
+        dh_prev = jnp.where(m_t, dz @ W_h_T, dh)
         dc_prev = jnp.where(m_t, dc_tot * f, dc)
         return (dh_prev, dc_prev), dz
-
-    inputs = (dy, m_s, gates.i, gates.f, gates.g, gates.o, c_seq, c_prev_seq)
-    (dh0, dc0), dz = jax.lax.scan(step, (dh_T, dc_T), inputs, reverse=True)  # dz (T, D, B, 4H)
+    inputs = (dy, m_s, gates, c_seq, c_prev_seq)
+    (dh0, dc0), dz = jax.lax.scan(step, (dh_T, dc_T), inputs, reverse=True)
     T, D, B, H = h_prev_seq.shape
-    # After the loop: one GEMM per direction over all steps.
     dW_h = jnp.stack([h_prev_seq[:, d].reshape(T * B, H).T @ dz[:, d].reshape(T * B, -1) for d in range(D)])
     return dW_h, dz, None, dh0, dc0
 
@@ -204,7 +206,7 @@ recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
 
 
 def lstm_scan(W_x, W_h, b, x, mask, h0, c0, reverse, *, backward="bptt", table=None):
-    """D directions of an LSTM over one input, in one scan.
+    """D directions of an LSTM over one input, in one scan (one direction per device if possible).
 
     Args:
         W_x (D, E, 4H), W_h (D, H, 4H), b (D, 4H); mask (B, T) bool; h0, c0 (D, B, H);
@@ -216,16 +218,51 @@ def lstm_scan(W_x, W_h, b, x, mask, h0, c0, reverse, *, backward="bptt", table=N
     Returns:
         hs (D, B, T, H) aligned with the input and zero on masked steps; h_T, c_T (D, B, H).
     """
+    mesh = direction_mesh(len(reverse))
+    if mesh is None:
+        return _directions(W_x, W_h, b, x, mask, h0, c0, tuple(reverse), backward, table)
+    flags = np.array(reverse)
+
+    def one_direction(W_x, W_h, b, h0, c0, x, mask, *table):
+        # The same program on every device; which way it reads is this device's flag.
+        r = jnp.asarray(flags)[jax.lax.axis_index("direction")]
+        return _directions(W_x, W_h, b, x, mask, h0, c0, (r,), backward, table[0] if table else None)
+
+    per_direction, shared = P("direction"), P()
+    extra = () if table is None else (table,)
+    return jax.shard_map(
+        one_direction, mesh=mesh, in_specs=(per_direction,) * 5 + (shared,) * (2 + len(extra)),
+        out_specs=(per_direction,) * 3, check_vma=False,
+    )(W_x, W_h, b, h0, c0, x, mask, *extra)  # fmt: skip
+
+
+def _directions(W_x, W_h, b, x, mask, h0, c0, reverse, backward, table):
+    """`lstm_scan` on one device: projection, recurrence, and back to batch-first."""
     hand = backward == "bptt"
     m_s = scan_order(jnp.swapaxes(mask, 0, 1)[..., None], reverse)  # (T, D, B, 1)
     if table is not None:
         ids_s = scan_order(jnp.swapaxes(x, 0, 1), reverse)  # (T, D, B)
         z_x = (embedding_projection if hand else embedding_projection_forward)(table, W_x, b, ids_s)
     else:
-        z_x = input_projection(W_x, b, x, reverse) if hand else input_projection_forward(W_x, b, x, reverse)
+        x_s = scan_order(jnp.swapaxes(x, 0, 1), reverse)  # (T, D, B, E)
+        z_x = (input_projection if hand else input_projection_forward)(W_x, b, x_s)
     if hand:
         y, h_T, c_T = recurrence(W_h, z_x, m_s, h0, c0)
     else:
         (y, h_T, c_T), _ = recurrence_forward(W_h, z_x, m_s, h0, c0)
     hs = jnp.transpose(time_order(y, reverse), (1, 2, 0, 3))  # (D, B, T, H)
     return hs, h_T, c_T
+
+
+@lru_cache
+def direction_mesh(D):
+    """A mesh of D CPU devices, one per direction, or None (one direction, or too few devices).
+
+    XLA gives one CPU device unless asked for more; `import lstmkit` asks for two on a
+    multi-core machine. The directions of a bidirectional layer are independent until they are
+    merged, so each runs its forward and backward scans on a device of its own, in parallel.
+    """
+    devices = [d for d in jax.devices() if d.platform == "cpu"]
+    if D < 2 or len(devices) < D or jax.default_backend() != "cpu":
+        return None
+    return Mesh(np.array(devices[:D]), ("direction",))

@@ -76,6 +76,25 @@ def gates_from_preactivation(z) -> Gates:
     return Gates(i=sigmoid(z_i), f=sigmoid(z_f), g=tanh(z_g), o=sigmoid(z_o))
 
 
+def gate_scale_offset(H, dtype=jnp.float32):
+    """Per-column (s, beta), each (4H,), such that s * tanh(s * z) + beta activates all four gates.
+
+    sigmoid(z) = (1 + tanh(z / 2)) / 2, so the sigmoid gates i, f, o take s = beta = 1/2 and the
+    candidate g takes s = 1, beta = 0. The fast kernel (`lstmkit.bptt`) uses this to activate
+    all 4H columns with one tanh: no overflow (tanh saturates) and one transcendental per entry.
+    Its derivative needs only the output a: da/dz = s^2 - (a - beta)^2, which is a(1 - a) for
+    the sigmoid gates and 1 - g^2 for the candidate.
+    """
+    half, one, zero = jnp.full(H, 0.5, dtype), jnp.ones(H, dtype), jnp.zeros(H, dtype)
+    return jnp.concatenate([half, half, one, half]), jnp.concatenate([half, half, zero, half])
+
+
+def activate_gates(z):
+    """All four gates' activations from (..., 4H) pre-activations, as one (..., 4H) array [i f g o]."""
+    s, beta = gate_scale_offset(z.shape[-1] // 4, z.dtype)
+    return s * jnp.tanh(s * z) + beta
+
+
 def lstm_cell(params, x, h_prev, c_prev):
     """One LSTM step: (h, c, gates) = lstm_cell(params, x, h_prev, c_prev).
 

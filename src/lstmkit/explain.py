@@ -100,7 +100,8 @@ def traced_lstm(layer, params, x, mask):
     W_x = jnp.stack([p["W_x"] for p in directions])  # (D, E, 4H)
     W_h = jnp.stack([p["W_h"] for p in directions])  # (D, H, 4H)
     b = jnp.stack([p["b"] for p in directions])  # (D, 4H)
-    z_x = bptt.input_projection_forward(W_x, b, x, reverse)  # (T, D, B, 4H), scan order
+    x_s = bptt.scan_order(jnp.swapaxes(x, 0, 1), reverse)  # (T, D, B, E), scan order
+    z_x = bptt.input_projection_forward(W_x, b, x_s)  # (T, D, B, 4H)
     m_s = bptt.scan_order(jnp.swapaxes(mask, 0, 1)[..., None], reverse)  # (T, D, B, 1)
     zeros = jnp.zeros((D, B, H), x.dtype)
     (y, h_T, _), (gates, h_seq, c_seq) = bptt.recurrence_forward(W_h, z_x, m_s, zeros, zeros)
@@ -109,8 +110,7 @@ def traced_lstm(layer, params, x, mask):
         out = merge(hs[0], hs[1], layer.merge_mode) if lstm.return_sequences else merge(h_T[0], h_T[1], layer.merge_mode)
     else:
         out = hs[0] if lstm.return_sequences else h_T[0]
-    # The gates come as Gates(i, f, g, o), or as one (T, D, B, 4H) array [i f g o]: accept both.
-    i, f, g, o = gates if isinstance(gates, tuple) else jnp.split(gates, 4, axis=-1)
+    i, f, g, o = jnp.split(gates, 4, axis=-1)  # the kernel keeps the gates as one array [i f g o]
     steps = {"i": i, "f": f, "g": g, "o": o, "c": c_seq, "h": h_seq}  # each (T, D, B, H) in scan order
     trace = {k: jnp.transpose(bptt.time_order(a, reverse), (1, 2, 0, 3)) for k, a in steps.items()}
     return out, (mask if lstm.return_sequences else None), trace
