@@ -10,9 +10,10 @@ recurrence (the only part that must loop), and the merge back to batch-first out
 1. Input projection, one GEMM over all steps:       z_x = x W_x + b           (T, D, B, 4H)
    backward:  dW_x = x^T dz_x,  db = sum dz_x,  dx = dz_x W_x^T   (x in scan order; jax undoes the flips)
    When the input is an embedding lookup x = table[ids], x W_x + b = (table W_x + b)[ids]:
-   project the (V, E) table once and gather rows, which is cheaper whenever V < B*T.
-   backward:  dP = scatter-add of dz_x into rows ids,  dW_x = table^T dP,  db = sum dP,
-              dtable = dP W_x^T
+   project the (V, E) table once, P = table W_x + b, and let the recurrence gather each step's
+   rows; cheaper whenever V < B*T.
+   backward:  dP = scatter-add of dz into rows ids (in the recurrence's backward),
+              dW_x = table^T dP,  db = sum dP,  dtable = dP W_x^T
 
 2. Recurrence, per step (m = mask, True on real tokens):
        z        = z_x_t + h_prev W_h
@@ -97,33 +98,30 @@ def _input_projection_bwd(saved, dz_x):
 input_projection.defvjp(_input_projection_fwd, _input_projection_bwd)
 
 
-def embedding_projection_forward(table, W_x, b, ids_s):
-    """z_x (T, D, B, 4H) = (table W_x + b)[ids]: project the (V, E) table once, then gather.
+def embedding_projection_forward(table, W_x, b):
+    """P (D, V, 4H) = table W_x + b: every token's input projection, for the recurrence to gather.
 
-    ids_s: (T, D, B) token ids already in scan order.
+    With x = table[ids], x W_x + b = P[ids]: projecting the (V, E) table once is cheaper than
+    projecting every token whenever V < B*T, and the recurrence gathers one row per step.
     """
-    projected = jnp.einsum("ve,dek->dvk", table, W_x) + b[:, None, :]  # (D, V, 4H)
-    return jnp.stack([projected[d][ids_s[:, d]] for d in range(W_x.shape[0])], axis=1)
+    return jnp.stack([table @ W_x[d] + b[d] for d in range(W_x.shape[0])])  # plain 2-D GEMMs
 
 
 @jax.custom_vjp
-def embedding_projection(table, W_x, b, ids_s):
-    return embedding_projection_forward(table, W_x, b, ids_s)
+def embedding_projection(table, W_x, b):
+    return embedding_projection_forward(table, W_x, b)
 
 
-def _embedding_projection_fwd(table, W_x, b, ids_s):
-    return embedding_projection_forward(table, W_x, b, ids_s), (table, W_x, ids_s)
+def _embedding_projection_fwd(table, W_x, b):
+    return embedding_projection_forward(table, W_x, b), (table, W_x)
 
 
-def _embedding_projection_bwd(saved, dz_x):
-    table, W_x, ids_s = saved
-    V, K = table.shape[0], dz_x.shape[-1]
-    # dP[d, v] = sum of dz_x over the steps whose token is v.
-    dP = jnp.stack([jax.ops.segment_sum(dz_x[:, d].reshape(-1, K), ids_s[:, d].reshape(-1), V) for d in range(W_x.shape[0])])
+def _embedding_projection_bwd(saved, dP):
+    table, W_x = saved  # dP (D, V, 4H): the recurrence's gradient, summed over each token's steps
     dW_x = jnp.einsum("ve,dvk->dek", table, dP)
     db = dP.sum(axis=1)
     dtable = jnp.einsum("dvk,dek->ve", dP, W_x)
-    return dtable, dW_x, db, None
+    return dtable, dW_x, db
 
 
 embedding_projection.defvjp(_embedding_projection_fwd, _embedding_projection_bwd)
@@ -132,11 +130,20 @@ embedding_projection.defvjp(_embedding_projection_fwd, _embedding_projection_bwd
 # -- 2. the recurrence ---------------------------------------------------------------------------
 
 
-def recurrence_forward(W_h, z_x, m_s, h0, c0):
+def _input_at(z_x, ids_t):
+    """This step's input projections (D, B, 4H): z_x's row, or each direction's table rows ids_t."""
+    if ids_t is None:
+        return z_x
+    return jnp.stack([jnp.take(z_x[d], ids_t[d], axis=0, mode="clip") for d in range(ids_t.shape[0])])
+
+
+def recurrence_forward(W_h, z_x, m_s, h0, c0, ids_s=None):
     """The plain forward loop; differentiable by `jax.grad` (the reference for the hand-written one).
 
     Args:
-        W_h (D, H, 4H); z_x (T, D, B, 4H) and m_s (T, D, B, 1) bool, in scan order; h0, c0 (D, B, H).
+        W_h (D, H, 4H); m_s (T, D, B, 1) bool in scan order; h0, c0 (D, B, H).
+        z_x: the input projections (T, D, B, 4H) in scan order; or, with ids_s (T, D, B) token
+            ids in scan order, a table (D, V, 4H) to gather each step's rows from.
 
     Returns:
         (y (T, D, B, H) zero where masked, h_T, c_T (D, B, H)), and the residuals for the
@@ -146,7 +153,8 @@ def recurrence_forward(W_h, z_x, m_s, h0, c0):
 
     def step(carry, inputs):
         h_prev, c_prev = carry  # (D, B, H)
-        z_x_t, m_t = inputs  # (D, B, 4H), (D, B, 1)
+        x_t, m_t = inputs  # (D, B, 4H) or ids (D, B); (D, B, 1)
+        z_x_t = _input_at(z_x, x_t) if ids_s is not None else x_t
         gates = activate_gates(z_x_t + h_prev @ W_h)  # (D,B,H)@(D,H,4H): per direction; one tanh
         i, f, g, o = jnp.split(gates, 4, axis=-1)
         c = f * c_prev + i * g
@@ -156,24 +164,26 @@ def recurrence_forward(W_h, z_x, m_s, h0, c0):
         # Few, whole outputs per step: each extra one costs XLA a fusion per step.
         return (h, c), (gates, h, c)
 
-    (h_T, c_T), (gates, h_seq, c_seq) = jax.lax.scan(step, (h0, c0), (z_x, m_s))
+    xs = (z_x if ids_s is None else ids_s, m_s)
+    (h_T, c_T), (gates, h_seq, c_seq) = jax.lax.scan(step, (h0, c0), xs)
     y = jnp.where(m_s, h_seq, 0.0)
     return (y, h_T, c_T), (gates, h_seq, c_seq)
 
 
 @jax.custom_vjp
-def recurrence(W_h, z_x, m_s, h0, c0):
+def recurrence(W_h, z_x, m_s, h0, c0, ids_s=None):
     """`recurrence_forward`'s outputs, with the hand-written backward pass below."""
-    return recurrence_forward(W_h, z_x, m_s, h0, c0)[0]
+    return recurrence_forward(W_h, z_x, m_s, h0, c0, ids_s)[0]
 
 
-def _recurrence_fwd(W_h, z_x, m_s, h0, c0):
-    outputs, residuals = recurrence_forward(W_h, z_x, m_s, h0, c0)
-    return outputs, (W_h, m_s, h0, c0, residuals)
+def _recurrence_fwd(W_h, z_x, m_s, h0, c0, ids_s=None):
+    outputs, residuals = recurrence_forward(W_h, z_x, m_s, h0, c0, ids_s)
+    table_rows = None if ids_s is None else z_x.shape[1]
+    return outputs, (W_h, m_s, h0, c0, ids_s, table_rows, residuals)
 
 
 def _recurrence_bwd(saved, cotangents):
-    W_h, m_s, h0, c0, (gates, h_seq, c_seq) = saved
+    W_h, m_s, h0, c0, ids_s, table_rows, (gates, h_seq, c_seq) = saved
     dy, dh_T, dc_T = cotangents
     h_prev_seq = jnp.concatenate([h0[None], h_seq[:-1]], axis=0)
     c_prev_seq = jnp.concatenate([c0[None], c_seq[:-1]], axis=0)
@@ -196,7 +206,11 @@ def _recurrence_bwd(saved, cotangents):
     (dh0, dc0), dz = jax.lax.scan(step, (dh_T, dc_T), inputs, reverse=True)
     T, D, B, H = h_prev_seq.shape
     dW_h = jnp.stack([h_prev_seq[:, d].reshape(T * B, H).T @ dz[:, d].reshape(T * B, -1) for d in range(D)])
-    return dW_h, dz, None, dh0, dc0
+    if ids_s is None:
+        return dW_h, dz, None, dh0, dc0, None
+    # A gathered table's gradient: each row gets the sum of dz over the steps that read it.
+    dz_table = jnp.stack([jax.ops.segment_sum(dz[:, d].reshape(T * B, -1), ids_s[:, d].reshape(T * B), table_rows) for d in range(D)])
+    return dW_h, dz_table, None, dh0, dc0, None
 
 
 recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
@@ -240,16 +254,17 @@ def _directions(W_x, W_h, b, x, mask, h0, c0, reverse, backward, table):
     """`lstm_scan` on one device: projection, recurrence, and back to batch-first."""
     hand = backward == "bptt"
     m_s = scan_order(jnp.swapaxes(mask, 0, 1)[..., None], reverse)  # (T, D, B, 1)
+    ids_s = None
     if table is not None:
         ids_s = scan_order(jnp.swapaxes(x, 0, 1), reverse)  # (T, D, B)
-        z_x = (embedding_projection if hand else embedding_projection_forward)(table, W_x, b, ids_s)
+        z_x = (embedding_projection if hand else embedding_projection_forward)(table, W_x, b)  # (D, V, 4H)
     else:
         x_s = scan_order(jnp.swapaxes(x, 0, 1), reverse)  # (T, D, B, E)
         z_x = (input_projection if hand else input_projection_forward)(W_x, b, x_s)
     if hand:
-        y, h_T, c_T = recurrence(W_h, z_x, m_s, h0, c0)
+        y, h_T, c_T = recurrence(W_h, z_x, m_s, h0, c0, ids_s)
     else:
-        (y, h_T, c_T), _ = recurrence_forward(W_h, z_x, m_s, h0, c0)
+        (y, h_T, c_T), _ = recurrence_forward(W_h, z_x, m_s, h0, c0, ids_s)
     hs = jnp.transpose(time_order(y, reverse), (1, 2, 0, 3))  # (D, B, T, H)
     return hs, h_T, c_T
 
