@@ -141,8 +141,9 @@ def _preset_options(f):
 @click.option("--label-column", default=None, help="label column of a CSV/TSV/JSONL file (autodetected)")
 @click.option("--resume", is_flag=True, help="continue the interrupted run in --out from its last checkpoint")
 @click.option("--quiet", is_flag=True, help="no progress bars")
+@click.option("--pretrained", default=None, type=click.Path(), help="start from `lstmkit pretrain`'s directory: its vocabulary, embedding and first LSTM layer")
 @_preset_options
-def train(data, test_data, preset, out, text_column, label_column, resume, quiet, **overrides):
+def train(data, test_data, preset, out, text_column, label_column, resume, quiet, pretrained, **overrides):
     """Train a text classifier and write its model directory.
 
     Every preset setting can be overridden by its flag, e.g. --epochs 3 --max-tokens 20000.
@@ -153,7 +154,8 @@ def train(data, test_data, preset, out, text_column, label_column, resume, quiet
     _enable_compile_cache()
     config = resolve(preset, **overrides)
     try:
-        train_run(config, data, out, test_data=test_data, text_column=text_column, label_column=label_column, resume=resume, verbose=not quiet)
+        train_run(config, data, out, test_data=test_data, text_column=text_column, label_column=label_column, resume=resume, verbose=not quiet,
+                  pretrained=pretrained)  # fmt: skip
     except KeyboardInterrupt:
         click.echo(f"\ninterrupted: the last finished epoch's checkpoint is intact in {out}; continue with --resume", err=True)
         sys.exit(130)
@@ -257,6 +259,44 @@ def explain_command(model_dir, text, html_out, png_out, as_json):
         click.echo(json.dumps(result, ensure_ascii=False))
     elif not (html_out or png_out):
         click.echo(explain_mod.summary(result))
+
+
+def _lm_default(key):
+    from lstmkit.pretrain import LMConfig
+
+    return getattr(LMConfig(), key)
+
+
+@main.command("pretrain")
+@click.option("--data", default=None, help="labelled data as `train --data` reads it; only its training part is used (imdb: the train split)")
+@click.option("--unlabeled", multiple=True, help="more text, repeatable: imdb or an aclImdb folder/.tar.gz (its 50k unsup reviews), a .txt file (one text per line), a CSV/TSV/JSONL text column, or a folder of .txt files")
+@click.option("--out", required=True, type=click.Path(), help="pretrained directory to write (use it with `lstmkit train --pretrained`)")
+@click.option("--text-column", default=None, help="text column of CSV/TSV/JSONL sources (autodetected)")
+@click.option("--epochs", type=int, default=_lm_default("epochs"), show_default=True)
+@click.option("--max-steps", type=int, default=0, show_default=True, help="stop after this many steps in all (0: no limit); for a short run")
+@click.option("--max-tokens", type=int, default=_lm_default("max_tokens"), show_default=True, help="input vocabulary, as the classifier's --max-tokens")
+@click.option("--embedding-dim", type=int, default=_lm_default("embedding_dim"), show_default=True)
+@click.option("--lstm-units", type=int, default=_lm_default("lstm_units"), show_default=True)
+@click.option("--bidirectional/--no-bidirectional", default=_lm_default("bidirectional"), show_default=True, help="pretrain a backward LM too, for a Bidirectional classifier")
+@click.option("--sequence-length", type=int, default=_lm_default("sequence_length"), show_default=True, help="BPTT window: texts are cut into windows of this many tokens")
+@click.option("--output-vocab", type=int, default=_lm_default("output_vocab"), show_default=True, help="the LM predicts the most frequent K ids; rarer words count as [UNK]")
+@click.option("--negatives", type=int, default=_lm_default("negatives"), show_default=True, help="sampled-softmax negatives per batch (0: exact softmax over --output-vocab)")
+@click.option("--batch-size", type=int, default=_lm_default("batch_size"), show_default=True)
+@click.option("--learning-rate", type=float, default=_lm_default("learning_rate"), show_default=True)
+@click.option("--seed", type=int, default=_lm_default("seed"), show_default=True)
+@click.option("--quiet", is_flag=True, help="no progress bars")
+def pretrain_command(data, unlabeled, out, text_column, quiet, **settings):
+    """Pretrain the Embedding and first LSTM layer as a language model on unlabeled text.
+
+    The defaults match the default preset's sizes, so `lstmkit train --pretrained OUT` adopts
+    the vocabulary, embedding and LSTM weights. Example:
+
+        lstmkit pretrain --data imdb --unlabeled imdb --out runs/lm --epochs 1
+    """
+    from lstmkit.pretrain import pretrain_run
+
+    _enable_compile_cache()
+    pretrain_run(data, unlabeled, out, text_column=text_column, progress=not quiet, **settings)
 
 
 if __name__ == "__main__":

@@ -55,8 +55,12 @@ def load_splits(data, *, test_data=None, test_fraction=0.2, text_column=None, la
     return datasets.train_val_split(full, val_fraction=test_fraction, seed=seed)
 
 
-def train_run(config, data, out, *, test_data=None, text_column=None, label_column=None, resume=False, verbose=True):
-    """Train per `config` (see `lstmkit.presets`), write the model directory to `out`, return test metrics."""
+def train_run(config, data, out, *, test_data=None, text_column=None, label_column=None, resume=False, verbose=True, pretrained=None):
+    """Train per `config` (see `lstmkit.presets`), write the model directory to `out`, return test metrics.
+
+    pretrained: a directory written by `lstmkit pretrain`; the classifier adopts its vocabulary,
+    embedding and first LSTM layer (sizes must match the config) instead of adapting its own.
+    """
     from lstmkit import datasets
 
     t_start = time.perf_counter()
@@ -73,6 +77,14 @@ def train_run(config, data, out, *, test_data=None, text_column=None, label_colu
             status = json.loads((out / "config.json").read_text()).get("status")
         if status == "training":
             raise LstmkitError(f"{out} holds an interrupted run; continue it with --resume, or choose another --out")
+    pre = None
+    pretrained = pretrained or config.get("pretrained")  # a resumed run re-adopts its pretrained vocabulary
+    if pretrained:
+        from lstmkit.pretrain import check_settings, load_pretrained
+
+        pre = load_pretrained(pretrained)
+        check_settings(pre, config)  # before loading the data, so a size mismatch fails at once
+        config = {**config, "pretrained": str(pretrained)}
     seed = int(config["seed"])
     train, test = load_splits(data, test_data=test_data, text_column=text_column, label_column=label_column, seed=seed)
     if str(config["validation"]) == "test":
@@ -90,9 +102,15 @@ def train_run(config, data, out, *, test_data=None, text_column=None, label_colu
     model = build_model(config, len(class_names), steps_per_epoch)
     model.class_names = class_names
     t0 = time.perf_counter()
-    model.vectorizer.adapt(train.texts)
-    print(f"vocabulary: {model.vectorizer.vocab_size:,} tokens ({time.perf_counter() - t0:.1f} s)", flush=True)
+    if pre is None:
+        model.vectorizer.adapt(train.texts)
+        print(f"vocabulary: {model.vectorizer.vocab_size:,} tokens ({time.perf_counter() - t0:.1f} s)", flush=True)
     model.build(seed=seed)
+    if pre is not None:
+        from lstmkit.pretrain import install_pretrained
+
+        install_pretrained(model, pre)
+        print(f"pretrained: vocabulary ({model.vectorizer.vocab_size:,} tokens), embedding and first LSTM layer from {pretrained}", flush=True)
     opt_state, history, initial_epoch = None, None, 0
     if resume:
         saved_model = checkpoint.load_model(out)
