@@ -66,11 +66,9 @@ import datetime
 import json
 import os
 import platform
-import re
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -116,14 +114,10 @@ def find_imdb(explicit: str | None) -> Path:
 
 def load_train_reviews(imdb: Path) -> tuple[list[str], np.ndarray, str]:
     """The 25 000 IMDB train reviews and labels (1 = positive), shuffled with seed 0."""
-    try:
-        from lstmkit.datasets import load_imdb
-    except ImportError:
-        texts, labels = _fallback_load_imdb(imdb)
-        return texts, labels, "fallback tar reader (temporary)"
+    from lstmkit.datasets import load_imdb
+
     data = load_imdb(imdb, split="train", seed=SEED)
-    texts, labels = (data.texts, data.labels) if hasattr(data, "texts") else data
-    return list(texts), np.asarray(labels, dtype=np.int32), "lstmkit.datasets.load_imdb"
+    return list(data.texts), np.asarray(data.labels, dtype=np.int32), "lstmkit.datasets.load_imdb"
 
 
 def vectorize(texts: list[str]) -> tuple[np.ndarray, list[str]]:
@@ -131,26 +125,6 @@ def vectorize(texts: list[str]) -> tuple[np.ndarray, list[str]]:
     vectorizer = TextVectorizer(max_tokens=MAX_TOKENS, output_sequence_length=SEQ_LEN)
     vectorizer.adapt(texts)
     return np.asarray(vectorizer(texts), dtype=np.int32), list(vectorizer.vocabulary)
-
-
-# TEMPORARY FALLBACK, until lstmkit.datasets.load_imdb lands in main: read the train reviews
-# straight from the archive, in a fixed order (class, then review id), shuffled with seed 0.
-# Delete this function and the ImportError branch in load_train_reviews once it is there.
-_TRAIN_MEMBER = re.compile(r"aclImdb/train/(neg|pos)/(\d+)_\d+\.txt$")
-
-
-def _fallback_load_imdb(imdb: Path) -> tuple[list[str], np.ndarray]:
-    archive = imdb if imdb.is_file() else imdb / "aclImdb_labeled.tar.gz"
-    reviews = []
-    with tarfile.open(archive, "r:gz") as tar:
-        for member in tar:
-            match = _TRAIN_MEMBER.search(member.name)
-            if match:
-                text = tar.extractfile(member).read().decode("utf-8", "replace")
-                reviews.append((int(match.group(1) == "pos"), int(match.group(2)), text))
-    reviews.sort(key=lambda review: review[:2])
-    order = np.random.default_rng(SEED).permutation(len(reviews))
-    return [reviews[i][2] for i in order], np.array([reviews[i][0] for i in order], np.int32)
 
 
 def prepare_data(imdb: Path, out_dir: Path) -> tuple[Path, dict]:
