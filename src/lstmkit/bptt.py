@@ -37,6 +37,7 @@ recurrence (the only part that must loop), and the merge back to batch-first out
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 
 import jax
@@ -271,13 +272,13 @@ def _directions(W_x, W_h, b, x, mask, h0, c0, reverse, backward, table):
 
 @lru_cache
 def direction_mesh(D):
-    """A mesh of D CPU devices, one per direction, or None (one direction, or too few devices).
+    """A mesh of D CPU devices, one per direction, or None (the default: one device).
 
-    XLA gives one CPU device unless asked for more; `import lstmkit` asks for two on a
-    multi-core machine. The directions of a bidirectional layer are independent until they are
-    merged, so each runs its forward and backward scans on a device of its own, in parallel.
+    Only with LSTMKIT_CPU_DEVICES=2 (which `import lstmkit` turns into two XLA CPU devices): the
+    directions of a bidirectional layer are independent until they are merged, so each then runs
+    its forward and backward scans on a device, and a core, of its own.
     """
-    devices = [d for d in jax.devices() if d.platform == "cpu"]
-    if D < 2 or len(devices) < D or jax.default_backend() != "cpu":
+    if D < 2 or os.environ.get("LSTMKIT_CPU_DEVICES") != "2" or jax.default_backend() != "cpu":
         return None
-    return Mesh(np.array(devices[:D]), ("direction",))
+    devices = jax.devices("cpu")
+    return Mesh(np.array(devices[:D]), ("direction",)) if len(devices) >= D else None

@@ -140,7 +140,7 @@ def _preset_options(f):
 @click.option("--text-column", default=None, help="text column of a CSV/TSV/JSONL file (autodetected)")
 @click.option("--label-column", default=None, help="label column of a CSV/TSV/JSONL file (autodetected)")
 @click.option("--resume", is_flag=True, help="continue the interrupted run in --out from its last checkpoint")
-@click.option("--quiet", is_flag=True, help="no progress bars")
+@click.option("--quiet", is_flag=True, help="no progress bars (the per-epoch lines stay)")
 @click.option("--pretrained", default=None, type=click.Path(), help="start from `lstmkit pretrain`'s directory: its vocabulary, embedding and first LSTM layer")
 @_preset_options
 def train(data, test_data, preset, out, text_column, label_column, resume, quiet, pretrained, **overrides):
@@ -154,7 +154,7 @@ def train(data, test_data, preset, out, text_column, label_column, resume, quiet
     _enable_compile_cache()
     config = resolve(preset, **overrides)
     try:
-        train_run(config, data, out, test_data=test_data, text_column=text_column, label_column=label_column, resume=resume, verbose=not quiet,
+        train_run(config, data, out, test_data=test_data, text_column=text_column, label_column=label_column, resume=resume, progress=not quiet,
                   pretrained=pretrained)  # fmt: skip
     except KeyboardInterrupt:
         click.echo(f"\ninterrupted: the last finished epoch's checkpoint is intact in {out}; continue with --resume", err=True)
@@ -284,7 +284,7 @@ def _lm_default(key):
 @click.option("--batch-size", type=int, default=_lm_default("batch_size"), show_default=True)
 @click.option("--learning-rate", type=float, default=_lm_default("learning_rate"), show_default=True)
 @click.option("--seed", type=int, default=_lm_default("seed"), show_default=True)
-@click.option("--quiet", is_flag=True, help="no progress bars")
+@click.option("--quiet", is_flag=True, help="no progress bars (the per-epoch lines stay)")
 def pretrain_command(data, unlabeled, out, text_column, quiet, **settings):
     """Pretrain the Embedding and first LSTM layer as a language model on unlabeled text.
 

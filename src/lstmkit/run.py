@@ -55,7 +55,7 @@ def load_splits(data, *, test_data=None, test_fraction=0.2, text_column=None, la
     return datasets.train_val_split(full, val_fraction=test_fraction, seed=seed)
 
 
-def train_run(config, data, out, *, test_data=None, text_column=None, label_column=None, resume=False, verbose=True, pretrained=None):
+def train_run(config, data, out, *, test_data=None, text_column=None, label_column=None, resume=False, verbose=True, progress=True, pretrained=None):
     """Train per `config` (see `lstmkit.presets`), write the model directory to `out`, return test metrics.
 
     pretrained: a directory written by `lstmkit pretrain`; the classifier adopts its vocabulary,
@@ -126,7 +126,7 @@ def train_run(config, data, out, *, test_data=None, text_column=None, label_colu
     model.fit(
         train.texts, train.labels, epochs=config["epochs"], batch_size=config["batch_size"],
         validation_data=(val.texts, val.labels), seed=seed, bucket=config["bucket"],
-        shuffle_buffer=config["shuffle_buffer"] or None, verbose=verbose,
+        shuffle_buffer=config["shuffle_buffer"] or None, verbose=verbose, progress=progress,
         early_stopping_patience=config["early_stopping"] or None, on_epoch_end=save_checkpoint,
         initial_epoch=initial_epoch, opt_state=opt_state, history=history,
     )  # fmt: skip

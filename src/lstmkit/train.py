@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lstmkit import bptt
 from lstmkit.batching import iterate_batches, prefetch
 from lstmkit.errors import LstmkitError
 
@@ -72,6 +73,14 @@ def _batches(model, ids, labels, batch_size, *, seed, shuffle, bucket, shuffle_b
     return prefetch(it, 2)
 
 
+def _in_step(result):
+    """Wait for a step when the directions run on two devices: two computations in flight could
+    each hold one device's thread while waiting for the other's (see `bptt.direction_mesh`)."""
+    if bptt.direction_mesh(2) is not None:
+        jax.block_until_ready(result)
+    return result
+
+
 def _round_up(n, multiple):
     return max(multiple, -(-n // multiple) * multiple)
 
@@ -120,7 +129,7 @@ def _evaluate_ids(model, ids, labels, batch_size=256):
     for rows, batch, weight in _inference_batches(ids, batch_size, _max_length(model)):
         batch_labels = np.zeros(batch_size, np.int32)
         batch_labels[: len(rows)] = labels[rows]
-        pending.append(_eval_step(model, model.params, batch, batch_labels, weight))
+        pending.append(_in_step(_eval_step(model, model.params, batch, batch_labels, weight)))
         n += len(rows)
     loss_sum = sum(float(l) for l, _ in pending)
     correct = sum(float(c) for _, c in pending)
@@ -133,14 +142,14 @@ def predict(model, x, *, batch_size=256):
         raise LstmkitError("the model has no weights yet; fit it or load a trained one")
     ids = model._ids(x)
     out = np.zeros((len(ids), model.n_outputs), np.float32)
-    pending = [(rows, _predict_step(model, model.params, batch)) for rows, batch, _ in _inference_batches(ids, batch_size, _max_length(model))]
+    pending = [(rows, _in_step(_predict_step(model, model.params, batch))) for rows, batch, _ in _inference_batches(ids, batch_size, _max_length(model))]
     for rows, proba in pending:
         out[rows] = np.asarray(proba)[: len(rows)]
     return out
 
 
 def fit(model, x, y, *, epochs=1, batch_size=64, validation_data=None, seed=0, bucket=True, shuffle_buffer=None,
-        verbose=True, early_stopping_patience=None, monitor="val_loss", on_epoch_end=None, initial_epoch=0,
+        verbose=True, progress=True, early_stopping_patience=None, monitor="val_loss", on_epoch_end=None, initial_epoch=0,
         opt_state=None, history=None):  # fmt: skip
     """Train the model; returns the history dict.
 
@@ -150,6 +159,7 @@ def fit(model, x, y, *, epochs=1, batch_size=64, validation_data=None, seed=0, b
         seed: one seed for initialisation, shuffling and dropout; same seed, same machine, same run.
         bucket: length-bucketed batches (fast); False gives fixed-length batches (Keras-identical).
         shuffle_buffer: tf.data-style shuffle buffer size, or None for a full shuffle.
+        verbose: print a line per epoch; progress: also draw a progress bar while it runs.
         early_stopping_patience: stop after this many epochs without improving `monitor`, and
             restore the best weights.
         on_epoch_end: callback(epoch, model, opt_state, history, best) after each epoch, used by
@@ -180,13 +190,13 @@ def fit(model, x, y, *, epochs=1, batch_size=64, validation_data=None, seed=0, b
     for epoch in range(initial_epoch, epochs):
         t0 = time.perf_counter()
         epoch_key = jax.random.fold_in(base_key, epoch)
-        bar = tqdm(total=len(ids), desc=f"epoch {epoch + 1}/{epochs}", unit="ex", disable=not verbose, leave=True, dynamic_ncols=True)
+        bar = tqdm(total=len(ids), desc=f"epoch {epoch + 1}/{epochs}", unit="ex", disable=not (verbose and progress), leave=True, dynamic_ncols=True)
         loss_sum, correct_sum, seen = 0.0, 0.0, 0
         pending = []
         batches = _batches(model, ids, labels, batch_size, seed=seed * 100003 + epoch, shuffle=True, bucket=bucket, shuffle_buffer=shuffle_buffer)
         for step, batch in enumerate(batches):
             key = jax.random.fold_in(epoch_key, step)
-            model.params, opt_state, l, c = _train_step(model, model.params, opt_state, batch.ids, batch.labels, batch.weight, key)
+            model.params, opt_state, l, c = _in_step(_train_step(model, model.params, opt_state, batch.ids, batch.labels, batch.weight, key))
             n = int(batch.weight.sum())
             pending.append((l, c, n))
             # Read metrics one step behind, so the host never waits for the step it just queued.
