@@ -32,6 +32,7 @@ def plot_history(model_dir, out=None):
         if history.get(f"val_{key}"):
             ax.plot(epochs, history[f"val_{key}"], "s-", label="validation")
         ax.set_xlabel("epoch")
+        ax.set_xticks(list(epochs))
         ax.set_ylabel(key)
         ax.set_title(key)
         ax.grid(alpha=0.3)
