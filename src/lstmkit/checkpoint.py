@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 import jax
@@ -90,6 +91,32 @@ def _swap_in(tmp_dir: Path, target: Path):
         shutil.rmtree(old)
 
 
+@contextmanager
+def staged_directory(directory):
+    """Build a directory beside `directory`, then swap it in with renames.
+
+    Yields the temporary folder to fill. An exception (Ctrl-C included) removes it and leaves the
+    old directory as it was. Write config.json last, with `file_checksums` of the rest.
+    """
+    target = Path(directory)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    try:
+        yield tmp
+        _swap_in(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def file_checksums(folder):
+    """{file name: SHA-256} of every file in a folder, for config.json to vouch for."""
+    return {p.name: sha256(p) for p in sorted(Path(folder).iterdir()) if p.is_file()}
+
+
 def resolve_dir(directory) -> Path:
     """The model directory, or its previous version if a swap was interrupted mid-way."""
     directory = Path(directory)
@@ -115,13 +142,7 @@ def save_model(model, directory, *, train_config=None, history=None, metrics=Non
 
     if model.params is None:
         raise LstmkitError("the model has no weights to save; fit it first")
-    target = Path(directory)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    try:
+    with staged_directory(directory) as tmp:
         save_file(flatten_params(model.params), tmp / WEIGHTS)
         if model.vectorizer is not None:
             model.vectorizer.save(tmp)
@@ -133,7 +154,6 @@ def save_model(model, directory, *, train_config=None, history=None, metrics=Non
             leaves = jax.tree.leaves(opt_state)
             save_file({f"opt.{k}": np.asarray(a) for k, a in enumerate(leaves)}, tmp / STATE)
             write_json(tmp / "training_state.json", training or {})
-        files = {p.name: sha256(p) for p in sorted(tmp.iterdir()) if p.is_file()}
         config = {
             "format_version": FORMAT_VERSION,
             "lstmkit_version": lstmkit.__version__,
@@ -141,13 +161,9 @@ def save_model(model, directory, *, train_config=None, history=None, metrics=Non
             "model": model.get_config(),
             "has_vectorizer": model.vectorizer is not None,
             "train_config": train_config,
-            "files": files,
+            "files": file_checksums(tmp),
         }
         write_json(tmp / "config.json", config)
-        _swap_in(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def read_config(directory):

@@ -52,8 +52,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
 import time
 from dataclasses import asdict, dataclass
 from functools import partial
@@ -500,26 +498,15 @@ def save_pretrained(directory, params, vectorizer, config: LMConfig, history, co
 
     import lstmkit
 
-    target = Path(directory)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    try:
+    with checkpoint.staged_directory(directory) as tmp:
         save_file(checkpoint.flatten_params(params), tmp / checkpoint.WEIGHTS)
         vectorizer.save(tmp)
         checkpoint.write_json(tmp / "history.json", history)
-        files = {p.name: checkpoint.sha256(p) for p in sorted(tmp.iterdir()) if p.is_file()}
         meta = {
             "format_version": checkpoint.FORMAT_VERSION, "kind": KIND, "lstmkit_version": lstmkit.__version__,
-            "config": asdict(config), "corpus": corpus, "files": files,
+            "config": asdict(config), "corpus": corpus, "files": checkpoint.file_checksums(tmp),
         }  # fmt: skip
         checkpoint.write_json(tmp / "config.json", meta)
-        checkpoint._swap_in(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def load_pretrained(directory) -> Pretrained:
