@@ -21,23 +21,7 @@ from lstmkit.layers import (
 from lstmkit.model import Sequential
 from lstmkit.text import TextVectorizer
 
-POS = ["good", "great", "superb", "lovely"]
-NEG = ["bad", "awful", "boring", "dull"]
-FILLER = ["the", "movie", "was", "a", "plot", "and", "it", "actor", "scene"]
-
-
-def reviews(n, seed):
-    """Filler words with two to three sentiment words of the label's side."""
-    rng = np.random.default_rng(seed)
-    texts, labels = [], []
-    for _ in range(n):
-        y = int(rng.integers(2))
-        words = list(rng.choice(FILLER, rng.integers(3, 10)))
-        for _ in range(rng.integers(2, 4)):
-            words.insert(rng.integers(len(words) + 1), rng.choice(POS if y else NEG))
-        texts.append(" ".join(words))
-        labels.append(y)
-    return texts, np.array(labels)
+from test_model import synthetic_reviews as reviews
 
 
 @pytest.fixture(scope="module")
