@@ -4,7 +4,6 @@ import functools
 import hashlib
 import http.server
 import io
-import json
 import tarfile
 import threading
 import warnings
@@ -101,7 +100,7 @@ def test_imdb_split_missing_from_archive(tmp_path):
 def test_plain_tar_and_pax_long_names(tmp_path):
     long_dir = "x" * 120
     with tarfile.open(tmp_path / "a.tar", "w", format=tarfile.PAX_FORMAT) as tar:
-        for name in (f"aclImdb/train/pos/1_9.txt", f"{long_dir}/aclImdb/train/neg/2_1.txt"):
+        for name in ("aclImdb/train/pos/1_9.txt", f"{long_dir}/aclImdb/train/neg/2_1.txt"):
             data = b"hello"
             info = tarfile.TarInfo(name)
             info.size = len(data)
