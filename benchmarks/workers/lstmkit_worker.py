@@ -57,9 +57,11 @@ def main() -> None:
         for batch in lk_train._batches(model, model._ids(x), y, b, seed=args.seed, shuffle=True, bucket=True):
             if batch.ids.shape not in shapes:
                 shapes.add(batch.ids.shape)
-                lk_train._train_step(model, jax.tree.map(lambda a: a.copy(), model.params), jax.tree.map(lambda a: a.copy(), opt_state),
-                                     batch.ids, batch.labels, batch.weight, key)  # fmt: skip
-        jax.block_until_ready(model.params)
+                # One at a time: with LSTMKIT_CPU_DEVICES=2, steps in flight together can deadlock.
+                jax.block_until_ready(lk_train._train_step(
+                    model, jax.tree.map(lambda a: a.copy(), model.params), jax.tree.map(lambda a: a.copy(), opt_state),
+                    batch.ids, batch.labels, batch.weight, key,
+                ))  # fmt: skip
         t0 = time.perf_counter()
         history = model.fit(x, y, epochs=1, batch_size=b, seed=args.seed, verbose=False, opt_state=opt_state)
         epoch_s = time.perf_counter() - t0
