@@ -83,9 +83,11 @@ def test_plot_writes_png(trained, tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_interrupted_run_resumes_to_the_same_result(csv_data, tmp_path, monkeypatch):
-    """Ctrl-C after epoch 1 leaves a checkpoint; --resume finishes with the uninterrupted run's numbers."""
-    args = ["train", "--data", str(csv_data), "--epochs", "2", "--seed", "3", *TINY]
+@pytest.mark.parametrize("extra", [(), ("--epochs", "3", "--early-stopping", "2")], ids=["plain", "early-stopping"])
+def test_interrupted_run_resumes_to_the_same_result(csv_data, tmp_path, monkeypatch, extra):
+    """Ctrl-C after epoch 1 leaves a checkpoint; --resume finishes with the uninterrupted run's numbers
+    (with early stopping too, whose best weights so far travel with the checkpoint)."""
+    args = ["train", "--data", str(csv_data), "--epochs", "2", "--seed", "3", *TINY, *extra]
     straight = tmp_path / "straight"
     assert CliRunner().invoke(main, [*args, "--out", str(straight)]).exit_code == 0
 

@@ -36,15 +36,18 @@ from lstmkit.errors import LstmkitError
 
 
 class Batch(NamedTuple):
-    """One batch: ids int32 (B, T), mask bool (B, T), labels int32 (B,), weight float32 (B,).
+    """One batch: ids int32 (B, T), mask bool (B, T), labels int32 (B,), weight float32 (B,),
+    index int64 (B,).
 
-    mask[b, t] is True for real tokens; weight is 1 for real rows and 0 for filler rows.
+    mask[b, t] is True for real tokens; weight is 1 for real rows and 0 for filler rows; index
+    is each row's position in the input (-1 for filler), to put predictions back in order.
     """
 
     ids: np.ndarray
     mask: np.ndarray
     labels: np.ndarray
     weight: np.ndarray
+    index: np.ndarray
 
 
 def sequence_lengths(sequences) -> np.ndarray:
@@ -159,7 +162,7 @@ def make_batch(sequences, labels: np.ndarray | None, index: np.ndarray, length: 
         if lens.sum():
             ids[mask] = np.concatenate(picked)
     batch_labels = np.zeros(len(rows), dtype=np.int32) if labels is None else np.asarray(labels)[rows].astype(np.int32)
-    return Batch(ids, mask, batch_labels, real.astype(np.float32))
+    return Batch(ids, mask, batch_labels, real.astype(np.float32), np.asarray(index, np.int64))
 
 
 def iterate_batches(

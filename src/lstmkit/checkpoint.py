@@ -126,7 +126,7 @@ def resolve_dir(directory) -> Path:
     return directory
 
 
-def save_model(model, directory, *, train_config=None, history=None, metrics=None, opt_state=None, training=None, status="complete"):
+def save_model(model, directory, *, train_config=None, history=None, metrics=None, opt_state=None, training=None, best_params=None, status="complete"):
     """Write the model directory atomically.
 
     Args:
@@ -134,6 +134,7 @@ def save_model(model, directory, *, train_config=None, history=None, metrics=Non
         train_config: the resolved configuration (preset + flags), saved for reproducibility.
         history, metrics: dicts saved as history.json and metrics.json.
         opt_state, training: optimizer state and a JSON-able dict (epoch, best, ...) for --resume.
+        best_params: early stopping's best weights so far, kept with the optimizer state.
         status: "complete", or "training" for a checkpoint of an unfinished run.
     """
     from safetensors.numpy import save_file
@@ -152,7 +153,10 @@ def save_model(model, directory, *, train_config=None, history=None, metrics=Non
             write_json(tmp / "metrics.json", metrics)
         if opt_state is not None:
             leaves = jax.tree.leaves(opt_state)
-            save_file({f"opt.{k}": np.asarray(a) for k, a in enumerate(leaves)}, tmp / STATE)
+            state = {f"opt.{k}": np.asarray(a) for k, a in enumerate(leaves)}
+            if best_params is not None:
+                state.update({f"best.{name}": a for name, a in flatten_params(best_params).items()})
+            save_file(state, tmp / STATE)
             write_json(tmp / "training_state.json", training or {})
         config = {
             "format_version": FORMAT_VERSION,
@@ -214,8 +218,8 @@ def load_model(directory):
     return model
 
 
-def load_training_state(directory, opt_state_template):
-    """(opt_state, training dict, history) saved by an unfinished run, for --resume."""
+def load_training_state(directory, opt_state_template, params_template):
+    """(opt_state, training dict, history, best params or None) of an unfinished run, for --resume."""
     from safetensors.numpy import load_file
 
     directory, config = read_config(directory)
@@ -223,9 +227,11 @@ def load_training_state(directory, opt_state_template):
         raise LstmkitError(f"{directory} has no training state to resume from; train without --resume")
     flat = load_file(directory / STATE)
     leaves, treedef = jax.tree.flatten(opt_state_template)
-    if len(flat) != len(leaves):
+    if sum(k.startswith("opt.") for k in flat) != len(leaves):
         raise LstmkitError(f"the optimizer state in {directory} does not match this configuration; resume with the same flags")
     opt_state = jax.tree.unflatten(treedef, [jax.numpy.asarray(flat[f"opt.{k}"]) for k in range(len(leaves))])
+    best = {k[len("best.") :]: a for k, a in flat.items() if k.startswith("best.")}
+    best_params = unflatten_like(params_template, best) if best else None
     training = json.loads((directory / "training_state.json").read_text())
     history = json.loads((directory / "history.json").read_text()) if (directory / "history.json").exists() else None
-    return opt_state, training, history
+    return opt_state, training, history, best_params

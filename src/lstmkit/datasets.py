@@ -112,7 +112,7 @@ def load_dataset(source, *, text_column: str | None = None, label_column: str | 
     path = Path(source).expanduser()
     if not path.exists():
         raise LstmkitError(f"{path} does not exist; pass 'imdb', an aclImdb folder or .tar.gz, a .csv/.tsv/.jsonl file, or a folder of class sub-folders")
-    if _is_imdb(path):
+    if is_imdb(path):
         return load_imdb(path, split=split or "train", seed=seed, shuffle=shuffle)
     if split not in (None, "train"):
         raise LstmkitError(f"{path.name} has no predefined '{split}' split; load it whole and use train_val_split")
@@ -198,7 +198,17 @@ def read_imdb(path, splits=("train", "test"), seed: int = 0, shuffle: bool = Tru
     return out
 
 
-def _is_imdb(path: Path) -> bool:
+def imdb_source(source) -> Path | None:
+    """The IMDB folder or archive a source names ('imdb' is downloaded and cached), or None when
+    the source is the user's own data."""
+    if str(source).lower() == "imdb":
+        return download_imdb()
+    path = Path(source).expanduser()
+    return path if path.exists() and is_imdb(path) else None
+
+
+def is_imdb(path: Path) -> bool:
+    """Whether a path looks like IMDB: an archive, or a folder holding aclImdb's train/ split."""
     if path.is_file():
         return path.name.endswith((".tar.gz", ".tgz", ".tar"))
     return any((p / "train" / "pos").is_dir() or (p / "train" / "unsup").is_dir() for p in (path, path / "aclImdb")) or any(path.glob("aclImdb*.tar.gz"))

@@ -232,9 +232,9 @@ def read_unlabeled(source, *, text_column=None, seed=0) -> list[str]:
     """
     from lstmkit import datasets
 
-    if str(source).lower() == "imdb" or (Path(source).expanduser().exists() and datasets._is_imdb(Path(source).expanduser())):
-        path = datasets.download_imdb() if str(source).lower() == "imdb" else Path(source).expanduser()
-        return datasets.load_imdb(path, split="unsup", seed=seed).texts
+    imdb = datasets.imdb_source(source)
+    if imdb is not None:
+        return datasets.load_imdb(imdb, split="unsup", seed=seed).texts
     path = Path(source).expanduser()
     if not path.exists():
         raise LstmkitError(f"{path} does not exist; pass 'imdb', an aclImdb folder or .tar.gz, a .txt file (one text per line), a .csv/.tsv/.jsonl file, or a folder of .txt files")
@@ -267,13 +267,13 @@ def pretraining_texts(data=None, unlabeled=(), *, text_column=None, seed=0, verb
     never reach the LM.
     """
     from lstmkit import datasets
-    from lstmkit.run import _imdb_path, load_splits
+    from lstmkit.run import load_splits
 
     if data is None and not unlabeled:
         raise LstmkitError("no text to pretrain on: pass --data (labelled data, its training part) and/or --unlabeled SOURCE")
     texts = []
     if data is not None:
-        imdb = _imdb_path(data)
+        imdb = datasets.imdb_source(data)
         train = datasets.load_imdb(imdb, split="train", seed=seed) if imdb is not None else load_splits(data, text_column=text_column, seed=seed)[0]
         texts += list(train.texts)
         if verbose:

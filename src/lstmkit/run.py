@@ -19,21 +19,11 @@ from lstmkit.metrics import classification_report
 from lstmkit.presets import build_model
 
 
-def _imdb_path(source):
-    """The IMDB folder or archive a source names (downloading 'imdb'), or None for other data."""
-    from lstmkit import datasets
-
-    if str(source).lower() == "imdb":
-        return datasets.download_imdb()
-    path = Path(source).expanduser()
-    return path if path.exists() and datasets._is_imdb(path) else None
-
-
 def load_source(source, split, **kw):
     """One labelled dataset: the named split of IMDB, or a whole file or folder of the user's."""
     from lstmkit import datasets
 
-    imdb = _imdb_path(source)
+    imdb = datasets.imdb_source(source)
     if imdb is not None:
         return datasets.load_imdb(imdb, split=split, seed=kw.get("seed", 0))
     return datasets.load_dataset(source, **kw)
@@ -46,7 +36,7 @@ def load_splits(data, *, test_data=None, test_fraction=0.2, text_column=None, la
     kw = {"text_column": text_column, "label_column": label_column, "seed": seed}
     if test_data is not None:
         return load_source(data, "train", **kw), load_source(test_data, "test", **kw)
-    imdb = _imdb_path(data)
+    imdb = datasets.imdb_source(data)
     if imdb is not None:
         splits = datasets.read_imdb(imdb, splits=("train", "test"), seed=seed)  # one pass over the archive
         return splits["train"], splits["test"]
@@ -111,24 +101,26 @@ def train_run(config, data, out, *, test_data=None, text_column=None, label_colu
 
         install_pretrained(model, pre)
         print(f"pretrained: vocabulary ({model.vectorizer.vocab_size:,} tokens), embedding and first LSTM layer from {pretrained}", flush=True)
-    opt_state, history, initial_epoch = None, None, 0
+    opt_state, history, initial_epoch, best = None, None, 0, None
     if resume:
         saved_model = checkpoint.load_model(out)
         model.params = saved_model.params
-        opt_state, training, history = checkpoint.load_training_state(out, model.optimizer.init(model.params))
+        opt_state, training, history, best_params = checkpoint.load_training_state(out, model.optimizer.init(model.params), model.params)
         initial_epoch = training["epoch"] + 1
+        best = {"value": training["best_value"], "epoch": training["best_epoch"], "params": best_params, "wait": training["wait"]}
         print(f"resumed after epoch {initial_epoch}", flush=True)
 
     def save_checkpoint(epoch, model, opt_state, history, best):
         training = {"epoch": epoch, "best_value": best["value"], "best_epoch": best["epoch"], "wait": best["wait"]}
-        checkpoint.save_model(model, out, train_config=config, history=history, opt_state=opt_state, training=training, status="training")
+        checkpoint.save_model(model, out, train_config=config, history=history, opt_state=opt_state, training=training,
+                              best_params=best["params"], status="training")  # fmt: skip
 
     model.fit(
         train.texts, train.labels, epochs=config["epochs"], batch_size=config["batch_size"],
         validation_data=(val.texts, val.labels), seed=seed, bucket=config["bucket"],
         shuffle_buffer=config["shuffle_buffer"] or None, verbose=verbose, progress=progress,
         early_stopping_patience=config["early_stopping"] or None, on_epoch_end=save_checkpoint,
-        initial_epoch=initial_epoch, opt_state=opt_state, history=history,
+        initial_epoch=initial_epoch, opt_state=opt_state, history=history, best=best,
     )  # fmt: skip
     t0 = time.perf_counter()
     proba = model.predict(test.texts)
@@ -144,7 +136,6 @@ def train_run(config, data, out, *, test_data=None, text_column=None, label_colu
 
 def evaluate_run(model_dir, data, *, split="test", text_column=None, label_column=None, batch_size=256):
     """Metrics of a saved model on a labelled source."""
-
     model = checkpoint.load_model(model_dir)
     ds = load_source(data, split, text_column=text_column, label_column=label_column)
     _check_classes(model, ds)

@@ -81,33 +81,13 @@ def _in_step(result):
     return result
 
 
-def _round_up(n, multiple):
-    return max(multiple, -(-n // multiple) * multiple)
-
-
-def _inference_batches(ids, batch_size, max_length):
-    """Batches for evaluation and prediction: sorted by length so padding is small.
-
-    Yields (rows, ids (B, T), weight (B,)): rows are the input positions of the batch's real
-    rows; B is always batch_size (filler rows have weight 0) and T a multiple of pad_multiple,
-    so few shapes are compiled.
-    """
-    pad_multiple = _pad_multiple(max_length)
-    lengths = np.array([len(s) for s in ids], np.int64)
-    if max_length is not None:
-        lengths = np.minimum(lengths, max_length)
-    order = np.argsort(lengths, kind="stable")
-    for start in range(0, len(ids), batch_size):
-        rows = order[start : start + batch_size]
-        T = _round_up(int(lengths[rows].max()), pad_multiple)
-        if max_length is not None:
-            T = min(T, max_length) if lengths[rows].max() > 0 else min(pad_multiple, max_length)
-        batch = np.zeros((batch_size, T), np.int32)
-        for r, i in enumerate(rows):
-            batch[r, : lengths[i]] = ids[i][: lengths[i]]
-        weight = np.zeros(batch_size, np.float32)
-        weight[: len(rows)] = 1.0
-        yield rows, batch, weight
+def _inference_batches(model, ids, labels, batch_size):
+    """Batches for evaluation and prediction, sorted by length (one bucket window over all), so
+    little padding is computed; each Batch's `index` says which input rows it holds."""
+    window = len(ids) // batch_size + 1
+    max_length = _max_length(model)
+    return iterate_batches(ids, labels, batch_size, shuffle=False, bucket=True, bucket_window=window,
+                           pad_multiple=_pad_multiple(max_length), max_length=max_length)  # fmt: skip
 
 
 def _max_length(model):
@@ -125,15 +105,10 @@ def evaluate(model, x, y, *, batch_size=256):
 
 
 def _evaluate_ids(model, ids, labels, batch_size=256):
-    pending, n = [], 0
-    for rows, batch, weight in _inference_batches(ids, batch_size, _max_length(model)):
-        batch_labels = np.zeros(batch_size, np.int32)
-        batch_labels[: len(rows)] = labels[rows]
-        pending.append(_in_step(_eval_step(model, model.params, batch, batch_labels, weight)))
-        n += len(rows)
+    pending = [_in_step(_eval_step(model, model.params, b.ids, b.labels, b.weight)) for b in _inference_batches(model, ids, labels, batch_size)]
     loss_sum = sum(float(l) for l, _ in pending)
     correct = sum(float(c) for _, c in pending)
-    return {"loss": loss_sum / max(n, 1), "accuracy": correct / max(n, 1)}
+    return {"loss": loss_sum / max(len(ids), 1), "accuracy": correct / max(len(ids), 1)}
 
 
 def predict(model, x, *, batch_size=256):
@@ -142,15 +117,17 @@ def predict(model, x, *, batch_size=256):
         raise LstmkitError("the model has no weights yet; fit it or load a trained one")
     ids = model._ids(x)
     out = np.zeros((len(ids), model.n_outputs), np.float32)
-    pending = [(rows, _in_step(_predict_step(model, model.params, batch))) for rows, batch, _ in _inference_batches(ids, batch_size, _max_length(model))]
-    for rows, proba in pending:
-        out[rows] = np.asarray(proba)[: len(rows)]
+    if not ids:
+        return out
+    pending = [(b.index, _in_step(_predict_step(model, model.params, b.ids))) for b in _inference_batches(model, ids, None, batch_size)]
+    for index, proba in pending:
+        out[index[index >= 0]] = np.asarray(proba)[index >= 0]
     return out
 
 
 def fit(model, x, y, *, epochs=1, batch_size=64, validation_data=None, seed=0, bucket=True, shuffle_buffer=None,
         verbose=True, progress=True, early_stopping_patience=None, monitor="val_loss", on_epoch_end=None, initial_epoch=0,
-        opt_state=None, history=None):  # fmt: skip
+        opt_state=None, history=None, best=None):  # fmt: skip
     """Train the model; returns the history dict.
 
     Args:
@@ -164,7 +141,8 @@ def fit(model, x, y, *, epochs=1, batch_size=64, validation_data=None, seed=0, b
             restore the best weights.
         on_epoch_end: callback(epoch, model, opt_state, history, best) after each epoch, used by
             the CLI to write checkpoints.
-        initial_epoch, opt_state, history: continue an interrupted run (resume).
+        initial_epoch, opt_state, history, best: continue an interrupted run (resume); best is
+            early stopping's {"value", "epoch", "params", "wait"} so far.
     """
     from tqdm.auto import tqdm
 
@@ -186,7 +164,7 @@ def fit(model, x, y, *, epochs=1, batch_size=64, validation_data=None, seed=0, b
     if validation_data is not None:
         val = (model._ids(validation_data[0]), _labels(validation_data[1]))
     base_key = jax.random.key(seed)
-    best = {"value": None, "epoch": None, "params": None, "wait": 0}
+    best = dict(best) if best is not None else {"value": None, "epoch": None, "params": None, "wait": 0}
     for epoch in range(initial_epoch, epochs):
         t0 = time.perf_counter()
         epoch_key = jax.random.fold_in(base_key, epoch)
