@@ -595,11 +595,12 @@ def model_from_weights(embedding, lstm_layers, dense, vocabulary, *, sequence_le
         A built `Sequential` (vectorizer, Embedding, LSTM layers, pooling, Dense head) that
         `explain`, `predict` and `save` take.
     """
-    from lstmkit.interop import _array, _check_params
+    from lstmkit.interop import as_numpy
+    from lstmkit.lstm import check_params
     from lstmkit.model import Sequential
     from lstmkit.text import TextVectorizer
 
-    table = _array(embedding, "embedding").astype(np.float32)  # torch tensors are detached first
+    table = as_numpy(embedding, "embedding").astype(np.float32)  # torch tensors are detached first
     if table.ndim != 2:
         raise LstmkitError(f"embedding must be a (V, E) table, got shape {table.shape}")
     if isinstance(lstm_layers, dict):
@@ -629,8 +630,8 @@ def model_from_weights(embedding, lstm_layers, dense, vocabulary, *, sequence_le
         directions = [layer_params["forward"], layer_params["backward"]] if bidirectional else [layer_params]
         converted = []
         for d, p in enumerate(directions):
-            _, H = _check_params(p, f"LSTM layer {k}{' backward' if d else ''}", width)
-            converted.append({key: jnp.asarray(_array(p[key], key).astype(np.float32)) for key in ("W_x", "W_h", "b")})
+            _, H = check_params(p, f"LSTM layer {k}{' backward' if d else ''}", width)  # reads shapes only
+            converted.append({key: jnp.asarray(as_numpy(p[key], key).astype(np.float32)) for key in ("W_x", "W_h", "b")})
         lstm = L.LSTM(H, return_sequences=pooled or not last)
         layers.append(L.Bidirectional(lstm) if bidirectional else lstm)
         params.append({"forward": converted[0], "backward": converted[1]} if bidirectional else converted[0])
@@ -642,7 +643,7 @@ def model_from_weights(embedding, lstm_layers, dense, vocabulary, *, sequence_le
     if not dense:
         raise LstmkitError("model_from_weights needs at least one Dense layer (the classifier's output)")
     for k, (W, b) in enumerate(dense):
-        W, b = _array(W, f"Dense {k} W").astype(np.float32), _array(b, f"Dense {k} b").astype(np.float32)
+        W, b = as_numpy(W, f"Dense {k} W").astype(np.float32), as_numpy(b, f"Dense {k} b").astype(np.float32)
         if dense_layout == "torch":
             W = W.T
         if W.ndim != 2 or W.shape[0] != width or b.shape != (W.shape[1],):

@@ -33,11 +33,12 @@ import re
 import numpy as np
 
 from lstmkit.errors import LstmkitError
+from lstmkit.lstm import check_params
 
 _TORCH_KEY = re.compile(r"^(weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)_l(\d+)(_reverse)?$")
 
 
-def _array(value, what):
+def as_numpy(value, what):
     """A NumPy array from an array-like; torch tensors go through .detach().cpu() first."""
     if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch tensor, without importing torch
         value = value.detach().cpu().numpy()
@@ -48,21 +49,10 @@ def _array(value, what):
 
 
 def _check_params(params, what, input_size=None):
-    """Check one direction's {"W_x", "W_h", "b"} shapes; returns (E, H)."""
-    if not isinstance(params, dict) or set(params) != {"W_x", "W_h", "b"}:
-        got = sorted(params) if isinstance(params, dict) else type(params).__name__
-        raise LstmkitError(f"{what} must be a dict with keys W_x, W_h, b, got {got}")
-    W_x, W_h, b = (_array(params[k], f"{what} {k}") for k in ("W_x", "W_h", "b"))
-    if W_h.ndim != 2 or W_h.shape[1] != 4 * W_h.shape[0]:
-        raise LstmkitError(f"{what} W_h must be (H, 4H), got {W_h.shape}")
-    H = W_h.shape[0]
-    if W_x.ndim != 2 or W_x.shape[1] != 4 * H:
-        raise LstmkitError(f"{what} W_x must be (E, 4H) = (E, {4 * H}), got {W_x.shape}")
-    if b.shape != (4 * H,):
-        raise LstmkitError(f"{what} b must be (4H,) = ({4 * H},), got {b.shape}")
-    if input_size is not None and W_x.shape[0] != input_size:
-        raise LstmkitError(f"{what} W_x expects {W_x.shape[0]} input features, but the layer below gives {input_size}")
-    return W_x.shape[0], H
+    """Check one direction's {"W_x", "W_h", "b"} after converting each to NumPy; returns (E, H)."""
+    if isinstance(params, dict):
+        params = {k: as_numpy(v, f"{what} {k}") for k, v in params.items()}
+    return check_params(params, what, input_size)
 
 
 def from_torch_state_dict(state_dict, *, num_layers=None, bidirectional=None):
@@ -98,7 +88,7 @@ def from_torch_state_dict(state_dict, *, num_layers=None, bidirectional=None):
         name, layer, reverse = match.group(1), int(match.group(2)), bool(match.group(3))
         if name == "weight_hr":
             raise LstmkitError(f"{key!r}: LSTMs with proj_size are not supported (lstmkit's h is the cell output)")
-        found[(layer, reverse, name)] = _array(value, key)
+        found[(layer, reverse, name)] = as_numpy(value, key)
     if not found:
         raise LstmkitError("the state_dict has no torch.nn.LSTM weights (weight_ih_l0, weight_hh_l0, ...)")
 
@@ -208,9 +198,9 @@ def from_keras_lstm(weights):
     if not isinstance(weights, (list, tuple)) or len(weights) not in (2, 3):
         got = len(weights) if isinstance(weights, (list, tuple)) else type(weights).__name__
         raise LstmkitError(f"a Keras LSTM's weights are [kernel, recurrent_kernel, bias] (3 arrays, or 2 without bias), got {got}")
-    kernel = _array(weights[0], "kernel")
-    recurrent = _array(weights[1], "recurrent_kernel")
-    bias = _array(weights[2], "bias") if len(weights) == 3 else np.zeros(recurrent.shape[-1:], recurrent.dtype)
+    kernel = as_numpy(weights[0], "kernel")
+    recurrent = as_numpy(weights[1], "recurrent_kernel")
+    bias = as_numpy(weights[2], "bias") if len(weights) == 3 else np.zeros(recurrent.shape[-1:], recurrent.dtype)
     params = {"W_x": kernel, "W_h": recurrent, "b": bias}
     _check_params(params, "Keras LSTM")
     return params

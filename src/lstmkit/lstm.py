@@ -34,18 +34,24 @@ class LSTMState(NamedTuple):
     c: jnp.ndarray
 
 
-def _check_params(params, E=None):
-    """W_x (E, 4H), W_h (H, 4H), b (4H,), all consistent; returns (E, H)."""
+def check_params(params, what="the LSTM", input_size=None):
+    """Check one direction's {"W_x": (E, 4H), "W_h": (H, 4H), "b": (4H,)}; returns (E, H).
+
+    Works on NumPy arrays, JAX arrays and traced values alike (it reads shapes only).
+    """
+    if not isinstance(params, dict) or set(params) != {"W_x", "W_h", "b"}:
+        got = sorted(params) if isinstance(params, dict) else type(params).__name__
+        raise LstmkitError(f"{what} must be a dict with keys W_x, W_h, b, got {got}")
     W_x, W_h, b = (jnp.shape(params[k]) for k in ("W_x", "W_h", "b"))
     if len(W_h) != 2 or W_h[1] != 4 * W_h[0]:
-        raise LstmkitError(f"W_h must be (H, 4H), got {W_h}")
+        raise LstmkitError(f"{what} W_h must be (H, 4H), got {W_h}")
     H = W_h[0]
     if len(W_x) != 2 or W_x[1] != 4 * H:
-        raise LstmkitError(f"W_x must be (E, 4H) = (E, {4 * H}), got {W_x}")
+        raise LstmkitError(f"{what} W_x must be (E, 4H) = (E, {4 * H}), got {W_x}")
     if b != (4 * H,):
-        raise LstmkitError(f"b must be (4H,) = ({4 * H},), got {b}")
-    if E is not None and W_x[0] != E:
-        raise LstmkitError(f"the input has {E} features but the weights W_x expect {W_x[0]}")
+        raise LstmkitError(f"{what} b must be (4H,) = ({4 * H},), got {b}")
+    if input_size is not None and W_x[0] != input_size:
+        raise LstmkitError(f"{what} W_x expects {W_x[0]} input features, but the layer below gives {input_size}")
     return W_x[0], H
 
 
@@ -97,7 +103,7 @@ def run_directions(params_list, x, mask=None, *, reverse, initial_state=None, ba
         hs: D arrays (B, T, H), aligned with the input, zero on masked steps;
         states: D final `LSTMState`s.
     """
-    sizes = {_check_params(p) for p in params_list}
+    sizes = {check_params(p) for p in params_list}
     if len(sizes) != 1:
         raise LstmkitError(f"the directions' weights differ in size: {sorted(sizes)}")
     (E, H), = sizes

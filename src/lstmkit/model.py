@@ -175,8 +175,9 @@ class Sequential:
     def fit(self, x, y, *, epochs=1, batch_size=64, validation_data=None, **kwargs):
         """Train; returns the history dict (loss, accuracy, val_loss, val_accuracy per epoch).
 
-        Extra options (see `lstmkit.train.fit`): seed, bucket, shuffle_buffer, verbose,
-        early_stopping_patience, checkpoint_dir, resume.
+        Extra options (see `lstmkit.train.fit`): seed, bucket, shuffle_buffer, verbose, progress,
+        early_stopping_patience, monitor, on_epoch_end (checkpoints), and initial_epoch,
+        opt_state, history, best to continue an interrupted run.
         """
         from lstmkit import train
 
