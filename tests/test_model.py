@@ -192,3 +192,41 @@ def test_errors_are_clear():
         Bidirectional(Dense(3))
     with pytest.raises(LstmkitError, match="weights"):
         Sequential([Embedding(5, 2), LSTM(2), Dense(1)]).predict(np.ones((2, 3), np.int32))
+
+
+def test_weight_average_is_the_moving_average_of_the_weights():
+    """avg <- d avg + (1-d) w after each step, d = min(decay, (1+n)/(10+n)); updates pass unchanged."""
+    import optax
+
+    from lstmkit.model import averaged_weights, weight_average
+
+    opt = optax.chain(optax.sgd(0.1), weight_average(0.9))
+    w = {"a": jnp.array([1.0, -2.0])}
+    state = opt.init(w)
+    expected = np.array([1.0, -2.0])
+    for n in range(30):
+        grads = {"a": jnp.array([1.0, 0.5]) * (n % 3 - 1)}
+        updates, state = opt.update(grads, state, w)
+        np.testing.assert_allclose(updates["a"], -0.1 * grads["a"], rtol=1e-6)  # passed through unchanged
+        w = optax.apply_updates(w, updates)
+        d = min(0.9, (1 + n) / (10 + n))
+        expected = d * expected + (1 - d) * np.asarray(w["a"])
+    np.testing.assert_allclose(averaged_weights(state)["a"], expected, rtol=1e-5)
+    assert averaged_weights(optax.adam(1e-3).init(w)) is None
+
+
+def test_fit_validates_and_finishes_with_the_averaged_weights():
+    from lstmkit.model import averaged_weights, make_optimizer
+
+    train_x, train_y = synthetic_reviews(300, seed=0)
+    model = small_model(MaxMeanPool())
+    model.vectorizer.adapt(train_x)
+    model.compile(optimizer=make_optimizer("adam", 5e-3, average=0.99), loss="binary_crossentropy")
+    history = model.fit(train_x, train_y, epochs=2, batch_size=32, validation_data=(train_x, train_y), verbose=False)
+    average = averaged_weights(model.opt_state)
+    for a, b in zip(jax.tree.leaves(model.params), jax.tree.leaves(average)):
+        np.testing.assert_array_equal(a, b)
+    loss, _ = model.evaluate(train_x, train_y)
+    assert abs(loss - history["val_loss"][-1]) < 1e-5  # validation used the same (averaged) weights
+    with pytest.raises(LstmkitError, match="weight-average"):
+        make_optimizer("adam", average=1.5)

@@ -31,6 +31,7 @@ SEED = {
     "warmup_steps": 0,
     "clipnorm": 0.0,
     "weight_decay": 0.0,
+    "weight_average": 0.0,  # decay of a moving average of the weights, used for validation and the final model; 0 = off
     "shuffle_buffer": 10000,
     "bucket": True,
     "validation": "test",  # the seed validates on the test split
@@ -140,6 +141,7 @@ def build_model(config, n_classes, steps_per_epoch=None):
     optimizer = make_optimizer(
         config["optimizer"], config["learning_rate"], clipnorm=config["clipnorm"] or None, weight_decay=config["weight_decay"],
         schedule=config["schedule"], total_steps=total_steps, warmup_steps=config["warmup_steps"],
+        average=config.get("weight_average", 0.0),  # absent from runs saved before it existed
     )  # fmt: skip
     model.compile(optimizer=optimizer, loss="binary_crossentropy" if binary else "sparse_categorical_crossentropy")
     return model

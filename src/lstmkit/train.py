@@ -18,6 +18,7 @@ import numpy as np
 from lstmkit import bptt
 from lstmkit.batching import iterate_batches, prefetch
 from lstmkit.errors import LstmkitError
+from lstmkit.model import averaged_weights
 
 
 def _labels(y):
@@ -104,8 +105,9 @@ def evaluate(model, x, y, *, batch_size=256):
     return _evaluate_ids(model, model._ids(x), _labels(y), batch_size)
 
 
-def _evaluate_ids(model, ids, labels, batch_size=256):
-    pending = [_in_step(_eval_step(model, model.params, b.ids, b.labels, b.weight)) for b in _inference_batches(model, ids, labels, batch_size)]
+def _evaluate_ids(model, ids, labels, batch_size=256, params=None):
+    params = model.params if params is None else params
+    pending = [_in_step(_eval_step(model, params, b.ids, b.labels, b.weight)) for b in _inference_batches(model, ids, labels, batch_size)]
     loss_sum = sum(float(l) for l, _ in pending)
     correct = sum(float(c) for _, c in pending)
     return {"loss": loss_sum / max(len(ids), 1), "accuracy": correct / max(len(ids), 1)}
@@ -141,6 +143,8 @@ def fit(model, x, y, *, epochs=1, batch_size=64, validation_data=None, seed=0, b
             restore the best weights.
         on_epoch_end: callback(epoch, model, opt_state, history, best) after each epoch, used by
             the CLI to write checkpoints.
+        An optimizer with a weight average (`lstmkit.model.weight_average`) is validated with the
+        averaged weights, and the model ends with them (or with the best epoch's average).
         initial_epoch, opt_state, history, best: continue an interrupted run (resume); best is
             early stopping's {"value", "epoch", "params", "wait"} so far.
     """
@@ -194,8 +198,9 @@ def fit(model, x, y, *, epochs=1, batch_size=64, validation_data=None, seed=0, b
         history["accuracy"].append(correct_sum / seen)
         history["epoch_time"].append(time.perf_counter() - t0)
         message = f"epoch {epoch + 1}/{epochs}: loss {loss_sum / seen:.4f}, accuracy {correct_sum / seen:.4f}, {history['epoch_time'][-1]:.1f} s"
+        averaged = averaged_weights(opt_state)
         if val is not None:
-            v = _evaluate_ids(model, *val)
+            v = _evaluate_ids(model, *val, params=averaged)
             history["val_loss"].append(v["loss"])
             history["val_accuracy"].append(v["accuracy"])
             message += f"; val_loss {v['loss']:.4f}, val_accuracy {v['accuracy']:.4f}"
@@ -206,7 +211,7 @@ def fit(model, x, y, *, epochs=1, batch_size=64, validation_data=None, seed=0, b
             value = history[monitor][-1]
             better = best["value"] is None or (value < best["value"] if "loss" in monitor else value > best["value"])
             if better:
-                best.update(value=value, epoch=epoch, params=jax.tree.map(np.asarray, model.params), wait=0)
+                best.update(value=value, epoch=epoch, params=jax.tree.map(np.asarray, model.params if averaged is None else averaged), wait=0)
             else:
                 best["wait"] += 1
                 stop = best["wait"] >= early_stopping_patience
@@ -216,6 +221,8 @@ def fit(model, x, y, *, epochs=1, batch_size=64, validation_data=None, seed=0, b
             if verbose:
                 print(f"early stopping: no {monitor} improvement for {early_stopping_patience} epochs", flush=True)
             break
+    if best["params"] is None and averaged_weights(opt_state) is not None:
+        model.params = jax.tree.map(jnp.copy, averaged_weights(opt_state))
     if best["params"] is not None:
         model.params = jax.tree.map(jnp.asarray, best["params"])
         history["best_epoch"] = best["epoch"] + 1
