@@ -83,20 +83,35 @@ def test_plot_writes_png(trained, tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.mark.parametrize("extra", [(), ("--epochs", "3", "--early-stopping", "2")], ids=["plain", "early-stopping"])
-def test_interrupted_run_resumes_to_the_same_result(csv_data, tmp_path, monkeypatch, extra):
-    """Ctrl-C after epoch 1 leaves a checkpoint; --resume finishes with the uninterrupted run's numbers
-    (with early stopping too, whose best weights so far travel with the checkpoint)."""
+@pytest.fixture(scope="module")
+def unlabeled_txt(tmp_path_factory):
+    path = tmp_path_factory.mktemp("unlabeled") / "more.txt"
+    path.write_text("\n".join(synthetic_reviews(600, seed=11)[0]) + "\n")
+    return path
+
+
+@pytest.mark.parametrize(
+    "extra, interrupt_at",
+    [((), 1), (("--epochs", "3", "--early-stopping", "2"), 1), (("--weight-average", "0.9"), 1), (("--self-training", "1", "--unlabeled", "UNLABELED"), 3)],
+    ids=["plain", "early-stopping", "weight-average", "self-training-round-1"],
+)  # fmt: skip
+def test_interrupted_run_resumes_to_the_same_result(csv_data, unlabeled_txt, tmp_path, monkeypatch, extra, interrupt_at):
+    """Ctrl-C after a checkpoint; --resume finishes with the uninterrupted run's numbers (with early
+    stopping's best weights, the weight average and self-training's pseudo-labels restored too)."""
+    extra = [str(unlabeled_txt) if e == "UNLABELED" else e for e in extra]
     args = ["train", "--data", str(csv_data), "--epochs", "2", "--seed", "3", *TINY, *extra]
     straight = tmp_path / "straight"
     assert CliRunner().invoke(main, [*args, "--out", str(straight)]).exit_code == 0
 
     real_save = checkpoint.save_model
+    saves = []
 
     def save_then_interrupt(*a, **kw):
         real_save(*a, **kw)
         if kw.get("status") == "training":
-            raise KeyboardInterrupt
+            saves.append(1)
+            if len(saves) == interrupt_at:
+                raise KeyboardInterrupt
 
     out = tmp_path / "interrupted"
     monkeypatch.setattr(checkpoint, "save_model", save_then_interrupt)
@@ -114,6 +129,24 @@ def test_interrupted_run_resumes_to_the_same_result(csv_data, tmp_path, monkeypa
     np.testing.assert_allclose(a["val_loss"], b["val_loss"], rtol=1e-5)
     ma, mb = (json.loads((d / "metrics.json").read_text()) for d in (straight, out))
     assert ma["accuracy"] == mb["accuracy"]
+    assert ma.get("self_training") == mb.get("self_training")
+
+
+def test_self_training_labels_unlabeled_text_and_trains_on_it(csv_data, unlabeled_txt, tmp_path):
+    out = tmp_path / "st"
+    r = CliRunner().invoke(main, ["train", "--data", str(csv_data), "--out", str(out), "--epochs", "3", *TINY,
+                                  "--self-training", "2", "--unlabeled", str(unlabeled_txt)])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert "self-training round 1/2" in r.output and "self-training round 2/2" in r.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    rounds = metrics["self_training"]
+    assert [x["round"] for x in rounds] == [1, 2]
+    for x in rounds:
+        assert x["unlabeled"] == 600 and 300 < x["kept"] <= 600 and sum(x["per_class"].values()) == x["kept"]
+        assert x["validation_kept_accuracy"] > 0.9  # the confident labels are mostly right
+    assert metrics["accuracy"] > 0.85
+    config = json.loads((out / "config.json").read_text())["train_config"]
+    assert config["unlabeled"] == [str(unlabeled_txt)] and config["self_training"] == 2
 
 
 @pytest.mark.parametrize(
@@ -126,6 +159,9 @@ def test_interrupted_run_resumes_to_the_same_result(csv_data, tmp_path, monkeypa
         (["evaluate", "/no/such/model", "--data", "x.csv"], "does not exist"),
         (["predict", "/no/such/model", "hello"], "does not exist"),
         (["plot", "/no/such/model"], "no history.json"),
+        (["train", "--self-training", "1"], "needs unlabeled text"),
+        (["train", "--unlabeled", "x.txt"], "only for self-training"),
+        (["train", "--pseudo-confidence", "0.3"], "--pseudo-confidence must be"),
     ],
 )
 def test_user_mistakes_get_one_line_and_exit_2(args, message):

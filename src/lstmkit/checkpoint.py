@@ -126,7 +126,8 @@ def resolve_dir(directory) -> Path:
     return directory
 
 
-def save_model(model, directory, *, train_config=None, history=None, metrics=None, opt_state=None, training=None, best_params=None, status="complete"):
+def save_model(model, directory, *, train_config=None, history=None, metrics=None, opt_state=None, training=None, best_params=None, arrays=None,
+               status="complete"):  # fmt: skip
     """Write the model directory atomically.
 
     Args:
@@ -135,6 +136,7 @@ def save_model(model, directory, *, train_config=None, history=None, metrics=Non
         history, metrics: dicts saved as history.json and metrics.json.
         opt_state, training: optimizer state and a JSON-able dict (epoch, best, ...) for --resume.
         best_params: early stopping's best weights so far, kept with the optimizer state.
+        arrays: more named arrays a resumed run needs (self-training's pseudo-labels), likewise.
         status: "complete", or "training" for a checkpoint of an unfinished run.
     """
     from safetensors.numpy import save_file
@@ -156,6 +158,7 @@ def save_model(model, directory, *, train_config=None, history=None, metrics=Non
             state = {f"opt.{k}": np.asarray(a) for k, a in enumerate(leaves)}
             if best_params is not None:
                 state.update({f"best.{name}": a for name, a in flatten_params(best_params).items()})
+            state.update({f"extra.{name}": np.asarray(a) for name, a in (arrays or {}).items()})
             save_file(state, tmp / STATE)
             write_json(tmp / "training_state.json", training or {})
         config = {
@@ -219,7 +222,8 @@ def load_model(directory):
 
 
 def load_training_state(directory, opt_state_template, params_template):
-    """(opt_state, training dict, history, best params or None) of an unfinished run, for --resume."""
+    """(opt_state, training dict, history, best params or None, {name: array} saved as `arrays`)
+    of an unfinished run, for --resume."""
     from safetensors.numpy import load_file
 
     directory, config = read_config(directory)
@@ -234,4 +238,5 @@ def load_training_state(directory, opt_state_template, params_template):
     best_params = unflatten_like(params_template, best) if best else None
     training = json.loads((directory / "training_state.json").read_text())
     history = json.loads((directory / "history.json").read_text()) if (directory / "history.json").exists() else None
-    return opt_state, training, history, best_params
+    arrays = {k[len("extra.") :]: a for k, a in flat.items() if k.startswith("extra.")}
+    return opt_state, training, history, best_params, arrays

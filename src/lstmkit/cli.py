@@ -142,8 +142,9 @@ def _preset_options(f):
 @click.option("--resume", is_flag=True, help="continue the interrupted run in --out from its last checkpoint")
 @click.option("--quiet", is_flag=True, help="no progress bars (the per-epoch lines stay)")
 @click.option("--pretrained", default=None, type=click.Path(), help="start from `lstmkit pretrain`'s directory: its vocabulary, embedding and first LSTM layer")
+@click.option("--unlabeled", multiple=True, help="unlabeled text for --self-training, repeatable: an aclImdb folder/.tar.gz (its 50k unsup reviews), a .txt file (one text per line), a CSV/TSV/JSONL text column, or a folder of .txt files")
 @_preset_options
-def train(data, test_data, preset, out, text_column, label_column, resume, quiet, pretrained, **overrides):
+def train(data, test_data, preset, out, text_column, label_column, resume, quiet, pretrained, unlabeled, **overrides):
     """Train a text classifier and write its model directory.
 
     Every preset setting can be overridden by its flag, e.g. --epochs 3 --max-tokens 20000.
@@ -155,7 +156,7 @@ def train(data, test_data, preset, out, text_column, label_column, resume, quiet
     config = resolve(preset, **overrides)
     try:
         train_run(config, data, out, test_data=test_data, text_column=text_column, label_column=label_column, resume=resume, progress=not quiet,
-                  pretrained=pretrained)  # fmt: skip
+                  pretrained=pretrained, unlabeled=unlabeled)  # fmt: skip
     except KeyboardInterrupt:
         click.echo(f"\ninterrupted: the last finished epoch's checkpoint is intact in {out}; continue with --resume", err=True)
         sys.exit(130)

@@ -37,6 +37,8 @@ SEED = {
     "validation": "test",  # the seed validates on the test split
     "early_stopping": 0,  # patience in epochs; 0 = off
     "init": "keras",
+    "self_training": 0,  # rounds of self-training on --unlabeled text (lstmkit.selftrain); 0 = off
+    "pseudo_confidence": 0.9,  # self-training keeps unlabeled texts predicted with at least this probability
     "seed": 0,
 }
 
@@ -98,6 +100,10 @@ def resolve(preset="default", **overrides):
     for key in ("max_tokens", "sequence_length", "embedding_dim", "lstm_units", "lstm_layers", "batch_size", "epochs"):
         if int(config[key]) < 1:
             raise LstmkitError(f"--{key.replace('_', '-')} must be at least 1, got {config[key]}")
+    if int(config["self_training"]) < 0:
+        raise LstmkitError(f"--self-training must be 0 (off) or a number of rounds, got {config['self_training']}")
+    if not 0.5 <= float(config["pseudo_confidence"]) < 1.0:
+        raise LstmkitError(f"--pseudo-confidence must be in [0.5, 1), got {config['pseudo_confidence']}")
     if config["max_tokens"] < 3:
         raise LstmkitError("--max-tokens must be at least 3 (padding, [UNK] and one word)")
     config["preset"] = preset

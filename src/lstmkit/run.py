@@ -45,11 +45,15 @@ def load_splits(data, *, test_data=None, test_fraction=0.2, text_column=None, la
     return datasets.train_val_split(full, val_fraction=test_fraction, seed=seed)
 
 
-def train_run(config, data, out, *, test_data=None, text_column=None, label_column=None, resume=False, verbose=True, progress=True, pretrained=None):
+def train_run(config, data, out, *, test_data=None, text_column=None, label_column=None, resume=False, verbose=True, progress=True, pretrained=None,
+              unlabeled=()):  # fmt: skip
     """Train per `config` (see `lstmkit.presets`), write the model directory to `out`, return test metrics.
 
     pretrained: a directory written by `lstmkit pretrain`; the classifier adopts its vocabulary,
     embedding and first LSTM layer (sizes must match the config) instead of adapting its own.
+    unlabeled: sources of unlabeled text for self-training (config "self_training" rounds > 0,
+    see `lstmkit.selftrain`): each round trains a fresh model on train plus the texts the
+    previous model labels with confidence >= config "pseudo_confidence".
     """
     from lstmkit import datasets
 
@@ -67,6 +71,14 @@ def train_run(config, data, out, *, test_data=None, text_column=None, label_colu
             status = json.loads((out / "config.json").read_text()).get("status")
         if status == "training":
             raise LstmkitError(f"{out} holds an interrupted run; continue it with --resume, or choose another --out")
+    rounds = int(config.get("self_training", 0))
+    unlabeled = list(unlabeled) or list(config.get("unlabeled", []))  # a resumed run reads its saved sources
+    if rounds and not unlabeled:
+        raise LstmkitError("self-training needs unlabeled text: pass --unlabeled SOURCE (for IMDB: the aclImdb_unsup.tar.gz archive), or --self-training 0")
+    if unlabeled and not rounds:
+        raise LstmkitError("--unlabeled is read only for self-training; add --self-training 1 (or more rounds), or drop --unlabeled")
+    if rounds:
+        config = {**config, "unlabeled": [str(u) for u in unlabeled]}
     pre = None
     pretrained = pretrained or config.get("pretrained")  # a resumed run re-adopts its pretrained vocabulary
     if pretrained:
@@ -86,52 +98,109 @@ def train_run(config, data, out, *, test_data=None, text_column=None, label_colu
         raise LstmkitError(f"the training data has a single class ({class_names[0] if class_names else 'none'}); a classifier needs at least two")
     print(f"data: {len(train.texts):,} train, {len(val.texts):,} validation{' (the test split)' if val is test else ''}, "
           f"{len(test.texts):,} test; classes {class_names} ({time.perf_counter() - t_start:.1f} s)", flush=True)  # fmt: skip
+    unlabeled_texts = []
+    if rounds:
+        from lstmkit.pretrain import read_unlabeled
+
+        unlabeled_texts = [t for source in unlabeled for t in read_unlabeled(source, text_column=text_column, seed=seed)]
+        if not unlabeled_texts:
+            raise LstmkitError(f"no unlabeled texts in {', '.join(map(str, unlabeled))}; self-training needs some")
+        print(f"unlabeled: {len(unlabeled_texts):,} texts for {rounds} round(s) of self-training", flush=True)
     print("config: " + json.dumps(config, sort_keys=True), flush=True)
 
-    steps_per_epoch = math.ceil(len(train.texts) / config["batch_size"])
-    model = build_model(config, len(class_names), steps_per_epoch)
-    model.class_names = class_names
-    t0 = time.perf_counter()
-    if pre is None:
-        model.vectorizer.adapt(train.texts)
-        print(f"vocabulary: {model.vectorizer.vocab_size:,} tokens ({time.perf_counter() - t0:.1f} s)", flush=True)
-    model.build(seed=seed)
-    if pre is not None:
-        from lstmkit.pretrain import install_pretrained
-
-        install_pretrained(model, pre)
-        print(f"pretrained: vocabulary ({model.vectorizer.vocab_size:,} tokens), embedding and first LSTM layer from {pretrained}", flush=True)
-    opt_state, history, initial_epoch, best = None, None, 0, None
+    state = None
+    first_round = 0
     if resume:
-        saved_model = checkpoint.load_model(out)
-        model.params = saved_model.params
-        opt_state, training, history, best_params = checkpoint.load_training_state(out, model.optimizer.init(model.params), model.params)
-        initial_epoch = training["epoch"] + 1
-        best = {"value": training["best_value"], "epoch": training["best_epoch"], "params": best_params, "wait": training["wait"]}
-        print(f"resumed after epoch {initial_epoch}", flush=True)
+        state = _resume_state(out, config, class_names, pre, seed)
+        first_round = state["training"].get("round", 0)
+    rounds_log = list(state["training"].get("rounds", [])) if state else []
+    model = None
+    for r in range(first_round, rounds + 1):
+        texts, labels, arrays = train.texts, train.labels, {}
+        if r > 0:
+            from lstmkit.selftrain import pseudo_label_accuracy, pseudo_labels
 
-    def save_checkpoint(epoch, model, opt_state, history, best):
-        training = {"epoch": epoch, "best_value": best["value"], "best_epoch": best["epoch"], "wait": best["wait"]}
-        checkpoint.save_model(model, out, train_config=config, history=history, opt_state=opt_state, training=training,
-                              best_params=best["params"], status="training")  # fmt: skip
-
-    model.fit(
-        train.texts, train.labels, epochs=config["epochs"], batch_size=config["batch_size"],
-        validation_data=(val.texts, val.labels), seed=seed, bucket=config["bucket"],
-        shuffle_buffer=config["shuffle_buffer"] or None, verbose=verbose, progress=progress,
-        early_stopping_patience=config["early_stopping"] or None, on_epoch_end=save_checkpoint,
-        initial_epoch=initial_epoch, opt_state=opt_state, history=history, best=best,
-    )  # fmt: skip
+            if state is not None and "pseudo.index" in state["arrays"]:
+                index, pseudo = state["arrays"]["pseudo.index"], state["arrays"]["pseudo.label"]
+            else:
+                index, pseudo, stats = pseudo_labels(model, unlabeled_texts, float(config["pseudo_confidence"]))
+                kept, right = pseudo_label_accuracy(model, val.texts, val.labels, float(config["pseudo_confidence"]))
+                rounds_log.append({"round": r, **stats, "validation_kept": kept, "validation_kept_accuracy": right})
+                print(f"self-training round {r}/{rounds}: the model labels {stats['kept']:,} of {stats['unlabeled']:,} unlabeled texts "
+                      f"with confidence >= {config['pseudo_confidence']} {stats['per_class']}; on validation it would keep {kept:.0%}, "
+                      f"{right:.1%} of them right", flush=True)  # fmt: skip
+            texts = list(train.texts) + [unlabeled_texts[i] for i in index]
+            labels = np.concatenate([np.asarray(train.labels, np.int32), np.asarray(pseudo, np.int32)])
+            arrays = {"pseudo.index": np.asarray(index, np.int32), "pseudo.label": np.asarray(pseudo, np.int32)}
+        round_state = state if state is not None and r == first_round else None
+        model = _train_one(config, texts, labels, val, class_names, out, seed=seed + r, pre=pre if r == 0 else None, state=round_state,
+                           verbose=verbose, progress=progress, checkpoint_extra={"round": r, "rounds": rounds_log}, arrays=arrays)  # fmt: skip
+        state = None
     t0 = time.perf_counter()
     proba = model.predict(test.texts)
     metrics = classification_report(test.labels, proba, class_names)
     metrics["predict_seconds"] = time.perf_counter() - t0
     metrics["train_seconds"] = time.perf_counter() - t_start
+    if rounds_log:
+        metrics["self_training"] = rounds_log
     checkpoint.save_model(model, out, train_config=config, history=model.history, metrics=metrics, status="complete")
     print(f"test: accuracy {metrics['accuracy']:.4f}" + (f", ROC AUC {metrics['roc_auc']:.4f}" if "roc_auc" in metrics else "")
           + f", F1 {metrics['f1']:.4f} on {metrics['n']:,} examples; total {metrics['train_seconds']:.0f} s", flush=True)  # fmt: skip
     print(f"model saved to {out}", flush=True)
     return metrics
+
+
+def _resume_state(out, config, class_names, pre, seed):
+    """What an interrupted run saved: its weights, optimizer state, history, best and arrays."""
+    saved_model = checkpoint.load_model(out)
+    model = build_model(config, len(class_names), 1)
+    opt_state, training, history, best_params, arrays = checkpoint.load_training_state(out, model.optimizer.init(saved_model.params), saved_model.params)
+    print(f"resumed after epoch {training['epoch'] + 1}" + (f" of self-training round {training['round']}" if training.get("round") else ""), flush=True)
+    return {"model": saved_model, "opt_state": opt_state, "training": training, "history": history, "best_params": best_params, "arrays": arrays}
+
+
+def _train_one(config, texts, labels, val, class_names, out, *, seed, pre, state, verbose, progress, checkpoint_extra, arrays):
+    """Build a fresh classifier per config, fit it on (texts, labels) with checkpoints; return it.
+
+    pre: a pretrained directory to adopt; state: `_resume_state` of an interrupted fit to continue.
+    """
+    steps_per_epoch = math.ceil(len(texts) / config["batch_size"])
+    model = build_model(config, len(class_names), steps_per_epoch)
+    model.class_names = class_names
+    opt_state, history, initial_epoch, best = None, None, 0, None
+    if state is not None:
+        model.vectorizer = state["model"].vectorizer
+        model.params = state["model"].params
+        model.input_length = getattr(state["model"], "input_length", None)
+        opt_state, history = state["opt_state"], state["history"]
+        training = state["training"]
+        initial_epoch = training["epoch"] + 1
+        best = {"value": training["best_value"], "epoch": training["best_epoch"], "params": state["best_params"], "wait": training["wait"]}
+    else:
+        t0 = time.perf_counter()
+        if pre is None:
+            model.vectorizer.adapt(texts)
+            print(f"vocabulary: {model.vectorizer.vocab_size:,} tokens ({time.perf_counter() - t0:.1f} s)", flush=True)
+        model.build(seed=seed)
+        if pre is not None:
+            from lstmkit.pretrain import install_pretrained
+
+            install_pretrained(model, pre)
+            print(f"pretrained: vocabulary ({model.vectorizer.vocab_size:,} tokens), embedding and first LSTM layer from {config['pretrained']}", flush=True)
+
+    def save_checkpoint(epoch, model, opt_state, history, best):
+        training = {"epoch": epoch, "best_value": best["value"], "best_epoch": best["epoch"], "wait": best["wait"], **checkpoint_extra}
+        checkpoint.save_model(model, out, train_config=config, history=history, opt_state=opt_state, training=training,
+                              best_params=best["params"], arrays=arrays, status="training")  # fmt: skip
+
+    model.fit(
+        texts, labels, epochs=config["epochs"], batch_size=config["batch_size"],
+        validation_data=(val.texts, val.labels), seed=seed, bucket=config["bucket"],
+        shuffle_buffer=config["shuffle_buffer"] or None, verbose=verbose, progress=progress,
+        early_stopping_patience=config["early_stopping"] or None, on_epoch_end=save_checkpoint,
+        initial_epoch=initial_epoch, opt_state=opt_state, history=history, best=best,
+    )  # fmt: skip
+    return model
 
 
 def evaluate_run(model_dir, data, *, split="test", text_column=None, label_column=None, batch_size=256):

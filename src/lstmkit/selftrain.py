@@ -1,0 +1,65 @@
+"""Self-training: a trained classifier labels unlabeled text, and a fresh one learns from both.
+
+The classic semi-supervised recipe (Scudder 1965, Yarowsky 1995; "pseudo-labels", Lee 2013):
+
+    round 0   train a teacher on the labeled texts (validating on the held-out split);
+    round r   the teacher predicts every unlabeled text; those whose predicted class has
+              probability >= confidence keep that class as their label ("pseudo-labels");
+              a fresh student, with its own vocabulary, trains on the labeled texts plus the
+              pseudo-labeled ones, validating on the same held-out split; it is the next teacher.
+
+Why it helps an LSTM classifier: the labeled data is small, and much of what the model learns
+from it is specific to its documents (on IMDB: the movies, actors and plots of the 25,000 train
+reviews, which the test reviews do not share). Confident pseudo-labels on other documents teach
+the same sentiment words in new company, and enlarge the vocabulary with words seen there. The
+confident labels are mostly right (checked on the validation split, see `pseudo_label_accuracy`),
+and the student is still chosen on real labels only.
+
+    >>> index, labels, stats = pseudo_labels(teacher, unlabeled_texts, confidence=0.9)  # doctest: +SKIP
+    >>> stats["kept"], stats["per_class"]                                             # doctest: +SKIP
+    (35012, {'neg': 17760, 'pos': 17252})
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lstmkit.errors import LstmkitError
+
+
+def confident(proba, confidence):
+    """(kept mask (N,), predicted class (N,)) of probabilities (N, 1) binary or (N, K)."""
+    proba = np.asarray(proba)
+    if proba.shape[-1] == 1:
+        p1 = proba[:, 0]
+        predicted = (p1 >= 0.5).astype(np.int32)
+        top = np.where(predicted == 1, p1, 1.0 - p1)
+    else:
+        predicted = np.argmax(proba, axis=-1).astype(np.int32)
+        top = np.max(proba, axis=-1)
+    return top >= confidence, predicted
+
+
+def pseudo_labels(model, texts, confidence, *, class_names=None, batch_size=256):
+    """Which unlabeled texts the model labels with probability >= confidence, and those labels.
+
+    Returns (index (M,) int32 into texts, labels (M,) int32, stats {"unlabeled", "kept", "per_class"}).
+    """
+    if not 0.5 <= confidence < 1.0:
+        raise LstmkitError(f"--pseudo-confidence must be in [0.5, 1), got {confidence}")
+    proba = model.predict(texts, batch_size=batch_size)
+    keep, predicted = confident(proba, confidence)
+    names = class_names or model.class_names
+    index = np.flatnonzero(keep).astype(np.int32)
+    labels = predicted[keep]
+    per_class = {name: int(np.sum(labels == k)) for k, name in enumerate(names)}
+    return index, labels, {"unlabeled": len(texts), "kept": len(index), "per_class": per_class}
+
+
+def pseudo_label_accuracy(model, texts, labels, confidence, *, batch_size=256):
+    """How right confident predictions are on labeled data: (fraction kept, accuracy of the kept)."""
+    keep, predicted = confident(model.predict(texts, batch_size=batch_size), confidence)
+    labels = np.asarray(labels)
+    if not keep.any():
+        return 0.0, float("nan")
+    return float(keep.mean()), float(np.mean(predicted[keep] == labels[keep]))
