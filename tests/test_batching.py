@@ -173,3 +173,17 @@ def test_imdb_bucketing_savings(imdb_labeled):
     print(f"\nIMDB train, length 200, batch 64: plain {steps['plain']:,} steps, bucketed {steps['bucketed']:,} ({saved:.1%} fewer; {padding_saved:.0%} of the padding gone), real {steps['real']:,}, {steps['shapes']} shapes")
     assert steps["plain"] == 391 * 64 * 200
     assert saved > 0.10 and steps["shapes"] <= 13
+
+
+def test_pad_lengths_pick_the_shortest_that_fits():
+    rng = np.random.default_rng(0)
+    seqs = [np.ones(n, np.int32) for n in rng.integers(1, 900, 300)]
+    allowed = [100, 200, 400, 800, 1000]
+    seen = 0
+    for b in iterate_batches(seqs, None, 16, shuffle=False, bucket=True, bucket_window=100, pad_lengths=allowed, max_length=1000):
+        longest = int(b.mask.sum(1).max())
+        t = b.ids.shape[1]
+        assert t in allowed and t >= longest
+        assert t == allowed[0] or allowed[allowed.index(t) - 1] < longest  # the shortest that fits
+        seen += int(b.weight.sum())
+    assert seen == 300

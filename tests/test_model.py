@@ -230,3 +230,25 @@ def test_fit_validates_and_finishes_with_the_averaged_weights():
     assert abs(loss - history["val_loss"][-1]) < 1e-5  # validation used the same (averaged) weights
     with pytest.raises(LstmkitError, match="weight-average"):
         make_optimizer("adam", average=1.5)
+
+
+def test_inference_length_reads_more_of_a_text_than_training(tmp_path):
+    """Trained on the first 24 tokens, a model with inference_length 200 predicts from up to 200:
+    the same as the model applied to all of the text's ids; the setting survives save/load."""
+    from lstmkit.checkpoint import save_model
+
+    train_x, train_y = synthetic_reviews(200, seed=0)
+    model = small_model(MaxMeanPool())
+    model.inference_length = 200
+    model.vectorizer.adapt(train_x)
+    model.compile(optimizer="adam", loss="binary_crossentropy", learning_rate=5e-3)
+    model.fit(train_x, train_y, epochs=1, batch_size=32, verbose=False)
+    long_text = " ".join(["the movie was dull"] * 10 + ["great superb lovely"] * 30)  # 130 tokens, praise after 24
+    ids = model.vectorizer.encode_ragged([long_text], max_length=0)[0]
+    assert len(ids) == 130 and len(model._ids([long_text])[0]) == 24
+    full = model.apply(model.params, jnp.asarray(ids[None]))
+    np.testing.assert_allclose(model.predict([long_text]), full, atol=1e-6)
+    save_model(model, tmp_path / "m")
+    again = load_model(tmp_path / "m")
+    assert again.inference_length == 200
+    np.testing.assert_allclose(again.predict([long_text]), full, atol=1e-6)

@@ -178,6 +178,7 @@ def iterate_batches(
     max_length: int | None = None,
     shuffle_buffer: int | None = None,
     drop_remainder: bool = False,
+    pad_lengths: Sequence[int] | None = None,
 ) -> Iterator[Batch]:
     """One epoch of Batches over ragged sequences (list of int arrays) or a padded (N, L) array.
 
@@ -190,6 +191,8 @@ def iterate_batches(
             array width / the longest sequence when None.
         shuffle_buffer: emulate tf.data's buffered shuffle of that size; None = full shuffle.
         drop_remainder: drop the last partial batch instead of filling it with weight-0 rows.
+        pad_lengths: the T a bucketed batch may take, ascending; each takes the shortest that
+            fits (the last one if none does), instead of a multiple of pad_multiple.
 
     Every example appears in exactly one row with weight 1 per epoch (unless drop_remainder).
     """
@@ -214,6 +217,8 @@ def iterate_batches(
         if fixed is None:
             longest = int(lengths[index[index >= 0]].max())
             t = _round_up(max(longest, 1), pad_multiple)
+            if pad_lengths:
+                t = next((p for p in pad_lengths if p >= longest), pad_lengths[-1])
             if max_length is not None:
                 t = min(t, max_length)
         else:

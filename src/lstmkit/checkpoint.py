@@ -208,7 +208,7 @@ def load_model(directory):
 
     directory, config = read_config(directory)
     mc = config["model"]
-    model = Sequential([layer_from_config(c) for c in mc["layers"]], class_names=mc.get("class_names"))
+    model = Sequential([layer_from_config(c) for c in mc["layers"]], class_names=mc.get("class_names"), inference_length=mc.get("inference_length"))
     if config.get("has_vectorizer"):
         from lstmkit.text import TextVectorizer
 

@@ -291,7 +291,7 @@ def explain(model, text):
         raise LstmkitError("explain needs a classifier: a last Dense layer with 1 unit and sigmoid, or K units and softmax")
 
     tokens = v.tokenize(text)  # every token of the text, before truncation
-    used = np.asarray(v.encode_ragged([text])[0], np.int32)  # the ids the model reads
+    used = np.asarray(model._ids([text], inference=True)[0], np.int32)  # the ids the model reads, as predict does
     n = len(used)
     index = {t: k for k, t in enumerate(v.vocabulary)}
     ids_all = [index.get(tok, UNK_ID) for tok in tokens]
@@ -332,15 +332,15 @@ def explain(model, text):
             directions.append(entry)
         layer_out.append({"index": k, "type": type(layer).__name__, "units": lstm.units, "directions": directions})
 
-    L_seq = v.output_sequence_length
+    L_seq = model.inference_length or v.output_sequence_length
     n_unknown = int(np.sum(used == UNK_ID))
     notes = []
     if not tokens:
         notes.append("The text is empty after standardization (no words, or punctuation only). The model reads only "
                      "padding, so its answer is the same for every empty text; there is no trajectory and no attribution.")  # fmt: skip
     if len(tokens) > n:
-        notes.append(f"The text has {len(tokens):,} tokens but the model reads only the first {n:,} (its sequence length is "
-                     f"{L_seq}), as in training and predict; the greyed tokens after that were not read and cannot matter.")  # fmt: skip
+        notes.append(f"The text has {len(tokens):,} tokens but the model reads only the first {n:,} (its "
+                     f"{'inference' if model.inference_length else 'sequence'} length is {L_seq}), as in training and predict; the greyed tokens after that were not read and cannot matter.")  # fmt: skip
     if n and n_unknown == n:
         notes.append(f"None of the {n:,} tokens read is in the model's vocabulary of {v.vocab_size:,} ids: each is read as "
                      "[UNK], so the prediction cannot depend on which words they are, and every attribution is 0.")  # fmt: skip

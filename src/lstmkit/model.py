@@ -116,9 +116,14 @@ class Sequential:
         layers: the numerical layers (Embedding, LSTM, Bidirectional, Dense, ...).
         params: list of per-layer parameter dicts, set by `build` (or `fit`).
         class_names: names of the output classes (set by fit from the data, or given).
+        inference_length: with a vectorizer, how many tokens of a text evaluation and prediction
+            read; None reads as many as training (the vectorizer's output_sequence_length). An
+            LSTM with pooling reads any length, so it can be trained on the first 400 tokens
+            (fast) and still read a whole review when it predicts.
     """
 
-    def __init__(self, layers=(), class_names=None):
+    def __init__(self, layers=(), class_names=None, inference_length=None):
+        self.inference_length = inference_length
         self.vectorizer = None
         self.layers = []
         self.params = None
@@ -213,12 +218,13 @@ class Sequential:
         self.metrics = list(metrics)
         return self
 
-    def _ids(self, x):
-        """Inputs as a list of ragged id arrays (from strings when a vectorizer is first)."""
+    def _ids(self, x, inference=False):
+        """Inputs as a list of ragged id arrays (from strings when a vectorizer is first); for
+        inference, texts are cut at `inference_length` tokens instead of the training length."""
         if self.vectorizer is not None:
             if isinstance(x, str):
                 x = [x]
-            return self.vectorizer.encode_ragged(list(x))
+            return self.vectorizer.encode_ragged(list(x), self.inference_length if inference else None)
         if isinstance(x, np.ndarray) and x.ndim == 2:
             # A padded id matrix: the real tokens end at the last non-zero id.
             return [row[: np.flatnonzero(row).max() + 1] if row.any() else row[:0] for row in x.astype(np.int32)]
@@ -258,6 +264,7 @@ class Sequential:
             "layers": [L.layer_to_config(layer) for layer in self.layers],
             "class_names": self.class_names,
             "loss": self.loss,
+            "inference_length": self.inference_length,
         }
 
     def summary(self):

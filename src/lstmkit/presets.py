@@ -13,6 +13,7 @@ from lstmkit.errors import LstmkitError
 SEED = {
     "max_tokens": 100,  # counts the padding '' and '[UNK]': 98 real words
     "sequence_length": 200,
+    "inference_length": 0,  # tokens read per text by evaluation and prediction; 0 = sequence_length
     "standardize": "lower_and_strip_punctuation",
     "strip_html": False,  # Keras keeps the token 'br' from '<br />'
     "embedding_dim": 64,
@@ -97,6 +98,8 @@ def resolve(preset="default", **overrides):
             f = -1.0
         if not 0.0 < f < 1.0:
             raise LstmkitError(f"--validation must be 'test' or a fraction of train in (0, 1), got {val!r}")
+    if int(config["inference_length"]) < 0:
+        raise LstmkitError(f"--inference-length must be 0 (as --sequence-length) or a number of tokens, got {config['inference_length']}")
     for key in ("max_tokens", "sequence_length", "embedding_dim", "lstm_units", "lstm_layers", "batch_size", "epochs"):
         if int(config[key]) < 1:
             raise LstmkitError(f"--{key.replace('_', '-')} must be at least 1, got {config[key]}")
@@ -120,7 +123,7 @@ def build_model(config, n_classes, steps_per_epoch=None):
     from lstmkit.text import TextVectorizer
 
     standardize = None if config["standardize"] == "none" else config["standardize"]
-    model = Sequential()
+    model = Sequential(inference_length=config.get("inference_length") or None)
     model.add(TextVectorizer(max_tokens=config["max_tokens"], standardize=standardize,
                              output_sequence_length=config["sequence_length"], strip_html=config["strip_html"]))  # fmt: skip
     model.add(L.Embedding(config["max_tokens"], config["embedding_dim"], mask_zero=True))

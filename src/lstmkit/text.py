@@ -195,23 +195,25 @@ class TextVectorizer:
             length = int(lengths.max()) if len(lengths) else 0
         return _scatter(flat, lengths, length)
 
-    def encode_ragged(self, texts: Iterable[str]) -> list[np.ndarray]:
+    def encode_ragged(self, texts: Iterable[str], max_length: int | None = None) -> list[np.ndarray]:
         """Encode texts to one int32 array per text, unpadded (truncated to L when L is set).
+
+        max_length: truncate to this many tokens instead of L (0: keep every token).
 
         >>> v = TextVectorizer(); v.adapt(["a a b"]); [d.tolist() for d in v.encode_ragged(["b", "a x"])]
         [[3], [2, 1]]
         """
-        flat, lengths = self._encode_flat(texts)
+        flat, lengths = self._encode_flat(texts, max_length)
         return np.split(flat, np.cumsum(lengths)[:-1]) if len(lengths) else []
 
-    def _encode_flat(self, texts) -> tuple[np.ndarray, np.ndarray]:
+    def _encode_flat(self, texts, max_length=None) -> tuple[np.ndarray, np.ndarray]:
         """All ids of all texts back to back, int32 (sum of lengths,), and the lengths (N,)."""
         if not self._adapted:
             raise LstmkitError("TextVectorizer has no vocabulary yet; call adapt(texts) or load a saved one first")
         texts = _as_text_list(texts)
         if not texts:
             return np.zeros(0, np.int32), np.zeros(0, np.int64)
-        limit = self.output_sequence_length
+        limit = self.output_sequence_length if max_length is None else max_length
         if self._fast:
             if self.strip_html:
                 texts = [strip_html_breaks(t) for t in texts]

@@ -86,14 +86,29 @@ def _inference_batches(model, ids, labels, batch_size):
     """Batches for evaluation and prediction, sorted by length (one bucket window over all), so
     little padding is computed; each Batch's `index` says which input rows it holds."""
     window = len(ids) // batch_size + 1
-    max_length = _max_length(model)
-    return iterate_batches(ids, labels, batch_size, shuffle=False, bucket=True, bucket_window=window,
-                           pad_multiple=_pad_multiple(max_length), max_length=max_length)  # fmt: skip
+    trained, longest = _max_length(model), _max_length(model, inference=True)
+    return iterate_batches(ids, labels, batch_size, shuffle=False, bucket=True, bucket_window=window, max_length=longest,
+                           pad_multiple=_pad_multiple(trained), pad_lengths=_inference_pad_lengths(trained, longest))  # fmt: skip
 
 
-def _max_length(model):
-    """The longest sequence the model reads: the vectorizer's length, or the id matrix's width."""
+def _inference_pad_lengths(trained, longest):
+    """Batch lengths for inference: the training ones, then doubling up to the inference length
+    (2L, 4L, ... capped at it), so texts longer than training add few shapes to compile."""
+    if not trained or not longest or longest <= trained:
+        return None
+    step = _pad_multiple(trained)
+    lengths = list(range(step, trained, step)) + [trained]
+    while lengths[-1] < longest:
+        lengths.append(min(2 * lengths[-1], longest))
+    return lengths
+
+
+def _max_length(model, inference=False):
+    """The longest sequence the model reads: the vectorizer's length (its inference length when
+    inference and one is set), or the id matrix's width."""
     if model.vectorizer is not None:
+        if inference and model.inference_length:
+            return model.inference_length
         return model.vectorizer.output_sequence_length
     return getattr(model, "input_length", None)
 
@@ -102,7 +117,7 @@ def evaluate(model, x, y, *, batch_size=256):
     """Mean loss and accuracy over labelled data."""
     if model.params is None:
         raise LstmkitError("the model has no weights yet; fit it or load a trained one")
-    return _evaluate_ids(model, model._ids(x), _labels(y), batch_size)
+    return _evaluate_ids(model, model._ids(x, inference=True), _labels(y), batch_size)
 
 
 def _evaluate_ids(model, ids, labels, batch_size=256, params=None):
@@ -117,7 +132,7 @@ def predict(model, x, *, batch_size=256):
     """Probabilities in input order: (N, 1) for a binary model, (N, K) for K classes."""
     if model.params is None:
         raise LstmkitError("the model has no weights yet; fit it or load a trained one")
-    ids = model._ids(x)
+    ids = model._ids(x, inference=True)
     out = np.zeros((len(ids), model.n_outputs), np.float32)
     if not ids:
         return out
@@ -166,7 +181,7 @@ def fit(model, x, y, *, epochs=1, batch_size=64, validation_data=None, seed=0, b
     history = history if history is not None else {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": [], "epoch_time": []}
     val = None
     if validation_data is not None:
-        val = (model._ids(validation_data[0]), _labels(validation_data[1]))
+        val = (model._ids(validation_data[0], inference=True), _labels(validation_data[1]))
     base_key = jax.random.key(seed)
     best = dict(best) if best is not None else {"value": None, "epoch": None, "params": None, "wait": 0}
     for epoch in range(initial_epoch, epochs):
