@@ -252,3 +252,35 @@ def test_inference_length_reads_more_of_a_text_than_training(tmp_path):
     again = load_model(tmp_path / "m")
     assert again.inference_length == 200
     np.testing.assert_allclose(again.predict([long_text]), full, atol=1e-6)
+
+
+def test_word_dropout_replaces_real_tokens_by_unk_in_training_only():
+    from lstmkit.layers import WordDropout
+
+    ids = jnp.asarray(np.random.default_rng(0).integers(2, 50, (64, 40)).astype(np.int32)).at[:, 30:].set(0)
+    layer = WordDropout(0.25)
+    out, _ = layer.apply({}, ids, None, key=jax.random.key(1))
+    dropped = np.asarray(out != ids)
+    assert np.all(np.asarray(out)[dropped] == 1) and not dropped[:, 30:].any()  # [UNK], padding kept
+    assert 0.2 < dropped[:, :30].mean() < 0.3
+    np.testing.assert_array_equal(layer.apply({}, ids, None, key=None)[0], ids)  # inference: identity
+
+
+def test_word_dropout_model_trains_saves_and_explains(tmp_path):
+    from lstmkit.checkpoint import save_model
+    from lstmkit.explain import explain
+    from lstmkit.layers import WordDropout
+
+    train_x, train_y = synthetic_reviews(300, seed=0)
+    v = TextVectorizer(max_tokens=32, output_sequence_length=24)
+    model = Sequential([v, WordDropout(0.1), Embedding(32, 8, mask_zero=True), Bidirectional(LSTM(8, return_sequences=True)),
+                        MaxMeanPool(), Dense(1, "sigmoid")])  # fmt: skip
+    v.adapt(train_x)
+    model.compile(optimizer="adam", loss="binary_crossentropy", learning_rate=1e-2)
+    model.fit(train_x, train_y, epochs=3, batch_size=32, verbose=False)
+    assert model.evaluate(train_x, train_y)[1] > 0.85
+    save_model(model, tmp_path / "m")
+    again = load_model(tmp_path / "m")
+    np.testing.assert_allclose(again.predict(train_x[:5]), model.predict(train_x[:5]), atol=1e-6)
+    e = explain(again, "a great and lovely movie")
+    assert e["label"] == "1" and abs(e["probability"] - float(again.predict(["a great and lovely movie"])[0, 0])) < 1e-5

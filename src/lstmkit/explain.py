@@ -249,6 +249,22 @@ def _round(a, digits=4):
 # -- the explanation -----------------------------------------------------------------------------
 
 
+def _inference_view(model):
+    """The model without a leading WordDropout (the identity at inference), so the Embedding is
+    layer 0; the same weights. Kept on the model, so repeated explains reuse its compiled code."""
+    if not model.layers or not isinstance(model.layers[0], L.WordDropout):
+        return model
+    view = getattr(model, "_explain_view", None)
+    if view is None:
+        from lstmkit.model import Sequential
+
+        view = Sequential(model.layers[1:], class_names=model.class_names, inference_length=model.inference_length)
+        view.vectorizer = model.vectorizer
+        model._explain_view = view
+    view.params = model.params[1:]
+    return view
+
+
 def explain(model, text):
     """Explain one prediction of a text classifier; returns a JSON-able dict.
 
@@ -277,6 +293,7 @@ def explain(model, text):
     """
     if model.params is None:
         raise LstmkitError("the model has no weights; load a trained model or fit one first")
+    model = _inference_view(model)
     v = model.vectorizer
     if v is None:
         raise LstmkitError("explain needs a model that reads text (a TextVectorizer first); this one takes token ids")

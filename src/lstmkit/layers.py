@@ -192,6 +192,24 @@ class SpatialDropout1D(Dropout):
         return jnp.where(keep, x / (1.0 - self.rate), 0.0), mask
 
 
+class WordDropout(Dropout):
+    """Word dropout on token ids (B, T): in training each real token becomes [UNK] (id 1) with
+    probability `rate`, padding (id 0) stays.
+
+    The model then cannot lean on any one word (a movie's title, an actor's name) and must read
+    the rest of the text. It works on ids, before the Embedding, so the Embedding and LSTM after
+    it still take the fused path (the projected table gathered per step).
+
+        ids    = [[5, 9, 7, 0]]  ->  [[5, 1, 7, 0]]   (one possible draw)
+    """
+
+    def apply(self, params, x, mask, *, key=None):
+        if key is None or self.rate == 0.0:
+            return x, mask
+        drop = jax.random.bernoulli(key, self.rate, x.shape) & (x > 1)
+        return jnp.where(drop, 1, x).astype(x.dtype), mask
+
+
 def _require_sequence(name, x):
     if x.ndim != 3:
         raise LstmkitError(f"{name} pools over time and needs (batch, time, features); set return_sequences=True on the LSTM before it")
@@ -240,7 +258,7 @@ class MaxMeanPool(Layer):
 
 LAYER_TYPES = {
     cls.__name__: cls
-    for cls in (Embedding, LSTM, Bidirectional, Dense, Dropout, SpatialDropout1D, GlobalMaxPool, GlobalAveragePool, MaxMeanPool)
+    for cls in (Embedding, LSTM, Bidirectional, Dense, Dropout, SpatialDropout1D, WordDropout, GlobalMaxPool, GlobalAveragePool, MaxMeanPool)
 }
 
 

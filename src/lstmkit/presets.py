@@ -24,6 +24,7 @@ SEED = {
     "dense_units": 64,
     "dropout": 0.0,
     "embedding_dropout": 0.0,
+    "word_dropout": 0.0,  # each training token becomes [UNK] with this probability
     "batch_size": 64,
     "epochs": 5,
     "optimizer": "adam",
@@ -126,6 +127,8 @@ def build_model(config, n_classes, steps_per_epoch=None):
     model = Sequential(inference_length=config.get("inference_length") or None)
     model.add(TextVectorizer(max_tokens=config["max_tokens"], standardize=standardize,
                              output_sequence_length=config["sequence_length"], strip_html=config["strip_html"]))  # fmt: skip
+    if config.get("word_dropout"):
+        model.add(L.WordDropout(config["word_dropout"]))
     model.add(L.Embedding(config["max_tokens"], config["embedding_dim"], mask_zero=True))
     if config["embedding_dropout"]:
         model.add(L.SpatialDropout1D(config["embedding_dropout"]))
