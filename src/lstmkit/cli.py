@@ -135,7 +135,7 @@ def _preset_options(f):
 @main.command()
 @click.option("--data", default="imdb", show_default=True, help="imdb (download and cache), an aclImdb folder or .tar.gz, or a CSV/TSV/JSONL file or class-per-folder directory")
 @click.option("--test-data", default=None, help="a separate labelled test source (else the data's own test split, or a held-out 20%)")
-@click.option("--preset", default="default", show_default=True, help="seed (the seed notebook exactly) or default (recommended)")
+@click.option("--preset", default="default", show_default=True, help="seed (the seed notebook exactly), default (recommended), or best (self-trains on --unlabeled text; slower)")
 @click.option("--out", default="runs/model", show_default=True, type=click.Path(), help="model directory to write")
 @click.option("--text-column", default=None, help="text column of a CSV/TSV/JSONL file (autodetected)")
 @click.option("--label-column", default=None, help="label column of a CSV/TSV/JSONL file (autodetected)")
