@@ -284,3 +284,23 @@ def test_word_dropout_model_trains_saves_and_explains(tmp_path):
     np.testing.assert_allclose(again.predict(train_x[:5]), model.predict(train_x[:5]), atol=1e-6)
     e = explain(again, "a great and lovely movie")
     assert e["label"] == "1" and abs(e["probability"] - float(again.predict(["a great and lovely movie"])[0, 0])) < 1e-5
+
+
+def test_inference_fuses_embedding_and_lstm_past_dropout():
+    """At inference SpatialDropout1D is the identity, so the fused path (projected table) runs and
+    must equal the plain layers; in training (a key) the dropout applies."""
+    from lstmkit.layers import SpatialDropout1D
+
+    model = Sequential([Embedding(50, 8, mask_zero=True), SpatialDropout1D(0.3), Bidirectional(LSTM(6)), Dense(1, "sigmoid")])
+    params = model.build(seed=3)
+    ids = np.random.default_rng(0).integers(1, 50, (4, 20)).astype(np.int32)
+    x, mask = model.layers[0].apply(params[0], ids, None)
+    x, _ = model.layers[2].apply(params[2], x, ids != 0)
+    plain = model.layers[3].apply(params[3], x, None)[0]
+    bilstm, calls = model.layers[2], []
+    real_apply = bilstm.apply
+    bilstm.apply = lambda *a, **kw: calls.append("embedding" in kw) or real_apply(*a, **kw)  # spy: fused or not
+    np.testing.assert_allclose(model.apply(params, ids), plain, atol=1e-6)
+    trained = model.apply(params, ids, key=jax.random.key(0))
+    assert calls == [True, False]  # fused at inference; in training the dropout sits in between
+    assert not np.allclose(trained, plain)  # dropout on in training

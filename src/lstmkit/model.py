@@ -178,19 +178,20 @@ class Sequential:
         x, mask = ids, None
         n = len(self.layers)
         keys = jax.random.split(key, n) if key is not None else [None] * n
-        skip = False
+        done = -1  # layers up to this index already ran, fused into an LSTM
         for idx, (layer, p, k) in enumerate(zip(self.layers, params, keys)):
-            if skip:  # this LSTM already ran, fused with the Embedding before it
-                skip = False
+            if idx <= done:
                 continue
             if logits and idx == n - 1 and isinstance(layer, L.Dense):
                 return layer.logits(p, x)
-            nxt = self.layers[idx + 1] if idx + 1 < n else None
-            if isinstance(layer, L.Embedding) and isinstance(nxt, (L.LSTM, L.Bidirectional)) and layer.input_dim <= x.size:
+            nxt = idx + 1
+            while key is None and nxt < n and isinstance(self.layers[nxt], L.Dropout):
+                nxt += 1  # dropout is the identity at inference: look past it
+            if isinstance(layer, L.Embedding) and nxt < n and isinstance(self.layers[nxt], (L.LSTM, L.Bidirectional)) and layer.input_dim <= x.size:
                 # x W_x = (table W_x)[ids]: project the small table instead of every token.
                 mask = (x != 0) if layer.mask_zero else None
-                x, mask = nxt.apply(params[idx + 1], x, mask, embedding=p["table"])
-                skip = True
+                x, mask = self.layers[nxt].apply(params[nxt], x, mask, embedding=p["table"])
+                done = nxt
                 continue
             x, mask = layer.apply(p, x, mask, key=k)
         return x
