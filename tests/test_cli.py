@@ -92,8 +92,9 @@ def unlabeled_txt(tmp_path_factory):
 
 @pytest.mark.parametrize(
     "extra, interrupt_at",
-    [((), 1), (("--epochs", "3", "--early-stopping", "2"), 1), (("--weight-average", "0.9"), 1), (("--self-training", "1", "--unlabeled", "UNLABELED"), 3)],
-    ids=["plain", "early-stopping", "weight-average", "self-training-round-1"],
+    [((), 1), (("--epochs", "3", "--early-stopping", "2"), 1), (("--weight-average", "0.9"), 1), (("--self-training", "1", "--unlabeled", "UNLABELED"), 3),
+     (("--self-training", "2", "--self-training-epochs", "1", "--unlabeled", "UNLABELED"), 3)],
+    ids=["plain", "early-stopping", "weight-average", "self-training-round-1", "self-training-between-rounds"],
 )  # fmt: skip
 def test_interrupted_run_resumes_to_the_same_result(csv_data, unlabeled_txt, tmp_path, monkeypatch, extra, interrupt_at):
     """Ctrl-C after a checkpoint; --resume finishes with the uninterrupted run's numbers (with early

@@ -25,3 +25,11 @@ def test_seed_preset_matches_the_seed_notebook(imdb_labeled, tmp_path):
     """The seed's 98-word vocabulary caps accuracy near 70% (the notebook: 70.8%)."""
     metrics = _train(imdb_labeled, tmp_path / "seed", "seed")
     assert 0.685 <= metrics["accuracy"] <= 0.75, metrics
+
+
+@pytest.mark.slow
+def test_best_preset_reaches_90_percent(imdb_labeled, imdb_unsup, tmp_path):
+    """Three rounds of self-training on the 50,000 unlabeled reviews (about 20 minutes on 2 cores)."""
+    metrics = _train(imdb_labeled, tmp_path / "best", "best", "--unlabeled", str(imdb_unsup))
+    assert [r["round"] for r in metrics["self_training"]] == [1, 2, 3]
+    assert metrics["accuracy"] >= 0.90, metrics

@@ -41,6 +41,7 @@ SEED = {
     "init": "keras",
     "self_training": 0,  # rounds of self-training on --unlabeled text (lstmkit.selftrain); 0 = off
     "pseudo_confidence": 0.9,  # self-training keeps unlabeled texts predicted with at least this probability
+    "self_training_epochs": 0,  # epochs of each self-training round's model; 0 = --epochs
     "seed": 0,
 }
 
@@ -69,10 +70,12 @@ DEFAULT = {
 }
 
 # The most accurate configuration within an hour on a 2-core CPU: the default, self-trained on
-# unlabeled text (--unlabeled; on IMDB its 50,000 unsup reviews) for two rounds (lstmkit.selftrain).
+# unlabeled text (--unlabeled; on IMDB its 50,000 unsup reviews) for three rounds of one epoch
+# each (lstmkit.selftrain): a second epoch on the pseudo-labels overfits them (docs/accuracy.md).
 BEST = {
     **DEFAULT,
-    "self_training": 2,
+    "self_training": 3,
+    "self_training_epochs": 1,
     "pseudo_confidence": 0.9,
 }
 
@@ -116,6 +119,8 @@ def resolve(preset="default", **overrides):
             raise LstmkitError(f"--{key.replace('_', '-')} must be at least 1, got {config[key]}")
     if int(config["self_training"]) < 0:
         raise LstmkitError(f"--self-training must be 0 (off) or a number of rounds, got {config['self_training']}")
+    if int(config["self_training_epochs"]) < 0:
+        raise LstmkitError(f"--self-training-epochs must be 0 (as --epochs) or more, got {config['self_training_epochs']}")
     if not 0.5 <= float(config["pseudo_confidence"]) < 1.0:
         raise LstmkitError(f"--pseudo-confidence must be in [0.5, 1), got {config['pseudo_confidence']}")
     if config["max_tokens"] < 3:

@@ -133,7 +133,9 @@ def train_run(config, data, out, *, test_data=None, text_column=None, label_colu
             labels = np.concatenate([np.asarray(train.labels, np.int32), np.asarray(pseudo, np.int32)])
             arrays = {"pseudo.index": np.asarray(index, np.int32), "pseudo.label": np.asarray(pseudo, np.int32)}
         round_state = state if state is not None and r == first_round else None
+        epochs = int(config.get("self_training_epochs") or 0) if r > 0 else 0
         model = _train_one(config, texts, labels, val, class_names, out, seed=seed + r, pre=pre if r == 0 else None, state=round_state,
+                           epochs=epochs or int(config["epochs"]),
                            verbose=verbose, progress=progress, checkpoint_extra={"round": r, "rounds": rounds_log}, arrays=arrays)  # fmt: skip
         state = None
     t0 = time.perf_counter()
@@ -159,13 +161,13 @@ def _resume_state(out, config, class_names, pre, seed):
     return {"model": saved_model, "opt_state": opt_state, "training": training, "history": history, "best_params": best_params, "arrays": arrays}
 
 
-def _train_one(config, texts, labels, val, class_names, out, *, seed, pre, state, verbose, progress, checkpoint_extra, arrays):
-    """Build a fresh classifier per config, fit it on (texts, labels) with checkpoints; return it.
+def _train_one(config, texts, labels, val, class_names, out, *, seed, epochs, pre, state, verbose, progress, checkpoint_extra, arrays):
+    """Build a fresh classifier per config, fit it on (texts, labels) for `epochs` with checkpoints; return it.
 
     pre: a pretrained directory to adopt; state: `_resume_state` of an interrupted fit to continue.
     """
     steps_per_epoch = math.ceil(len(texts) / config["batch_size"])
-    model = build_model(config, len(class_names), steps_per_epoch)
+    model = build_model({**config, "epochs": epochs}, len(class_names), steps_per_epoch)  # the schedule spans these epochs
     model.class_names = class_names
     opt_state, history, initial_epoch, best = None, None, 0, None
     if state is not None:
@@ -194,7 +196,7 @@ def _train_one(config, texts, labels, val, class_names, out, *, seed, pre, state
                               best_params=best["params"], arrays=arrays, status="training")  # fmt: skip
 
     model.fit(
-        texts, labels, epochs=config["epochs"], batch_size=config["batch_size"],
+        texts, labels, epochs=epochs, batch_size=config["batch_size"],
         validation_data=(val.texts, val.labels), seed=seed, bucket=config["bucket"],
         shuffle_buffer=config["shuffle_buffer"] or None, verbose=verbose, progress=progress,
         early_stopping_patience=config["early_stopping"] or None, on_epoch_end=save_checkpoint,
