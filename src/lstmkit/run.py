@@ -111,7 +111,7 @@ def train_run(config, data, out, *, test_data=None, text_column=None, label_colu
     state = None
     first_round = 0
     if resume:
-        state = _resume_state(out, config, class_names, pre, seed)
+        state = _resume_state(out, config, class_names)
         first_round = state["training"].get("round", 0)
     rounds_log = list(state["training"].get("rounds", [])) if state else []
     model = None
@@ -133,9 +133,8 @@ def train_run(config, data, out, *, test_data=None, text_column=None, label_colu
             labels = np.concatenate([np.asarray(train.labels, np.int32), np.asarray(pseudo, np.int32)])
             arrays = {"pseudo.index": np.asarray(index, np.int32), "pseudo.label": np.asarray(pseudo, np.int32)}
         round_state = state if state is not None and r == first_round else None
-        epochs = int(config.get("self_training_epochs") or 0) if r > 0 else 0
-        model = _train_one(config, texts, labels, val, class_names, out, seed=seed + r, pre=pre if r == 0 else None, state=round_state,
-                           epochs=epochs or int(config["epochs"]),
+        epochs = int(config["self_training_epochs"] if r > 0 and config.get("self_training_epochs") else config["epochs"])
+        model = _train_one(config, texts, labels, val, class_names, out, seed=seed + r, epochs=epochs, pre=pre if r == 0 else None, state=round_state,
                            verbose=verbose, progress=progress, checkpoint_extra={"round": r, "rounds": rounds_log}, arrays=arrays)  # fmt: skip
         state = None
     t0 = time.perf_counter()
@@ -152,7 +151,7 @@ def train_run(config, data, out, *, test_data=None, text_column=None, label_colu
     return metrics
 
 
-def _resume_state(out, config, class_names, pre, seed):
+def _resume_state(out, config, class_names):
     """What an interrupted run saved: its weights, optimizer state, history, best and arrays."""
     saved_model = checkpoint.load_model(out)
     model = build_model(config, len(class_names), 1)
@@ -173,7 +172,6 @@ def _train_one(config, texts, labels, val, class_names, out, *, seed, epochs, pr
     if state is not None:
         model.vectorizer = state["model"].vectorizer
         model.params = state["model"].params
-        model.input_length = getattr(state["model"], "input_length", None)
         opt_state, history = state["opt_state"], state["history"]
         training = state["training"]
         initial_epoch = training["epoch"] + 1
