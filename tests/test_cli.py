@@ -170,3 +170,8 @@ def test_user_mistakes_get_one_line_and_exit_2(args, message):
     assert r.exit_code == 2, r.output
     assert message in r.output
     assert "Traceback" not in r.output
+
+
+def test_group_validation_needs_imdb(csv_data, tmp_path):
+    r = CliRunner().invoke(main, ["train", "--data", str(csv_data), "--out", str(tmp_path / "m"), "--group-validation", *TINY])
+    assert r.exit_code == 2 and "needs IMDB data" in r.output and "Traceback" not in r.output

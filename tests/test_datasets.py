@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from lstmkit import datasets
-from lstmkit.datasets import DataWarning, Dataset, decode_text, load_dataset, load_imdb, parse_labels, read_imdb, read_tar, train_val_split
+from lstmkit.datasets import DataWarning, Dataset, decode_text, imdb_groups, load_dataset, load_imdb, parse_labels, read_imdb, read_tar, train_val_split
 from lstmkit.errors import LstmkitError
 
 # ---- the real IMDB archives (read once per session: each read is ~2 s) ----------------------
@@ -398,3 +398,17 @@ def test_load_dataset_imdb_downloads_into_lstmkit_home(tmp_path, monkeypatch, fa
         assert len(load_dataset("imdb", split="unsup")) == 6
     finally:
         server.close()
+
+
+def test_grouped_split_keeps_groups_whole_and_stays_stratified():
+    ids = [f"train/{'pos' if i % 2 else 'neg'}/{i // 2}_7.txt" for i in range(3000)]
+    ds = Dataset([str(i) for i in range(3000)], np.array([i % 2 for i in range(3000)]), ["neg", "pos"], ids=ids)
+    groups = imdb_groups(ds, size=100)
+    assert groups[:4] == ["train/neg/0", "train/pos/0", "train/neg/0", "train/pos/0"]
+    train, val = train_val_split(ds, 0.1, seed=1, groups=groups)
+    assert len(train) + len(val) == 3000 and sorted(train.texts + val.texts, key=int) == ds.texts
+    assert not set(imdb_groups(train, 100)) & set(imdb_groups(val, 100))  # no group on both sides
+    assert val.class_counts() == {"neg": 200, "pos": 200}  # a share of 150 is 1.5 groups of 100: two whole groups
+    again, _ = train_val_split(ds, 0.1, seed=1, groups=groups)
+    assert again.texts == train.texts
+    assert imdb_groups(Dataset(["a"], np.array([0]), ["x"], ids=["row 1"])) is None

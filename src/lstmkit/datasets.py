@@ -123,11 +123,15 @@ def load_dataset(source, *, text_column: str | None = None, label_column: str | 
     return ds.shuffled(seed) if shuffle else ds
 
 
-def train_val_split(dataset: Dataset, val_fraction: float = 0.1, seed: int = 0) -> tuple[Dataset, Dataset]:
+def train_val_split(dataset: Dataset, val_fraction: float = 0.1, seed: int = 0, groups=None) -> tuple[Dataset, Dataset]:
     """Split into (train, validation), stratified by label and seeded; both come back shuffled.
 
     Each class gives round(n_c * val_fraction) examples to validation, so class proportions stay
     the same in both parts.
+
+    groups: one key per example (e.g. `imdb_groups`); examples sharing a key go to the same part,
+    whole groups are drawn per class until the class has its share. Validation then holds
+    groups (on IMDB: movies) that training never saw, as a test split with new movies does.
 
     >>> ds = Dataset([str(i) for i in range(10)], np.array([0] * 5 + [1] * 5), ["a", "b"])
     >>> tr, va = train_val_split(ds, 0.2); len(tr), len(va), sorted(va.labels.tolist())
@@ -140,6 +144,14 @@ def train_val_split(dataset: Dataset, val_fraction: float = 0.1, seed: int = 0) 
     for label in np.unique(dataset.labels):
         members = rng.permutation(np.flatnonzero(dataset.labels == label))
         n_val = int(round(len(members) * val_fraction))
+        if groups is not None:  # whole groups, in a random order
+            keys = np.asarray([groups[i] for i in members])
+            rank = {k: r for r, k in enumerate(rng.permutation(np.unique(keys)))}
+            group_rank = np.array([rank[k] for k in keys])
+            order = np.argsort(group_rank, kind="stable")
+            members, group_rank = members[order], group_rank[order]
+            if n_val:  # validation ends with the whole group that holds its n_val-th example
+                n_val = int(np.sum(group_rank <= group_rank[n_val - 1]))
         val_idx.append(members[:n_val])
         train_idx.append(members[n_val:])
     train_idx = rng.permutation(np.concatenate(train_idx)) if train_idx else np.zeros(0, np.int64)
@@ -150,6 +162,26 @@ def train_val_split(dataset: Dataset, val_fraction: float = 0.1, seed: int = 0) 
 
 
 # ---- IMDB ------------------------------------------------------------------------------------
+
+IMDB_GROUP_SIZE = 100
+
+
+def imdb_groups(dataset: Dataset, size: int = IMDB_GROUP_SIZE) -> list[str] | None:
+    """A group key per IMDB review that keeps reviews of one movie together, or None if the
+    dataset's ids are not IMDB file names.
+
+    The archive has no movie ids, but a class folder numbers a movie's reviews (at most 30)
+    consecutively: train/pos/500_9.txt to 503_10.txt all review Star Trek: Enterprise. So blocks
+    of `size` consecutive ids per class folder ('train/pos/5' for ids 500 to 599) hold whole
+    movies, except those cut by a block boundary.
+    """
+    keys = []
+    for name in dataset.ids or ():
+        m = _IMDB_MEMBER.match(name)
+        if m is None:
+            return None
+        keys.append(f"{m.group(1)}/{m.group(2)}/{int(m.group(3)) // size}")
+    return keys or None
 
 _IMDB_MEMBER = re.compile(r"^(?:\./)?(?:[^/]+/)?(train|test)/(pos|neg|unsup)/(\d+)_(\d+)\.txt$")
 

@@ -37,6 +37,7 @@ SEED = {
     "shuffle_buffer": 10000,
     "bucket": True,
     "validation": "test",  # the seed validates on the test split
+    "group_validation": False,  # IMDB: validate on whole movies (blocks of review ids) that training never sees
     "early_stopping": 0,  # patience in epochs; 0 = off
     "init": "keras",
     "self_training": 0,  # rounds of self-training on --unlabeled text (lstmkit.selftrain); 0 = off

@@ -92,7 +92,12 @@ def train_run(config, data, out, *, test_data=None, text_column=None, label_colu
     if str(config["validation"]) == "test":
         val = test  # as the seed notebook does; the reported test figure is then not held out
     else:
-        train, val = datasets.train_val_split(train, val_fraction=float(config["validation"]), seed=seed)
+        groups = None
+        if config.get("group_validation"):
+            groups = datasets.imdb_groups(train)
+            if groups is None:
+                raise LstmkitError("--group-validation keeps an IMDB movie's reviews on one side of the split and needs IMDB data; drop it for other data")
+        train, val = datasets.train_val_split(train, val_fraction=float(config["validation"]), seed=seed, groups=groups)
     class_names = list(train.class_names)
     if len(class_names) < 2:
         raise LstmkitError(f"the training data has a single class ({class_names[0] if class_names else 'none'}); a classifier needs at least two")
