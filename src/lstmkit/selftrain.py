@@ -13,11 +13,12 @@ from it is specific to its documents (on IMDB: the movies, actors and plots of t
 reviews, which the test reviews do not share). Confident pseudo-labels on other documents teach
 the same sentiment words in new company, and enlarge the vocabulary with words seen there. The
 confident labels are mostly right (checked on the validation split, see `pseudo_label_accuracy`),
-and the student is still chosen on real labels only.
+and every student is validated on real labels only. docs/accuracy.md has the measurements
+(IMDB: 88.78% on test without, 89.73% after three rounds).
 
     >>> index, labels, stats = pseudo_labels(teacher, unlabeled_texts, confidence=0.9)  # doctest: +SKIP
-    >>> stats["kept"], stats["per_class"]                                             # doctest: +SKIP
-    (35012, {'neg': 17760, 'pos': 17252})
+    >>> stats["kept"], stats["per_class"]    # the default model on IMDB's unsup reviews  # doctest: +SKIP
+    (37432, {'neg': 19132, 'pos': 18300})
 """
 
 from __future__ import annotations
