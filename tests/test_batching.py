@@ -187,3 +187,19 @@ def test_pad_lengths_pick_the_shortest_that_fits():
         assert t == allowed[0] or allowed[allowed.index(t) - 1] < longest  # the shortest that fits
         seen += int(b.weight.sum())
     assert seen == 300
+
+
+def test_long_inference_batches_are_split_to_the_token_budget():
+    from lstmkit.train import _split_long
+
+    rng = np.random.default_rng(0)
+    seqs = [np.ones(n, np.int32) for n in rng.integers(1, 1000, 300)]
+    batches = iterate_batches(seqs, None, 64, shuffle=False, bucket=True, bucket_window=100, pad_lengths=[100, 200, 400, 800, 1000], max_length=1000)
+    seen, shapes = [], set()
+    for b in _split_long(batches, 64 * 200):
+        assert b.ids.shape[0] * b.ids.shape[1] <= 64 * 200 or b.ids.shape[1] <= 200
+        assert np.all(b.weight[b.index < 0] == 0) and np.all(b.weight[b.index >= 0] == 1)
+        seen += b.index[b.index >= 0].tolist()
+        shapes.add(b.ids.shape)
+    assert sorted(seen) == list(range(300))  # every row once, none lost to the split
+    assert {t: r for r, t in shapes} == {400: 32, 800: 16, 1000: 12}  # rows = 64 * 200 // T

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lstmkit import bptt
-from lstmkit.batching import iterate_batches, prefetch
+from lstmkit.batching import Batch, iterate_batches, prefetch
 from lstmkit.errors import LstmkitError
 from lstmkit.model import averaged_weights
 
@@ -84,11 +84,33 @@ def _in_step(result):
 
 def _inference_batches(model, ids, labels, batch_size):
     """Batches for evaluation and prediction, sorted by length (one bucket window over all), so
-    little padding is computed; each Batch's `index` says which input rows it holds."""
+    little padding is computed; each Batch's `index` says which input rows it holds. Batches
+    longer than training are split to hold no more tokens than batch_size x the training length."""
     window = len(ids) // batch_size + 1
     trained, longest = _max_length(model), _max_length(model, inference=True)
-    return iterate_batches(ids, labels, batch_size, shuffle=False, bucket=True, bucket_window=window, max_length=longest,
-                           pad_multiple=_pad_multiple(trained), pad_lengths=_inference_pad_lengths(trained, longest))  # fmt: skip
+    batches = iterate_batches(ids, labels, batch_size, shuffle=False, bucket=True, bucket_window=window, max_length=longest,
+                              pad_multiple=_pad_multiple(trained), pad_lengths=_inference_pad_lengths(trained, longest))  # fmt: skip
+    return _split_long(batches, batch_size * trained) if trained and longest and longest > trained else batches
+
+
+def _split_long(batches, max_tokens):
+    """Each batch of more than max_tokens (rows x steps) as smaller ones of max_tokens // steps
+    rows (the last one filled with weight-0 rows of index -1): memory stays that of a batch at the
+    training length, and each length gets one row count, so one more shape to compile at most."""
+    for b in batches:
+        B, T = b.ids.shape
+        rows = max(1, max_tokens // T)
+        if rows >= B:
+            yield b
+            continue
+        for start in range(0, B, rows):
+            part = [a[start : start + rows] for a in b]
+            short = rows - len(part[-1])
+            if short:  # filler: copies of the first row, weight 0, index -1
+                fill = [np.repeat(a[:1], short, axis=0) for a in part]
+                fill[3], fill[4] = np.zeros(short, b.weight.dtype), np.full(short, -1, b.index.dtype)
+                part = [np.concatenate([a, f]) for a, f in zip(part, fill)]
+            yield Batch(*part)
 
 
 def _inference_pad_lengths(trained, longest):
