@@ -104,13 +104,13 @@ def _split_long(batches, max_tokens):
             yield b
             continue
         for start in range(0, B, rows):
-            part = [a[start : start + rows] for a in b]
-            short = rows - len(part[-1])
+            part = Batch(*(a[start : start + rows] for a in b))
+            short = rows - len(part.weight)
             if short:  # filler: copies of the first row, weight 0, index -1
-                fill = [np.repeat(a[:1], short, axis=0) for a in part]
-                fill[3], fill[4] = np.zeros(short, b.weight.dtype), np.full(short, -1, b.index.dtype)
-                part = [np.concatenate([a, f]) for a, f in zip(part, fill)]
-            yield Batch(*part)
+                fill = Batch(*(np.repeat(a[:1], short, axis=0) for a in part))
+                fill = fill._replace(weight=np.zeros_like(fill.weight), index=np.full_like(fill.index, -1))
+                part = Batch(*(np.concatenate([a, f]) for a, f in zip(part, fill)))
+            yield part
 
 
 def _inference_pad_lengths(trained, longest):
