@@ -163,6 +163,7 @@ def test_self_training_labels_unlabeled_text_and_trains_on_it(csv_data, unlabele
         (["train", "--self-training", "1"], "needs unlabeled text"),
         (["train", "--unlabeled", "x.txt"], "only for self-training"),
         (["train", "--pseudo-confidence", "0.3"], "--pseudo-confidence must be"),
+        (["train", "--adversarial", "-1"], "--adversarial must be"),
     ],
 )
 def test_user_mistakes_get_one_line_and_exit_2(args, message):
@@ -172,6 +173,13 @@ def test_user_mistakes_get_one_line_and_exit_2(args, message):
     assert "Traceback" not in r.output
 
 
-def test_group_validation_needs_imdb(csv_data, tmp_path):
+def test_adversarial_training_from_the_command_line(csv_data, tmp_path):
+    r = CliRunner().invoke(main, ["train", "--data", str(csv_data), "--out", str(tmp_path / "m"), "--adversarial", "0.5", *TINY])
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "m" / "config.json").read_text())["train_config"]["adversarial"] == 0.5
+
+
+def test_group_validation_falls_back_to_a_random_split_without_imdb_names(csv_data, tmp_path):
     r = CliRunner().invoke(main, ["train", "--data", str(csv_data), "--out", str(tmp_path / "m"), "--group-validation", *TINY])
-    assert r.exit_code == 2 and "needs IMDB data" in r.output and "Traceback" not in r.output
+    assert r.exit_code == 0, r.output
+    assert "validation: a random split" in r.output

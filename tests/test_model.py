@@ -304,3 +304,90 @@ def test_inference_fuses_embedding_and_lstm_past_dropout():
     trained = model.apply(params, ids, key=jax.random.key(0))
     assert calls == [True, False]  # fused at inference; in training the dropout sits in between
     assert not np.allclose(trained, plain)  # dropout on in training
+
+
+def test_adversarial_perturbation_is_epsilon_token_lengths_along_the_gradient():
+    from lstmkit.train import adversarial_perturbation
+
+    rng = np.random.default_rng(0)
+    g = jnp.asarray(rng.normal(size=(3, 5, 4)), jnp.float32).at[2].set(0.0)  # row 2: padding
+    embedded = jnp.asarray(rng.normal(size=(3, 5, 4)), jnp.float32)
+    mask = jnp.asarray(np.arange(5) < np.array([[5], [3], [0]]))  # lengths 5, 3, 0
+    r = adversarial_perturbation(g, embedded, mask, 0.7)
+    lengths = np.linalg.norm(np.asarray(embedded), axis=-1)  # (3, 5) token vector lengths
+    token_rms = [np.sqrt((lengths[0] ** 2).mean()), np.sqrt((lengths[1, :3] ** 2).mean()), 0.0]
+    np.testing.assert_allclose(np.linalg.norm(np.asarray(r).reshape(3, -1), axis=1), 0.7 * np.array(token_rms), rtol=1e-5)
+    cosine = (r[0] * g[0]).sum() / (jnp.linalg.norm(r[0]) * jnp.linalg.norm(g[0]))
+    np.testing.assert_allclose(cosine, 1.0, atol=1e-6)
+    # scale-free: embeddings ten times larger get a perturbation ten times larger
+    np.testing.assert_allclose(adversarial_perturbation(g, 10 * embedded, mask, 0.7), 10 * r, rtol=1e-5)
+
+
+def test_perturbation_enters_after_the_embedding_and_zero_changes_nothing():
+    """perturb=0 (plain layers) equals the fused path; the adversarial direction raises the loss more
+    than a random one of the same size, so it is the loss gradient's direction, on the right tensor."""
+    from lstmkit.train import adversarial_perturbation
+
+    model = Sequential([Embedding(50, 8, mask_zero=True), Bidirectional(LSTM(6)), Dense(1, "sigmoid")])
+    params = model.build(seed=3)
+    rng = np.random.default_rng(0)
+    ids = rng.integers(1, 50, (6, 9)).astype(np.int32)
+    ids[1, 5:] = 0
+    labels, weight = jnp.asarray(rng.integers(0, 2, 6)), jnp.ones(6)
+    zero = jnp.zeros((6, 9, 8))
+    np.testing.assert_allclose(model.apply(params, ids, perturb=zero), model.apply(params, ids), atol=1e-6)
+
+    loss = lambda perturb: model.loss_fn(params, ids, labels, weight, perturb=perturb)[0]  # noqa: E731
+    g = jax.grad(loss)(zero)
+    assert np.all(np.asarray(g)[1, 5:] == 0)  # padded steps are masked: no gradient, no perturbation
+    embedded, mask = model.layers[0].apply(params[0], ids, None)
+    r_adv = adversarial_perturbation(g, embedded, mask, 2.0)
+    r_random = adversarial_perturbation(jnp.asarray(rng.normal(size=g.shape), jnp.float32) * mask[..., None], embedded, mask, 2.0)
+    assert loss(r_adv) > loss(r_random) and loss(r_adv) > loss(zero)
+
+
+def test_adversarial_training_step_adds_the_perturbed_batch_gradient():
+    """One `_train_step` with adversarial=eps and plain SGD(lr=1) moves the weights by minus the sum
+    of the clean gradient and the gradient at the perturbed embeddings, computed here by hand."""
+    import optax
+
+    from lstmkit.train import _train_step, adversarial_perturbation
+
+    model = Sequential([Embedding(30, 8, mask_zero=True), Bidirectional(LSTM(5)), Dense(1, "sigmoid")])
+    model.compile(optimizer=optax.sgd(1.0))
+    params = model.build(seed=1)
+    rng = np.random.default_rng(2)
+    ids = jnp.asarray(rng.integers(1, 30, (4, 7)).astype(np.int32))
+    labels, weight = jnp.asarray(rng.integers(0, 2, 4)), jnp.ones(4)
+
+    def loss(p, perturb):
+        return model.loss_fn(p, ids, labels, weight, perturb=perturb)[0]
+
+    zero = jnp.zeros((4, 7, 8))
+    embedded, mask = model.layers[0].apply(params[0], ids, None)
+    r_adv = adversarial_perturbation(jax.grad(loss, argnums=1)(params, zero), embedded, mask, 0.3)
+    expected = jax.tree.map(lambda p, g0, g1: p - g0 - g1, params, jax.grad(loss)(params, zero), jax.grad(loss)(params, r_adv))
+    copy = jax.tree.map(jnp.copy, params)
+    new, *_ = _train_step(model, copy, model.optimizer.init(copy), ids, labels, weight, None, 0.3)
+    for a, b in zip(jax.tree.leaves(new), jax.tree.leaves(expected)):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    plain, *_ = _train_step(model, jax.tree.map(jnp.copy, params), model.optimizer.init(params), ids, labels, weight, None, 0.0)
+    assert not np.allclose(jax.tree.leaves(plain)[0], jax.tree.leaves(new)[0])
+
+
+def test_adversarial_needs_an_embedding_and_a_nonnegative_size():
+    model = Sequential([Bidirectional(LSTM(4)), Dense(1, "sigmoid")])
+    model.compile()
+    x, y = np.zeros((4, 3, 2), np.float32), np.array([0, 1, 0, 1])
+    with pytest.raises(LstmkitError, match="no Embedding"):
+        model.fit(x, y, adversarial=0.1, verbose=False)
+    with pytest.raises(LstmkitError, match="--adversarial must be"):
+        model.fit(x, y, adversarial=-1.0, verbose=False)
+
+
+def test_adversarial_too_large_to_learn_gets_a_warning(capsys):
+    model = Sequential([Embedding(20, 4, mask_zero=True), Bidirectional(LSTM(4)), Dense(1, "sigmoid")])
+    model.compile(learning_rate=1e-9)  # nothing moves: the loss stays at chance, log 2
+    ids = np.random.default_rng(0).integers(1, 20, (8, 5)).astype(np.int32)
+    model.fit(ids, np.array([0, 1] * 4), epochs=1, batch_size=8, progress=False, adversarial=5.0)
+    assert "warning: the training loss is still at chance" in capsys.readouterr().out

@@ -170,10 +170,11 @@ class Sequential:
             raise LstmkitError("a classifier's last layer must be Dense (1 unit with sigmoid, or K units with softmax)")
         return last.units
 
-    def apply(self, params, ids, *, key=None, logits=False):
+    def apply(self, params, ids, *, key=None, logits=False, perturb=None):
         """Forward pass on ids (B, T); returns probabilities, or logits (B, K) with logits=True.
 
         key: a PRNG key in training (dropout on), None at inference.
+        perturb: (B, T, E) added to the Embedding's output (adversarial training), or None.
         """
         x, mask = ids, None
         n = len(self.layers)
@@ -187,6 +188,10 @@ class Sequential:
             nxt = idx + 1
             while key is None and nxt < n and isinstance(self.layers[nxt], L.Dropout):
                 nxt += 1  # dropout is the identity at inference: look past it
+            if isinstance(layer, L.Embedding) and perturb is not None:
+                x, mask = layer.apply(p, x, mask, key=k)
+                x = x + perturb
+                continue
             if isinstance(layer, L.Embedding) and nxt < n and isinstance(self.layers[nxt], (L.LSTM, L.Bidirectional)) and layer.input_dim <= x.size:
                 # x W_x = (table W_x)[ids]: project the small table instead of every token.
                 mask = (x != 0) if layer.mask_zero else None
@@ -196,9 +201,9 @@ class Sequential:
             x, mask = layer.apply(p, x, mask, key=k)
         return x
 
-    def loss_fn(self, params, ids, labels, weight, key=None):
+    def loss_fn(self, params, ids, labels, weight, key=None, perturb=None):
         """Weighted mean loss from logits, and the number of correct predictions."""
-        z = self.apply(params, ids, key=key, logits=True)
+        z = self.apply(params, ids, key=key, logits=True, perturb=perturb)
         if z.shape[-1] == 1:  # binary: one logit, sigmoid
             z = z[:, 0]
             per_example = optax.sigmoid_binary_cross_entropy(z, labels.astype(z.dtype))

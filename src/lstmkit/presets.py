@@ -33,6 +33,7 @@ SEED = {
     "warmup_steps": 0,
     "clipnorm": 0.0,
     "weight_decay": 0.0,
+    "adversarial": 0.0,  # adversarial training: size of the embedding perturbation per text, in token lengths; 0 = off
     "weight_average": 0.0,  # decay of a moving average of the weights, used for validation and the final model; 0 = off
     "shuffle_buffer": 10000,
     "bucket": True,
@@ -124,6 +125,8 @@ def resolve(preset="default", **overrides):
         raise LstmkitError(f"--self-training-epochs must be 0 (as --epochs) or more, got {config['self_training_epochs']}")
     if not 0.5 <= float(config["pseudo_confidence"]) < 1.0:
         raise LstmkitError(f"--pseudo-confidence must be in [0.5, 1), got {config['pseudo_confidence']}")
+    if float(config["adversarial"]) < 0:
+        raise LstmkitError(f"--adversarial must be 0 (off) or a positive perturbation size in token lengths, got {config['adversarial']}")
     if config["max_tokens"] < 3:
         raise LstmkitError("--max-tokens must be at least 3 (padding, [UNK] and one word)")
     config["preset"] = preset

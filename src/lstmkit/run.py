@@ -96,7 +96,7 @@ def train_run(config, data, out, *, test_data=None, text_column=None, label_colu
         if config.get("group_validation"):
             groups = datasets.imdb_groups(train)
             if groups is None:
-                raise LstmkitError("--group-validation keeps an IMDB movie's reviews on one side of the split and needs IMDB data; drop it for other data")
+                print("validation: a random split (--group-validation groups IMDB reviews by movie; this data has no IMDB file names)", flush=True)
         train, val = datasets.train_val_split(train, val_fraction=float(config["validation"]), seed=seed, groups=groups)
     class_names = list(train.class_names)
     if len(class_names) < 2:
@@ -204,6 +204,7 @@ def _train_one(config, texts, labels, val, class_names, out, *, seed, epochs, pr
         shuffle_buffer=config["shuffle_buffer"] or None, verbose=verbose, progress=progress,
         early_stopping_patience=config["early_stopping"] or None, on_epoch_end=save_checkpoint,
         initial_epoch=initial_epoch, opt_state=opt_state, history=history, best=best,
+        adversarial=config.get("adversarial", 0.0),  # absent from runs saved before it existed
     )  # fmt: skip
     return model
 

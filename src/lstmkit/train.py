@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lstmkit import bptt
+from lstmkit import layers as L
 from lstmkit.batching import Batch, iterate_batches, prefetch
 from lstmkit.errors import LstmkitError
 from lstmkit.model import averaged_weights
@@ -35,10 +36,58 @@ def _check_ready(model):
         raise LstmkitError("the model has no layers; add Embedding, LSTM and Dense layers")
 
 
-@partial(jax.jit, static_argnums=(0,), donate_argnums=(1, 2))
-def _train_step(model, params, opt_state, ids, labels, weight, key):
-    """One optimizer step; returns new params and state, and the batch's loss and correct sums."""
-    (loss, correct), grads = jax.value_and_grad(model.loss_fn, has_aux=True)(params, ids, labels, weight, key)
+def adversarial_perturbation(g, embedded, mask, epsilon):
+    """The embedding perturbation of adversarial training: along the loss gradient, of size epsilon
+    in units of one token's embedding.
+
+        r_adv = epsilon * rms_t ||e_t|| * g / ||g||_2
+
+    g = dLoss/d(embedded inputs); both norms are per example: ||g||_2 over the whole sequence
+    (T, E), as Miyato et al. (2017) do, and rms_t ||e_t|| the root mean square length of the
+    example's real token vectors. Miyato et al. normalise the embeddings so that an absolute size
+    means the same throughout; measuring it in token lengths does that without changing the model:
+    epsilon = 0.25 moves the text by a quarter of one word's vector, however large the embeddings
+    are or grow.
+
+    g, embedded: (B, T, E); mask: (B, T), True at real tokens -> r_adv (B, T, E). A row whose
+    gradient is zero (padding) stays zero.
+    """
+    real = mask[..., None].astype(embedded.dtype)
+    n_real = jnp.maximum(real.sum(axis=(1, 2), keepdims=True), 1.0)
+    token_rms = jnp.sqrt(jnp.sum((embedded * real) ** 2, axis=(1, 2), keepdims=True) / n_real)
+    g_norm = jnp.sqrt(jnp.sum(g * g, axis=(1, 2), keepdims=True))
+    return epsilon * token_rms * g / jnp.maximum(g_norm, 1e-12)
+
+
+def _embedding_index(model):
+    for index, layer in enumerate(model.layers):
+        if isinstance(layer, L.Embedding):
+            return index
+    raise LstmkitError("adversarial training perturbs the Embedding's output, and this model has no Embedding layer")
+
+
+@partial(jax.jit, static_argnums=(0, 7), donate_argnums=(1, 2))
+def _train_step(model, params, opt_state, ids, labels, weight, key, adversarial=0.0):
+    """One optimizer step; returns new params and state, and the batch's loss and correct sums.
+
+    adversarial > 0 adds adversarial training (Goodfellow et al. 2015; Miyato et al. 2017 for text):
+    the batch is fitted a second time with its embedded inputs moved by `adversarial` token
+    lengths (`adversarial_perturbation`) in the direction that raises the loss most, to first order. Loss and gradient are
+    the sum of the clean and the adversarial ones; the reported loss is the clean one. It costs a
+    second forward and backward pass.
+    """
+    if adversarial:
+        embedding = model.layers[_embedding_index(model)]
+        embedded = jnp.take(params[_embedding_index(model)]["table"], ids, axis=0, mode="clip")
+        mask = ids != 0 if embedding.mask_zero else jnp.ones(ids.shape, bool)
+        grad_fn = jax.value_and_grad(model.loss_fn, argnums=(0, 5), has_aux=True)
+        (loss, correct), (grads, d_embedded) = grad_fn(params, ids, labels, weight, key, jnp.zeros_like(embedded))
+        r_adv = jax.lax.stop_gradient(adversarial_perturbation(d_embedded, embedded, mask, adversarial))
+        # The same dropout key: the direction was computed for this very network.
+        adv_grads = jax.grad(lambda p: model.loss_fn(p, ids, labels, weight, key, r_adv)[0])(params)
+        grads = jax.tree.map(jnp.add, grads, adv_grads)
+    else:
+        (loss, correct), grads = jax.value_and_grad(model.loss_fn, has_aux=True)(params, ids, labels, weight, key)
     updates, opt_state = model.optimizer.update(grads, opt_state, params)
     params = jax.tree.map(lambda p, u: p + u, params, updates)
     return params, opt_state, loss * weight.sum(), correct
@@ -166,7 +215,7 @@ def predict(model, x, *, batch_size=256):
 
 def fit(model, x, y, *, epochs=1, batch_size=64, validation_data=None, seed=0, bucket=True, shuffle_buffer=None,
         verbose=True, progress=True, early_stopping_patience=None, monitor="val_loss", on_epoch_end=None, initial_epoch=0,
-        opt_state=None, history=None, best=None):  # fmt: skip
+        opt_state=None, history=None, best=None, adversarial=0.0):  # fmt: skip
     """Train the model; returns the history dict.
 
     Args:
@@ -182,6 +231,8 @@ def fit(model, x, y, *, epochs=1, batch_size=64, validation_data=None, seed=0, b
             the CLI to write checkpoints.
         An optimizer with a weight average (`lstmkit.model.weight_average`) is validated with the
         averaged weights, and the model ends with them (or with the best epoch's average).
+        adversarial: epsilon of adversarial training on the embedded inputs, in token lengths
+            (`adversarial_perturbation`); 0 = off.
         initial_epoch, opt_state, history, best: continue an interrupted run (resume); best is
             early stopping's {"value", "epoch", "params", "wait"} so far.
     """
@@ -193,6 +244,11 @@ def fit(model, x, y, *, epochs=1, batch_size=64, validation_data=None, seed=0, b
     ids, labels = model._ids(x), _labels(y)
     if len(ids) == 0:
         raise LstmkitError("no training examples")
+    adversarial = float(adversarial or 0.0)
+    if adversarial < 0:
+        raise LstmkitError(f"--adversarial must be 0 (off) or a positive perturbation size, got {adversarial}")
+    if adversarial:
+        _embedding_index(model)
     if model.class_names is None:
         n_classes = max(int(labels.max()) + 1, 2)
         model.class_names = [str(k) for k in range(n_classes)]
@@ -215,7 +271,7 @@ def fit(model, x, y, *, epochs=1, batch_size=64, validation_data=None, seed=0, b
         batches = _batches(model, ids, labels, batch_size, seed=seed * 100003 + epoch, shuffle=True, bucket=bucket, shuffle_buffer=shuffle_buffer)
         for step, batch in enumerate(batches):
             key = jax.random.fold_in(epoch_key, step)
-            model.params, opt_state, l, c = _in_step(_train_step(model, model.params, opt_state, batch.ids, batch.labels, batch.weight, key))
+            model.params, opt_state, l, c = _in_step(_train_step(model, model.params, opt_state, batch.ids, batch.labels, batch.weight, key, adversarial))
             n = int(batch.weight.sum())
             pending.append((l, c, n))
             # Read metrics one step behind, so the host never waits for the step it just queued.
@@ -243,6 +299,10 @@ def fit(model, x, y, *, epochs=1, batch_size=64, validation_data=None, seed=0, b
             message += f"; val_loss {v['loss']:.4f}, val_accuracy {v['accuracy']:.4f}"
         if verbose:
             print(message, flush=True)
+            chance = float(np.log(len(model.class_names)))
+            if adversarial and history["loss"][-1] > 0.99 * chance:
+                print(f"warning: the training loss is still at chance ({chance:.3f}); an --adversarial perturbation "
+                      f"this large ({adversarial}) can stop learning altogether: try a smaller one, e.g. 0.3", flush=True)  # fmt: skip
         stop = False
         if early_stopping_patience is not None and val is not None:
             value = history[monitor][-1]
