@@ -66,8 +66,10 @@ DEFAULT = {
     "warmup_steps": 100,
     "clipnorm": 1.0,
     "weight_average": 0.998,  # validate and finish with a moving average of the weights
+    "adversarial": 0.3,  # adversarial training: the text moved by 0.3 of a word vector (1.0 stops learning)
     "shuffle_buffer": 0,  # 0 = full shuffle
     "validation": "0.1",
+    "group_validation": True,  # IMDB: validation of unseen movies, as test; other data: a random split
     "early_stopping": 0,
 }
 
