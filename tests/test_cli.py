@@ -135,8 +135,10 @@ def test_interrupted_run_resumes_to_the_same_result(csv_data, unlabeled_txt, tmp
 
 def test_self_training_labels_unlabeled_text_and_trains_on_it(csv_data, unlabeled_txt, tmp_path):
     out = tmp_path / "st"
+    # Without adversarial training: the tiny teacher then learns fast enough to be confident about
+    # most unlabeled texts in 3 epochs, which the thresholds below rely on.
     r = CliRunner().invoke(main, ["train", "--data", str(csv_data), "--out", str(out), "--epochs", "3", *TINY,
-                                  "--self-training", "2", "--unlabeled", str(unlabeled_txt)])  # fmt: skip
+                                  "--adversarial", "0", "--self-training", "2", "--unlabeled", str(unlabeled_txt)])  # fmt: skip
     assert r.exit_code == 0, r.output
     assert "self-training round 1/2" in r.output and "self-training round 2/2" in r.output
     metrics = json.loads((out / "metrics.json").read_text())
