@@ -72,14 +72,14 @@ def _train_step(model, params, opt_state, ids, labels, weight, key, adversarial=
 
     adversarial > 0 adds adversarial training (Goodfellow et al. 2015; Miyato et al. 2017 for text):
     the batch is fitted a second time with its embedded inputs moved by `adversarial` token
-    lengths (`adversarial_perturbation`) in the direction that raises the loss most, to first order. Loss and gradient are
-    the sum of the clean and the adversarial ones; the reported loss is the clean one. It costs a
-    second forward and backward pass.
+    lengths (`adversarial_perturbation`) in the direction that raises the loss most, to first
+    order. Loss and gradient are the sum of the clean and the adversarial ones; the reported loss
+    is the clean one. It costs a second forward and backward pass.
     """
     if adversarial:
-        embedding = model.layers[_embedding_index(model)]
-        embedded = jnp.take(params[_embedding_index(model)]["table"], ids, axis=0, mode="clip")
-        mask = ids != 0 if embedding.mask_zero else jnp.ones(ids.shape, bool)
+        index = _embedding_index(model)
+        embedded, mask = model.layers[index].apply(params[index], ids, None)  # sizes the perturbation
+        mask = jnp.ones(ids.shape, bool) if mask is None else mask
         grad_fn = jax.value_and_grad(model.loss_fn, argnums=(0, 5), has_aux=True)
         (loss, correct), (grads, d_embedded) = grad_fn(params, ids, labels, weight, key, jnp.zeros_like(embedded))
         r_adv = jax.lax.stop_gradient(adversarial_perturbation(d_embedded, embedded, mask, adversarial))
