@@ -246,7 +246,7 @@ def fit(model, x, y, *, epochs=1, batch_size=64, validation_data=None, seed=0, b
         raise LstmkitError("no training examples")
     adversarial = float(adversarial or 0.0)
     if adversarial < 0:
-        raise LstmkitError(f"--adversarial must be 0 (off) or a positive perturbation size, got {adversarial}")
+        raise LstmkitError(f"--adversarial must be 0 (off) or a positive perturbation size in token lengths, got {adversarial}")
     if adversarial:
         _embedding_index(model)
     if model.class_names is None:
@@ -302,7 +302,7 @@ def fit(model, x, y, *, epochs=1, batch_size=64, validation_data=None, seed=0, b
             chance = float(np.log(len(model.class_names)))
             if adversarial and history["loss"][-1] > 0.99 * chance:
                 print(f"warning: the training loss is still at chance ({chance:.3f}); an --adversarial perturbation "
-                      f"this large ({adversarial}) can stop learning altogether: try a smaller one, e.g. 0.3", flush=True)  # fmt: skip
+                      f"this large ({adversarial}) can stop learning altogether: try a smaller one (the default preset uses 0.3)", flush=True)  # fmt: skip
         stop = False
         if early_stopping_patience is not None and val is not None:
             value = history[monitor][-1]
