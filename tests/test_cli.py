@@ -93,8 +93,9 @@ def unlabeled_txt(tmp_path_factory):
 @pytest.mark.parametrize(
     "extra, interrupt_at",
     [((), 1), (("--epochs", "3", "--early-stopping", "2"), 1), (("--weight-average", "0.9"), 1), (("--self-training", "1", "--unlabeled", "UNLABELED"), 3),
-     (("--self-training", "2", "--self-training-epochs", "1", "--unlabeled", "UNLABELED"), 3)],
-    ids=["plain", "early-stopping", "weight-average", "self-training-round-1", "self-training-between-rounds"],
+     (("--self-training", "2", "--self-training-epochs", "1", "--unlabeled", "UNLABELED"), 3),
+     (("--self-training", "1", "--student", "lstm_units=6", "--student", "weight_average=0.9", "--unlabeled", "UNLABELED"), 3)],
+    ids=["plain", "early-stopping", "weight-average", "self-training-round-1", "self-training-between-rounds", "wider-student"],
 )  # fmt: skip
 def test_interrupted_run_resumes_to_the_same_result(csv_data, unlabeled_txt, tmp_path, monkeypatch, extra, interrupt_at):
     """Ctrl-C after a checkpoint; --resume finishes with the uninterrupted run's numbers (with early
@@ -152,6 +153,27 @@ def test_self_training_labels_unlabeled_text_and_trains_on_it(csv_data, unlabele
     assert config["unlabeled"] == [str(unlabeled_txt)] and config["self_training"] == 2
 
 
+def test_student_settings_shape_the_students_only(csv_data, unlabeled_txt, tmp_path):
+    """--student KEY=VALUE: the self-trained model has the student's size; the first model keeps the run's."""
+    out, first = tmp_path / "st", tmp_path / "first"
+    common = ["train", "--data", str(csv_data), "--epochs", "2", *TINY, "--adversarial", "0"]
+    r = CliRunner().invoke(main, [*common, "--out", str(out), "--self-training", "1", "--self-training-epochs", "1",
+                                  "--student", "lstm_units=12", "--student", "embedding_dim=5", "--unlabeled", str(unlabeled_txt)])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert "the student differs from the first model in lstm_units=12, embedding_dim=5" in r.output
+    assert CliRunner().invoke(main, [*common, "--out", str(first)]).exit_code == 0
+
+    def sizes(model_dir):
+        model = checkpoint.load_model(model_dir)
+        return model.params[2]["forward"]["W_h"].shape, model.params[0]["table"].shape[1]
+
+    assert sizes(out) == ((12, 48), 5) and sizes(first) == ((8, 32), 8)
+    config = json.loads((out / "config.json").read_text())["train_config"]
+    assert config["student"] == {"lstm_units": 12, "embedding_dim": 5} and config["lstm_units"] == 8
+    r = CliRunner().invoke(main, [*common, "--out", str(tmp_path / "x"), "--preset", "best", "--self-training", "0"])
+    assert r.exit_code == 0, r.output  # the best preset's student settings wait unused without self-training
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -166,6 +188,12 @@ def test_self_training_labels_unlabeled_text_and_trains_on_it(csv_data, unlabele
         (["train", "--unlabeled", "x.txt"], "only for self-training"),
         (["train", "--pseudo-confidence", "0.3"], "--pseudo-confidence must be"),
         (["train", "--adversarial", "-1"], "--adversarial must be"),
+        (["train", "--self-training", "1", "--student", "seed=3"], "--student takes KEY=VALUE with KEY one of"),
+        (["train", "--self-training", "1", "--student", "lstm_units"], "--student takes KEY=VALUE"),
+        (["train", "--self-training", "1", "--student", "lstm_units=wide"], "--student lstm_units needs an integer"),
+        (["train", "--self-training", "1", "--student", "lstm_units=0"], "--student: --lstm-units must be at least 1"),
+        (["train", "--self-training", "1", "--student", "pooling=median"], "--student: --pooling must be one of"),
+        (["train", "--student", "lstm_units=128"], "--student sets the self-training students"),
     ],
 )
 def test_user_mistakes_get_one_line_and_exit_2(args, message):

@@ -117,6 +117,13 @@ def _enable_compile_cache():
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
 
 
+def _pairs(ctx, param, value):
+    """A repeatable KEY=VALUE option as a dict (None when not given, so the preset's stays)."""
+    from lstmkit.presets import parse_student
+
+    return parse_student(value) if value else None
+
+
 def _preset_options(f):
     """One --flag per preset setting (bool settings get --x/--no-x); None keeps the preset's value."""
     from lstmkit.presets import CHOICES, SEED
@@ -124,7 +131,10 @@ def _preset_options(f):
     for key in reversed(list(SEED)):
         flag = key.replace("_", "-")
         value = SEED[key]
-        if isinstance(value, bool):
+        if isinstance(value, dict):  # --student KEY=VALUE, repeatable
+            f = click.option(f"--{flag}", key, multiple=True, callback=_pairs, metavar="KEY=VALUE",
+                             help="a setting of the self-training students that differs from the first model's, repeatable (e.g. lstm_units=128; 'none' for none)")(f)  # fmt: skip
+        elif isinstance(value, bool):
             f = click.option(f"--{flag}/--no-{flag}", key, default=None, help=f"override the preset's {key}")(f)
         else:
             kind = click.Choice(CHOICES[key]) if key in CHOICES else float if isinstance(value, float) else int if isinstance(value, int) else str

@@ -44,6 +44,7 @@ SEED = {
     "self_training": 0,  # rounds of self-training on --unlabeled text (lstmkit.selftrain); 0 = off
     "pseudo_confidence": 0.9,  # self-training keeps unlabeled texts predicted with at least this probability
     "self_training_epochs": 0,  # epochs of each self-training round's model; 0 = --epochs
+    "student": {},  # settings in which the self-training students differ from the first model (--student KEY=VALUE)
     "seed": 0,
 }
 
@@ -82,9 +83,16 @@ BEST = {
     "self_training": 1,
     "self_training_epochs": 1,
     "pseudo_confidence": 0.9,
+    "student": {"lstm_units": 128},  # the student learns from 2.5x the texts: a wider LSTM pays there (not for the teacher)
 }
 
 PRESETS = {"seed": SEED, "default": DEFAULT, "best": BEST}
+
+# What a self-training student may set differently from the first model: its size, input and
+# regularisation. Not the data, validation, seed or self-training settings, which the run shares.
+STUDENT_KEYS = ("max_tokens", "sequence_length", "inference_length", "embedding_dim", "lstm_units", "lstm_layers", "pooling",
+                "dense_units", "dropout", "embedding_dropout", "word_dropout", "learning_rate", "warmup_steps", "clipnorm",
+                "weight_decay", "adversarial", "weight_average")  # fmt: skip
 
 CHOICES = {
     "standardize": ("lower_and_strip_punctuation", "lower", "strip_punctuation", "none"),
@@ -93,6 +101,34 @@ CHOICES = {
     "schedule": ("constant", "cosine"),
     "init": ("keras", "torch"),
 }
+
+
+def parse_student(pairs):
+    """`--student` values ("lstm_units=128", ...) -> {"lstm_units": 128}; "none" clears them.
+
+    >>> parse_student(["lstm_units=128", "dropout=0.4"])
+    {'lstm_units': 128, 'dropout': 0.4}
+    """
+    student = {}
+    for pair in pairs:
+        if pair.strip().lower() == "none":
+            student = {}
+            continue
+        key, sep, value = pair.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or key not in STUDENT_KEYS:
+            raise LstmkitError(f"--student takes KEY=VALUE with KEY one of {', '.join(STUDENT_KEYS)} (or 'none'), got {pair!r}")
+        kind = type(SEED[key])
+        try:
+            student[key] = kind(value.strip())
+        except ValueError:
+            raise LstmkitError(f"--student {key} needs {'an integer' if kind is int else 'a number'}, got {value!r}") from None
+    return student
+
+
+def student_config(config):
+    """The configuration of a self-training student: the run's, with its `student` settings applied."""
+    return {**config, **config.get("student", {})}
 
 
 def resolve(preset="default", **overrides):
@@ -106,6 +142,22 @@ def resolve(preset="default", **overrides):
         if key not in config:
             raise LstmkitError(f"unknown setting {key!r}; known: {', '.join(config)}")
         config[key] = value
+    student = config.get("student") or {}
+    config["student"] = parse_student(f"{k}={v}" for k, v in student.items())  # checks keys and types
+    _check(config)
+    if config["student"]:
+        if not int(config["self_training"]) and overrides.get("student") is not None:
+            raise LstmkitError("--student sets the self-training students; add --self-training 1 (or more rounds), or drop --student")
+        try:
+            _check(student_config(config))
+        except LstmkitError as e:
+            raise LstmkitError(f"--student: {e}") from None
+    config["preset"] = preset
+    return config
+
+
+def _check(config):
+    """Raise LstmkitError for the first setting out of its range."""
     for key, choices in CHOICES.items():
         if config[key] not in choices:
             raise LstmkitError(f"--{key.replace('_', '-')} must be one of {', '.join(choices)}, got {config[key]!r}")
@@ -132,8 +184,6 @@ def resolve(preset="default", **overrides):
         raise LstmkitError(f"--adversarial must be 0 (off) or a positive perturbation size in token lengths, got {config['adversarial']}")
     if config["max_tokens"] < 3:
         raise LstmkitError("--max-tokens must be at least 3 (padding, [UNK] and one word)")
-    config["preset"] = preset
-    return config
 
 
 def build_model(config, n_classes, steps_per_epoch=None):

@@ -16,7 +16,7 @@ import numpy as np
 from lstmkit import checkpoint
 from lstmkit.errors import LstmkitError
 from lstmkit.metrics import classification_report
-from lstmkit.presets import build_model
+from lstmkit.presets import build_model, student_config
 
 
 def load_source(source, split, **kw):
@@ -134,12 +134,14 @@ def train_run(config, data, out, *, test_data=None, text_column=None, label_colu
                 print(f"self-training round {r}/{rounds}: the model labels {stats['kept']:,} of {stats['unlabeled']:,} unlabeled texts "
                       f"with confidence >= {config['pseudo_confidence']} {stats['per_class']}; on validation it would keep {kept:.0%}, "
                       f"{right:.1%} of them right", flush=True)  # fmt: skip
+            if config.get("student"):
+                print("the student differs from the first model in " + ", ".join(f"{k}={v}" for k, v in config["student"].items()), flush=True)
             texts = list(train.texts) + [unlabeled_texts[i] for i in index]
             labels = np.concatenate([np.asarray(train.labels, np.int32), np.asarray(pseudo, np.int32)])
             arrays = {"pseudo.index": np.asarray(index, np.int32), "pseudo.label": np.asarray(pseudo, np.int32)}
         round_state = state if state is not None and r == first_round else None
         epochs = int(config["self_training_epochs"] if r > 0 and config.get("self_training_epochs") else config["epochs"])
-        model = _train_one(config, texts, labels, val, class_names, out, seed=seed + r, epochs=epochs, pre=pre if r == 0 else None, state=round_state,
+        model = _train_one(student_config(config) if r > 0 else config, texts, labels, val, class_names, out, seed=seed + r, epochs=epochs, pre=pre if r == 0 else None, state=round_state,
                            verbose=verbose, progress=progress, checkpoint_extra={"round": r, "rounds": rounds_log}, arrays=arrays)  # fmt: skip
         state = None
     t0 = time.perf_counter()
@@ -159,7 +161,8 @@ def train_run(config, data, out, *, test_data=None, text_column=None, label_colu
 def _resume_state(out, config, class_names):
     """What an interrupted run saved: its weights, optimizer state, history, best and arrays."""
     saved_model = checkpoint.load_model(out)
-    model = build_model(config, len(class_names), 1)
+    round_ = json.loads((out / "training_state.json").read_text()).get("round", 0)
+    model = build_model(student_config(config) if round_ else config, len(class_names), 1)  # the optimizer state's shapes
     opt_state, training, history, best_params, arrays = checkpoint.load_training_state(out, model.optimizer.init(saved_model.params), saved_model.params)
     print(f"resumed after epoch {training['epoch'] + 1}" + (f" of self-training round {training['round']}" if training.get("round") else ""), flush=True)
     return {"model": saved_model, "opt_state": opt_state, "training": training, "history": history, "best_params": best_params, "arrays": arrays}
