@@ -174,6 +174,16 @@ def test_student_settings_shape_the_students_only(csv_data, unlabeled_txt, tmp_p
     assert r.exit_code == 0, r.output  # the best preset's student settings wait unused without self-training
 
 
+def test_student_pairs_parse_to_typed_settings():
+    from lstmkit.presets import parse_student, resolve
+
+    assert parse_student(["lstm_units=128", "dropout=0.4", "pooling=max"]) == {"lstm_units": 128, "dropout": 0.4, "pooling": "max"}
+    assert parse_student(["lstm_units=128", "none", "max-tokens=20000"]) == {"max_tokens": 20000}  # 'none' clears what came before
+    assert resolve("best")["student"] == {"lstm_units": 128}
+    assert resolve("best", student={"max_tokens": 20000})["student"] == {"max_tokens": 20000}  # replaces, not merges
+    assert resolve("best", student={})["student"] == {}
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

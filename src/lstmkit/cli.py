@@ -133,7 +133,7 @@ def _preset_options(f):
         value = SEED[key]
         if isinstance(value, dict):  # --student KEY=VALUE, repeatable
             f = click.option(f"--{flag}", key, multiple=True, callback=_pairs, metavar="KEY=VALUE",
-                             help="a setting of the self-training students that differs from the first model's, repeatable (e.g. lstm_units=128; 'none' for none)")(f)  # fmt: skip
+                             help="a setting of the self-training students that differs from the first model's, repeatable; replaces the preset's (e.g. lstm_units=128; 'none': no differences)")(f)  # fmt: skip
         elif isinstance(value, bool):
             f = click.option(f"--{flag}/--no-{flag}", key, default=None, help=f"override the preset's {key}")(f)
         else:
