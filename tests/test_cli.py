@@ -94,8 +94,9 @@ def unlabeled_txt(tmp_path_factory):
     "extra, interrupt_at",
     [((), 1), (("--epochs", "3", "--early-stopping", "2"), 1), (("--weight-average", "0.9"), 1), (("--self-training", "1", "--unlabeled", "UNLABELED"), 3),
      (("--self-training", "2", "--self-training-epochs", "1", "--unlabeled", "UNLABELED"), 3),
-     (("--self-training", "1", "--student", "lstm_units=6", "--student", "weight_average=0.9", "--unlabeled", "UNLABELED"), 3)],
-    ids=["plain", "early-stopping", "weight-average", "self-training-round-1", "self-training-between-rounds", "wider-student"],
+     (("--self-training", "1", "--student", "lstm_units=6", "--student", "weight_average=0.9", "--unlabeled", "UNLABELED"), 3),
+     (("--self-training", "1", "--pseudo-labels", "soft", "--pseudo-confidence", "0.5", "--unlabeled", "UNLABELED"), 3)],
+    ids=["plain", "early-stopping", "weight-average", "self-training-round-1", "self-training-between-rounds", "wider-student", "soft-labels"],
 )  # fmt: skip
 def test_interrupted_run_resumes_to_the_same_result(csv_data, unlabeled_txt, tmp_path, monkeypatch, extra, interrupt_at):
     """Ctrl-C after a checkpoint; --resume finishes with the uninterrupted run's numbers (with early
@@ -153,6 +154,19 @@ def test_self_training_labels_unlabeled_text_and_trains_on_it(csv_data, unlabele
     assert config["unlabeled"] == [str(unlabeled_txt)] and config["self_training"] == 2
 
 
+def test_soft_self_training_learns_from_the_teachers_probabilities(csv_data, unlabeled_txt, tmp_path):
+    """--pseudo-labels soft: the kept texts' targets are the teacher's probabilities (0.5 keeps all)."""
+    out = tmp_path / "soft"
+    r = CliRunner().invoke(main, ["train", "--data", str(csv_data), "--out", str(out), "--epochs", "3", *TINY, "--adversarial", "0",
+                                  "--self-training", "1", "--self-training-epochs", "1", "--pseudo-labels", "soft",
+                                  "--pseudo-confidence", "0.5", "--unlabeled", str(unlabeled_txt)])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert "(soft: its probabilities are the targets)" in r.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["self_training"][0]["kept"] == 600 and metrics["accuracy"] > 0.85
+    assert json.loads((out / "config.json").read_text())["train_config"]["pseudo_labels"] == "soft"
+
+
 def test_student_settings_shape_the_students_only(csv_data, unlabeled_txt, tmp_path):
     """--student KEY=VALUE: the self-trained model has the student's size; the first model keeps the run's."""
     out, first = tmp_path / "st", tmp_path / "first"
@@ -204,6 +218,7 @@ def test_student_pairs_parse_to_typed_settings():
         (["train", "--self-training", "1", "--student", "lstm_units=0"], "--student: --lstm-units must be at least 1"),
         (["train", "--self-training", "1", "--student", "pooling=median"], "--student: --pooling must be one of"),
         (["train", "--student", "lstm_units=128"], "--student sets the self-training students"),
+        (["train", "--pseudo-labels", "fuzzy"], "Invalid value for '--pseudo-labels'"),
     ],
 )
 def test_user_mistakes_get_one_line_and_exit_2(args, message):

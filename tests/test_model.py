@@ -133,6 +133,50 @@ def test_multiclass_softmax():
     assert model.evaluate(ids, y)[1] > 0.9
 
 
+def test_soft_targets_are_cross_entropy_against_probabilities():
+    """Self-training's soft pseudo-labels: -p log q - (1-p) log(1-q) (binary), -sum p log q (K classes);
+    the hard labels 0 and 1 (or one-hot rows) as floats give the integer labels' loss exactly."""
+    rng = np.random.default_rng(0)
+    ids = jnp.asarray(rng.integers(1, 20, (5, 4)).astype(np.int32))
+    ones = jnp.ones(5)
+    binary = Sequential([Embedding(20, 4, mask_zero=True), Bidirectional(LSTM(3)), Dense(1, "sigmoid")])
+    params = binary.build(seed=1)
+    q = np.asarray(binary.apply(params, ids), np.float64)[:, 0]
+    p = np.array([0.0, 0.3, 0.5, 0.9, 1.0], np.float32)
+    loss, correct = binary.loss_fn(params, ids, jnp.asarray(p), ones)
+    expected = -np.mean(p * np.log(q) + (1 - p) * np.log(1 - q))
+    assert float(loss) == pytest.approx(expected, rel=1e-5)
+    assert float(correct) == np.sum((q >= 0.5) == (p >= 0.5))
+    hard = np.array([0, 1, 1, 0, 1])
+    assert float(binary.loss_fn(params, ids, jnp.asarray(hard.astype(np.float32)), ones)[0]) == float(binary.loss_fn(params, ids, jnp.asarray(hard), ones)[0])
+
+    three = Sequential([Embedding(20, 4, mask_zero=True), Bidirectional(LSTM(3)), Dense(3, "softmax")])
+    params = three.build(seed=2)
+    q = np.asarray(three.apply(params, ids), np.float64)
+    p = rng.dirichlet(np.ones(3), 5).astype(np.float32)
+    loss, correct = three.loss_fn(params, ids, jnp.asarray(p), ones)
+    assert float(loss) == pytest.approx(-np.mean(np.sum(p * np.log(q), axis=1)), rel=1e-5)
+    assert float(correct) == np.sum(q.argmax(1) == p.argmax(1))
+    y = np.array([2, 0, 1, 1, 0])
+    one_hot = jnp.asarray(np.eye(3, dtype=np.float32)[y])
+    assert float(three.loss_fn(params, ids, one_hot, ones)[0]) == pytest.approx(float(three.loss_fn(params, ids, jnp.asarray(y), ones)[0]), rel=1e-6)
+
+
+def test_fit_on_float_hard_labels_equals_fit_on_integer_labels():
+    """Soft targets travel through batching and the jitted step as floats; 0.0/1.0 learn exactly as 0/1."""
+    texts, y = synthetic_reviews(96, seed=5)
+    runs = []
+    for labels in (y, y.astype(np.float32)):
+        model = small_model()
+        model.compile(learning_rate=1e-2)
+        model.vectorizer.adapt(texts)
+        history = model.fit(texts, labels, epochs=2, batch_size=32, seed=0, verbose=False)
+        runs.append((history["loss"], jax.tree.leaves(model.params)))
+    np.testing.assert_allclose(runs[0][0], runs[1][0], rtol=1e-6)
+    for a, b in zip(runs[0][1], runs[1][1]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+
+
 def test_save_load_roundtrip_and_corruption(tmp_path):
     texts, labels = synthetic_reviews(100, seed=3)
     model = small_model()

@@ -161,7 +161,11 @@ def make_batch(sequences, labels: np.ndarray | None, index: np.ndarray, length: 
         ids = np.zeros((len(rows), length), dtype=np.int32)
         if lens.sum():
             ids[mask] = np.concatenate(picked)
-    batch_labels = np.zeros(len(rows), dtype=np.int32) if labels is None else np.asarray(labels)[rows].astype(np.int32)
+    if labels is None:
+        batch_labels = np.zeros(len(rows), dtype=np.int32)
+    else:  # classes as int32; soft targets (float) keep their values
+        batch_labels = np.asarray(labels)[rows]
+        batch_labels = batch_labels.astype(np.float32 if batch_labels.dtype.kind == "f" else np.int32)
     return Batch(ids, mask, batch_labels, real.astype(np.float32), np.asarray(index, np.int64))
 
 

@@ -202,12 +202,20 @@ class Sequential:
         return x
 
     def loss_fn(self, params, ids, labels, weight, key=None, perturb=None):
-        """Weighted mean loss from logits, and the number of correct predictions."""
+        """Weighted mean loss from logits, and the number of correct predictions.
+
+        labels: classes (B,) int; or soft targets (float): P(class 1) (B,) for a binary model,
+        distributions (B, K) for K classes (self-training's soft pseudo-labels). Cross-entropy
+        against a soft target p is -p log q - (1-p) log(1-q); a hard label is the case p in {0, 1}.
+        """
         z = self.apply(params, ids, key=key, logits=True, perturb=perturb)
         if z.shape[-1] == 1:  # binary: one logit, sigmoid
             z = z[:, 0]
             per_example = optax.sigmoid_binary_cross_entropy(z, labels.astype(z.dtype))
-            correct = (z >= 0) == (labels == 1)
+            correct = (z >= 0) == (labels >= 0.5)
+        elif labels.ndim == 2:  # soft targets over K classes
+            per_example = optax.softmax_cross_entropy(z, labels.astype(z.dtype))
+            correct = z.argmax(-1) == labels.argmax(-1)
         else:
             per_example = optax.softmax_cross_entropy_with_integer_labels(z, labels)
             correct = z.argmax(-1) == labels

@@ -43,6 +43,7 @@ SEED = {
     "init": "keras",
     "self_training": 0,  # rounds of self-training on --unlabeled text (lstmkit.selftrain); 0 = off
     "pseudo_confidence": 0.9,  # self-training keeps unlabeled texts predicted with at least this probability
+    "pseudo_labels": "hard",  # a kept text's target: "hard" (the predicted class) or "soft" (the teacher's probabilities)
     "self_training_epochs": 0,  # epochs of each self-training round's model; 0 = --epochs
     "student": {},  # settings in which the self-training students differ from the first model (--student KEY=VALUE)
     "seed": 0,
@@ -100,6 +101,7 @@ CHOICES = {
     "optimizer": ("adam", "sgd"),
     "schedule": ("constant", "cosine"),
     "init": ("keras", "torch"),
+    "pseudo_labels": ("hard", "soft"),
 }
 
 

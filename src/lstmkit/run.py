@@ -123,22 +123,23 @@ def train_run(config, data, out, *, test_data=None, text_column=None, label_colu
     for r in range(first_round, rounds + 1):
         texts, labels, arrays = train.texts, train.labels, {}
         if r > 0:
-            from lstmkit.selftrain import pseudo_label_accuracy, pseudo_labels
+            from lstmkit.selftrain import pseudo_label_accuracy, pseudo_labels, with_pseudo_labels
 
             if state is not None and "pseudo.index" in state["arrays"]:
                 index, pseudo = state["arrays"]["pseudo.index"], state["arrays"]["pseudo.label"]
             else:
-                index, pseudo, stats = pseudo_labels(model, unlabeled_texts, float(config["pseudo_confidence"]))
+                soft = config.get("pseudo_labels", "hard") == "soft"  # absent from runs saved before it existed
+                index, pseudo, stats = pseudo_labels(model, unlabeled_texts, float(config["pseudo_confidence"]), soft=soft)
                 kept, right = pseudo_label_accuracy(model, val.texts, val.labels, float(config["pseudo_confidence"]))
                 rounds_log.append({"round": r, **stats, "validation_kept": kept, "validation_kept_accuracy": right})
                 print(f"self-training round {r}/{rounds}: the model labels {stats['kept']:,} of {stats['unlabeled']:,} unlabeled texts "
-                      f"with confidence >= {config['pseudo_confidence']} {stats['per_class']}; on validation it would keep {kept:.0%}, "
-                      f"{right:.1%} of them right", flush=True)  # fmt: skip
+                      f"with confidence >= {config['pseudo_confidence']} {stats['per_class']}{' (soft: its probabilities are the targets)' if soft else ''}; "
+                      f"on validation it would keep {kept:.0%}, {right:.1%} of them right", flush=True)  # fmt: skip
             if config.get("student"):
                 print("the student differs from the first model in " + ", ".join(f"{k}={v}" for k, v in config["student"].items()), flush=True)
             texts = list(train.texts) + [unlabeled_texts[i] for i in index]
-            labels = np.concatenate([np.asarray(train.labels, np.int32), np.asarray(pseudo, np.int32)])
-            arrays = {"pseudo.index": np.asarray(index, np.int32), "pseudo.label": np.asarray(pseudo, np.int32)}
+            labels = with_pseudo_labels(train.labels, pseudo, len(class_names))
+            arrays = {"pseudo.index": np.asarray(index, np.int32), "pseudo.label": np.asarray(pseudo)}
         round_state = state if state is not None and r == first_round else None
         epochs = int(config["self_training_epochs"] if r > 0 and config.get("self_training_epochs") else config["epochs"])
         model = _train_one(student_config(config) if r > 0 else config, texts, labels, val, class_names, out, seed=seed + r, epochs=epochs, pre=pre if r == 0 else None, state=round_state,

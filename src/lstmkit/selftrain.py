@@ -49,20 +49,45 @@ def confident(proba, confidence):
     return top >= confidence, predicted
 
 
-def pseudo_labels(model, texts, confidence, *, class_names=None, batch_size=256):
+def pseudo_labels(model, texts, confidence, *, soft=False, class_names=None, batch_size=256):
     """Which unlabeled texts the model labels with probability >= confidence, and those labels.
 
-    Returns (index (M,) int32 into texts, labels (M,) int32, stats {"unlabeled", "kept", "per_class"}).
+    soft: the targets are the model's probabilities instead of its predicted classes
+    (distillation, Hinton et al. 2015): a text it calls 0.7 positive teaches 0.7, not 1.
+
+    Returns (index (M,) int32 into texts, labels, stats {"unlabeled", "kept", "per_class"}), labels
+    (M,) int32 classes; or, soft, float32 (M,) P(class 1) for a binary model, (M, K) for K classes.
+    per_class counts the predicted classes.
     """
     if not 0.5 <= confidence < 1.0:
         raise LstmkitError(f"--pseudo-confidence must be in [0.5, 1), got {confidence}")
-    proba = model.predict(texts, batch_size=batch_size)
+    proba = np.asarray(model.predict(texts, batch_size=batch_size))
     keep, predicted = confident(proba, confidence)
     names = class_names or model.class_names
     index = np.flatnonzero(keep).astype(np.int32)
-    labels = predicted[keep]
-    per_class = {name: int(np.sum(labels == k)) for k, name in enumerate(names)}
+    per_class = {name: int(np.sum(predicted[keep] == k)) for k, name in enumerate(names)}
+    if soft:
+        labels = (proba[:, 0] if proba.shape[-1] == 1 else proba)[keep].astype(np.float32)
+    else:
+        labels = predicted[keep]
     return index, labels, {"unlabeled": len(texts), "kept": len(index), "per_class": per_class}
+
+
+def with_pseudo_labels(labels, pseudo, n_classes):
+    """The labeled texts' classes followed by the pseudo-labels, in one array `fit` takes.
+
+    Hard pseudo-labels (ints) give (N + M,) int32. Soft ones (floats) make every target soft:
+    binary (N + M,) float32, the classes becoming 0.0 and 1.0; K classes (N + M, K), one-hot.
+
+    >>> with_pseudo_labels(np.array([0, 1]), np.array([0.8], np.float32), 2).tolist()
+    [0.0, 1.0, 0.800000011920929]
+    """
+    labels, pseudo = np.asarray(labels), np.asarray(pseudo)
+    if pseudo.dtype.kind != "f":
+        return np.concatenate([labels.astype(np.int32), pseudo.astype(np.int32)])
+    if pseudo.ndim == 1:
+        return np.concatenate([labels.astype(np.float32), pseudo.astype(np.float32)])
+    return np.concatenate([np.eye(n_classes, dtype=np.float32)[labels], pseudo.astype(np.float32)])
 
 
 def pseudo_label_accuracy(model, texts, labels, confidence, *, batch_size=256):

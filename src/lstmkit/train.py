@@ -23,10 +23,11 @@ from lstmkit.model import averaged_weights
 
 
 def _labels(y):
+    """Integer classes (N,) as int32; soft targets stay float32: (N,) P(class 1) or (N, K) distributions."""
     y = np.asarray(y)
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
-    return y.astype(np.int32)
+    return y.astype(np.float32) if y.dtype.kind == "f" else y.astype(np.int32)
 
 
 def _check_ready(model):
@@ -250,7 +251,7 @@ def fit(model, x, y, *, epochs=1, batch_size=64, validation_data=None, seed=0, b
     if adversarial:
         _embedding_index(model)
     if model.class_names is None:
-        n_classes = max(int(labels.max()) + 1, 2)
+        n_classes = labels.shape[1] if labels.ndim == 2 else max(int(labels.max()) + 1, 2)
         model.class_names = [str(k) for k in range(n_classes)]
     if model.params is None:
         model.build(seed=seed)
