@@ -11,6 +11,18 @@ IMDB_LABELED = IMDB_DIR / "aclImdb_labeled.tar.gz"
 IMDB_UNSUP = IMDB_DIR / "aclImdb_unsup.tar.gz"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def private_lstmkit_home(tmp_path_factory):
+    """The suite's own LSTMKIT_HOME (compile cache, downloads): no entries from other processes."""
+    old = os.environ.get("LSTMKIT_HOME")
+    os.environ["LSTMKIT_HOME"] = str(tmp_path_factory.mktemp("lstmkit-home"))
+    yield
+    if old is None:
+        os.environ.pop("LSTMKIT_HOME", None)
+    else:
+        os.environ["LSTMKIT_HOME"] = old
+
+
 def pytest_addoption(parser):
     parser.addoption("--run-slow", action="store_true", default=False, help="also run tests marked slow (full IMDB training)")
 

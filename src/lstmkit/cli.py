@@ -105,7 +105,12 @@ def cell(as_json, **v):
 
 
 def _enable_compile_cache():
-    """Keep compiled XLA code across processes, so a second `lstmkit predict` starts fast."""
+    """Keep compiled XLA code across processes, so a second `lstmkit predict` starts fast.
+
+    Only the quick commands (evaluate, predict, explain) use it: their start-up is mostly
+    compilation. Training compiles a few seconds' worth in a run of minutes, and reading a cached
+    CPU executable back has crashed a process here once (a segfault in JAX's cache read, during
+    the test suite), which a long run should not risk for so little."""
     import os
     from pathlib import Path
 
@@ -162,7 +167,6 @@ def train(data, test_data, preset, out, text_column, label_column, resume, quiet
     from lstmkit.presets import resolve
     from lstmkit.run import train_run
 
-    _enable_compile_cache()
     config = resolve(preset, **overrides)
     try:
         train_run(config, data, out, test_data=test_data, text_column=text_column, label_column=label_column, resume=resume, progress=not quiet,
@@ -306,7 +310,6 @@ def pretrain_command(data, unlabeled, out, text_column, quiet, **settings):
     """
     from lstmkit.pretrain import pretrain_run
 
-    _enable_compile_cache()
     pretrain_run(data, unlabeled, out, text_column=text_column, progress=not quiet, **settings)
 
 
