@@ -13,14 +13,17 @@ IMDB_UNSUP = IMDB_DIR / "aclImdb_unsup.tar.gz"
 
 @pytest.fixture(autouse=True, scope="session")
 def private_lstmkit_home(tmp_path_factory):
-    """The suite's own LSTMKIT_HOME (compile cache, downloads): no entries from other processes."""
-    old = os.environ.get("LSTMKIT_HOME")
+    """The suite's own LSTMKIT_HOME (downloads) and no persistent compile cache: the CLI tests run
+    in this one process, where cached code read back for later models crashed the suite twice."""
+    saved = {k: os.environ.get(k) for k in ("LSTMKIT_HOME", "LSTMKIT_COMPILE_CACHE")}
     os.environ["LSTMKIT_HOME"] = str(tmp_path_factory.mktemp("lstmkit-home"))
+    os.environ["LSTMKIT_COMPILE_CACHE"] = "0"
     yield
-    if old is None:
-        os.environ.pop("LSTMKIT_HOME", None)
-    else:
-        os.environ["LSTMKIT_HOME"] = old
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
 
 
 def pytest_addoption(parser):

@@ -110,12 +110,15 @@ def _enable_compile_cache():
     Only the quick commands (evaluate, predict, explain) use it: their start-up is mostly
     compilation. Training compiles a few seconds' worth in a run of minutes, and reading a cached
     CPU executable back has crashed a process here once (a segfault in JAX's cache read, during
-    the test suite), which a long run should not risk for so little."""
+    the test suite), which a long run should not risk for so little. LSTMKIT_COMPILE_CACHE=0
+    turns it off (the test suite does: many models in one process would read each other's code)."""
     import os
     from pathlib import Path
 
     import jax
 
+    if os.environ.get("LSTMKIT_COMPILE_CACHE") == "0":
+        return
     home = Path(os.environ.get("LSTMKIT_HOME", Path.home() / ".cache" / "lstmkit"))
     jax.config.update("jax_compilation_cache_dir", str(home / "jax-cache"))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
