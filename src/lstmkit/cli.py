@@ -108,10 +108,9 @@ def _enable_compile_cache():
     """Keep compiled XLA code across processes, so a second `lstmkit predict` starts fast.
 
     Only the quick commands (evaluate, predict, explain) use it: their start-up is mostly
-    compilation. Training compiles a few seconds' worth in a run of minutes, so it gains little;
-    (the test suite's process also crashed in pretrain's compile once in a cache read, but also
-    twice with the cache off, so the cache is not shown to be the cause). LSTMKIT_COMPILE_CACHE=0
-    turns it off (the test suite does: many models in one process would read each other's code)."""
+    compilation, while training compiles a few seconds' worth in a run of minutes.
+    LSTMKIT_COMPILE_CACHE=0 turns it off (the test suite does, to leave the user's cache alone).
+    """
     import os
     from pathlib import Path
 
