@@ -82,7 +82,7 @@ DEFAULT = {
 # teacher's probabilities on every unlabeled text beats learning its confident classes (docs/accuracy.md).
 BEST = {
     **DEFAULT,
-    "self_training": 1,
+    "self_training": 2,  # two rounds of soft labels: validation loss 0.2585 against 0.2657 for one (mean of seeds 0, 1, 2)
     "self_training_epochs": 1,
     "pseudo_labels": "soft",  # the teacher's probabilities as targets (validation loss 0.2602 against 0.2725 for hard labels)
     "pseudo_confidence": 0.5,  # soft targets: every unlabeled text, the uncertain ones teaching "uncertain"
