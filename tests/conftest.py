@@ -17,15 +17,10 @@ IMDB_UNSUP = IMDB_DIR / "aclImdb_unsup.tar.gz"
 def private_lstmkit_home(tmp_path_factory):
     """The suite's own LSTMKIT_HOME (downloads) and no persistent compile cache, so tests neither
     read nor fill the user's."""
-    saved = {k: os.environ.get(k) for k in ("LSTMKIT_HOME", "LSTMKIT_COMPILE_CACHE")}
-    os.environ["LSTMKIT_HOME"] = str(tmp_path_factory.mktemp("lstmkit-home"))
-    os.environ["LSTMKIT_COMPILE_CACHE"] = "0"
-    yield
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("LSTMKIT_HOME", str(tmp_path_factory.mktemp("lstmkit-home")))
+        env.setenv("LSTMKIT_COMPILE_CACHE", "0")
+        yield
 
 
 def _memory_maps():

@@ -107,8 +107,6 @@ def cell(as_json, **v):
 def _enable_compile_cache():
     """Keep compiled XLA code across processes, so a second `lstmkit predict` starts fast.
 
-    Only the quick commands (evaluate, predict, explain) use it: their start-up is mostly
-    compilation, while training compiles a few seconds' worth in a run of minutes.
     LSTMKIT_COMPILE_CACHE=0 turns it off (the test suite does, to leave the user's cache alone).
     """
     import os
@@ -169,6 +167,7 @@ def train(data, test_data, preset, out, text_column, label_column, resume, quiet
     from lstmkit.presets import resolve
     from lstmkit.run import train_run
 
+    _enable_compile_cache()
     config = resolve(preset, **overrides)
     try:
         train_run(config, data, out, test_data=test_data, text_column=text_column, label_column=label_column, resume=resume, progress=not quiet,
@@ -312,6 +311,7 @@ def pretrain_command(data, unlabeled, out, text_column, quiet, **settings):
     """
     from lstmkit.pretrain import pretrain_run
 
+    _enable_compile_cache()
     pretrain_run(data, unlabeled, out, text_column=text_column, progress=not quiet, **settings)
 
 

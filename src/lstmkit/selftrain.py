@@ -11,8 +11,9 @@ The classic semi-supervised recipe (Scudder 1965, Yarowsky 1995; "pseudo-labels"
 
 Soft labels (`--pseudo-labels soft`) carry what the teacher knows and how sure it is: a review it
 calls 70% positive teaches 0.7, not 1, so its mistakes cost the student less and no threshold is
-needed (`--pseudo-confidence 0.5` keeps every text). The cross-entropy against a soft target is
-`-p log q - (1 - p) log(1 - q)` (`Sequential.loss_fn`); the labeled texts keep their 0 and 1.
+needed (`--pseudo-confidence 0.5` keeps every text of a two-class task). The cross-entropy
+against a soft target is `-p log q - (1 - p) log(1 - q)` (`Sequential.loss_fn`); the labeled
+texts keep their 0 and 1.
 
 The student need not copy the teacher: `--student KEY=VALUE` gives the students their own size,
 input and regularisation (`presets.STUDENT_KEYS`). A student learns from about 2.5x the teacher's
