@@ -37,23 +37,16 @@ recurrence (the only part that must loop), and the merge back to batch-first out
 
 from __future__ import annotations
 
-import os
-from functools import lru_cache
-
 import jax
 import jax.numpy as jnp
-import numpy as np
-from jax.sharding import Mesh
-from jax.sharding import PartitionSpec as P
 
+from lstmkit import fused
 from lstmkit.cell import activate_gates, gate_scale_offset
 
 
 def _flip_if(a, r):
-    """a (T, ...) reversed in time where r: a Python bool, or a traced one (one direction per device)."""
-    if isinstance(r, (bool, np.bool_)):
-        return jnp.flip(a, 0) if r else a
-    return jnp.where(r, jnp.flip(a, 0), a)
+    """a (T, ...) reversed in time where r."""
+    return jnp.flip(a, 0) if r else a
 
 
 def scan_order(a, reverse):
@@ -220,39 +213,28 @@ recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
 # -- the layer: projection, recurrence, back to batch-first --------------------------------------
 
 
-def lstm_scan(W_x, W_h, b, x, mask, h0, c0, reverse, *, backward="bptt", table=None):
-    """D directions of an LSTM over one input, in one scan (one direction per device if possible).
+def lstm_scan(W_x, W_h, b, x, mask, h0, c0, reverse, *, backward="bptt", table=None, sequences=True):
+    """D directions of an LSTM over one input, in one scan.
 
     Args:
         W_x (D, E, 4H), W_h (D, H, 4H), b (D, 4H); mask (B, T) bool; h0, c0 (D, B, H);
         reverse: D bools (static).
         x: (B, T, E) inputs; or, with `table` (V, E), (B, T) token ids to look up in it.
-        backward: "bptt" (the hand-written pairs above) or "autodiff" (jax.grad of the plain
-            forward functions).
+        backward: "bptt" (the hand-written pairs above; on the CPU in float32, the same pairs in
+            C++, `lstmkit.fused`) or "autodiff" (jax.grad of the plain forward functions).
+        sequences: False when only the final states are wanted (hs may then be None).
 
     Returns:
         hs (D, B, T, H) aligned with the input and zero on masked steps; h_T, c_T (D, B, H).
     """
-    mesh = direction_mesh(len(reverse))
-    if mesh is None:
-        return _directions(W_x, W_h, b, x, mask, h0, c0, tuple(reverse), backward, table)
-    flags = np.array(reverse)
-
-    def one_direction(W_x, W_h, b, h0, c0, x, mask, *table):
-        # The same program on every device; which way it reads is this device's flag.
-        r = jnp.asarray(flags)[jax.lax.axis_index("direction")]
-        return _directions(W_x, W_h, b, x, mask, h0, c0, (r,), backward, table[0] if table else None)
-
-    per_direction, shared = P("direction"), P()
-    extra = () if table is None else (table,)
-    return jax.shard_map(
-        one_direction, mesh=mesh, in_specs=(per_direction,) * 5 + (shared,) * (2 + len(extra)),
-        out_specs=(per_direction,) * 3, check_vma=False,
-    )(W_x, W_h, b, h0, c0, x, mask, *extra)  # fmt: skip
+    if backward == "bptt" and fused.usable(W_h.dtype, W_h.shape[1]):
+        # The same equations with the loops in C++ (lstmkit.fused): float32 on the CPU.
+        return fused.fused_directions(W_x, W_h, b, x, mask, h0, c0, reverse, table, sequences)
+    return _directions(W_x, W_h, b, x, mask, h0, c0, tuple(reverse), backward, table)
 
 
 def _directions(W_x, W_h, b, x, mask, h0, c0, reverse, backward, table):
-    """`lstm_scan` on one device: projection, recurrence, and back to batch-first."""
+    """`lstm_scan` on the scans: projection, recurrence, and back to batch-first."""
     hand = backward == "bptt"
     m_s = scan_order(jnp.swapaxes(mask, 0, 1)[..., None], reverse)  # (T, D, B, 1)
     ids_s = None
@@ -268,17 +250,3 @@ def _directions(W_x, W_h, b, x, mask, h0, c0, reverse, backward, table):
         (y, h_T, c_T), _ = recurrence_forward(W_h, z_x, m_s, h0, c0, ids_s)
     hs = jnp.transpose(time_order(y, reverse), (1, 2, 0, 3))  # (D, B, T, H)
     return hs, h_T, c_T
-
-
-@lru_cache
-def direction_mesh(D):
-    """A mesh of D CPU devices, one per direction, or None (the default: one device).
-
-    Only with LSTMKIT_CPU_DEVICES=2 (which `import lstmkit` turns into two XLA CPU devices): the
-    directions of a bidirectional layer are independent until they are merged, so each then runs
-    its forward and backward scans on a device, and a core, of its own.
-    """
-    if D < 2 or os.environ.get("LSTMKIT_CPU_DEVICES") != "2" or jax.default_backend() != "cpu":
-        return None
-    devices = jax.devices("cpu")
-    return Mesh(np.array(devices[:D]), ("direction",)) if len(devices) >= D else None

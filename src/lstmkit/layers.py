@@ -103,7 +103,8 @@ class LSTM(Layer):
     def apply(self, params, x, mask, *, key=None, embedding=None):
         """embedding: a (V, E) table when x holds token ids (the fused Embedding path)."""
         (hs,), (state,) = lstm_ops.run_directions(
-            [params], x, mask, reverse=[self.go_backwards], backward=self.backward, embedding=embedding
+            [params], x, mask, reverse=[self.go_backwards], backward=self.backward, embedding=embedding,
+            sequences=self.return_sequences,
         )
         return (hs, mask) if self.return_sequences else (state.h, None)
 
@@ -136,7 +137,7 @@ class Bidirectional(Layer):
         """embedding: a (V, E) table when x holds token ids (the fused Embedding path)."""
         (hs_f, hs_b), (s_f, s_b) = lstm_ops.run_directions(
             [params["forward"], params["backward"]], x, mask, reverse=[False, True], backward=self.layer.backward,
-            embedding=embedding,
+            embedding=embedding, sequences=self.layer.return_sequences,
         )
         if self.layer.return_sequences:
             return lstm_ops.merge(hs_f, hs_b, self.merge_mode), mask

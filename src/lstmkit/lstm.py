@@ -86,7 +86,7 @@ def _initial(initial_state, D, B, H, dtype):
     return h0, c0
 
 
-def run_directions(params_list, x, mask=None, *, reverse, initial_state=None, backward="bptt", embedding=None):
+def run_directions(params_list, x, mask=None, *, reverse, initial_state=None, backward="bptt", embedding=None, sequences=True):
     """Run D LSTMs over the same input in one scan, each forward or in reverse.
 
     With `embedding` (a (V, E) table), x holds token ids (B, T) and the layer reads table[x]:
@@ -98,6 +98,8 @@ def run_directions(params_list, x, mask=None, *, reverse, initial_state=None, ba
         reverse: D bools, True for a direction that reads last to first.
         initial_state: None (zeros) or D `LSTMState`s, each (B, H) or (H,).
         backward: "bptt" (hand-written, `lstmkit.bptt`) or "autodiff" (`jax.grad` of the scan).
+        sequences: False when only the final states are wanted: hs is then D Nones, and the fused
+            kernel neither writes every step's h nor reads its gradient.
 
     Returns:
         hs: D arrays (B, T, H), aligned with the input, zero on masked steps;
@@ -121,8 +123,10 @@ def run_directions(params_list, x, mask=None, *, reverse, initial_state=None, ba
     p = _stack(params_list)
     if backward not in ("bptt", "autodiff"):
         raise LstmkitError(f"backward must be 'bptt' or 'autodiff', got {backward!r}")
-    hs, h_T, c_T = bptt.lstm_scan(p["W_x"], p["W_h"], p["b"], x, mask.astype(bool), h0, c0, tuple(reverse), backward=backward, table=embedding)
-    return [hs[d] for d in range(len(params_list))], [LSTMState(h_T[d], c_T[d]) for d in range(len(params_list))]
+    hs, h_T, c_T = bptt.lstm_scan(p["W_x"], p["W_h"], p["b"], x, mask.astype(bool), h0, c0, tuple(reverse),
+                                  backward=backward, table=embedding, sequences=sequences)  # fmt: skip
+    D = len(params_list)
+    return [hs[d] if sequences else None for d in range(D)], [LSTMState(h_T[d], c_T[d]) for d in range(D)]
 
 
 def lstm_layer(params, x, mask=None, *, initial_state=None, reverse=False, backward="bptt"):
