@@ -57,7 +57,6 @@ def main() -> None:
         for batch in lk_train._batches(model, model._ids(x), y, b, seed=args.seed, shuffle=True, bucket=True):
             if batch.ids.shape not in shapes:
                 shapes.add(batch.ids.shape)
-                # One at a time: with LSTMKIT_CPU_DEVICES=2, steps in flight together can deadlock.
                 jax.block_until_ready(lk_train._train_step(
                     model, jax.tree.map(lambda a: a.copy(), model.params), jax.tree.map(lambda a: a.copy(), opt_state),
                     batch.ids, batch.labels, batch.weight, key,

@@ -64,7 +64,6 @@ import numpy as np
 
 from lstmkit import checkpoint
 from lstmkit.errors import LstmkitError
-from lstmkit.train import _in_step
 from lstmkit.presets import DEFAULT as PRESET
 
 KIND = "lstmkit-pretrained"
@@ -345,7 +344,7 @@ def _batches(sequences, config, *, seed, shuffle):
 
 def evaluate_lm(eval_step, params, sequences, config):
     """Exact held-out loss (mean nll per target token) and perplexity, per direction and overall."""
-    pending = [_in_step(eval_step(params, b.ids, b.mask & (b.weight[:, None] > 0))) for b in _batches(sequences, config, seed=0, shuffle=False)]
+    pending = [eval_step(params, b.ids, b.mask & (b.weight[:, None] > 0)) for b in _batches(sequences, config, seed=0, shuffle=False)]
     sums = np.sum([np.asarray(s, np.float64) for s, _ in pending], axis=0)
     counts = np.sum([np.asarray(c, np.float64) for _, c in pending], axis=0)
     out = {"val_loss": float(sums.sum() / max(counts.sum(), 1))}
@@ -418,7 +417,7 @@ def pretrain(texts, out, *, verbose=True, progress=None, sources=None, **setting
             if config.max_steps and step >= config.max_steps:
                 break
             mask = batch.mask & (batch.weight[:, None] > 0)  # filler rows repeat a real row: no loss
-            params, opt_state, s, c = _in_step(train_step(params, opt_state, batch.ids, mask, jax.random.fold_in(key, 1 + step)))
+            params, opt_state, s, c = train_step(params, opt_state, batch.ids, mask, jax.random.fold_in(key, 1 + step))
             pending.append((s, c, int(mask.sum())))
             step += 1
             # Read the loss one step behind, so the host never waits for the step it just queued.

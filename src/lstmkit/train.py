@@ -15,7 +15,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lstmkit import bptt
 from lstmkit import layers as L
 from lstmkit.batching import Batch, iterate_batches, prefetch
 from lstmkit.errors import LstmkitError
@@ -124,14 +123,6 @@ def _batches(model, ids, labels, batch_size, *, seed, shuffle, bucket, shuffle_b
     return prefetch(it, 2)
 
 
-def _in_step(result):
-    """Wait for a step when the directions run on two devices: two computations in flight could
-    each hold one device's thread while waiting for the other's (see `bptt.direction_mesh`)."""
-    if bptt.direction_mesh(2) is not None:
-        jax.block_until_ready(result)
-    return result
-
-
 def _inference_batches(model, ids, labels, batch_size):
     """Batches for evaluation and prediction, sorted by length (one bucket window over all), so
     little padding is computed; each Batch's `index` says which input rows it holds. Batches
@@ -194,7 +185,7 @@ def evaluate(model, x, y, *, batch_size=256):
 
 def _evaluate_ids(model, ids, labels, batch_size=256, params=None):
     params = model.params if params is None else params
-    pending = [_in_step(_eval_step(model, params, b.ids, b.labels, b.weight)) for b in _inference_batches(model, ids, labels, batch_size)]
+    pending = [_eval_step(model, params, b.ids, b.labels, b.weight) for b in _inference_batches(model, ids, labels, batch_size)]
     loss_sum = sum(float(l) for l, _ in pending)
     correct = sum(float(c) for _, c in pending)
     return {"loss": loss_sum / max(len(ids), 1), "accuracy": correct / max(len(ids), 1)}
@@ -208,7 +199,7 @@ def predict(model, x, *, batch_size=256):
     out = np.zeros((len(ids), model.n_outputs), np.float32)
     if not ids:
         return out
-    pending = [(b.index, _in_step(_predict_step(model, model.params, b.ids))) for b in _inference_batches(model, ids, None, batch_size)]
+    pending = [(b.index, _predict_step(model, model.params, b.ids)) for b in _inference_batches(model, ids, None, batch_size)]
     for index, proba in pending:
         out[index[index >= 0]] = np.asarray(proba)[index >= 0]
     return out
@@ -272,7 +263,7 @@ def fit(model, x, y, *, epochs=1, batch_size=64, validation_data=None, seed=0, b
         batches = _batches(model, ids, labels, batch_size, seed=seed * 100003 + epoch, shuffle=True, bucket=bucket, shuffle_buffer=shuffle_buffer)
         for step, batch in enumerate(batches):
             key = jax.random.fold_in(epoch_key, step)
-            model.params, opt_state, l, c = _in_step(_train_step(model, model.params, opt_state, batch.ids, batch.labels, batch.weight, key, adversarial))
+            model.params, opt_state, l, c = _train_step(model, model.params, opt_state, batch.ids, batch.labels, batch.weight, key, adversarial)
             n = int(batch.weight.sum())
             pending.append((l, c, n))
             # Read metrics one step behind, so the host never waits for the step it just queued.
