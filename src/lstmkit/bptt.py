@@ -221,7 +221,8 @@ def lstm_scan(W_x, W_h, b, x, mask, h0, c0, reverse, *, backward="bptt", table=N
         reverse: D bools (static).
         x: (B, T, E) inputs; or, with `table` (V, E), (B, T) token ids to look up in it.
         backward: "bptt" (the hand-written pairs above; on the CPU in float32, the same pairs in
-            C++, `lstmkit.fused`) or "autodiff" (jax.grad of the plain forward functions).
+            C++, `lstmkit.fused`), "bptt-scan" (the pairs above, always), or "autodiff"
+            (jax.grad of the plain forward functions).
         sequences: False when only the final states are wanted (hs may then be None).
 
     Returns:
@@ -235,7 +236,7 @@ def lstm_scan(W_x, W_h, b, x, mask, h0, c0, reverse, *, backward="bptt", table=N
 
 def _directions(W_x, W_h, b, x, mask, h0, c0, reverse, backward, table):
     """`lstm_scan` on the scans: projection, recurrence, and back to batch-first."""
-    hand = backward == "bptt"
+    hand = backward in ("bptt", "bptt-scan")
     m_s = scan_order(jnp.swapaxes(mask, 0, 1)[..., None], reverse)  # (T, D, B, 1)
     ids_s = None
     if table is not None:

@@ -87,7 +87,8 @@ class LSTM(Layer):
         return_sequences: output every step's h (zero on masked steps) instead of the last.
         go_backwards: read each sequence's real tokens from last to first.
         init: "keras" (glorot/orthogonal/unit forget bias) or "torch" (uniform +-1/sqrt(H)).
-        backward: "bptt" (hand-written) or "autodiff" (jax.grad of the scan).
+        backward: "bptt" (hand-written; fused C++ loops on the CPU), "bptt-scan" (hand-written,
+            JAX scans only) or "autodiff" (jax.grad of the scan).
     """
 
     def __init__(self, units, return_sequences=False, go_backwards=False, init="keras", backward="bptt"):

@@ -86,6 +86,9 @@ def _initial(initial_state, D, B, H, dtype):
     return h0, c0
 
 
+BACKWARDS = ("bptt", "bptt-scan", "autodiff")
+
+
 def run_directions(params_list, x, mask=None, *, reverse, initial_state=None, backward="bptt", embedding=None, sequences=True):
     """Run D LSTMs over the same input in one scan, each forward or in reverse.
 
@@ -97,7 +100,9 @@ def run_directions(params_list, x, mask=None, *, reverse, initial_state=None, ba
         x: (B, T, E) input; mask: (B, T) bool, True on real tokens, or None for all real.
         reverse: D bools, True for a direction that reads last to first.
         initial_state: None (zeros) or D `LSTMState`s, each (B, H) or (H,).
-        backward: "bptt" (hand-written, `lstmkit.bptt`) or "autodiff" (`jax.grad` of the scan).
+        backward: "bptt" (hand-written: the fused C++ loops of `lstmkit.fused` for float32 on the
+            CPU, else `lstmkit.bptt`'s JAX scans), "bptt-scan" (always the JAX scans), or
+            "autodiff" (`jax.grad` of the plain scan).
         sequences: False when only the final states are wanted: hs is then D Nones, and the fused
             kernel neither writes every step's h nor reads its gradient.
 
@@ -121,8 +126,8 @@ def run_directions(params_list, x, mask=None, *, reverse, initial_state=None, ba
         mask = jnp.ones((B, T), bool)
     h0, c0 = _initial(initial_state, len(params_list), B, H, dtype)
     p = _stack(params_list)
-    if backward not in ("bptt", "autodiff"):
-        raise LstmkitError(f"backward must be 'bptt' or 'autodiff', got {backward!r}")
+    if backward not in BACKWARDS:
+        raise LstmkitError(f"backward must be one of {', '.join(BACKWARDS)}, got {backward!r}")
     hs, h_T, c_T = bptt.lstm_scan(p["W_x"], p["W_h"], p["b"], x, mask.astype(bool), h0, c0, tuple(reverse),
                                   backward=backward, table=embedding, sequences=sequences)  # fmt: skip
     D = len(params_list)
