@@ -10,8 +10,9 @@ the same as Keras `go_backwards` with a mask and PyTorch packed sequences.
 
 Both directions of a bidirectional layer run in one scan: their weights are stacked on a leading
 D axis, and the reverse direction reads its inputs flipped in time. The backward pass is written
-by hand in `lstmkit.bptt`; `backward="autodiff"` differentiates the plain scan with `jax.grad`
-instead, as a reference.
+by hand in `lstmkit.bptt` (JAX scans) and, for float32 on the CPU, runs as the same loops in C++
+(`lstmkit.fused`, one thread per direction); `backward="bptt-scan"` keeps the JAX scans, and
+`backward="autodiff"` differentiates the plain scan with `jax.grad` instead, as a reference.
 """
 
 from __future__ import annotations
