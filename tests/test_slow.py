@@ -30,8 +30,8 @@ def test_seed_preset_matches_the_seed_notebook(imdb_labeled, tmp_path):
 @pytest.mark.slow
 def test_best_preset_reaches_90_percent(imdb_labeled, imdb_unsup, tmp_path):
     """Two rounds of self-training on the 50,000 unlabeled reviews: BiLSTM(128) students learn the
-    teacher's probabilities (46 minutes on 2 cores). Seed 0, as here: 90.04% (seeds 1 and 2 give
-    89.86 and 90.06%; docs/accuracy.md), so the margin is small."""
+    teacher's probabilities (25 minutes on 2 cores with the fused kernel). Seed 0, as here: 90.04%
+    (seeds 1 and 2 gave 89.86 and 90.06% before the kernel; docs/accuracy.md), so the margin is small."""
     metrics = _train(imdb_labeled, tmp_path / "best", "best", "--unlabeled", str(imdb_unsup))
     assert [(r["round"], r["kept"]) for r in metrics["self_training"]] == [(1, 50000), (2, 50000)]  # soft targets for every unlabeled review
     assert metrics["accuracy"] >= 0.90, metrics
