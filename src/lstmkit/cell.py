@@ -80,7 +80,7 @@ def gate_scale_offset(H, dtype=jnp.float32):
     """Per-column (s, beta), each (4H,), such that s * tanh(s * z) + beta activates all four gates.
 
     sigmoid(z) = (1 + tanh(z / 2)) / 2, so the sigmoid gates i, f, o take s = beta = 1/2 and the
-    candidate g takes s = 1, beta = 0. The fast kernel (`lstmkit.bptt`) uses this to activate
+    candidate g takes s = 1, beta = 0. `lstmkit.bptt`'s scans use this to activate
     all 4H columns with one tanh: no overflow (tanh saturates) and one transcendental per entry.
     Its derivative needs only the output a: da/dz = s^2 - (a - beta)^2, which is a(1 - a) for
     the sigmoid gates and 1 - g^2 for the candidate.

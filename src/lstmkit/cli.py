@@ -110,14 +110,14 @@ def _enable_compile_cache():
     LSTMKIT_COMPILE_CACHE=0 turns it off (the test suite does, to leave the user's cache alone).
     """
     import os
-    from pathlib import Path
 
     import jax
 
+    from lstmkit.datasets import lstmkit_home
+
     if os.environ.get("LSTMKIT_COMPILE_CACHE") == "0":
         return
-    home = Path(os.environ.get("LSTMKIT_HOME", Path.home() / ".cache" / "lstmkit"))
-    jax.config.update("jax_compilation_cache_dir", str(home / "jax-cache"))
+    jax.config.update("jax_compilation_cache_dir", str(lstmkit_home() / "jax-cache"))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
 

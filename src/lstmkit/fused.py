@@ -42,8 +42,9 @@ _state = {}  # "ok": bool once tried; "error": why it is unavailable
 
 
 def kernel_dir() -> Path:
-    home = os.environ.get("LSTMKIT_HOME") or Path.home() / ".cache" / "lstmkit"
-    return Path(home).expanduser() / "kernels"
+    from lstmkit.datasets import lstmkit_home
+
+    return lstmkit_home() / "kernels"
 
 
 def _cpu_id() -> str:

@@ -131,6 +131,12 @@ struct Dims {
   int64_t G() const { return 4 * H; }
 };
 
+// The table row that token (b, t) reads: ids clipped to [0, V), as jnp.take(mode="clip").
+static inline int64_t table_row(const int32_t* ids, int64_t b, int64_t t, const Dims& n) {
+  int64_t id = ids[b * n.T + t];
+  return id < 0 ? 0 : (id >= n.V ? n.V - 1 : id);
+}
+
 struct ForwardArgs {
   Dims dims;
   const float *W_h, *x_proj, *h0, *c0;  // x_proj: table (D, V, G) or dense (D, B, T, G)
@@ -170,9 +176,7 @@ static void forward_direction(const ForwardArgs& A, int64_t d, bool reverse) {
     for (int64_t b = 0; b < B; ++b) {
       if (!A.mask[b * T + t]) continue;
       if (n.V) {
-        int64_t id = A.ids[b * T + t];
-        id = id < 0 ? 0 : (id >= n.V ? n.V - 1 : id);  // as jnp.take(mode="clip")
-        x_rows[M] = A.x_proj + (d * n.V + id) * G;
+        x_rows[M] = A.x_proj + (d * n.V + table_row(A.ids, b, t, n)) * G;
       } else {
         x_rows[M] = A.x_proj + ((d * B + b) * T + t) * G;
       }
@@ -232,9 +236,10 @@ static void backward_direction(const BackwardArgs& A, int64_t d, bool reverse) {
   std::memset(dW_h, 0, H * G * sizeof(float));
   if (n.V) std::memset(A.dx_proj + d * n.V * G, 0, n.V * G * sizeof(float));
   std::vector<float> dz(B * G);
-  std::vector<const float*> dz_rows(B), h_prev_cols(H), dW_rows_in(H);
+  std::vector<const float*> dz_rows(B), h_prev_cols(H);
   std::vector<float*> dh_rows(B), dW_rows(H);
-  for (int64_t k = 0; k < H; ++k) dW_rows[k] = dW_h + k * G, dW_rows_in[k] = dW_rows[k];
+  for (int64_t k = 0; k < H; ++k) dW_rows[k] = dW_h + k * G;
+  const float* const* dW_rows_in = dW_rows.data();  // dW_h is both C0 and C: it accumulates
   for (int64_t s = T - 1; s >= 0; --s) {
     const int64_t t = reverse ? T - 1 - s : s;
     const float* gates = A.gates + (d * T + s) * B * G;
@@ -267,14 +272,12 @@ static void backward_direction(const BackwardArgs& A, int64_t d, bool reverse) {
     }
     gemm(M, H, G, dz_rows.data(), 1, W_h_T.data(), H, nullptr, dh_rows.data());  // dh_prev = dz W_h^T
     for (int64_t k = 0; k < H; ++k) h_prev_cols[k] = h_prev + k;
-    gemm(H, G, B, h_prev_cols.data(), H, dz.data(), G, dW_rows_in.data(), dW_rows.data());  // dW_h += h_prev^T dz
+    gemm(H, G, B, h_prev_cols.data(), H, dz.data(), G, dW_rows_in, dW_rows.data());  // dW_h += h_prev^T dz
     for (int64_t b = 0; b < B; ++b) {
       const float* dz_b = dz.data() + b * G;
       if (n.V) {  // the gathered table row gets the sum of dz over the steps that read it
         if (!A.mask[b * T + t]) continue;
-        int64_t id = A.ids[b * T + t];
-        id = id < 0 ? 0 : (id >= n.V ? n.V - 1 : id);
-        float* row = A.dx_proj + (d * n.V + id) * G;
+        float* row = A.dx_proj + (d * n.V + table_row(A.ids, b, t, n)) * G;
         for (int64_t j = 0; j < G; j += 8) store8(row + j, load8(row + j) + load8(dz_b + j));
       } else {
         std::memcpy(A.dx_proj + ((d * B + b) * T + t) * G, dz_b, G * sizeof(float));
