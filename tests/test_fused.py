@@ -8,7 +8,11 @@ checks the C++ backward against automatic differentiation of the forward.
 """
 
 import shutil
+import os
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -156,7 +160,30 @@ def test_build_is_cached_and_atomic(tmp_path, monkeypatch):
     assert library.parent == tmp_path / "kernels" and library.stat().st_size > 0
     mtime = library.stat().st_mtime_ns
     assert fused.build() == library and library.stat().st_mtime_ns == mtime  # reused, not rebuilt
-    assert [p.name for p in (tmp_path / "kernels").iterdir()] == [library.name]  # no temporary file left
+    assert sorted(p.name for p in (tmp_path / "kernels").iterdir()) == [library.name, library.name + ".sha256"]  # no temporary file left
+    size, digest = (tmp_path / "kernels" / (library.name + ".sha256")).read_text().split()
+    assert int(size) == library.stat().st_size and len(digest) == 64
+
+
+@pytest.mark.parametrize("damage", ["truncate", "no checksum"])
+def test_a_damaged_cached_kernel_is_rebuilt_not_loaded(tmp_path, damage):
+    """A truncated library in the cache used to kill every later process with SIGBUS (exit 135)."""
+    env = {**os.environ, "LSTMKIT_HOME": str(tmp_path)}
+    probe = [sys.executable, "-c", "from lstmkit import fused; print(fused.build()); print(fused.available())"]
+    first = subprocess.run(probe, env=env, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr
+    library = Path(first.stdout.split()[0])
+    good = library.read_bytes()
+    if damage == "truncate":
+        os.truncate(library, 1000)
+    else:
+        library.with_name(library.name + ".sha256").unlink()
+    second = subprocess.run(probe, env=env, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, (second.returncode, second.stderr)
+    assert second.stdout.split() == [str(library), "True"]
+    assert library.stat().st_size == len(good)
+    if damage == "truncate":
+        assert "does not match its checksum; rebuilding it" in second.stderr
 
 
 def test_no_compiler_warns_once_and_falls_back(tmp_path, monkeypatch):

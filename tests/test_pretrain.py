@@ -157,7 +157,7 @@ def test_cli_mistakes_are_one_line(pretrained, corpus, tmp_path):
         (["pretrain", "--out", str(tmp_path / "a")], "no text to pretrain on"),
         (["pretrain", "--unlabeled", str(tmp_path / "missing.txt"), "--out", str(tmp_path / "a")], "does not exist"),
         (["pretrain", "--unlabeled", str(corpus[0]), "--out", str(tmp_path / "a"), "--epochs", "0"], "--epochs must be at least 1"),
-        (["pretrain", "--unlabeled", str(corpus[0]), "--out", str(corpus[0].parent)], "not a pretrained directory"),
+        (["pretrain", "--unlabeled", str(corpus[0]), "--out", str(corpus[0].parent)], "not an lstmkit pretrained directory"),
         (["train", "--data", str(corpus[1]), "--pretrained", str(tmp_path / "nope"), "--out", str(tmp_path / "m")], "does not exist"),
         (["train", "--data", str(corpus[1]), "--pretrained", str(pretrained[0]), "--out", str(tmp_path / "m"), *SIZE_FLAGS, "--embedding-dim", "16"],
          "--embedding-dim 8"),

@@ -155,11 +155,12 @@ def _preset_options(f):
 @click.option("--text-column", default=None, help="text column of a CSV/TSV/JSONL file (autodetected)")
 @click.option("--label-column", default=None, help="label column of a CSV/TSV/JSONL file (autodetected)")
 @click.option("--resume", is_flag=True, help="continue the interrupted run in --out from its last checkpoint")
+@click.option("--overwrite", is_flag=True, help="replace the model already at --out (a folder of other files is never replaced)")
 @click.option("--quiet", is_flag=True, help="no progress bars (the per-epoch lines stay)")
 @click.option("--pretrained", default=None, type=click.Path(), help="start from `lstmkit pretrain`'s directory: its vocabulary, embedding and first LSTM layer")
 @click.option("--unlabeled", multiple=True, help="unlabeled text for --self-training, repeatable: an aclImdb folder/.tar.gz (its 50k unsup reviews), a .txt file (one text per line), a CSV/TSV/JSONL text column, or a folder of .txt files")
 @_preset_options
-def train(data, test_data, preset, out, text_column, label_column, resume, quiet, pretrained, unlabeled, **overrides):
+def train(data, test_data, preset, out, text_column, label_column, resume, overwrite, quiet, pretrained, unlabeled, **overrides):
     """Train a text classifier and write its model directory.
 
     Every preset setting can be overridden by its flag, e.g. --epochs 3 --max-tokens 20000.
@@ -170,10 +171,15 @@ def train(data, test_data, preset, out, text_column, label_column, resume, quiet
     _enable_compile_cache()
     config = resolve(preset, **overrides)
     try:
-        train_run(config, data, out, test_data=test_data, text_column=text_column, label_column=label_column, resume=resume, progress=not quiet,
+        train_run(config, data, out, test_data=test_data, text_column=text_column, label_column=label_column, resume=resume, overwrite=overwrite, progress=not quiet,
                   pretrained=pretrained, unlabeled=unlabeled)  # fmt: skip
     except KeyboardInterrupt:
-        click.echo(f"\ninterrupted: the last finished epoch's checkpoint is intact in {out}; continue with --resume", err=True)
+        from lstmkit.checkpoint import directory_kind
+
+        if directory_kind(out) == "model":
+            click.echo(f"\ninterrupted: the last finished epoch's checkpoint is intact in {out}; continue with --resume", err=True)
+        else:
+            click.echo(f"\ninterrupted before the first epoch ended: nothing was saved in {out}", err=True)
         sys.exit(130)
 
 
@@ -287,6 +293,7 @@ def _lm_default(key):
 @click.option("--data", default=None, help="labelled data as `train --data` reads it; only its training part is used (imdb: the train split)")
 @click.option("--unlabeled", multiple=True, help="more text, repeatable: imdb or an aclImdb folder/.tar.gz (its 50k unsup reviews), a .txt file (one text per line), a CSV/TSV/JSONL text column, or a folder of .txt files")
 @click.option("--out", required=True, type=click.Path(), help="pretrained directory to write (use it with `lstmkit train --pretrained`)")
+@click.option("--overwrite", is_flag=True, help="replace the pretrained directory already at --out")
 @click.option("--text-column", default=None, help="text column of CSV/TSV/JSONL sources (autodetected)")
 @click.option("--epochs", type=int, default=_lm_default("epochs"), show_default=True)
 @click.option("--max-steps", type=int, default=0, show_default=True, help="stop after this many steps in all (0: no limit); for a short run")
@@ -301,7 +308,7 @@ def _lm_default(key):
 @click.option("--learning-rate", type=float, default=_lm_default("learning_rate"), show_default=True)
 @click.option("--seed", type=int, default=_lm_default("seed"), show_default=True)
 @click.option("--quiet", is_flag=True, help="no progress bars (the per-epoch lines stay)")
-def pretrain_command(data, unlabeled, out, text_column, quiet, **settings):
+def pretrain_command(data, unlabeled, out, overwrite, text_column, quiet, **settings):
     """Pretrain the Embedding and first LSTM layer as a language model on unlabeled text.
 
     The defaults match the default preset's sizes, so `lstmkit train --pretrained OUT` adopts
@@ -312,7 +319,7 @@ def pretrain_command(data, unlabeled, out, text_column, quiet, **settings):
     from lstmkit.pretrain import pretrain_run
 
     _enable_compile_cache()
-    pretrain_run(data, unlabeled, out, text_column=text_column, progress=not quiet, **settings)
+    pretrain_run(data, unlabeled, out, text_column=text_column, progress=not quiet, overwrite=overwrite, **settings)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ that leave usable data (bad bytes, empty texts) give one `DataWarning` with the 
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import os
@@ -35,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lstmkit.atomic import sha256
 from lstmkit.errors import LstmkitError
 
 IMDB_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
@@ -671,13 +671,13 @@ def download_imdb(cache_dir=None, *, progress: bool = True, timeout: float = 30.
     folder = Path(cache_dir).expanduser() if cache_dir is not None else lstmkit_home() / "datasets"
     target = folder / IMDB_FILENAME
     if target.is_file():
-        if sha256_file(target) == expected:
+        if sha256(target) == expected:
             return target
         target.unlink()  # a corrupted cache is downloaded again
     folder.mkdir(parents=True, exist_ok=True)
     part = target.with_name(target.name + ".part")
     _fetch(url, part, progress, timeout)
-    digest = sha256_file(part)
+    digest = sha256(part)
     if digest != expected:
         part.unlink()
         raise LstmkitError(f"the download from {url} has SHA-256 {digest[:12]}..., expected {expected[:12]}...; the partial file was removed, run again (or pass a local copy with --data path/to/{IMDB_FILENAME})")
@@ -716,12 +716,3 @@ def _fetch(url: str, part: Path, progress: bool, timeout: float) -> None:
                 raise LstmkitError(f"the download of {url} stopped after {f.tell() / 1e6:.1f} MB ({e}); run again to resume") from None
         if total is not None and part.stat().st_size < total:
             raise LstmkitError(f"the download of {url} stopped after {part.stat().st_size / 1e6:.1f} of {total / 1e6:.1f} MB; run again to resume")
-
-
-def sha256_file(path) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB blocks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()

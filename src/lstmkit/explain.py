@@ -54,10 +54,8 @@ from __future__ import annotations
 
 import html as html_lib
 import json
-import os
 from functools import partial
 from importlib import resources
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -65,6 +63,7 @@ import numpy as np
 
 from lstmkit import bptt
 from lstmkit import layers as L
+from lstmkit.atomic import write_bytes, write_with
 from lstmkit.errors import LstmkitError
 from lstmkit.lstm import merge
 
@@ -444,19 +443,10 @@ def render_html(explanation):
     return template.replace("__TITLE__", title).replace("__DATA__", data)
 
 
-def _write_atomic(path, data: bytes):
-    path = Path(path)
-    if path.parent and not path.parent.exists():
-        raise LstmkitError(f"cannot write {path}: the folder {path.parent} does not exist")
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-    return path
-
 
 def save_html(explanation, path):
     """Write the page; returns the path."""
-    return _write_atomic(path, render_html(explanation).encode("utf-8"))
+    return write_bytes(path, render_html(explanation).encode("utf-8"))
 
 
 # -- the PNG ---------------------------------------------------------------------------------
@@ -574,14 +564,10 @@ def save_png(explanation, path, *, layer=-1, direction=0, max_words=600):
             ax.set_xlabel("token")
         fig.colorbar(im, ax=ax, fraction=0.03, pad=0.01)
     fig.subplots_adjust(left=0.045, right=0.965, top=1 - 0.75 / fig.get_figheight(), bottom=0.45 / fig.get_figheight())
-    path = Path(path)
-    if path.parent and not path.parent.exists():
-        raise LstmkitError(f"cannot write {path}: the folder {path.parent} does not exist")
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.png")
-    fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    try:
+        return write_with(path, lambda tmp: fig.savefig(tmp, dpi=90, format="png"), suffix=".png")
+    finally:
+        plt.close(fig)
 
 
 # -- a model from imported weights -----------------------------------------------------------

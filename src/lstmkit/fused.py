@@ -34,6 +34,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lstmkit.atomic import sha256, write_bytes
+
 SOURCE = Path(__file__).with_name("kernels") / "recurrence.cc"
 FLAGS = ("-O3", "-march=native", "-std=c++17", "-ffp-contract=fast", "-fPIC", "-shared", "-pthread")
 _TARGETS = {"lstmkit_recurrence_forward": "LstmkitRecurrenceForward", "lstmkit_recurrence_backward": "LstmkitRecurrenceBackward"}
@@ -66,8 +68,11 @@ def _compiler() -> str:
 def build() -> Path:
     """Compile kernels/recurrence.cc into the kernel cache unless it is there; returns the library.
 
-    The library is written to a temporary file and renamed into place, so a concurrent build or
-    an interrupted one never leaves a half-written library under the final name.
+    The library is compiled to a temporary file, fsynced, its size and SHA-256 written beside it
+    (`NAME.so.sha256`, also fsynced), and renamed into place, so a concurrent or interrupted
+    build never leaves a half-written library under the final name. A cached library is loaded
+    only if it matches what was written beside it; a damaged one (truncated, say: loading it
+    would crash the process with SIGBUS) is rebuilt.
     """
     cxx = _compiler()
     version = subprocess.run([cxx, "--version"], capture_output=True, text=True, timeout=60).stdout
@@ -75,8 +80,10 @@ def build() -> Path:
     for part in (SOURCE.read_bytes(), " ".join(FLAGS).encode(), version.encode(), _cpu_id().encode(), jax.lib.__version__.encode()):
         key.update(part)
     target = kernel_dir() / f"recurrence-{key.hexdigest()[:16]}.so"
-    if target.exists():
+    if _verified(target):
         return target
+    if target.exists():
+        warnings.warn(f"lstmkit: the cached kernel {target} does not match its checksum; rebuilding it", stacklevel=2)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".recurrence-", suffix=".so", dir=target.parent)
     os.close(fd)
@@ -86,11 +93,27 @@ def build() -> Path:
         if done.returncode != 0:
             last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
             raise RuntimeError(f"{Path(cxx).name} failed: {last}")
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        write_bytes(_checksum_file(target), f"{os.path.getsize(tmp)} {sha256(tmp)}\n".encode())
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return target
+
+
+def _checksum_file(library: Path) -> Path:
+    return library.with_name(library.name + ".sha256")
+
+
+def _verified(library: Path) -> bool:
+    """Whether the cached library has the size and SHA-256 recorded beside it when it was built."""
+    try:
+        size, digest = _checksum_file(library).read_text().split()
+        return library.stat().st_size == int(size) and sha256(library) == digest
+    except (OSError, ValueError):
+        return False
 
 
 def available() -> bool:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
+from lstmkit.atomic import write_with
 from lstmkit.errors import LstmkitError
 
 
@@ -40,8 +40,7 @@ def plot_history(model_dir, out=None):
     fig.suptitle(f"training curves: {model_dir.name}")
     fig.tight_layout()
     out = Path(out) if out else model_dir / "curves.png"
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, out)
-    return out
+    try:
+        return write_with(out, lambda tmp: fig.savefig(tmp, dpi=100, format="png"), suffix=".png")
+    finally:
+        plt.close(fig)

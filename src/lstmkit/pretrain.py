@@ -63,10 +63,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from lstmkit import checkpoint
+from lstmkit.atomic import write_json
 from lstmkit.errors import LstmkitError
 from lstmkit.presets import DEFAULT as PRESET
 
-KIND = "lstmkit-pretrained"
+KIND = checkpoint.PRETRAINED_KIND
 HELD_OUT = 0.02  # share of the texts kept for the LM's held-out loss and perplexity
 SAMPLING_POWER = 0.75  # q ~ count^0.75: flatter than unigram, so rare words get some negatives
 PAD, UNK = 0, 1
@@ -354,13 +355,14 @@ def evaluate_lm(eval_step, params, sequences, config):
     return out
 
 
-def pretrain(texts, out, *, verbose=True, progress=None, sources=None, **settings):
+def pretrain(texts, out, *, verbose=True, progress=None, sources=None, overwrite=True, **settings):
     """Pretrain an Embedding + (bi)LSTM language model on `texts` and write the directory `out`.
 
     settings: the fields of `LMConfig` (max_tokens, embedding_dim, lstm_units, bidirectional,
     sequence_length, output_vocab, negatives, batch_size, learning_rate, epochs, max_steps, seed...).
     sources: descriptions of where the texts came from, recorded in config.json.
     verbose: print one line per epoch; progress: a progress bar per epoch (default: verbose).
+    overwrite: whether a pretrained directory at `out` may be replaced (anything else never is).
 
     Returns the history: per epoch loss (sampled, training), val_loss and val_perplexity (exact,
     held-out 2%), per-direction perplexities, tokens_per_second and epoch_time.
@@ -372,7 +374,7 @@ def pretrain(texts, out, *, verbose=True, progress=None, sources=None, **setting
 
     config = LMConfig(**settings).check()
     out = Path(out)
-    _check_out(out)
+    checkpoint.check_output(out, overwrite=overwrite, kind="pretrained")
     texts = [t for t in texts if isinstance(t, str) and t.strip()]
     if len(texts) < 2:
         raise LstmkitError(f"pretraining needs at least 2 non-empty texts (one is held out), got {len(texts)}")
@@ -454,16 +456,22 @@ def pretrain(texts, out, *, verbose=True, progress=None, sources=None, **setting
     return history
 
 
-def pretrain_run(data=None, unlabeled=(), out="runs/lm", *, text_column=None, progress=True, **settings):
+def pretrain_run(data=None, unlabeled=(), out="runs/lm", *, text_column=None, progress=True, overwrite=False, **settings):
     """What `lstmkit pretrain` runs: check the settings, read the sources, pretrain, write `out`.
+
+    `out` is locked for the run; a pretrained directory there is replaced only with `overwrite`,
+    and anything else there is refused.
 
     >>> pretrain_run("imdb", ["imdb"], "runs/lm", epochs=1)     # doctest: +SKIP
     """
     config = LMConfig(**settings).check()  # fail on a bad flag before reading 50,000 reviews
-    _check_out(Path(out))
-    texts = pretraining_texts(data, unlabeled, text_column=text_column, seed=config.seed)
-    sources = ([f"data:{data}"] if data is not None else []) + [f"unlabeled:{u}" for u in unlabeled]
-    return pretrain(texts, out, progress=progress, sources=sources, **settings)
+    out = Path(out)
+    with checkpoint.output_lock(out):
+        checkpoint.recover_interrupted_save(out, kind="pretrained")
+        checkpoint.check_output(out, overwrite=overwrite, kind="pretrained")
+        texts = pretraining_texts(data, unlabeled, text_column=text_column, seed=config.seed)
+        sources = ([f"data:{data}"] if data is not None else []) + [f"unlabeled:{u}" for u in unlabeled]
+        return pretrain(texts, out, progress=progress, sources=sources, **settings)
 
 
 # -- the pretrained directory ----------------------------------------------------------------------
@@ -480,32 +488,21 @@ class Pretrained(NamedTuple):
     directory: Path
 
 
-def _check_out(out: Path):
-    """Refuse to overwrite a directory that is not a pretrained one (a model, or the user's files)."""
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        try:
-            kind = json.loads((out / "config.json").read_text()).get("kind")
-        except (OSError, ValueError, AttributeError):
-            kind = None
-        if kind != KIND:
-            raise LstmkitError(f"{out} exists and is not a pretrained directory; choose a new --out (it would be replaced)")
-
-
 def save_pretrained(directory, params, vectorizer, config: LMConfig, history, corpus):
     """Write the pretrained directory atomically: build it beside the target, then swap it in."""
     from safetensors.numpy import save_file
 
     import lstmkit
 
-    with checkpoint.staged_directory(directory) as tmp:
+    with checkpoint.staged_directory(directory, kind="pretrained") as tmp:
         save_file(checkpoint.flatten_params(params), tmp / checkpoint.WEIGHTS)
         vectorizer.save(tmp)
-        checkpoint.write_json(tmp / "history.json", history)
+        write_json(tmp / "history.json", history)
         meta = {
             "format_version": checkpoint.FORMAT_VERSION, "kind": KIND, "lstmkit_version": lstmkit.__version__,
             "config": asdict(config), "corpus": corpus, "files": checkpoint.file_checksums(tmp),
         }  # fmt: skip
-        checkpoint.write_json(tmp / "config.json", meta)
+        write_json(tmp / "config.json", meta)
 
 
 def load_pretrained(directory) -> Pretrained:

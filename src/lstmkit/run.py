@@ -45,9 +45,25 @@ def load_splits(data, *, test_data=None, test_fraction=0.2, text_column=None, la
     return datasets.train_val_split(full, val_fraction=test_fraction, seed=seed)
 
 
-def train_run(config, data, out, *, test_data=None, text_column=None, label_column=None, resume=False, verbose=True, progress=True, pretrained=None,
-              unlabeled=()):  # fmt: skip
+def train_run(config, data, out, *, overwrite=False, resume=False, **kw):
     """Train per `config` (see `lstmkit.presets`), write the model directory to `out`, return test metrics.
+
+    `out` is locked for the run; it must be new, empty, or a model directory to replace
+    (`overwrite`) or continue (`resume`): the user's files are never replaced. Keywords as
+    `_train_run`'s.
+    """
+    out = Path(out)
+    with checkpoint.output_lock(out):
+        said = checkpoint.recover_interrupted_save(out)
+        if said:
+            print(said, flush=True)
+        checkpoint.check_output(out, overwrite=overwrite, resume=resume)
+        return _train_run(config, data, out, resume=resume, **kw)
+
+
+def _train_run(config, data, out, *, test_data=None, text_column=None, label_column=None, resume=False, verbose=True, progress=True, pretrained=None,
+               unlabeled=()):  # fmt: skip
+    """train_run's work, once `out` is locked and checked.
 
     pretrained: a directory written by `lstmkit pretrain`; the classifier adopts its vocabulary,
     embedding and first LSTM layer (sizes must match the config) instead of adapting its own.
@@ -58,19 +74,12 @@ def train_run(config, data, out, *, test_data=None, text_column=None, label_colu
     from lstmkit import datasets
 
     t_start = time.perf_counter()
-    out = Path(out)
     if resume:
         _, saved = checkpoint.read_config(out)
         if saved.get("status") != "training":
             raise LstmkitError(f"{out} holds a finished model, not an interrupted run; train without --resume")
         config = {**saved["train_config"], "epochs": config["epochs"]}
         print(f"resuming the run in {out} with its saved configuration", flush=True)
-    elif out.exists() and any(out.iterdir()):
-        status = None
-        if (out / "config.json").exists():
-            status = json.loads((out / "config.json").read_text()).get("status")
-        if status == "training":
-            raise LstmkitError(f"{out} holds an interrupted run; continue it with --resume, or choose another --out")
     rounds = int(config.get("self_training", 0))
     unlabeled = list(unlabeled) or list(config.get("unlabeled", []))  # a resumed run reads its saved sources
     if rounds and not unlabeled:

@@ -38,13 +38,13 @@ import itertools
 import json
 import os
 import re
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from lstmkit.atomic import write_bytes, write_json
 from lstmkit.errors import LstmkitError
 
 PAD_TOKEN = ""
@@ -286,8 +286,8 @@ class TextVectorizer:
         directory.mkdir(parents=True, exist_ok=True)
         vocab_text = "".join(t + "\n" for t in self._vocab[2:])
         config = dict(self.get_config(), vocab_size=self.vocab_size, format=1)
-        _write_atomic(directory / VOCAB_FILE, vocab_text.encode("utf-8"))
-        _write_atomic(directory / CONFIG_FILE, (json.dumps(config, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+        write_bytes(directory / VOCAB_FILE, vocab_text.encode("utf-8"))
+        write_json(directory / CONFIG_FILE, config)
         return directory
 
     @classmethod
@@ -439,18 +439,3 @@ def _describe(fn) -> str | None:
     if callable(fn):
         return f"<callable {getattr(fn, '__qualname__', type(fn).__name__)}>"
     return fn
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write bytes to path via a temporary file in the same folder and os.replace."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
