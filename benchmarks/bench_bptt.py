@@ -3,8 +3,8 @@ JAX scans, and jax.grad of the plain scan.
 
 Shape legend: B batch, T time, E input features, H hidden units.
 
-    kernel     backward="bptt": lstmkit.fused, both loops in C++, one thread per direction
-    bptt-scan  backward="bptt-scan": lstmkit.bptt's hand-written backward, as lax.scan
+    kernel     backward="bptt": lstmkit.core.fused, both loops in C++, one thread per direction
+    bptt-scan  backward="bptt-scan": lstmkit.core.bptt's hand-written backward, as lax.scan
     autodiff   backward="autodiff": jax.grad through the forward lax.scan
 
 All are jit-compiled, warmed up, then run alternately (kernel, bptt-scan, autodiff, kernel, ...)
@@ -22,7 +22,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lstmkit import bidirectional_layer, fused, init_bidirectional
+from lstmkit import bidirectional_layer, init_bidirectional
+from lstmkit.core import fused
 
 
 def make_step(backward):

@@ -5,7 +5,7 @@
 
 The harness prepares the data once: the IMDB train reviews, vectorized as in the seed notebook
 (vocabulary of 100 ids including padding 0 and [UNK] 1, length 200, right padded/truncated,
-int32) with `lstmkit.text.TextVectorizer`, saved to an npz in a temporary directory. Then it
+int32) with `lstmkit.data.text.TextVectorizer`, saved to an npz in a temporary directory. Then it
 runs every framework in a subprocess of its own, so peak RSS is the framework's alone and the
 Keras backend is chosen by KERAS_BACKEND. Frameworks alternate within each of --rounds rounds
 (the order rotates every round), so a slow spell of a shared machine hits them all alike.
@@ -76,7 +76,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lstmkit.text import TextVectorizer
+from lstmkit.data.text import TextVectorizer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 WORKERS_DIR = Path(__file__).resolve().parent / "workers"
@@ -114,10 +114,10 @@ def find_imdb(explicit: str | None) -> Path:
 
 def load_train_reviews(imdb: Path) -> tuple[list[str], np.ndarray, str]:
     """The 25 000 IMDB train reviews and labels (1 = positive), shuffled with seed 0."""
-    from lstmkit.datasets import load_imdb
+    from lstmkit.data.imdb import load_imdb
 
     data = load_imdb(imdb, split="train", seed=SEED)
-    return list(data.texts), np.asarray(data.labels, dtype=np.int32), "lstmkit.datasets.load_imdb"
+    return list(data.texts), np.asarray(data.labels, dtype=np.int32), "lstmkit.data.imdb.load_imdb"
 
 
 def vectorize(texts: list[str]) -> tuple[np.ndarray, list[str]]:
@@ -139,7 +139,7 @@ def prepare_data(imdb: Path, out_dir: Path) -> tuple[Path, dict]:
     lengths = (ids != 0).sum(axis=1)
     info = {
         "reviews": len(labels), "positive": int(labels.sum()), "loader": loader,
-        "vectorizer": "lstmkit.text.TextVectorizer", "mean_length": float(lengths.mean()),
+        "vectorizer": "lstmkit.data.text.TextVectorizer", "mean_length": float(lengths.mean()),
         "full_length_share": float((lengths == SEQ_LEN).mean()),
         "seconds": round(time.perf_counter() - t0, 1),
     }

@@ -25,9 +25,9 @@ sys.path.insert(0, str(ROOT / "src"))  # runs from a checkout in any venv that h
 
 import numpy as np  # noqa: E402
 
-from lstmkit.batching import padded_steps  # noqa: E402
-from lstmkit.datasets import read_imdb  # noqa: E402
-from lstmkit.text import TextVectorizer  # noqa: E402
+from lstmkit.data.batching import padded_steps  # noqa: E402
+from lstmkit.data.text import TextVectorizer  # noqa: E402
+from lstmkit.data.imdb import read_imdb  # noqa: E402
 
 CONFIGS = [
     {"max_tokens": None, "output_sequence_length": None},  # the full vocabulary, ids padded to the longest

@@ -7,7 +7,7 @@ Run with torch 2.13 and TensorFlow/Keras 3 installed (the `bench` extra), from t
 Each fixture is a small float32 npz (B <= 4, T <= 9, E <= 5, H <= 6) holding the inputs, the mask,
 the peer's own weights (its names and layout), its outputs, final states and the gradients of a
 fixed loss w.r.t. the input, the initial states and every weight. tests/test_reference.py loads
-them through lstmkit.interop and needs neither torch nor TensorFlow.
+them through lstmkit.io.interop and needs neither torch nor TensorFlow.
 
 Loss, for every fixture: sum(outputs * w_out * mask) + sum(h_n * w_h) + sum(c_n * w_c), with the
 random weights w_* stored beside. Only real steps enter it, because the peers disagree on padded

@@ -15,7 +15,6 @@ import os
 import time
 
 import numpy as np
-
 import protocol
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

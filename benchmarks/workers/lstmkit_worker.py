@@ -14,16 +14,15 @@ Adam (lr 1e-3, eps 1e-7), binary cross-entropy from logits.
 import time
 
 import numpy as np
-
 import protocol
 
 try:
     import jax
 
     import lstmkit
-    from lstmkit import train as lk_train
-    from lstmkit.layers import LSTM, Bidirectional, Dense, Embedding
-    from lstmkit.model import Sequential
+    from lstmkit.nn import train as lk_train
+    from lstmkit.nn.layers import LSTM, Bidirectional, Dense, Embedding
+    from lstmkit.nn.model import Sequential
 except ImportError as error:
     protocol.unavailable(f"lstmkit is not importable ({error}); pip install -e . from the repository root")
 

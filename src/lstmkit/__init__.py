@@ -31,13 +31,38 @@ def _reuse_freed_memory():
 
 _reuse_freed_memory()
 
-from lstmkit.cell import Gates, lstm_cell, sigmoid, tanh
-from lstmkit.errors import LstmkitError
-from lstmkit.init import init_bidirectional, init_lstm
-from lstmkit.lstm import LSTMState, bidirectional_layer, lstm_layer, lstm_stack
+from lstmkit.version import __version__  # noqa: E402  (after the allocator is set)
 
-__all__ = [
-    "Gates", "LSTMState", "LstmkitError", "bidirectional_layer", "init_bidirectional", "init_lstm",
-    "lstm_cell", "lstm_layer", "lstm_stack", "sigmoid", "tanh",
-]  # fmt: skip
-__version__ = "0.1.0"
+# The public API, imported on first use (PEP 562), so `import lstmkit` and the command line's
+# --help start without loading JAX.
+_API = {
+    "lstmkit.core.cell": ("Gates", "lstm_cell", "sigmoid", "tanh"),
+    "lstmkit.core.init": ("init_bidirectional", "init_lstm"),
+    "lstmkit.core.lstm": ("LSTMState", "bidirectional_layer", "lstm_layer", "lstm_stack"),
+    "lstmkit.data.dataset": ("Dataset", "train_val_split"),
+    "lstmkit.data.imdb": ("load_imdb",),
+    "lstmkit.data.sources": ("load_dataset",),
+    "lstmkit.data.text": ("TextVectorizer",),
+    "lstmkit.errors": ("LstmkitError",),
+    "lstmkit.explain.report": ("explain",),
+    "lstmkit.io.checkpoint": ("save_model",),
+    "lstmkit.nn.layers": ("LSTM", "Bidirectional", "Dense", "Dropout", "Embedding", "GlobalAveragePool", "GlobalMaxPool",
+                          "MaxMeanPool", "SpatialDropout1D", "WordDropout"),  # fmt: skip
+    "lstmkit.nn.model": ("Sequential", "load_model"),
+}
+_WHERE = {name: module for module, names in _API.items() for name in names}
+__all__ = sorted(_WHERE) + ["__version__"]
+
+
+def __getattr__(name):
+    if name not in _WHERE:
+        raise AttributeError(f"module 'lstmkit' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(_WHERE[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return __all__

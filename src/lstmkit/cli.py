@@ -7,6 +7,7 @@ exit status 2; anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import click
@@ -70,7 +71,7 @@ def cell(as_json, **v):
     """
     import jax.numpy as jnp
 
-    from lstmkit.cell import lstm_cell, split_gates
+    from lstmkit.core.cell import lstm_cell, split_gates
 
     # The cell's weights for E = H = 1, laid out in gate order i, f, g, o.
     params = {
@@ -109,11 +110,9 @@ def _enable_compile_cache():
 
     LSTMKIT_COMPILE_CACHE=0 turns it off (the test suite does, to leave the user's cache alone).
     """
-    import os
-
     import jax
 
-    from lstmkit.datasets import lstmkit_home
+    from lstmkit.paths import lstmkit_home
 
     if os.environ.get("LSTMKIT_COMPILE_CACHE") == "0":
         return
@@ -124,14 +123,14 @@ def _enable_compile_cache():
 
 def _pairs(ctx, param, value):
     """A repeatable KEY=VALUE option as a dict (None when not given, so the preset's stays)."""
-    from lstmkit.presets import parse_student
+    from lstmkit.tasks.presets import parse_student
 
     return parse_student(value) if value else None
 
 
 def _preset_options(f):
     """One --flag per preset setting (bool settings get --x/--no-x); None keeps the preset's value."""
-    from lstmkit.presets import CHOICES, SEED
+    from lstmkit.tasks.presets import CHOICES, SEED
 
     for key in reversed(list(SEED)):
         flag = key.replace("_", "-")
@@ -165,8 +164,8 @@ def train(data, test_data, preset, out, text_column, label_column, resume, overw
 
     Every preset setting can be overridden by its flag, e.g. --epochs 3 --max-tokens 20000.
     """
-    from lstmkit.presets import resolve
-    from lstmkit.run import train_run
+    from lstmkit.tasks.presets import resolve
+    from lstmkit.tasks.run import train_run
 
     _enable_compile_cache()
     config = resolve(preset, **overrides)
@@ -174,7 +173,7 @@ def train(data, test_data, preset, out, text_column, label_column, resume, overw
         train_run(config, data, out, test_data=test_data, text_column=text_column, label_column=label_column, resume=resume, overwrite=overwrite, progress=not quiet,
                   pretrained=pretrained, unlabeled=unlabeled)  # fmt: skip
     except KeyboardInterrupt:
-        from lstmkit.checkpoint import directory_kind
+        from lstmkit.io.checkpoint import directory_kind
 
         if directory_kind(out) == "model":
             click.echo(f"\ninterrupted: the last finished epoch's checkpoint is intact in {out}; continue with --resume", err=True)
@@ -192,7 +191,7 @@ def train(data, test_data, preset, out, text_column, label_column, resume, overw
 @click.option("--json", "as_json", is_flag=True, help="print the metrics as one JSON object")
 def evaluate(model_dir, data, split, text_column, label_column, as_json):
     """Accuracy, precision, recall, F1, ROC AUC and the confusion matrix of a saved model."""
-    from lstmkit.run import evaluate_run
+    from lstmkit.tasks.run import evaluate_run
 
     _enable_compile_cache()
     m = evaluate_run(model_dir, data, split=split, text_column=text_column, label_column=label_column)
@@ -220,8 +219,8 @@ def predict(model_dir, texts, file, as_json, batch_size):
     """Label texts with a saved model: arguments, --file, or standard input (one text per line)."""
     from pathlib import Path
 
-    from lstmkit.checkpoint import load_model
-    from lstmkit.run import predict_texts
+    from lstmkit.nn.model import load_model
+    from lstmkit.tasks.run import predict_texts
 
     _enable_compile_cache()
     texts = list(texts)
@@ -248,7 +247,7 @@ def predict(model_dir, texts, file, as_json, batch_size):
 @click.option("--out", "out", type=click.Path(), default=None, help="PNG path (default MODEL_DIR/curves.png)")
 def plot(model_dir, out):
     """Training curves (loss and accuracy, train against validation) as a PNG."""
-    from lstmkit.plots import plot_history
+    from lstmkit.tasks.plots import plot_history
 
     path = plot_history(model_dir, out)
     click.echo(f"wrote {path}")
@@ -267,7 +266,7 @@ def explain_command(model_dir, text, html_out, png_out, as_json):
     it most (occlusion: the change in log-odds when the word is replaced by [UNK]).
     """
     from lstmkit import explain as explain_mod
-    from lstmkit.checkpoint import load_model
+    from lstmkit.nn.model import load_model
 
     _enable_compile_cache()
     if text == "-":
@@ -284,9 +283,49 @@ def explain_command(model_dir, text, html_out, png_out, as_json):
 
 
 def _lm_default(key):
-    from lstmkit.pretrain import LMConfig
+    from lstmkit.tasks.presets import LMConfig
 
     return getattr(LMConfig(), key)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+def info(as_json):
+    """Versions, the CPU, which LSTM implementation runs here and why, and the cache folders."""
+    import platform
+
+    import jax
+    import numpy as np
+
+    from lstmkit.core import fused
+    from lstmkit.paths import lstmkit_home
+    from lstmkit.version import __version__
+
+    ok, why = fused.status()
+    cpu = fused.cpu_summary()
+    home = lstmkit_home()
+    facts = {
+        "lstmkit": __version__, "python": platform.python_version(), "jax": jax.__version__, "jaxlib": jax.lib.__version__,
+        "numpy": np.__version__, "backend": jax.default_backend(), "cpu": cpu["model"], "cpu_features": cpu["features"],
+        "cores": os.cpu_count(), "lstm": "kernel" if ok else "jax-scan", "lstm_reason": why, "home": str(home),
+        "kernel_cache": str(fused.kernel_dir()), "compile_cache": str(home / "jax-cache"), "datasets": str(home / "datasets"),
+    }  # fmt: skip
+    if as_json:
+        click.echo(json.dumps(facts))
+        return
+    for key, value in facts.items():
+        click.echo(f"{key:<14} {' '.join(value) if isinstance(value, list) else value}")
+
+
+@main.command("build-kernel")
+def build_kernel():
+    """Build the fused LSTM kernel for this CPU now (else it is built on first use) and say where."""
+    from lstmkit.core import fused
+
+    ok, why = fused.status()
+    if not ok:
+        raise LstmkitError(f"no kernel: {why}")
+    click.echo(f"ready: {why}")
 
 
 @main.command("pretrain")
@@ -316,7 +355,7 @@ def pretrain_command(data, unlabeled, out, overwrite, text_column, quiet, **sett
 
         lstmkit pretrain --data imdb --unlabeled imdb --out runs/lm --epochs 1
     """
-    from lstmkit.pretrain import pretrain_run
+    from lstmkit.tasks.pretrain import pretrain_run
 
     _enable_compile_cache()
     pretrain_run(data, unlabeled, out, text_column=text_column, progress=not quiet, overwrite=overwrite, **settings)

@@ -1,0 +1,200 @@
+"""Labeled texts (`Dataset`), stratified and grouped splits, label parsing, text decoding.
+
+Every loader returns a `Dataset`: texts (N,), integer labels (N,), class names, and metadata
+(where it came from, how many undecodable byte sequences were replaced, how many empty texts
+were dropped). Problems that leave usable data (bad bytes, empty texts) give one `DataWarning`
+with the count; bad input raises `LstmkitError` with a one-line message naming the fix.
+
+    train, val = train_val_split(ds, 0.1)        stratified and seeded
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from lstmkit.errors import LstmkitError
+
+UNLABELED = -1  # label of the unsup split's reviews
+
+
+class DataWarning(UserWarning):
+    """Data was usable but not clean: bytes replaced or texts dropped (the message has counts)."""
+
+
+@dataclass
+class Dataset:
+    """Labeled texts: texts[i] has label labels[i], an index into class_names.
+
+    texts: list[str] (N,); labels: int64 (N,), -1 for unlabeled examples; class_names: the
+    names of labels 0..C-1. Metadata: source (path or 'imdb'), split, ids (one per text: file
+    name or row number), replaced (undecodable UTF-8 sequences replaced by U+FFFD) and empty
+    (empty texts dropped).
+
+    >>> ds = Dataset(["good", "bad"], np.array([1, 0]), ["neg", "pos"])
+    >>> len(ds), ds.class_counts()
+    (2, {'neg': 1, 'pos': 1})
+    """
+
+    texts: list[str]
+    labels: np.ndarray
+    class_names: list[str]
+    source: str = ""
+    split: str | None = None
+    ids: list[str] | None = None
+    replaced: int = 0
+    empty: int = 0
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def class_counts(self) -> dict[str, int]:
+        """Examples per class name (unlabeled ones under 'unlabeled')."""
+        counts = {name: int(np.sum(self.labels == i)) for i, name in enumerate(self.class_names)}
+        if np.any(self.labels == UNLABELED):
+            counts["unlabeled"] = int(np.sum(self.labels == UNLABELED))
+        return counts
+
+    def subset(self, indices) -> Dataset:
+        """The examples at `indices`, in that order, with the same metadata."""
+        indices = np.asarray(indices, dtype=np.int64)
+        ids = None if self.ids is None else [self.ids[i] for i in indices]
+        return replace(self, texts=[self.texts[i] for i in indices], labels=self.labels[indices], ids=ids)
+
+    def shuffled(self, seed: int = 0) -> Dataset:
+        """The same examples in a seeded random order."""
+        return self.subset(np.random.default_rng(seed).permutation(len(self)))
+
+
+def train_val_split(dataset: Dataset, val_fraction: float = 0.1, seed: int = 0, groups=None) -> tuple[Dataset, Dataset]:
+    """Split into (train, validation), stratified by label and seeded; both come back shuffled.
+
+    Each class gives round(n_c * val_fraction) examples to validation, so class proportions stay
+    the same in both parts.
+
+    groups: one key per example (e.g. `imdb_groups`); examples sharing a key go to the same part,
+    whole groups are drawn per class until the class has its share. Validation then holds
+    groups (on IMDB: movies) that training never saw, as a test split with new movies does.
+
+    >>> ds = Dataset([str(i) for i in range(10)], np.array([0] * 5 + [1] * 5), ["a", "b"])
+    >>> tr, va = train_val_split(ds, 0.2); len(tr), len(va), sorted(va.labels.tolist())
+    (8, 2, [0, 1])
+    """
+    if not 0.0 < val_fraction < 1.0:
+        raise LstmkitError(f"val_fraction must be between 0 and 1 (exclusive), got {val_fraction}")
+    rng = np.random.default_rng(seed)
+    train_idx, val_idx = [], []
+    for label in np.unique(dataset.labels):
+        members = rng.permutation(np.flatnonzero(dataset.labels == label))
+        n_val = int(round(len(members) * val_fraction))
+        if groups is not None:  # whole groups, in a random order
+            keys = np.asarray([groups[i] for i in members])
+            rank = {k: r for r, k in enumerate(rng.permutation(np.unique(keys)))}
+            group_rank = np.array([rank[k] for k in keys])
+            order = np.argsort(group_rank, kind="stable")
+            members, group_rank = members[order], group_rank[order]
+            if n_val:  # validation ends with the whole group that holds its n_val-th example
+                n_val = int(np.sum(group_rank <= group_rank[n_val - 1]))
+        val_idx.append(members[:n_val])
+        train_idx.append(members[n_val:])
+    train_idx = rng.permutation(np.concatenate(train_idx)) if train_idx else np.zeros(0, np.int64)
+    val_idx = rng.permutation(np.concatenate(val_idx)) if val_idx else np.zeros(0, np.int64)
+    if len(val_idx) == 0 or len(train_idx) == 0:
+        raise LstmkitError(f"val_fraction={val_fraction} of {len(dataset)} examples leaves an empty part; use more data or another fraction")
+    return dataset.subset(train_idx), dataset.subset(val_idx)
+
+
+def parse_labels(values, where: str = "labels") -> tuple[np.ndarray, list[str]]:
+    """Turn raw labels (strings or integers) into ids 0..C-1 and sorted class names.
+
+    Integer labels sort numerically, others alphabetically, so the mapping never depends on row
+    order. Floats must be whole numbers; empty labels are an error.
+
+    >>> parse_labels(["pos", "neg", "pos"])
+    (array([1, 0, 1]), ['neg', 'pos'])
+    >>> parse_labels([10, 2, "2"])
+    (array([1, 0, 0]), ['2', '10'])
+    """
+    names = []
+    for i, v in enumerate(values):
+        if isinstance(v, bool):
+            name = str(v).lower()
+        elif isinstance(v, int):
+            name = str(v)
+        elif isinstance(v, float) and v.is_integer():
+            name = str(int(v))
+        elif isinstance(v, str) and v.strip():
+            name = v.strip()
+            if _FLOAT.fullmatch(name):
+                number = float(name)
+                if not number.is_integer():
+                    raise LstmkitError(f"{where} row {i + 1}: label '{name}' is not a whole number; labels must be class names or integers (regression targets are not supported)")
+                name = str(int(number))
+        elif v is None or (isinstance(v, str) and not v.strip()):
+            raise LstmkitError(f"{where} row {i + 1}: the label is empty; fill it in or remove the row")
+        else:
+            raise LstmkitError(f"{where} row {i + 1}: label {v!r} does not parse; labels must be class names or integers")
+        names.append(name)
+    distinct = set(names)
+    numeric = all(_INT.fullmatch(n) for n in distinct)
+    class_names = sorted(distinct, key=int) if numeric else sorted(distinct)
+    if len(class_names) < 2:
+        raise LstmkitError(f"{where}: every row has label '{class_names[0]}' (one class); a classifier needs at least two classes" if class_names else f"{where}: the dataset is empty")
+    if len(class_names) > 1000 or (len(names) >= 20 and len(class_names) > len(names) // 2):
+        raise LstmkitError(f"{where}: {len(class_names)} distinct labels in {len(names)} rows looks like a text column; choose the label column with --label-column")
+    index = {n: i for i, n in enumerate(class_names)}
+    return np.array([index[n] for n in names], dtype=np.int64), class_names
+
+
+_INT = re.compile(r"[+-]?\d+")
+
+
+_FLOAT = re.compile(r"[+-]?(\d+\.\d*|\.\d+|\d+)([eE][+-]?\d+)?")
+
+
+def decode_text(raw: bytes) -> tuple[str, int]:
+    """Decode UTF-8, replacing each undecodable sequence by U+FFFD: (text, replacements).
+
+    >>> decode_text(b"caf\\xe9 ok")
+    ('caf\\ufffd ok', 1)
+    """
+    try:
+        return raw.decode("utf-8"), 0
+    except UnicodeDecodeError:
+        pass
+    parts, count, pos = [], 0, 0
+    while True:
+        try:
+            parts.append(raw[pos:].decode("utf-8"))
+            return "".join(parts), count
+        except UnicodeDecodeError as e:
+            # Same result as errors="replace", which substitutes exactly raw[start:end].
+            parts.append(raw[pos : pos + e.start].decode("utf-8"))
+            parts.append("\ufffd")
+            count += 1
+            pos += e.end
+
+
+def warn_replaced(ds: Dataset) -> None:
+    if ds.replaced:
+        warnings.warn(DataWarning(f"{ds.source}: {ds.replaced} undecodable byte sequences (not UTF-8) were replaced by U+FFFD; re-save the file as UTF-8 to keep them"), stacklevel=4)
+
+
+def drop_empty(ds: Dataset) -> Dataset:
+    """Drop empty (or whitespace-only) texts with one counted warning; refuse an empty dataset."""
+    keep = [i for i, t in enumerate(ds.texts) if t.strip()]
+    if not keep:
+        raise LstmkitError(f"{ds.source}: every text is empty; the dataset is empty (check the text column)")
+    if len(keep) == len(ds.texts):
+        return ds
+    dropped = len(ds.texts) - len(keep)
+    warnings.warn(DataWarning(f"{ds.source}: dropped {dropped} empty text{'s' * (dropped != 1)} of {len(ds.texts)}"), stacklevel=4)
+    out = ds.subset(keep)
+    out.empty = dropped
+    known = out.labels[out.labels != UNLABELED]
+    if ds.split != "unsup" and len(np.unique(known)) < 2:
+        raise LstmkitError(f"{ds.source}: after dropping empty texts only one class is left; a classifier needs at least two")
+    return out

@@ -1,0 +1,63 @@
+"""One loader for every labeled source: 'imdb', an IMDB folder or archive, a file, or class folders.
+
+    load_dataset("imdb")                         downloads and caches the official archive
+    load_dataset("aclImdb_v1.tar.gz", split="test")   read straight from the archive
+    load_dataset("reviews.csv", text_column="body")   CSV, TSV, JSON Lines, or class folders
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lstmkit.data.dataset import Dataset, train_val_split
+from lstmkit.data.files import load_class_folders, load_table
+from lstmkit.data.imdb import download_imdb, imdb_source, is_imdb, load_imdb, read_imdb
+from lstmkit.errors import LstmkitError
+
+
+def load_dataset(source, *, text_column: str | None = None, label_column: str | None = None, split: str | None = None, seed: int = 0, shuffle: bool = True) -> Dataset:
+    """Load labeled texts from 'imdb', an IMDB folder or archive, a CSV/TSV/JSON Lines file, or a
+    folder with one sub-folder per class.
+
+    split: 'train' (default), 'test' or 'unsup' for IMDB; own files have no predefined split
+    (leave it None or 'train' and use `train_val_split`). Examples are shuffled with `seed`
+    unless shuffle=False.
+    """
+    if isinstance(source, str) and source.lower() == "imdb":
+        return load_imdb(download_imdb(), split=split or "train", seed=seed, shuffle=shuffle)
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise LstmkitError(f"{path} does not exist; pass 'imdb', an aclImdb folder or .tar.gz, a .csv/.tsv/.jsonl file, or a folder of class sub-folders")
+    if is_imdb(path):
+        return load_imdb(path, split=split or "train", seed=seed, shuffle=shuffle)
+    if split not in (None, "train"):
+        raise LstmkitError(f"{path.name} has no predefined '{split}' split; load it whole and use train_val_split")
+    if path.is_dir():
+        ds = load_class_folders(path)
+    else:
+        ds = load_table(path, text_column, label_column)
+    return ds.shuffled(seed) if shuffle else ds
+
+
+def load_source(source, split, **kw):
+    """One labelled dataset: the named split of IMDB, or a whole file or folder of the user's."""
+
+    imdb = imdb_source(source)
+    if imdb is not None:
+        return load_imdb(imdb, split=split, seed=kw.get("seed", 0))
+    return load_dataset(source, **kw)
+
+
+def load_splits(data, *, test_data=None, test_fraction=0.2, text_column=None, label_column=None, seed=0):
+    """(train, test) datasets from a source: its own test split, --test-data, or a carved split."""
+
+    kw = {"text_column": text_column, "label_column": label_column, "seed": seed}
+    if test_data is not None:
+        return load_source(data, "train", **kw), load_source(test_data, "test", **kw)
+    imdb = imdb_source(data)
+    if imdb is not None:
+        splits = read_imdb(imdb, splits=("train", "test"), seed=seed)  # one pass over the archive
+        return splits["train"], splits["test"]
+    full = load_dataset(data, **kw)
+    print(f"{data} has no test split: holding out a stratified {test_fraction:.0%} as test (seed {seed})", flush=True)
+    return train_val_split(full, val_fraction=test_fraction, seed=seed)

@@ -1,0 +1,278 @@
+"""Layers for a Keras-like `Sequential`: plain objects that own configuration, not parameters.
+
+Shape legend: B batch, T time, E embedding, H hidden units, V vocabulary, U dense units.
+
+Each layer has three methods:
+    init(key, in_shape) -> (params, out_shape)        shapes exclude the batch axis
+    apply(params, x, mask, *, key) -> (x, mask)       key is None at inference (no dropout)
+    get_config() -> dict                              enough to rebuild it with `layer_from_config`
+
+Parameters are plain pytrees (dicts of arrays), so optax, checkpoints and the interop see them
+directly. The mask (B, T) travels with the activations from the Embedding to the layer that
+reduces over time.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from lstmkit.core import lstm as lstm_ops
+from lstmkit.core.cell import sigmoid, tanh
+from lstmkit.core.init import SCHEMES, glorot_uniform, init_lstm
+from lstmkit.errors import LstmkitError
+
+ACTIVATIONS = {
+    None: lambda x: x,
+    "linear": lambda x: x,
+    "relu": jax.nn.relu,
+    "tanh": tanh,
+    "sigmoid": sigmoid,
+    "softmax": lambda x: jax.nn.softmax(x, axis=-1),
+}
+
+
+def _check_choice(name, value, choices):
+    if value not in choices:
+        raise LstmkitError(f"unknown {name} {value!r}; use one of {', '.join(str(c) for c in choices)}")
+
+
+class Layer:
+    """Base class: no parameters, shape unchanged."""
+
+    def init(self, key, in_shape):
+        return {}, in_shape
+
+    def apply(self, params, x, mask, *, key=None):
+        return x, mask
+
+    def get_config(self):
+        return {}
+
+
+class Embedding(Layer):
+    """Token ids (B, T) -> vectors (B, T, E); with mask_zero, id 0 is padding and masked.
+
+    >>> import jax, jax.numpy as jnp
+    >>> emb = Embedding(100, 8, mask_zero=True)
+    >>> p, shape = emb.init(jax.random.key(0), (5,))
+    >>> x, mask = emb.apply(p, jnp.array([[3, 7, 0, 0, 0]]), None)
+    >>> x.shape, mask.tolist()
+    ((1, 5, 8), [[True, True, False, False, False]])
+    """
+
+    def __init__(self, input_dim, output_dim, mask_zero=False):
+        self.input_dim, self.output_dim, self.mask_zero = int(input_dim), int(output_dim), bool(mask_zero)
+
+    def init(self, key, in_shape):
+        # Keras's default: uniform(-0.05, 0.05).
+        table = jax.random.uniform(key, (self.input_dim, self.output_dim), jnp.float32, -0.05, 0.05)
+        return {"table": table}, tuple(in_shape) + (self.output_dim,)
+
+    def apply(self, params, ids, mask, *, key=None):
+        if self.mask_zero:
+            mask = ids != 0 if mask is None else mask & (ids != 0)
+        # Ids past the table (a vocabulary larger than input_dim) are clipped by take's mode.
+        return jnp.take(params["table"], ids, axis=0, mode="clip"), mask
+
+    def get_config(self):
+        return {"input_dim": self.input_dim, "output_dim": self.output_dim, "mask_zero": self.mask_zero}
+
+
+class LSTM(Layer):
+    """An LSTM layer over (B, T, E): returns (B, T, H) with return_sequences, else the final h (B, H).
+
+    Args:
+        units: H, the hidden size.
+        return_sequences: output every step's h (zero on masked steps) instead of the last.
+        go_backwards: read each sequence's real tokens from last to first.
+        init: "keras" (glorot/orthogonal/unit forget bias) or "torch" (uniform +-1/sqrt(H)).
+        backward: "bptt" (hand-written; fused C++ loops on the CPU), "bptt-scan" (hand-written,
+            JAX scans only) or "autodiff" (jax.grad of the scan).
+    """
+
+    def __init__(self, units, return_sequences=False, go_backwards=False, init="keras", backward="bptt"):
+        _check_choice("initialiser", init, SCHEMES)
+        self.units, self.return_sequences, self.go_backwards = int(units), bool(return_sequences), bool(go_backwards)
+        self.init_scheme, self.backward = init, backward
+
+    def init(self, key, in_shape):
+        T, E = in_shape
+        params = init_lstm(key, E, self.units, scheme=self.init_scheme)
+        return params, (T, self.units) if self.return_sequences else (self.units,)
+
+    def apply(self, params, x, mask, *, key=None, embedding=None):
+        """embedding: a (V, E) table when x holds token ids (the fused Embedding path)."""
+        (hs,), (state,) = lstm_ops.run_directions(
+            [params], x, mask, reverse=[self.go_backwards], backward=self.backward, embedding=embedding,
+            sequences=self.return_sequences,
+        )
+        return (hs, mask) if self.return_sequences else (state.h, None)
+
+    def get_config(self):
+        return {"units": self.units, "return_sequences": self.return_sequences, "go_backwards": self.go_backwards, "init": self.init_scheme}
+
+
+class Bidirectional(Layer):
+    """Wrap an LSTM to read forward and in reverse in one scan, then merge (concat, sum, mul, ave).
+
+    Without return_sequences the output is merge(forward final h, backward final h), where the
+    backward final h is its state after reading the first token (as Keras and PyTorch's h_n).
+    """
+
+    def __init__(self, layer, merge_mode="concat"):
+        if not isinstance(layer, LSTM):
+            raise LstmkitError(f"Bidirectional wraps an LSTM layer, got {type(layer).__name__}")
+        _check_choice("merge mode", merge_mode, lstm_ops.MERGE_MODES)
+        self.layer, self.merge_mode = layer, merge_mode
+
+    def init(self, key, in_shape):
+        k_f, k_b = jax.random.split(key)
+        p_f, out = self.layer.init(k_f, in_shape)
+        p_b, _ = self.layer.init(k_b, in_shape)
+        H = self.layer.units
+        width = 2 * H if self.merge_mode == "concat" else H
+        return {"forward": p_f, "backward": p_b}, out[:-1] + (width,)
+
+    def apply(self, params, x, mask, *, key=None, embedding=None):
+        """embedding: a (V, E) table when x holds token ids (the fused Embedding path)."""
+        (hs_f, hs_b), (s_f, s_b) = lstm_ops.run_directions(
+            [params["forward"], params["backward"]], x, mask, reverse=[False, True], backward=self.layer.backward,
+            embedding=embedding, sequences=self.layer.return_sequences,
+        )
+        if self.layer.return_sequences:
+            return lstm_ops.merge(hs_f, hs_b, self.merge_mode), mask
+        return lstm_ops.merge(s_f.h, s_b.h, self.merge_mode), None
+
+    def get_config(self):
+        return {"layer": self.layer.get_config(), "merge_mode": self.merge_mode}
+
+
+class Dense(Layer):
+    """x W + b with an activation: (..., in) -> (..., units). Glorot-uniform W, zero b (Keras)."""
+
+    def __init__(self, units, activation=None):
+        _check_choice("activation", activation, list(ACTIVATIONS))
+        self.units, self.activation = int(units), activation
+
+    def init(self, key, in_shape):
+        W = glorot_uniform(key, (in_shape[-1], self.units))
+        return {"W": W, "b": jnp.zeros(self.units)}, tuple(in_shape[:-1]) + (self.units,)
+
+    def logits(self, params, x):
+        return x @ params["W"] + params["b"]
+
+    def apply(self, params, x, mask, *, key=None):
+        return ACTIVATIONS[self.activation](self.logits(params, x)), mask
+
+    def get_config(self):
+        return {"units": self.units, "activation": self.activation}
+
+
+class Dropout(Layer):
+    """Zero a fraction `rate` of activations in training (inverted: survivors scaled by 1/(1-rate))."""
+
+    def __init__(self, rate):
+        if not 0.0 <= float(rate) < 1.0:
+            raise LstmkitError(f"dropout rate must be in [0, 1), got {rate}")
+        self.rate = float(rate)
+
+    def apply(self, params, x, mask, *, key=None):
+        return lstm_ops.dropout(key, x, self.rate), mask
+
+    def get_config(self):
+        return {"rate": self.rate}
+
+
+class SpatialDropout1D(Dropout):
+    """Dropout of whole embedding channels for a sequence (B, T, E): the same units for every step."""
+
+    def apply(self, params, x, mask, *, key=None):
+        if key is None or self.rate == 0.0:
+            return x, mask
+        keep = jax.random.bernoulli(key, 1.0 - self.rate, (x.shape[0], 1, x.shape[2]))
+        return jnp.where(keep, x / (1.0 - self.rate), 0.0), mask
+
+
+class WordDropout(Dropout):
+    """Word dropout on token ids (B, T): in training each real token becomes [UNK] (id 1) with
+    probability `rate`, padding (id 0) stays.
+
+    The model then cannot lean on any one word (a movie's title, an actor's name) and must read
+    the rest of the text. It works on ids, before the Embedding, so the Embedding and LSTM after
+    it still take the fused path (the projected table gathered per step).
+
+        ids    = [[5, 9, 7, 0]]  ->  [[5, 1, 7, 0]]   (one possible draw)
+    """
+
+    def apply(self, params, x, mask, *, key=None):
+        if key is None or self.rate == 0.0:
+            return x, mask
+        drop = jax.random.bernoulli(key, self.rate, x.shape) & (x > 1)
+        return jnp.where(drop, 1, x).astype(x.dtype), mask
+
+
+def _require_sequence(name, x):
+    if x.ndim != 3:
+        raise LstmkitError(f"{name} pools over time and needs (batch, time, features); set return_sequences=True on the LSTM before it")
+
+
+class GlobalMaxPool(Layer):
+    """Max over the real (unmasked) time steps: (B, T, H) -> (B, H)."""
+
+    def init(self, key, in_shape):
+        return {}, (in_shape[-1],)
+
+    def apply(self, params, x, mask, *, key=None):
+        _require_sequence("GlobalMaxPool", x)
+        if mask is not None:
+            x = jnp.where(mask[..., None], x, -jnp.inf)
+            # A fully padded row has no real step: give it zeros, not -inf.
+            return jnp.where(mask.any(1)[:, None], x.max(1), 0.0), None
+        return x.max(1), None
+
+
+class GlobalAveragePool(Layer):
+    """Mean over the real (unmasked) time steps: (B, T, H) -> (B, H)."""
+
+    def init(self, key, in_shape):
+        return {}, (in_shape[-1],)
+
+    def apply(self, params, x, mask, *, key=None):
+        _require_sequence("GlobalAveragePool", x)
+        if mask is None:
+            return x.mean(1), None
+        m = mask[..., None].astype(x.dtype)
+        return (x * m).sum(1) / jnp.maximum(m.sum(1), 1.0), None
+
+
+class MaxMeanPool(Layer):
+    """Concatenate max and mean over real steps: (B, T, H) -> (B, 2H)."""
+
+    def init(self, key, in_shape):
+        return {}, (2 * in_shape[-1],)
+
+    def apply(self, params, x, mask, *, key=None):
+        mx, _ = GlobalMaxPool().apply({}, x, mask)
+        mean, _ = GlobalAveragePool().apply({}, x, mask)
+        return jnp.concatenate([mx, mean], axis=-1), None
+
+
+LAYER_TYPES = {
+    cls.__name__: cls
+    for cls in (Embedding, LSTM, Bidirectional, Dense, Dropout, SpatialDropout1D, WordDropout, GlobalMaxPool, GlobalAveragePool, MaxMeanPool)
+}
+
+
+def layer_to_config(layer):
+    return {"type": type(layer).__name__, **layer.get_config()}
+
+
+def layer_from_config(config):
+    config = dict(config)
+    kind = config.pop("type", None)
+    if kind not in LAYER_TYPES:
+        raise LstmkitError(f"unknown layer type {kind!r} in the model config; known: {', '.join(LAYER_TYPES)}")
+    if kind == "Bidirectional":
+        return Bidirectional(LSTM(**config["layer"]), config.get("merge_mode", "concat"))
+    return LAYER_TYPES[kind](**config)

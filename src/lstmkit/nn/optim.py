@@ -1,0 +1,87 @@
+"""Optimizers: Optax chains with clipping, schedules, weight decay and a moving average of the weights.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from lstmkit.errors import LstmkitError
+
+
+class WeightAverage(NamedTuple):
+    """Optimizer state of `weight_average`: steps taken, and the running average of the weights."""
+
+    count: jax.Array
+    params: Any
+
+
+def weight_average(decay):
+    """An optax transformation that keeps an exponential moving average of the weights (Polyak).
+
+    It passes the updates through unchanged; as the chain's last link it sees the weights each
+    step produces, w = params + updates, and keeps
+
+        avg <- d avg + (1 - d) w,    d = min(decay, (1 + n) / (10 + n)) at step n
+
+    The warm-up of d (as TensorFlow's ExponentialMovingAverage with num_updates) lets the
+    average forget the random initial weights within the first steps. The average lives in the
+    optimizer state, so checkpoints and --resume keep it; `averaged_weights` reads it back.
+
+        >>> opt = optax.chain(optax.adam(1e-3), weight_average(0.999))   # doctest: +SKIP
+    """
+
+    def init(params):
+        return WeightAverage(jnp.zeros([], jnp.int32), jax.tree.map(jnp.copy, params))  # own buffers: params are donated
+
+    def update(updates, state, params):
+        d = jnp.minimum(decay, (1.0 + state.count) / (10.0 + state.count))
+        average = jax.tree.map(lambda a, p, u: d * a + (1 - d) * (p + u), state.params, params, updates)
+        return updates, WeightAverage(state.count + 1, average)
+
+    return optax.GradientTransformation(init, update)
+
+
+def averaged_weights(opt_state):
+    """The weight average kept by `weight_average` in an optimizer state, or None if it has none."""
+    for s in jax.tree.leaves(opt_state, is_leaf=lambda x: isinstance(x, WeightAverage)):
+        if isinstance(s, WeightAverage):
+            return s.params
+    return None
+
+
+def make_optimizer(name="adam", learning_rate=1e-3, *, clipnorm=None, weight_decay=0.0, schedule=None, total_steps=None, warmup_steps=0,
+                   average=0.0):  # fmt: skip
+    """An optax optimizer; Adam with Keras's defaults (lr 1e-3, eps 1e-7) unless told otherwise.
+
+    schedule: None (constant), "cosine" (linear warmup over warmup_steps, at most a tenth of the
+        run, then cosine decay to 0 at total_steps).
+    weight_decay > 0 gives AdamW (decoupled decay). clipnorm clips the global gradient norm.
+    average in (0, 1): also keep a moving average of the weights with this decay (see
+        `weight_average`); `fit` validates and finishes with the averaged weights.
+    """
+    if schedule is None or schedule == "constant":
+        lr = learning_rate
+    elif schedule == "cosine":
+        if not total_steps:
+            raise LstmkitError("a cosine schedule needs the total number of steps")
+        warmup = max(1, min(warmup_steps, total_steps // 10))  # a short run must not spend itself warming up
+        lr = optax.warmup_cosine_decay_schedule(0.0, learning_rate, warmup, max(total_steps, warmup + 1))
+    else:
+        raise LstmkitError(f"unknown learning-rate schedule {schedule!r}; use constant or cosine")
+    if name == "adam":
+        opt = optax.adamw(lr, eps=1e-7, weight_decay=weight_decay) if weight_decay else optax.adam(lr, eps=1e-7)
+    elif name == "sgd":
+        opt = optax.sgd(lr)
+    else:
+        raise LstmkitError(f"unknown optimizer {name!r}; use adam or sgd")
+    if clipnorm:
+        opt = optax.chain(optax.clip_by_global_norm(clipnorm), opt)
+    if average:
+        if not 0.0 < average < 1.0:
+            raise LstmkitError(f"--weight-average must be in (0, 1) (a decay such as 0.999) or 0 for none, got {average}")
+        opt = optax.chain(opt, weight_average(average))
+    return opt

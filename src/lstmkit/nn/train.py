@@ -1,0 +1,326 @@
+"""Training, evaluation and prediction loops on top of Optax, for a `Sequential`.
+
+Everything inside a step is jitted: one compiled train step per batch shape (batches are
+length-bucketed, so few shapes occur), parameters and optimizer state donated so they update in
+place, and the next batch prepared on a background thread while the step runs. Metrics stay on
+the device until the progress bar asks for them.
+"""
+
+from __future__ import annotations
+
+import time
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lstmkit.core import fused
+from lstmkit.data.batching import Batch, iterate_batches, prefetch
+from lstmkit.errors import LstmkitError
+from lstmkit.nn import layers as L
+from lstmkit.nn.optim import averaged_weights
+
+
+def _labels(y):
+    """Integer classes (N,) as int32; soft targets stay float32: (N,) P(class 1) or (N, K) distributions."""
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    return y.astype(np.float32) if y.dtype.kind == "f" else y.astype(np.int32)
+
+
+def _check_ready(model, *, training=True):
+    """A clear error for a model that cannot run yet; and the LSTM kernel built before any trace."""
+    fused.available()
+    if not training:
+        if model.params is None:
+            raise LstmkitError("the model has no weights yet; fit it or load a trained one")
+        return
+    if model.optimizer is None or model.loss is None:
+        raise LstmkitError("call model.compile(...) before fit")
+    if not model.layers:
+        raise LstmkitError("the model has no layers; add Embedding, LSTM and Dense layers")
+
+
+def adversarial_perturbation(g, embedded, mask, epsilon):
+    """The embedding perturbation of adversarial training: along the loss gradient, of size epsilon
+    in units of one token's embedding.
+
+        r_adv = epsilon * rms_t ||e_t|| * g / ||g||_2
+
+    g = dLoss/d(embedded inputs); both norms are per example: ||g||_2 over the whole sequence
+    (T, E), as Miyato et al. (2017) do, and rms_t ||e_t|| the root mean square length of the
+    example's real token vectors. Miyato et al. normalise the embeddings so that an absolute size
+    means the same throughout; measuring it in token lengths does that without changing the model:
+    epsilon = 0.25 moves the text by a quarter of one word's vector, however large the embeddings
+    are or grow.
+
+    g, embedded: (B, T, E); mask: (B, T), True at real tokens -> r_adv (B, T, E). A row whose
+    gradient is zero (padding) stays zero.
+    """
+    real = mask[..., None].astype(embedded.dtype)
+    n_real = jnp.maximum(real.sum(axis=(1, 2), keepdims=True), 1.0)
+    token_rms = jnp.sqrt(jnp.sum((embedded * real) ** 2, axis=(1, 2), keepdims=True) / n_real)
+    g_norm = jnp.sqrt(jnp.sum(g * g, axis=(1, 2), keepdims=True))
+    return epsilon * token_rms * g / jnp.maximum(g_norm, 1e-12)
+
+
+def _embedding_index(model):
+    for index, layer in enumerate(model.layers):
+        if isinstance(layer, L.Embedding):
+            return index
+    raise LstmkitError("adversarial training perturbs the Embedding's output, and this model has no Embedding layer")
+
+
+@partial(jax.jit, static_argnums=(0, 7), donate_argnums=(1, 2))
+def _train_step(model, params, opt_state, ids, labels, weight, key, adversarial=0.0):
+    """One optimizer step; returns new params and state, and the batch's loss and correct sums.
+
+    adversarial > 0 adds adversarial training (Goodfellow et al. 2015; Miyato et al. 2017 for text):
+    the batch is fitted a second time with its embedded inputs moved by `adversarial` token
+    lengths (`adversarial_perturbation`) in the direction that raises the loss most, to first
+    order. Loss and gradient are the sum of the clean and the adversarial ones; the reported loss
+    is the clean one. It costs a second forward and backward pass.
+    """
+    if adversarial:
+        index = _embedding_index(model)
+        embedded, mask = model.layers[index].apply(params[index], ids, None)  # sizes the perturbation
+        mask = jnp.ones(ids.shape, bool) if mask is None else mask
+        grad_fn = jax.value_and_grad(model.loss_fn, argnums=(0, 5), has_aux=True)
+        (loss, correct), (grads, d_embedded) = grad_fn(params, ids, labels, weight, key, jnp.zeros_like(embedded))
+        r_adv = jax.lax.stop_gradient(adversarial_perturbation(d_embedded, embedded, mask, adversarial))
+        # The same dropout key: the direction was computed for this very network.
+        adv_grads = jax.grad(lambda p: model.loss_fn(p, ids, labels, weight, key, r_adv)[0])(params)
+        grads = jax.tree.map(jnp.add, grads, adv_grads)
+    else:
+        (loss, correct), grads = jax.value_and_grad(model.loss_fn, has_aux=True)(params, ids, labels, weight, key)
+    updates, opt_state = model.optimizer.update(grads, opt_state, params)
+    params = jax.tree.map(lambda p, u: p + u, params, updates)
+    return params, opt_state, loss * weight.sum(), correct
+
+
+@partial(jax.jit, static_argnums=(0,))
+def _eval_step(model, params, ids, labels, weight):
+    loss, correct = model.loss_fn(params, ids, labels, weight)
+    return loss * weight.sum(), correct
+
+
+@partial(jax.jit, static_argnums=(0,))
+def _predict_step(model, params, ids):
+    return model.apply(params, ids)
+
+
+# jit keys on the model object; a model's identity and hash are its own, so each model compiles
+# once per batch shape and a new model never reuses stale code.
+
+
+def pad_multiple(max_length):
+    """Batch lengths are rounded up to a quarter of the maximum: at most 4 shapes to compile."""
+    return max(8, -(-max_length // 4)) if max_length else 32
+
+
+def _batches(model, ids, labels, batch_size, *, seed, shuffle, bucket, shuffle_buffer=None):
+    max_length = _max_length(model)
+    it = iterate_batches(
+        ids, labels, batch_size, seed=seed, shuffle=shuffle, bucket=bucket, shuffle_buffer=shuffle_buffer,
+        pad_multiple=pad_multiple(max_length), max_length=max_length,
+    )  # fmt: skip
+    return prefetch(it, 2)
+
+
+def _inference_batches(model, ids, labels, batch_size):
+    """Batches for evaluation and prediction, sorted by length (one bucket window over all), so
+    little padding is computed; each Batch's `index` says which input rows it holds. Batches
+    longer than training are split to hold no more tokens than batch_size x the training length."""
+    window = len(ids) // batch_size + 1
+    trained, longest = _max_length(model), _max_length(model, inference=True)
+    batches = iterate_batches(ids, labels, batch_size, shuffle=False, bucket=True, bucket_window=window, max_length=longest,
+                              pad_multiple=pad_multiple(trained), pad_lengths=_inference_pad_lengths(trained, longest))  # fmt: skip
+    return _split_long(batches, batch_size * trained) if trained and longest and longest > trained else batches
+
+
+def _split_long(batches, max_tokens):
+    """Each batch of more than max_tokens (rows x steps) as smaller ones of max_tokens // steps
+    rows (the last one filled with weight-0 rows of index -1): memory stays that of a batch at the
+    training length, and each length gets one row count, so one more shape to compile at most."""
+    for b in batches:
+        B, T = b.ids.shape
+        rows = max(1, max_tokens // T)
+        if rows >= B:
+            yield b
+            continue
+        for start in range(0, B, rows):
+            part = Batch(*(a[start : start + rows] for a in b))
+            short = rows - len(part.weight)
+            if short:  # filler: copies of the first row, weight 0, index -1
+                fill = Batch(*(np.repeat(a[:1], short, axis=0) for a in part))
+                fill = fill._replace(weight=np.zeros_like(fill.weight), index=np.full_like(fill.index, -1))
+                part = Batch(*(np.concatenate([a, f]) for a, f in zip(part, fill)))
+            yield part
+
+
+def _inference_pad_lengths(trained, longest):
+    """Batch lengths for inference: the training ones, then doubling up to the inference length
+    (2L, 4L, ... capped at it), so texts longer than training add few shapes to compile."""
+    if not trained or not longest or longest <= trained:
+        return None
+    step = pad_multiple(trained)
+    lengths = list(range(step, trained, step)) + [trained]
+    while lengths[-1] < longest:
+        lengths.append(min(2 * lengths[-1], longest))
+    return lengths
+
+
+def _max_length(model, inference=False):
+    """The longest sequence the model reads: the vectorizer's length (its inference length when
+    inference and one is set), or the id matrix's width."""
+    if model.vectorizer is not None:
+        if inference and model.inference_length:
+            return model.inference_length
+        return model.vectorizer.output_sequence_length
+    return getattr(model, "input_length", None)
+
+
+def evaluate(model, x, y, *, batch_size=256):
+    """Mean loss and accuracy over labelled data."""
+    _check_ready(model, training=False)
+    return _evaluate_ids(model, model._ids(x, inference=True), _labels(y), batch_size)
+
+
+def _evaluate_ids(model, ids, labels, batch_size=256, params=None):
+    params = model.params if params is None else params
+    pending = [_eval_step(model, params, b.ids, b.labels, b.weight) for b in _inference_batches(model, ids, labels, batch_size)]
+    loss_sum = sum(float(l) for l, _ in pending)
+    correct = sum(float(c) for _, c in pending)
+    return {"loss": loss_sum / max(len(ids), 1), "accuracy": correct / max(len(ids), 1)}
+
+
+def predict(model, x, *, batch_size=256):
+    """Probabilities in input order: (N, 1) for a binary model, (N, K) for K classes."""
+    _check_ready(model, training=False)
+    ids = model._ids(x, inference=True)
+    out = np.zeros((len(ids), model.n_outputs), np.float32)
+    if not ids:
+        return out
+    pending = [(b.index, _predict_step(model, model.params, b.ids)) for b in _inference_batches(model, ids, None, batch_size)]
+    for index, proba in pending:
+        out[index[index >= 0]] = np.asarray(proba)[index >= 0]
+    return out
+
+
+def fit(model, x, y, *, epochs=1, batch_size=64, validation_data=None, seed=0, bucket=True, shuffle_buffer=None,
+        verbose=True, progress=True, early_stopping_patience=None, monitor="val_loss", on_epoch_end=None, initial_epoch=0,
+        opt_state=None, history=None, best=None, adversarial=0.0):  # fmt: skip
+    """Train the model; returns the history dict.
+
+    Args:
+        x, y: training texts (or ids) and integer labels.
+        validation_data: (x_val, y_val) evaluated after each epoch, or None.
+        seed: one seed for initialisation, shuffling and dropout; same seed, same machine, same run.
+        bucket: length-bucketed batches (fast); False gives fixed-length batches (Keras-identical).
+        shuffle_buffer: tf.data-style shuffle buffer size, or None for a full shuffle.
+        verbose: print a line per epoch; progress: also draw a progress bar while it runs.
+        early_stopping_patience: stop after this many epochs without improving `monitor`, and
+            restore the best weights.
+        on_epoch_end: callback(epoch, model, opt_state, history, best) after each epoch, used by
+            the CLI to write checkpoints.
+        An optimizer with a weight average (`lstmkit.nn.model.weight_average`) is validated with the
+        averaged weights, and the model ends with them (or with the best epoch's average).
+        adversarial: epsilon of adversarial training on the embedded inputs, in token lengths
+            (`adversarial_perturbation`); 0 = off.
+        initial_epoch, opt_state, history, best: continue an interrupted run (resume); best is
+            early stopping's {"value", "epoch", "params", "wait"} so far.
+    """
+    from tqdm.auto import tqdm
+
+    _check_ready(model)
+    if model.vectorizer is None and isinstance(x, np.ndarray) and x.ndim == 2:
+        model.input_length = x.shape[1]
+    ids, labels = model._ids(x), _labels(y)
+    if len(ids) == 0:
+        raise LstmkitError("no training examples")
+    adversarial = float(adversarial or 0.0)
+    if adversarial < 0:
+        raise LstmkitError(f"--adversarial must be 0 (off) or a positive perturbation size in token lengths, got {adversarial}")
+    if adversarial:
+        _embedding_index(model)
+    if model.class_names is None:
+        n_classes = labels.shape[1] if labels.ndim == 2 else max(int(labels.max()) + 1, 2)
+        model.class_names = [str(k) for k in range(n_classes)]
+    if model.params is None:
+        model.build(seed=seed)
+    if opt_state is None:
+        opt_state = model.optimizer.init(model.params)
+    history = history if history is not None else {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": [], "epoch_time": []}
+    val = None
+    if validation_data is not None:
+        val = (model._ids(validation_data[0], inference=True), _labels(validation_data[1]))
+    base_key = jax.random.key(seed)
+    best = dict(best) if best is not None else {"value": None, "epoch": None, "params": None, "wait": 0}
+    for epoch in range(initial_epoch, epochs):
+        t0 = time.perf_counter()
+        epoch_key = jax.random.fold_in(base_key, epoch)
+        bar = tqdm(total=len(ids), desc=f"epoch {epoch + 1}/{epochs}", unit="ex", disable=not (verbose and progress), leave=True, dynamic_ncols=True)
+        loss_sum, correct_sum, seen = 0.0, 0.0, 0
+        pending = []
+        batches = _batches(model, ids, labels, batch_size, seed=seed * 100003 + epoch, shuffle=True, bucket=bucket, shuffle_buffer=shuffle_buffer)
+        for step, batch in enumerate(batches):
+            key = jax.random.fold_in(epoch_key, step)
+            model.params, opt_state, l, c = _train_step(model, model.params, opt_state, batch.ids, batch.labels, batch.weight, key, adversarial)
+            n = int(batch.weight.sum())
+            pending.append((l, c, n))
+            # Read metrics one step behind, so the host never waits for the step it just queued.
+            while len(pending) > 1:
+                l_, c_, n_ = pending.pop(0)
+                loss_sum, correct_sum, seen = loss_sum + float(l_), correct_sum + float(c_), seen + n_
+                bar.update(n_)
+                if step % 5 == 0:
+                    rate = seen / (time.perf_counter() - t0)
+                    bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct_sum / seen:.4f}", ex_s=f"{rate:.0f}")
+        for l_, c_, n_ in pending:
+            loss_sum, correct_sum, seen = loss_sum + float(l_), correct_sum + float(c_), seen + n_
+            bar.update(n_)
+        bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct_sum / seen:.4f}", ex_s=f"{seen / (time.perf_counter() - t0):.0f}")
+        bar.close()
+        history["loss"].append(loss_sum / seen)
+        history["accuracy"].append(correct_sum / seen)
+        history["epoch_time"].append(time.perf_counter() - t0)
+        message = f"epoch {epoch + 1}/{epochs}: loss {loss_sum / seen:.4f}, accuracy {correct_sum / seen:.4f}, {history['epoch_time'][-1]:.1f} s"
+        averaged = averaged_weights(opt_state)
+        if val is not None:
+            v = _evaluate_ids(model, *val, params=averaged)
+            history["val_loss"].append(v["loss"])
+            history["val_accuracy"].append(v["accuracy"])
+            message += f"; val_loss {v['loss']:.4f}, val_accuracy {v['accuracy']:.4f}"
+        if verbose:
+            print(message, flush=True)
+            chance = float(np.log(len(model.class_names)))
+            if adversarial and history["loss"][-1] > 0.99 * chance:
+                print(f"warning: the training loss is still at chance ({chance:.3f}); an --adversarial perturbation "
+                      f"this large ({adversarial}) can stop learning altogether: try a smaller one (the default preset uses 0.3)", flush=True)  # fmt: skip
+        stop = False
+        if early_stopping_patience is not None and val is not None:
+            value = history[monitor][-1]
+            better = best["value"] is None or (value < best["value"] if "loss" in monitor else value > best["value"])
+            if better:
+                best.update(value=value, epoch=epoch, params=jax.tree.map(np.asarray, model.params if averaged is None else averaged), wait=0)
+            else:
+                best["wait"] += 1
+                stop = best["wait"] >= early_stopping_patience
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, model, opt_state, history, best)
+        if stop:
+            if verbose:
+                print(f"early stopping: no {monitor} improvement for {early_stopping_patience} epochs", flush=True)
+            break
+    if best["params"] is None and averaged_weights(opt_state) is not None:
+        model.params = jax.tree.map(jnp.copy, averaged_weights(opt_state))
+    if best["params"] is not None:
+        model.params = jax.tree.map(jnp.asarray, best["params"])
+        history["best_epoch"] = best["epoch"] + 1
+        if verbose:
+            print(f"restored the best weights, from epoch {best['epoch'] + 1} ({monitor} {best['value']:.4f})", flush=True)
+    model.history = history
+    model.opt_state = opt_state
+    return history

@@ -1,0 +1,49 @@
+"""The classifier a configuration describes: vectorizer, Embedding, (Bi)LSTM layers, pooling, Dense head, optimizer."""
+
+from __future__ import annotations
+
+from lstmkit.data.text import TextVectorizer
+from lstmkit.nn import layers as L
+from lstmkit.nn.model import Sequential
+from lstmkit.nn.optim import make_optimizer
+
+
+def build_model(config, n_classes, steps_per_epoch=None):
+    """The compiled classifier a config describes: vectorizer, embedding, (Bi)LSTM, pooling, dense.
+
+    steps_per_epoch sizes the learning-rate schedule (needed for "cosine").
+    """
+    standardize = None if config["standardize"] == "none" else config["standardize"]
+    model = Sequential(inference_length=config.get("inference_length") or None)
+    model.add(TextVectorizer(max_tokens=config["max_tokens"], standardize=standardize,
+                             output_sequence_length=config["sequence_length"], strip_html=config["strip_html"]))  # fmt: skip
+    if config.get("word_dropout"):
+        model.add(L.WordDropout(config["word_dropout"]))
+    model.add(L.Embedding(config["max_tokens"], config["embedding_dim"], mask_zero=True))
+    if config["embedding_dropout"]:
+        model.add(L.SpatialDropout1D(config["embedding_dropout"]))
+    pooled = config["pooling"] != "last"
+    for n in range(config["lstm_layers"]):
+        last = n == config["lstm_layers"] - 1
+        lstm = L.LSTM(config["lstm_units"], return_sequences=pooled or not last, init=config["init"])
+        model.add(L.Bidirectional(lstm) if config["bidirectional"] else lstm)
+        if not last and config["dropout"]:
+            model.add(L.Dropout(config["dropout"]))
+    if pooled:
+        model.add({"max": L.GlobalMaxPool, "mean": L.GlobalAveragePool, "maxmean": L.MaxMeanPool}[config["pooling"]]())
+    if config["dropout"]:
+        model.add(L.Dropout(config["dropout"]))
+    if config["dense_units"]:
+        model.add(L.Dense(config["dense_units"], activation="relu"))
+        if config["dropout"]:
+            model.add(L.Dropout(config["dropout"]))
+    binary = n_classes == 2
+    model.add(L.Dense(1 if binary else n_classes, activation="sigmoid" if binary else "softmax"))
+    total_steps = steps_per_epoch * config["epochs"] if steps_per_epoch else None
+    optimizer = make_optimizer(
+        config["optimizer"], config["learning_rate"], clipnorm=config["clipnorm"] or None, weight_decay=config["weight_decay"],
+        schedule=config["schedule"], total_steps=total_steps, warmup_steps=config["warmup_steps"],
+        average=config.get("weight_average", 0.0),  # absent from runs saved before it existed
+    )  # fmt: skip
+    model.compile(optimizer=optimizer, loss="binary_crossentropy" if binary else "sparse_categorical_crossentropy")
+    return model

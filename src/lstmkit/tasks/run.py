@@ -1,0 +1,225 @@
+"""The main job: train a classifier from a preset on a data source, checkpoint it, test it.
+
+This is what `lstmkit train` runs; it owns data loading, splits, checkpoints and reporting, and
+leaves the numerics to `lstmkit.nn.model` and `lstmkit.nn.train`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from lstmkit.data.dataset import train_val_split
+from lstmkit.data.imdb import imdb_groups
+from lstmkit.data.sources import load_source, load_splits
+from lstmkit.data.unlabeled import read_unlabeled
+from lstmkit.errors import LstmkitError
+from lstmkit.io import checkpoint
+from lstmkit.nn.model import load_model
+from lstmkit.tasks.classifier import build_model
+from lstmkit.tasks.metrics import classification_report
+from lstmkit.tasks.presets import student_config
+from lstmkit.tasks.pretrain import check_settings, install_pretrained, load_pretrained
+from lstmkit.tasks.selftrain import pseudo_label_accuracy, pseudo_labels, with_pseudo_labels
+
+
+def train_run(config, data, out, *, overwrite=False, resume=False, **kw):
+    """Train per `config` (see `lstmkit.tasks.presets`), write the model directory to `out`, return test metrics.
+
+    `out` is locked for the run; it must be new, empty, or a model directory to replace
+    (`overwrite`) or continue (`resume`): the user's files are never replaced. Keywords as
+    `_train_run`'s.
+    """
+    out = Path(out)
+    with checkpoint.output_lock(out):
+        said = checkpoint.recover_interrupted_save(out)
+        if said:
+            print(said, flush=True)
+        checkpoint.check_output(out, overwrite=overwrite, resume=resume)
+        return _train_run(config, data, out, resume=resume, **kw)
+
+
+def _train_run(config, data, out, *, test_data=None, text_column=None, label_column=None, resume=False, verbose=True, progress=True, pretrained=None,
+               unlabeled=()):  # fmt: skip
+    """train_run's work, once `out` is locked and checked.
+
+    pretrained: a directory written by `lstmkit pretrain`; the classifier adopts its vocabulary,
+    embedding and first LSTM layer (sizes must match the config) instead of adapting its own.
+    unlabeled: sources of unlabeled text for self-training (config "self_training" rounds > 0,
+    see `lstmkit.tasks.selftrain`): each round trains a fresh model on train plus the texts the
+    previous model labels with confidence >= config "pseudo_confidence".
+    """
+
+    t_start = time.perf_counter()
+    if resume:
+        _, saved = checkpoint.read_config(out)
+        if saved.get("status") != "training":
+            raise LstmkitError(f"{out} holds a finished model, not an interrupted run; train without --resume")
+        config = {**saved["train_config"], "epochs": config["epochs"]}
+        print(f"resuming the run in {out} with its saved configuration", flush=True)
+    rounds = int(config.get("self_training", 0))
+    unlabeled = list(unlabeled) or list(config.get("unlabeled", []))  # a resumed run reads its saved sources
+    if rounds and not unlabeled:
+        raise LstmkitError("self-training needs unlabeled text: pass --unlabeled SOURCE (for IMDB: the aclImdb_unsup.tar.gz archive), or --self-training 0")
+    if unlabeled and not rounds:
+        raise LstmkitError("--unlabeled is read only for self-training; add --self-training 1 (or more rounds), or drop --unlabeled")
+    if rounds:
+        config = {**config, "unlabeled": [str(u) for u in unlabeled]}
+    pre = None
+    pretrained = pretrained or config.get("pretrained")  # a resumed run re-adopts its pretrained vocabulary
+    if pretrained:
+        pre = load_pretrained(pretrained)
+        check_settings(pre, config)  # before loading the data, so a size mismatch fails at once
+        config = {**config, "pretrained": str(pretrained)}
+    seed = int(config["seed"])
+    train, test = load_splits(data, test_data=test_data, text_column=text_column, label_column=label_column, seed=seed)
+    if str(config["validation"]) == "test":
+        val = test  # as the seed notebook does; the reported test figure is then not held out
+    else:
+        groups = None
+        if config.get("group_validation"):
+            groups = imdb_groups(train)
+            if groups is None:
+                print("validation: a random split (--group-validation groups IMDB reviews by movie; this data has no IMDB file names)", flush=True)
+        train, val = train_val_split(train, val_fraction=float(config["validation"]), seed=seed, groups=groups)
+    class_names = list(train.class_names)
+    if len(class_names) < 2:
+        raise LstmkitError(f"the training data has a single class ({class_names[0] if class_names else 'none'}); a classifier needs at least two")
+    print(f"data: {len(train.texts):,} train, {len(val.texts):,} validation{' (the test split)' if val is test else ''}, "
+          f"{len(test.texts):,} test; classes {class_names} ({time.perf_counter() - t_start:.1f} s)", flush=True)  # fmt: skip
+    unlabeled_texts = []
+    if rounds:
+        unlabeled_texts = [t for source in unlabeled for t in read_unlabeled(source, text_column=text_column, seed=seed)]
+        if not unlabeled_texts:
+            raise LstmkitError(f"no unlabeled texts in {', '.join(map(str, unlabeled))}; self-training needs some")
+        print(f"unlabeled: {len(unlabeled_texts):,} texts for {rounds} round(s) of self-training", flush=True)
+    print("config: " + json.dumps(config, sort_keys=True), flush=True)
+
+    state = None
+    first_round = 0
+    if resume:
+        state = _resume_state(out, config, class_names)
+        first_round = state["training"].get("round", 0)
+    rounds_log = list(state["training"].get("rounds", [])) if state else []
+    model = None
+    for r in range(first_round, rounds + 1):
+        texts, labels, arrays = train.texts, train.labels, {}
+        if r > 0:
+            if state is not None and "pseudo.index" in state["arrays"]:
+                index, pseudo = state["arrays"]["pseudo.index"], state["arrays"]["pseudo.label"]
+            else:
+                soft = config.get("pseudo_labels", "hard") == "soft"  # absent from runs saved before it existed
+                index, pseudo, stats = pseudo_labels(model, unlabeled_texts, float(config["pseudo_confidence"]), soft=soft)
+                kept, right = pseudo_label_accuracy(model, val.texts, val.labels, float(config["pseudo_confidence"]))
+                rounds_log.append({"round": r, **stats, "validation_kept": kept, "validation_kept_accuracy": right})
+                print(f"self-training round {r}/{rounds}: the model labels {stats['kept']:,} of {stats['unlabeled']:,} unlabeled texts "
+                      f"with confidence >= {config['pseudo_confidence']} {stats['per_class']}{' (soft: its probabilities are the targets)' if soft else ''}; "
+                      f"on validation it would keep {kept:.0%}, {right:.1%} of them right", flush=True)  # fmt: skip
+            if config.get("student"):
+                print("the student differs from the first model in " + ", ".join(f"{k}={v}" for k, v in config["student"].items()), flush=True)
+            texts = list(train.texts) + [unlabeled_texts[i] for i in index]
+            labels = with_pseudo_labels(train.labels, pseudo, len(class_names))
+            arrays = {"pseudo.index": np.asarray(index, np.int32), "pseudo.label": np.asarray(pseudo)}
+        round_state = state if state is not None and r == first_round else None
+        epochs = int(config["self_training_epochs"] if r > 0 and config.get("self_training_epochs") else config["epochs"])
+        model = _train_one(student_config(config) if r > 0 else config, texts, labels, val, class_names, out, seed=seed + r, epochs=epochs, pre=pre if r == 0 else None, state=round_state,
+                           verbose=verbose, progress=progress, checkpoint_extra={"round": r, "rounds": rounds_log}, arrays=arrays)  # fmt: skip
+        state = None
+    t0 = time.perf_counter()
+    proba = model.predict(test.texts)
+    metrics = classification_report(test.labels, proba, class_names)
+    metrics["predict_seconds"] = time.perf_counter() - t0
+    metrics["train_seconds"] = time.perf_counter() - t_start
+    if rounds_log:
+        metrics["self_training"] = rounds_log
+    checkpoint.save_model(model, out, train_config=config, history=model.history, metrics=metrics, status="complete")
+    print(f"test: accuracy {metrics['accuracy']:.4f}" + (f", ROC AUC {metrics['roc_auc']:.4f}" if "roc_auc" in metrics else "")
+          + f", F1 {metrics['f1']:.4f} on {metrics['n']:,} examples; total {metrics['train_seconds']:.0f} s", flush=True)  # fmt: skip
+    print(f"model saved to {out}", flush=True)
+    return metrics
+
+
+def _resume_state(out, config, class_names):
+    """What an interrupted run saved: its weights, optimizer state, history, best and arrays."""
+    saved_model = load_model(out)
+    round_ = json.loads((out / "training_state.json").read_text()).get("round", 0)
+    model = build_model(student_config(config) if round_ else config, len(class_names), 1)  # the optimizer state's shapes
+    opt_state, training, history, best_params, arrays = checkpoint.load_training_state(out, model.optimizer.init(saved_model.params), saved_model.params)
+    print(f"resumed after epoch {training['epoch'] + 1}" + (f" of self-training round {training['round']}" if training.get("round") else ""), flush=True)
+    return {"model": saved_model, "opt_state": opt_state, "training": training, "history": history, "best_params": best_params, "arrays": arrays}
+
+
+def _train_one(config, texts, labels, val, class_names, out, *, seed, epochs, pre, state, verbose, progress, checkpoint_extra, arrays):
+    """Build a fresh classifier per config, fit it on (texts, labels) for `epochs` with checkpoints; return it.
+
+    pre: a pretrained directory to adopt; state: `_resume_state` of an interrupted fit to continue.
+    """
+    steps_per_epoch = math.ceil(len(texts) / config["batch_size"])
+    model = build_model({**config, "epochs": epochs}, len(class_names), steps_per_epoch)  # the schedule spans these epochs
+    model.class_names = class_names
+    opt_state, history, initial_epoch, best = None, None, 0, None
+    if state is not None:
+        model.vectorizer = state["model"].vectorizer
+        model.params = state["model"].params
+        opt_state, history = state["opt_state"], state["history"]
+        training = state["training"]
+        initial_epoch = training["epoch"] + 1
+        best = {"value": training["best_value"], "epoch": training["best_epoch"], "params": state["best_params"], "wait": training["wait"]}
+    else:
+        t0 = time.perf_counter()
+        if pre is None:
+            model.vectorizer.adapt(texts)
+            print(f"vocabulary: {model.vectorizer.vocab_size:,} tokens ({time.perf_counter() - t0:.1f} s)", flush=True)
+        model.build(seed=seed)
+        if pre is not None:
+            install_pretrained(model, pre)
+            print(f"pretrained: vocabulary ({model.vectorizer.vocab_size:,} tokens), embedding and first LSTM layer from {config['pretrained']}", flush=True)
+
+    def save_checkpoint(epoch, model, opt_state, history, best):
+        training = {"epoch": epoch, "best_value": best["value"], "best_epoch": best["epoch"], "wait": best["wait"], **checkpoint_extra}
+        checkpoint.save_model(model, out, train_config=config, history=history, opt_state=opt_state, training=training,
+                              best_params=best["params"], arrays=arrays, status="training")  # fmt: skip
+
+    model.fit(
+        texts, labels, epochs=epochs, batch_size=config["batch_size"],
+        validation_data=(val.texts, val.labels), seed=seed, bucket=config["bucket"],
+        shuffle_buffer=config["shuffle_buffer"] or None, verbose=verbose, progress=progress,
+        early_stopping_patience=config["early_stopping"] or None, on_epoch_end=save_checkpoint,
+        initial_epoch=initial_epoch, opt_state=opt_state, history=history, best=best,
+        adversarial=config.get("adversarial", 0.0),  # absent from runs saved before it existed
+    )  # fmt: skip
+    return model
+
+
+def evaluate_run(model_dir, data, *, split="test", text_column=None, label_column=None, batch_size=256):
+    """Metrics of a saved model on a labelled source."""
+    model = load_model(model_dir)
+    ds = load_source(data, split, text_column=text_column, label_column=label_column)
+    _check_classes(model, ds)
+    proba = model.predict(ds.texts, batch_size=batch_size)
+    return classification_report(ds.labels, proba, model.class_names)
+
+
+def _check_classes(model, ds):
+    if list(ds.class_names) != list(model.class_names):
+        raise LstmkitError(f"the data's classes {list(ds.class_names)} differ from the model's {list(model.class_names)}")
+
+
+def predict_texts(model, texts, batch_size=256):
+    """[{"text", "label", "probability"}] per text; probability is of the predicted label."""
+    proba = model.predict(list(texts), batch_size=batch_size)
+    out = []
+    for text, p in zip(texts, proba):
+        if p.shape[-1] == 1:
+            p1 = float(p[0])
+            k = int(p1 >= 0.5)
+            prob = p1 if k == 1 else 1.0 - p1
+        else:
+            k = int(np.argmax(p))
+            prob = float(p[k])
+        out.append({"text": text, "label": model.class_names[k], "probability": prob})
+    return out

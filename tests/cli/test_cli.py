@@ -1,0 +1,238 @@
+"""The command line end to end on a small CSV dataset: train, evaluate, predict, plot, resume, errors."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from helpers import TINY, synthetic_reviews
+from lstmkit.cli import main
+from lstmkit.io import checkpoint
+from lstmkit.nn.model import load_model
+
+
+@pytest.fixture(scope="module")
+def csv_data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    texts, labels = synthetic_reviews(1200, seed=10)
+    path = root / "reviews.csv"
+    with open(path, "w") as f:
+        f.write("review,sentiment\n")
+        for t, y in zip(texts, labels):
+            f.write(f'"{t}",{"positive" if y else "negative"}\n')
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(csv_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "model"
+    result = CliRunner().invoke(main, ["train", "--data", str(csv_data), "--out", str(out), "--epochs", "4", *TINY])
+    assert result.exit_code == 0, result.output
+    return out, result.output
+
+
+def test_train_writes_a_complete_model_directory(trained):
+    out, output = trained
+    assert "holding out a stratified 20% as test" in output
+    assert "config: " in output and '"preset": "default"' in output
+    for name in ("config.json", "weights.safetensors", "history.json", "metrics.json"):
+        assert (out / name).exists(), name
+    config = json.loads((out / "config.json").read_text())
+    assert config["status"] == "complete" and config["train_config"]["epochs"] == 4
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["accuracy"] > 0.85, metrics  # it learned: chance is 0.5
+    history = json.loads((out / "history.json").read_text())
+    assert len(history["loss"]) == 4 and len(history["val_accuracy"]) == 4
+
+
+def test_evaluate_json_and_table(trained, csv_data):
+    out, _ = trained
+    r = CliRunner().invoke(main, ["evaluate", str(out), "--data", str(csv_data), "--json"])
+    assert r.exit_code == 0, r.output
+    m = json.loads(r.output)
+    for key in ("accuracy", "precision", "recall", "f1", "roc_auc", "confusion_matrix"):
+        assert key in m
+    assert m["class_names"] == ["negative", "positive"] and np.sum(m["confusion_matrix"]) == 1200
+    r = CliRunner().invoke(main, ["evaluate", str(out), "--data", str(csv_data)])
+    assert "confusion matrix" in r.output and "roc_auc" in r.output
+
+
+def test_predict_arguments_file_stdin(trained, tmp_path):
+    out, _ = trained
+    r = CliRunner().invoke(main, ["predict", str(out), "--json", "a great and lovely film", "", "dull awful boring plot"])
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(line) for line in r.output.splitlines()]
+    assert [row["label"] for row in rows][::2] == ["positive", "negative"]
+    assert all(0.5 <= row["probability"] <= 1.0 for row in rows)
+    texts = tmp_path / "texts.txt"
+    texts.write_text("superb fine movie\nboring poor\n")
+    r = CliRunner().invoke(main, ["predict", str(out), "--file", str(texts)])
+    assert r.exit_code == 0 and len(r.output.splitlines()) == 2
+    r = CliRunner().invoke(main, ["predict", str(out), "--json"], input="great\nawful\n")
+    assert [json.loads(line)["label"] for line in r.output.splitlines()] == ["positive", "negative"]
+
+
+def test_plot_writes_png(trained, tmp_path):
+    out, _ = trained
+    png = tmp_path / "curves.png"
+    r = CliRunner().invoke(main, ["plot", str(out), "--out", str(png)])
+    assert r.exit_code == 0, r.output
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def unlabeled_txt(tmp_path_factory):
+    path = tmp_path_factory.mktemp("unlabeled") / "more.txt"
+    path.write_text("\n".join(synthetic_reviews(600, seed=11)[0]) + "\n")
+    return path
+
+
+@pytest.mark.parametrize(
+    "extra, interrupt_at",
+    [((), 1), (("--epochs", "3", "--early-stopping", "2"), 1), (("--weight-average", "0.9"), 1), (("--self-training", "1", "--unlabeled", "UNLABELED"), 3),
+     (("--self-training", "2", "--self-training-epochs", "1", "--unlabeled", "UNLABELED"), 3),
+     (("--self-training", "1", "--student", "lstm_units=6", "--student", "weight_average=0.9", "--unlabeled", "UNLABELED"), 3),
+     (("--self-training", "1", "--pseudo-labels", "soft", "--pseudo-confidence", "0.5", "--unlabeled", "UNLABELED"), 3)],
+    ids=["plain", "early-stopping", "weight-average", "self-training-round-1", "self-training-between-rounds", "wider-student", "soft-labels"],
+)  # fmt: skip
+def test_interrupted_run_resumes_to_the_same_result(csv_data, unlabeled_txt, tmp_path, monkeypatch, extra, interrupt_at):
+    """Ctrl-C after a checkpoint; --resume finishes with the uninterrupted run's numbers (with early
+    stopping's best weights, the weight average and self-training's pseudo-labels restored too)."""
+    extra = [str(unlabeled_txt) if e == "UNLABELED" else e for e in extra]
+    args = ["train", "--data", str(csv_data), "--epochs", "2", "--seed", "3", *TINY, *extra]
+    straight = tmp_path / "straight"
+    assert CliRunner().invoke(main, [*args, "--out", str(straight)]).exit_code == 0
+
+    real_save = checkpoint.save_model
+    saves = []
+
+    def save_then_interrupt(*a, **kw):
+        real_save(*a, **kw)
+        if kw.get("status") == "training":
+            saves.append(1)
+            if len(saves) == interrupt_at:
+                raise KeyboardInterrupt
+
+    out = tmp_path / "interrupted"
+    monkeypatch.setattr(checkpoint, "save_model", save_then_interrupt)
+    r = CliRunner().invoke(main, [*args, "--out", str(out)])
+    assert r.exit_code == 130 and "--resume" in r.output
+    assert json.loads((out / "config.json").read_text())["status"] == "training"
+    monkeypatch.setattr(checkpoint, "save_model", real_save)
+
+    r = CliRunner().invoke(main, [*args, "--out", str(out)])
+    assert r.exit_code == 2 and "--resume" in r.output  # refuses to overwrite an interrupted run
+    r = CliRunner().invoke(main, [*args, "--out", str(out), "--resume"])
+    assert r.exit_code == 0, r.output
+    a = json.loads((straight / "history.json").read_text())
+    b = json.loads((out / "history.json").read_text())
+    np.testing.assert_allclose(a["val_loss"], b["val_loss"], rtol=1e-5)
+    ma, mb = (json.loads((d / "metrics.json").read_text()) for d in (straight, out))
+    assert ma["accuracy"] == mb["accuracy"]
+    assert ma.get("self_training") == mb.get("self_training")
+
+
+def test_self_training_labels_unlabeled_text_and_trains_on_it(csv_data, unlabeled_txt, tmp_path):
+    out = tmp_path / "st"
+    # Without adversarial training: the tiny teacher then learns fast enough to be confident about
+    # most unlabeled texts in 3 epochs, which the thresholds below rely on.
+    r = CliRunner().invoke(main, ["train", "--data", str(csv_data), "--out", str(out), "--epochs", "3", *TINY,
+                                  "--adversarial", "0", "--self-training", "2", "--unlabeled", str(unlabeled_txt)])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert "self-training round 1/2" in r.output and "self-training round 2/2" in r.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    rounds = metrics["self_training"]
+    assert [x["round"] for x in rounds] == [1, 2]
+    for x in rounds:
+        assert x["unlabeled"] == 600 and 300 < x["kept"] <= 600 and sum(x["per_class"].values()) == x["kept"]
+        assert x["validation_kept_accuracy"] > 0.9  # the confident labels are mostly right
+    assert metrics["accuracy"] > 0.85
+    config = json.loads((out / "config.json").read_text())["train_config"]
+    assert config["unlabeled"] == [str(unlabeled_txt)] and config["self_training"] == 2
+
+
+def test_soft_self_training_learns_from_the_teachers_probabilities(csv_data, unlabeled_txt, tmp_path):
+    """--pseudo-labels soft: the kept texts' targets are the teacher's probabilities (0.5 keeps all)."""
+    out = tmp_path / "soft"
+    r = CliRunner().invoke(main, ["train", "--data", str(csv_data), "--out", str(out), "--epochs", "3", *TINY, "--adversarial", "0",
+                                  "--self-training", "1", "--self-training-epochs", "1", "--pseudo-labels", "soft",
+                                  "--pseudo-confidence", "0.5", "--unlabeled", str(unlabeled_txt)])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert "(soft: its probabilities are the targets)" in r.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["self_training"][0]["kept"] == 600 and metrics["accuracy"] > 0.85
+    assert json.loads((out / "config.json").read_text())["train_config"]["pseudo_labels"] == "soft"
+
+
+def test_student_settings_shape_the_students_only(csv_data, unlabeled_txt, tmp_path):
+    """--student KEY=VALUE: the self-trained model has the student's size; the first model keeps the run's."""
+    out, first = tmp_path / "st", tmp_path / "first"
+    common = ["train", "--data", str(csv_data), "--epochs", "2", *TINY, "--adversarial", "0"]
+    r = CliRunner().invoke(main, [*common, "--out", str(out), "--self-training", "1", "--self-training-epochs", "1",
+                                  "--student", "lstm_units=12", "--student", "embedding_dim=5", "--unlabeled", str(unlabeled_txt)])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert "the student differs from the first model in lstm_units=12, embedding_dim=5" in r.output
+    assert CliRunner().invoke(main, [*common, "--out", str(first)]).exit_code == 0
+
+    def sizes(model_dir):
+        model = load_model(model_dir)
+        return model.params[2]["forward"]["W_h"].shape, model.params[0]["table"].shape[1]
+
+    assert sizes(out) == ((12, 48), 5) and sizes(first) == ((8, 32), 8)
+    config = json.loads((out / "config.json").read_text())["train_config"]
+    assert config["student"] == {"lstm_units": 12, "embedding_dim": 5} and config["lstm_units"] == 8
+    r = CliRunner().invoke(main, [*common, "--out", str(tmp_path / "x"), "--preset", "best", "--self-training", "0"])
+    assert r.exit_code == 0, r.output  # the best preset's student settings wait unused without self-training
+
+
+def test_student_pairs_parse_to_typed_settings():
+    from lstmkit.tasks.presets import parse_student, resolve
+
+    assert parse_student(["lstm_units=128", "dropout=0.4", "pooling=max"]) == {"lstm_units": 128, "dropout": 0.4, "pooling": "max"}
+    assert parse_student(["lstm_units=128", "none", "max-tokens=20000"]) == {"max_tokens": 20000}  # 'none' clears what came before
+    assert resolve("best")["student"] == {"lstm_units": 128}
+    assert resolve("best", student={"max_tokens": 20000})["student"] == {"max_tokens": 20000}  # replaces, not merges
+    assert resolve("best", student={})["student"] == {}
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--preset", "nope"], "unknown preset"),
+        (["train", "--pooling", "median"], "Invalid value for '--pooling'"),
+        (["train", "--validation", "1.5"], "--validation must be"),
+        (["train", "--data", "/no/such/file.csv"], "does not exist"),
+        (["evaluate", "/no/such/model", "--data", "x.csv"], "does not exist"),
+        (["predict", "/no/such/model", "hello"], "does not exist"),
+        (["plot", "/no/such/model"], "no history.json"),
+        (["train", "--self-training", "1"], "needs unlabeled text"),
+        (["train", "--unlabeled", "x.txt"], "only for self-training"),
+        (["train", "--pseudo-confidence", "0.3"], "--pseudo-confidence must be"),
+        (["train", "--adversarial", "-1"], "--adversarial must be"),
+        (["train", "--self-training", "1", "--student", "seed=3"], "--student takes KEY=VALUE with KEY one of"),
+        (["train", "--self-training", "1", "--student", "lstm_units"], "--student takes KEY=VALUE"),
+        (["train", "--self-training", "1", "--student", "lstm_units=wide"], "--student lstm_units needs an integer"),
+        (["train", "--self-training", "1", "--student", "lstm_units=0"], "--student: --lstm-units must be at least 1"),
+        (["train", "--self-training", "1", "--student", "pooling=median"], "--student: --pooling must be one of"),
+        (["train", "--student", "lstm_units=128"], "--student sets the self-training students"),
+        (["train", "--pseudo-labels", "fuzzy"], "Invalid value for '--pseudo-labels'"),
+    ],
+)
+def test_user_mistakes_get_one_line_and_exit_2(args, message):
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 2, r.output
+    assert message in r.output
+    assert "Traceback" not in r.output
+
+
+def test_adversarial_training_from_the_command_line(csv_data, tmp_path):
+    r = CliRunner().invoke(main, ["train", "--data", str(csv_data), "--out", str(tmp_path / "m"), "--adversarial", "0.5", *TINY])
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "m" / "config.json").read_text())["train_config"]["adversarial"] == 0.5
+
+
+def test_group_validation_falls_back_to_a_random_split_without_imdb_names(csv_data, tmp_path):
+    r = CliRunner().invoke(main, ["train", "--data", str(csv_data), "--out", str(tmp_path / "m"), "--group-validation", *TINY])
+    assert r.exit_code == 0, r.output
+    assert "validation: a random split" in r.output

@@ -1,0 +1,92 @@
+"""Builders shared by the tests: synthetic reviews, a small classifier, tiny CLI sizes, random
+LSTM problems, and a scale-aware relative error.
+
+Shape legend: B batch, T time, E input features, V table rows, H hidden units, D directions.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lstmkit import init_lstm
+from lstmkit.data.text import TextVectorizer
+from lstmkit.nn.layers import LSTM, Bidirectional, Dense, Embedding
+from lstmkit.nn.model import Sequential
+
+# Flags that make `lstmkit train` small enough for a test: a few seconds an epoch.
+TINY = ["--max-tokens", "40", "--sequence-length", "16", "--embedding-dim", "8", "--lstm-units", "8",
+        "--dense-units", "8", "--batch-size", "32", "--validation", "0.2", "--learning-rate", "0.01", "--quiet"]  # fmt: skip
+
+
+POS = ["good", "great", "superb", "fine", "lovely"]
+NEG = ["bad", "awful", "poor", "boring", "dull"]
+FILLER = ["the", "movie", "was", "a", "plot", "and", "it", "actor", "scene", "really"]
+
+
+def synthetic_reviews(n, seed):
+    """Reviews whose label is which sentiment words outnumber the other's; filler elsewhere."""
+    rng = np.random.default_rng(seed)
+    texts, labels = [], []
+    for _ in range(n):
+        y = int(rng.integers(2))
+        words = list(rng.choice(FILLER, rng.integers(3, 14)))
+        strong, weak = (POS, NEG) if y else (NEG, POS)
+        for _ in range(rng.integers(2, 4)):
+            words.insert(rng.integers(len(words) + 1), rng.choice(strong))
+        if rng.random() < 0.5:
+            words.insert(rng.integers(len(words) + 1), rng.choice(weak))
+        texts.append(" ".join(words))
+        labels.append(y)
+    return texts, np.array(labels)
+
+
+def small_model(pooling=None, vocab=32, length=24):
+    v = TextVectorizer(max_tokens=vocab, output_sequence_length=length)
+    layers = [v, Embedding(vocab, 16, mask_zero=True)]
+    if pooling:
+        layers += [Bidirectional(LSTM(16, return_sequences=True)), pooling]
+    else:
+        layers += [Bidirectional(LSTM(16))]
+    layers += [Dense(16, "relu"), Dense(1, "sigmoid")]
+    return Sequential(layers)
+
+
+def random_lstm_problem(seed, B, T, E, H, reverse, lengths, V=None):
+    """Random weights, inputs, initial states, mask and loss weights for D = len(reverse) directions.
+
+    float64 when x64 is on, else float32. lengths: None (no mask), "random" (row 0 full and, for
+    B > 2, the last row empty), "holes" (padding inside rows too), or one length per row. With V,
+    x holds (B, T) token ids below V instead of (B, T, E) features. The recurrent weights are
+    doubled so the gates leave their linear range. The loss weights (w_out, w_h, w_c) make a loss
+    that uses every output: all steps' h and each direction's final h and c.
+    """
+    rng = np.random.default_rng(seed)
+    dtype = jnp.float64 if jax.config.jax_enable_x64 else jnp.float32
+    keys = jax.random.split(jax.random.key(seed), len(reverse))
+    params = [init_lstm(k, E, H, scheme="torch", dtype=dtype) for k in keys]
+    params = [{**p, "W_h": 2.0 * p["W_h"]} for p in params]
+    x = jnp.asarray(rng.integers(0, V, (B, T)), jnp.int32) if V else jnp.asarray(rng.normal(size=(B, T, E)), dtype)
+    h0 = [jnp.asarray(rng.normal(size=(B, H)), dtype) for _ in reverse]
+    c0 = [jnp.asarray(rng.normal(size=(B, H)), dtype) for _ in reverse]
+    if lengths is None:
+        mask = None
+    elif lengths == "holes":
+        mask = jnp.asarray(rng.random((B, T)) < 0.8)
+    else:
+        if lengths == "random":
+            lengths = rng.integers(0, T + 1, size=B)
+            lengths[0] = T
+            if B > 2:
+                lengths[-1] = 0
+        mask = jnp.asarray(np.arange(T)[None, :] < np.asarray(lengths)[:, None])
+    w_out = [jnp.asarray(rng.normal(size=(B, T, H)), dtype) for _ in reverse]
+    w_h = [jnp.asarray(rng.normal(size=(B, H)), dtype) for _ in reverse]
+    w_c = [jnp.asarray(rng.normal(size=(B, H)), dtype) for _ in reverse]
+    return params, x, h0, c0, mask, (w_out, w_h, w_c)
+
+
+def rel_err(a, b):
+    """max |a - b| / max |b|: relative to the gradient's scale, so tiny entries don't blow it up."""
+    a, b = np.asarray(a), np.asarray(b)
+    scale = np.max(np.abs(b))
+    return float(np.max(np.abs(a - b)) / scale) if scale > 0 else float(np.max(np.abs(a)))

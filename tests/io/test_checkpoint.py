@@ -1,0 +1,131 @@
+"""What `train --out` and `pretrain --out` may replace: never the user's files, a model only
+when asked, and nothing half-done after a kill between a save's two renames."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from helpers import TINY, small_model, synthetic_reviews
+from lstmkit.cli import main
+from lstmkit.errors import LstmkitError
+from lstmkit.io import checkpoint
+from lstmkit.nn.model import load_model
+
+
+@pytest.fixture()
+def project(tmp_path):
+    """A user's folder: a labelled CSV and a notes file, as `proj/topics.csv` in the report."""
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    texts, labels = synthetic_reviews(200, seed=3)
+    lines = ["review,sentiment"] + [f"{t},{'positive' if y else 'negative'}" for t, y in zip(texts, labels)]
+    (proj / "topics.csv").write_text("\n".join(lines) + "\n")
+    (proj / "notes.txt").write_text("my notes\n")
+    return proj
+
+
+def saved_model(directory, status="complete"):
+    """A model directory as `lstmkit train` leaves it, without training (built weights)."""
+    texts, labels = synthetic_reviews(50, seed=1)
+    model = small_model()
+    model.vectorizer.adapt(texts)
+    model.build(seed=0)
+    model.class_names = ["negative", "positive"]
+    checkpoint.save_model(model, directory, status=status)
+    return directory
+
+
+def listing(folder):
+    return sorted((p.relative_to(folder).as_posix(), p.read_bytes()) for p in folder.rglob("*") if p.is_file())
+
+
+def one_line_exit_2(result, message):
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+
+
+def test_train_refuses_a_folder_of_the_users_files_even_with_overwrite(project):
+    before = listing(project)
+    for extra in ([], ["--overwrite"]):
+        r = CliRunner().invoke(main, ["train", "--data", str(project / "topics.csv"), "--out", str(project), *extra, *TINY])
+        one_line_exit_2(r, "lstmkit never replaces it")
+        assert listing(project) == before  # the CSV and the notes are still there, byte for byte
+    assert sorted(p.name for p in project.parent.iterdir()) == ["proj"]  # no lock, temp or .old left beside it
+
+
+def test_train_refuses_a_file_as_out(project):
+    r = CliRunner().invoke(main, ["train", "--data", str(project / "topics.csv"), "--out", str(project / "notes.txt"), *TINY])
+    one_line_exit_2(r, "is a file")
+    assert (project / "notes.txt").read_text() == "my notes\n"
+
+
+def test_a_model_is_replaced_only_with_overwrite(project, tmp_path):
+    out = saved_model(tmp_path / "model")
+    before = listing(out)
+    r = CliRunner().invoke(main, ["train", "--data", str(project / "topics.csv"), "--out", str(out), *TINY])
+    one_line_exit_2(r, "already holds a trained model directory; replace it with --overwrite")
+    assert listing(out) == before
+    r = CliRunner().invoke(main, ["train", "--data", str(project / "topics.csv"), "--out", str(out), "--overwrite", "--epochs", "1", *TINY])
+    assert r.exit_code == 0, r.output
+    assert listing(out) != before and load_model(out).class_names == ["negative", "positive"]
+    assert json.loads((out / "config.json").read_text())["status"] == "complete"
+
+
+def test_an_interrupted_run_asks_for_resume_or_overwrite(project, tmp_path):
+    out = saved_model(tmp_path / "model", status="training")
+    r = CliRunner().invoke(main, ["train", "--data", str(project / "topics.csv"), "--out", str(out), *TINY])
+    one_line_exit_2(r, "holds an interrupted run; continue it with --resume")
+    r = CliRunner().invoke(main, ["train", "--data", str(project / "topics.csv"), "--out", str(tmp_path / "new"), "--resume", *TINY])
+    one_line_exit_2(r, "has no interrupted run to resume")
+
+
+def test_saving_a_model_over_the_users_files_is_refused(tmp_path):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "thesis.tex").write_text("years of work")
+    with pytest.raises(LstmkitError, match="never replaces it"):
+        saved_model(folder)
+    assert listing(folder) == [("thesis.tex", b"years of work")]
+
+
+def test_pretrain_refuses_the_users_files_and_replaces_only_with_overwrite(project, tmp_path):
+    r = CliRunner().invoke(main, ["pretrain", "--data", str(project / "topics.csv"), "--out", str(project), "--quiet"])
+    one_line_exit_2(r, "lstmkit never replaces it")
+    r = CliRunner().invoke(main, ["pretrain", "--data", str(project / "topics.csv"), "--out", str(saved_model(tmp_path / "m")), "--quiet"])
+    one_line_exit_2(r, "holds an lstmkit model directory, not a pretrained one")
+
+
+def test_a_kill_between_the_two_renames_is_recovered(tmp_path):
+    """The save renames OUT -> OUT.old, then the new folder -> OUT. Killed in between, OUT is
+    missing; the next run puts OUT.old back, and a dead process's temp folder is removed."""
+    out = saved_model(tmp_path / "model", status="training")
+    before = listing(out)
+    os.rename(out, tmp_path / "model.old")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
+    leftover = tmp_path / f".model.tmp-{dead}"
+    leftover.mkdir()
+    (leftover / "weights.safetensors").write_bytes(b"half")
+    said = checkpoint.recover_interrupted_save(out)
+    assert "recovered" in said
+    assert listing(out) == before and not (tmp_path / "model.old").exists() and not leftover.exists()
+    load_model(out)
+
+
+def test_a_second_writer_is_refused_while_the_first_holds_the_folder(tmp_path):
+    out = tmp_path / "model"
+    with checkpoint.output_lock(out):
+        with pytest.raises(LstmkitError, match="another lstmkit process is writing"):
+            with checkpoint.output_lock(out):
+                pass
+        probe = "from lstmkit import errors\nfrom lstmkit.io import checkpoint\ntry:\n    checkpoint.output_lock(%r).__enter__()\nexcept errors.LstmkitError as e:\n    print(e)"
+        other = subprocess.run([sys.executable, "-c", probe % str(out)], capture_output=True, text=True, timeout=120)
+        assert "another lstmkit process is writing" in other.stdout, other.stderr
+    with checkpoint.output_lock(out):  # released: it can be taken again, and leaves no lock file
+        pass
+    assert list(tmp_path.iterdir()) == []
