@@ -50,7 +50,9 @@ def main():
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--embed", type=int, default=64)
     ap.add_argument("--hidden", type=int, default=64)
-    ap.add_argument("--no-mask", action="store_true", help="all sequences full length (default: random lengths in [T/2, T])")
+    ap.add_argument(
+        "--no-mask", action="store_true", help="all sequences full length (default: random lengths in [T/2, T])"
+    )
     args = ap.parse_args()
     B, T, E, H = args.batch, args.steps, args.embed, args.hidden
 
@@ -78,14 +80,22 @@ def main():
         for name, fn in steps.items():  # alternate, so load drift affects both
             times[name].append(time_once(fn, params, x, mask, w_out))
 
-    print(f"BiLSTM({H}) forward+backward, B={B} x T={T}, E={E}, float32, mask={'none' if args.no_mask else 'random lengths'}")
-    print(f"jax {jax.__version__} on {jax.devices()[0].platform} ({platform.processor() or platform.machine()}), median of {args.repeats}")
+    print(
+        f"BiLSTM({H}) forward+backward, B={B} x T={T}, E={E}, float32, mask={'none' if args.no_mask else 'random lengths'}"
+    )
+    print(
+        f"jax {jax.__version__} on {jax.devices()[0].platform} ({platform.processor() or platform.machine()}), median of {args.repeats}"
+    )
     for name in steps:
         t = np.asarray(times[name])
-        print(f"  {name:10s} {np.median(t):8.2f} ms   (min {t.min():.2f}, max {t.max():.2f}; compile+first {compile_ms[name]:.0f} ms)")
+        print(
+            f"  {name:10s} {np.median(t):8.2f} ms   (min {t.min():.2f}, max {t.max():.2f}; compile+first {compile_ms[name]:.0f} ms)"
+        )
     for name in ("kernel", "bptt-scan"):
         ratio = np.median(times["autodiff"]) / np.median(times[name])
-        print(f"  autodiff / {name} = {ratio:.2f}x   (largest relative difference from autodiff in loss and gradients: {largest_difference(name):.1e})")
+        print(
+            f"  autodiff / {name} = {ratio:.2f}x   (largest relative difference from autodiff in loss and gradients: {largest_difference(name):.1e})"
+        )
     if not fused.usable(jnp.float32, H):
         print("  note: the fused kernel is not available here, so 'kernel' ran the JAX scans too")
 

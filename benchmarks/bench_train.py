@@ -102,13 +102,16 @@ FRAMEWORKS = {
 
 # ---- data -----------------------------------------------------------------------------------
 
+
 def find_imdb(explicit: str | None) -> Path:
     """The directory (or archive) of IMDB: --imdb, else $LSTMKIT_IMDB, else ../shared/data/imdb."""
     candidate = explicit or os.environ.get("LSTMKIT_IMDB") or REPO_ROOT.parent / "shared/data/imdb"
     path = Path(candidate)
     if not path.exists():
-        sys.exit(f"IMDB not found at {path}: pass --imdb DIR or set LSTMKIT_IMDB to the folder "
-                 "holding aclImdb_labeled.tar.gz")
+        sys.exit(
+            f"IMDB not found at {path}: pass --imdb DIR or set LSTMKIT_IMDB to the folder "
+            "holding aclImdb_labeled.tar.gz"
+        )
     return path
 
 
@@ -132,14 +135,16 @@ def prepare_data(imdb: Path, out_dir: Path) -> tuple[Path, dict]:
     texts, labels, loader = load_train_reviews(imdb)
     ids, vocab = vectorize(texts)
     if ids.shape != (len(labels), SEQ_LEN) or len(vocab) != MAX_TOKENS:
-        sys.exit(f"expected ids ({len(labels)}, {SEQ_LEN}) and {MAX_TOKENS} tokens, "
-                 f"got {ids.shape} and {len(vocab)}")
+        sys.exit(f"expected ids ({len(labels)}, {SEQ_LEN}) and {MAX_TOKENS} tokens, got {ids.shape} and {len(vocab)}")
     path = out_dir / "imdb_train_ids.npz"
     np.savez(path, x=ids, y=labels)
     lengths = (ids != 0).sum(axis=1)
     info = {
-        "reviews": len(labels), "positive": int(labels.sum()), "loader": loader,
-        "vectorizer": "lstmkit.data.text.TextVectorizer", "mean_length": float(lengths.mean()),
+        "reviews": len(labels),
+        "positive": int(labels.sum()),
+        "loader": loader,
+        "vectorizer": "lstmkit.data.text.TextVectorizer",
+        "mean_length": float(lengths.mean()),
         "full_length_share": float((lengths == SEQ_LEN).mean()),
         "seconds": round(time.perf_counter() - t0, 1),
     }
@@ -148,10 +153,20 @@ def prepare_data(imdb: Path, out_dir: Path) -> tuple[Path, dict]:
 
 # ---- running workers ------------------------------------------------------------------------
 
+
 def worker_command(framework: Framework, python: str, data: Path, args) -> list[str]:
-    command = [python, str(WORKERS_DIR / framework.script), "--data", str(data),
-               "--batches", str(args.batches), "--warmup", str(args.warmup),
-               "--predict-batches", str(args.predict_batches)]
+    command = [
+        python,
+        str(WORKERS_DIR / framework.script),
+        "--data",
+        str(data),
+        "--batches",
+        str(args.batches),
+        "--warmup",
+        str(args.warmup),
+        "--predict-batches",
+        str(args.predict_batches),
+    ]
     if args.predict:
         command.append("--predict")
     if args.full_epoch:
@@ -161,12 +176,16 @@ def worker_command(framework: Framework, python: str, data: Path, args) -> list[
 
 def run_worker(framework: Framework, python: str, data: Path, args) -> tuple[str, dict | str]:
     """('ok', result) | ('skip', message) | ('fail', message)."""
-    env = {**os.environ, **framework.env, "TF_CPP_MIN_LOG_LEVEL": "2", "JAX_PLATFORMS": "cpu",
-           "CUDA_VISIBLE_DEVICES": ""}  # a CPU benchmark, even on a machine with a GPU
+    env = {
+        **os.environ,
+        **framework.env,
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "JAX_PLATFORMS": "cpu",
+        "CUDA_VISIBLE_DEVICES": "",
+    }  # a CPU benchmark, even on a machine with a GPU
     command = worker_command(framework, python, data, args)
     try:
-        proc = subprocess.run(command, env=env, capture_output=True, text=True,
-                              timeout=args.timeout)
+        proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=args.timeout)
     except subprocess.TimeoutExpired:
         return "fail", f"timed out after {args.timeout} s"
     if proc.returncode == EXIT_UNAVAILABLE:
@@ -180,6 +199,7 @@ def run_worker(framework: Framework, python: str, data: Path, args) -> tuple[str
 
 
 # ---- summary --------------------------------------------------------------------------------
+
 
 def summarize(results: list[dict], full_epoch: bool) -> dict:
     """Pool one framework's rounds: median step over all timed steps, max RSS, median rest."""
@@ -226,7 +246,8 @@ def table(summary: dict) -> str:
             f"| {s['peak_rss_mib']:.0f} | {predict} "
             f"| {ratio(s['epoch_s'], ref and ref['epoch_s'])} "
             f"| {ratio(per_review, ref_per_review)} "
-            f"| {ratio(s['peak_rss_mib'], ref and ref['peak_rss_mib'])} |")
+            f"| {ratio(s['peak_rss_mib'], ref and ref['peak_rss_mib'])} |"
+        )
     return "\n".join(lines)
 
 
@@ -245,15 +266,19 @@ def machine_info() -> dict:
         usable = os.cpu_count()
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "cpu": cpu, "cores": os.cpu_count(), "usable_cores": usable,
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "usable_cores": usable,
         "load_average": [round(x, 2) for x in os.getloadavg()],
-        "platform": platform.platform(), "python": platform.python_version(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
     }
 
 
 def lstmkit_version() -> str:
     try:
         import lstmkit
+
         return lstmkit.__version__
     except ImportError:
         return "not importable"
@@ -261,10 +286,12 @@ def lstmkit_version() -> str:
 
 # ---- main -----------------------------------------------------------------------------------
 
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", default=",".join(FRAMEWORKS),
-                        help=f"comma-separated subset of {','.join(FRAMEWORKS)}")
+    parser.add_argument(
+        "--only", default=",".join(FRAMEWORKS), help=f"comma-separated subset of {','.join(FRAMEWORKS)}"
+    )
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (default 3)")
     parser.add_argument("--batches", type=int, default=20, help="timed batches per round")
     parser.add_argument("--warmup", type=int, default=3, help="untimed batches before them")
@@ -272,9 +299,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--predict-batches", type=int, default=8, help="batches of 256 to predict")
     parser.add_argument("--full-epoch", action="store_true", help="time a real epoch (391 batches)")
     parser.add_argument("--imdb", help="IMDB folder (default $LSTMKIT_IMDB or ../shared/data/imdb)")
-    parser.add_argument("--peer-python", default=os.environ.get("LSTMKIT_BENCH_PEER_PYTHON", sys.executable),
-                        help="interpreter for the Keras and torch workers (default: this one, "
-                             "or $LSTMKIT_BENCH_PEER_PYTHON)")
+    parser.add_argument(
+        "--peer-python",
+        default=os.environ.get("LSTMKIT_BENCH_PEER_PYTHON", sys.executable),
+        help="interpreter for the Keras and torch workers (default: this one, or $LSTMKIT_BENCH_PEER_PYTHON)",
+    )
     parser.add_argument("--timeout", type=int, default=1800, help="seconds per worker run")
     parser.add_argument("--json", metavar="OUT", help="save meta, raw runs and summary here")
     args = parser.parse_args()
@@ -295,10 +324,13 @@ def main() -> None:
     print(f"# lstmkit training benchmark, {meta['date']}", flush=True)
     with tempfile.TemporaryDirectory(prefix="lstmkit-bench-") as tmp:
         data, data_info = prepare_data(imdb, Path(tmp))
-        print(f"data: {data_info['reviews']} train reviews from {imdb}, {data_info['loader']}, "
-              f"{data_info['vectorizer']}; mean length {data_info['mean_length']:.0f} of "
-              f"{SEQ_LEN}, {100 * data_info['full_length_share']:.0f}% at full length "
-              f"({data_info['seconds']} s)", flush=True)
+        print(
+            f"data: {data_info['reviews']} train reviews from {imdb}, {data_info['loader']}, "
+            f"{data_info['vectorizer']}; mean length {data_info['mean_length']:.0f} of "
+            f"{SEQ_LEN}, {100 * data_info['full_length_share']:.0f}% at full length "
+            f"({data_info['seconds']} s)",
+            flush=True,
+        )
 
         active, runs, skipped, failed = list(args.names), [], {}, {}
         for round_index in range(args.rounds):
@@ -313,8 +345,11 @@ def main() -> None:
                 if status == "ok":
                     result["round"] = round_index + 1
                     runs.append(result)
-                    print(f"round {round_index + 1} {name}: {result['ms_per_batch']:.1f} ms/batch, "
-                          f"{result['peak_rss_mib']:.0f} MiB ({wall:.0f} s)", flush=True)
+                    print(
+                        f"round {round_index + 1} {name}: {result['ms_per_batch']:.1f} ms/batch, "
+                        f"{result['peak_rss_mib']:.0f} MiB ({wall:.0f} s)",
+                        flush=True,
+                    )
                 else:
                     active.remove(name)
                     (skipped if status == "skip" else failed)[name] = result
@@ -329,17 +364,23 @@ def main() -> None:
     meta["lstmkit"] = lstmkit_version()
 
     print()
-    print(f"date: {meta['date']}; CPU: {meta['cpu']}, {meta['cores']} cores "
-          f"({meta['usable_cores']} usable); load average {meta['load_average']} at start, "
-          f"{meta['load_average_end']} at end")
-    print(f"settings: {args.rounds} round(s) x {args.batches} timed batches of 64 after "
-          f"{args.warmup} warmup; epoch = {'measured' if args.full_epoch else 'median x 391 (est.)'}"
-          f"; predict: {f'{args.predict_batches} batches of 256' if args.predict else 'off'}")
+    print(
+        f"date: {meta['date']}; CPU: {meta['cpu']}, {meta['cores']} cores "
+        f"({meta['usable_cores']} usable); load average {meta['load_average']} at start, "
+        f"{meta['load_average_end']} at end"
+    )
+    print(
+        f"settings: {args.rounds} round(s) x {args.batches} timed batches of 64 after "
+        f"{args.warmup} warmup; epoch = {'measured' if args.full_epoch else 'median x 391 (est.)'}"
+        f"; predict: {f'{args.predict_batches} batches of 256' if args.predict else 'off'}"
+    )
     busiest = max(meta["load_average"][0], meta["load_average_end"][0])
     if busiest > 0.5 * meta["usable_cores"]:
-        print(f"WARNING: the machine was busy (load average up to {busiest} on "
-              f"{meta['usable_cores']} cores): the numbers are noisy, PyTorch's most of all "
-              "(its OpenMP threads wait for each other at every op when cores are taken)")
+        print(
+            f"WARNING: the machine was busy (load average up to {busiest} on "
+            f"{meta['usable_cores']} cores): the numbers are noisy, PyTorch's most of all "
+            "(its OpenMP threads wait for each other at every op when cores are taken)"
+        )
     versions = {"python": meta["python"], "lstmkit": meta["lstmkit"]}
     for s in summary.values():
         versions.update(s["versions"])
@@ -351,14 +392,24 @@ def main() -> None:
             print("\n(lstmkit did not run, so there are no ratios.)")
     for name, s in summary.items():
         if "train_on_batch_ms_median" in s["extra"]:
-            print(f"- {name}: train_on_batch median {s['extra']['train_on_batch_ms_median']:.1f} ms "
-                  f"(last round), against {s['ms_per_batch']:.1f} ms per step inside fit()")
+            print(
+                f"- {name}: train_on_batch median {s['extra']['train_on_batch_ms_median']:.1f} ms "
+                f"(last round), against {s['ms_per_batch']:.1f} ms per step inside fit()"
+            )
     for name, message in {**skipped, **failed}.items():
         print(f"- {name}: {'skipped' if name in skipped else 'failed'}: {message.splitlines()[0]}")
 
     if args.json:
-        report = {"meta": meta, "data": data_info, "settings": vars(args), "versions": versions,
-                  "summary": summary, "runs": runs, "skipped": skipped, "failed": failed}
+        report = {
+            "meta": meta,
+            "data": data_info,
+            "settings": vars(args),
+            "versions": versions,
+            "summary": summary,
+            "runs": runs,
+            "skipped": skipped,
+            "failed": failed,
+        }
         Path(args.json).write_text(json.dumps(report, indent=1))
         print(f"\nsaved {args.json}")
     if failed:

@@ -26,8 +26,8 @@ sys.path.insert(0, str(ROOT / "src"))  # runs from a checkout in any venv that h
 import numpy as np  # noqa: E402
 
 from lstmkit.data.batching import padded_steps  # noqa: E402
-from lstmkit.data.text import TextVectorizer  # noqa: E402
 from lstmkit.data.imdb import read_imdb  # noqa: E402
+from lstmkit.data.text import TextVectorizer  # noqa: E402
 
 CONFIGS = [
     {"max_tokens": None, "output_sequence_length": None},  # the full vocabulary, ids padded to the longest
@@ -74,19 +74,28 @@ def bench(texts, config, repeats, keras_tf):
     vocabs = {"lstmkit": ours.vocabulary}
     if keras_tf is not None:
         vocabs["keras"] = [str(t) for t in layer.get_vocabulary()]
-    medians = {name: [tuple(statistics.median(x) for x in zip(*a)), tuple(statistics.median(x) for x in zip(*e))] for name, (a, e) in times.items()}
+    medians = {
+        name: [tuple(statistics.median(x) for x in zip(*a)), tuple(statistics.median(x) for x in zip(*e))]
+        for name, (a, e) in times.items()
+    }
     return medians, vocabs, results
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=os.environ.get("LSTMKIT_IMDB", ROOT.parent / "shared" / "data" / "imdb"), help="folder with aclImdb_labeled.tar.gz, or an aclImdb folder / archive")
+    parser.add_argument(
+        "--data",
+        default=os.environ.get("LSTMKIT_IMDB", ROOT.parent / "shared" / "data" / "imdb"),
+        help="folder with aclImdb_labeled.tar.gz, or an aclImdb folder / archive",
+    )
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
     start = time.perf_counter()
     splits = read_imdb(args.data, ("train", "test"))
-    print(f"read IMDB train+test in one pass: {time.perf_counter() - start:.2f} s ({len(splits['train'])} + {len(splits['test'])} reviews)")
+    print(
+        f"read IMDB train+test in one pass: {time.perf_counter() - start:.2f} s ({len(splits['train'])} + {len(splits['test'])} reviews)"
+    )
     texts = splits["train"].texts
 
     keras_tf = load_keras()
@@ -94,7 +103,9 @@ def main():
         print(f"\nconfig {config}, {len(texts)} reviews, median of {args.repeats}")
         medians, vocabs, ids = bench(texts, config, args.repeats, keras_tf)
         for name, (t_adapt, t_encode) in medians.items():
-            print(f"  {name:8s} adapt {t_adapt[0]:5.2f} s (CPU {t_adapt[1]:5.2f} s)   encode {t_encode[0]:5.2f} s (CPU {t_encode[1]:5.2f} s)   vocab {len(vocabs[name])}")
+            print(
+                f"  {name:8s} adapt {t_adapt[0]:5.2f} s (CPU {t_adapt[1]:5.2f} s)   encode {t_encode[0]:5.2f} s (CPU {t_encode[1]:5.2f} s)   vocab {len(vocabs[name])}"
+            )
         if keras_tf is None:
             print("  keras    skipped: TensorFlow is not installed in this Python (use /work/refenv/bin/python)")
             continue
@@ -105,7 +116,9 @@ def main():
     v.adapt(texts)
     steps = padded_steps(v.encode_ragged(texts), 64, max_length=200, seed=0)
     saved = 1 - steps["bucketed"] / steps["plain"]
-    print(f"\npadded steps per epoch at length 200, batch 64: plain {steps['plain']:,}, bucketed {steps['bucketed']:,} ({saved:.0%} fewer), real tokens {steps['real']:,}, {steps['batches']} batches of {steps['shapes']} shapes")
+    print(
+        f"\npadded steps per epoch at length 200, batch 64: plain {steps['plain']:,}, bucketed {steps['bucketed']:,} ({saved:.0%} fewer), real tokens {steps['real']:,}, {steps['batches']} batches of {steps['shapes']} shapes"
+    )
 
 
 if __name__ == "__main__":

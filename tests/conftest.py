@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 # The data that lives beside the checkout (never inside it); LSTMKIT_IMDB overrides.
-IMDB_DIR = Path(os.environ.get("LSTMKIT_IMDB", Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "imdb")).resolve()
+IMDB_DIR = Path(
+    os.environ.get("LSTMKIT_IMDB", Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "imdb")
+).resolve()
 IMDB_LABELED = IMDB_DIR / "aclImdb_labeled.tar.gz"
 IMDB_UNSUP = IMDB_DIR / "aclImdb_unsup.tar.gz"
 
@@ -61,7 +63,9 @@ def release_compiled_code():
 
 
 def pytest_addoption(parser):
-    parser.addoption("--run-slow", action="store_true", default=False, help="also run tests marked slow (full IMDB training)")
+    parser.addoption(
+        "--run-slow", action="store_true", default=False, help="also run tests marked slow (full IMDB training)"
+    )
 
 
 def pytest_collection_modifyitems(config, items):

@@ -14,8 +14,25 @@ from lstmkit.nn.layers import LSTM, Bidirectional, Dense, Embedding
 from lstmkit.nn.model import Sequential
 
 # Flags that make `lstmkit train` small enough for a test: a few seconds an epoch.
-TINY = ["--max-tokens", "40", "--sequence-length", "16", "--embedding-dim", "8", "--lstm-units", "8",
-        "--dense-units", "8", "--batch-size", "32", "--validation", "0.2", "--learning-rate", "0.01", "--quiet"]  # fmt: skip
+TINY = [
+    "--max-tokens",
+    "40",
+    "--sequence-length",
+    "16",
+    "--embedding-dim",
+    "8",
+    "--lstm-units",
+    "8",
+    "--dense-units",
+    "8",
+    "--batch-size",
+    "32",
+    "--validation",
+    "0.2",
+    "--learning-rate",
+    "0.01",
+    "--quiet",
+]
 
 
 POS = ["good", "great", "superb", "fine", "lovely"]

@@ -104,7 +104,9 @@ def make_keras(name, *, B, T, E, H, bidirectional, lengths, with_initial_state, 
     weights = [rng.uniform(-0.8, 0.8, size=w.shape).astype(np.float32) for w in layer.get_weights()]
     layer.set_weights(weights)
     if bidirectional:  # the weights list is the forward layer's three, then the backward's
-        for got, want in zip(layer.get_weights(), layer.forward_layer.get_weights() + layer.backward_layer.get_weights()):
+        for got, want in zip(
+            layer.get_weights(), layer.forward_layer.get_weights() + layer.backward_layer.get_weights()
+        ):
             assert np.array_equal(got, want), "Bidirectional weight order is not forward then backward"
     final_layer = build(return_sequences=False)
     final_layer.set_weights(weights)
@@ -155,10 +157,44 @@ def main():
     if not torch.__version__.startswith("2.13"):
         sys.exit(f"these fixtures are made with torch 2.13, found {torch.__version__}")
     FIXTURES.mkdir(exist_ok=True)
-    make_torch("torch_lstm", B=3, T=6, E=4, H=5, num_layers=1, bidirectional=False, lengths=[6, 2, 4], with_initial_state=False, seed=1)
-    make_torch("torch_bilstm_2layers", B=4, T=9, E=5, H=6, num_layers=2, bidirectional=True, lengths=[9, 4, 1, 6], with_initial_state=True, seed=2)
-    make_keras("keras_lstm", B=4, T=8, E=5, H=6, bidirectional=False, lengths=[8, 3, 5, 1], with_initial_state=True, seed=3)
-    make_keras("keras_bidirectional", B=4, T=9, E=5, H=6, bidirectional=True, lengths=[2, 9, 5, 7], with_initial_state=False, seed=4)
+    make_torch(
+        "torch_lstm",
+        B=3,
+        T=6,
+        E=4,
+        H=5,
+        num_layers=1,
+        bidirectional=False,
+        lengths=[6, 2, 4],
+        with_initial_state=False,
+        seed=1,
+    )
+    make_torch(
+        "torch_bilstm_2layers",
+        B=4,
+        T=9,
+        E=5,
+        H=6,
+        num_layers=2,
+        bidirectional=True,
+        lengths=[9, 4, 1, 6],
+        with_initial_state=True,
+        seed=2,
+    )
+    make_keras(
+        "keras_lstm", B=4, T=8, E=5, H=6, bidirectional=False, lengths=[8, 3, 5, 1], with_initial_state=True, seed=3
+    )
+    make_keras(
+        "keras_bidirectional",
+        B=4,
+        T=9,
+        E=5,
+        H=6,
+        bidirectional=True,
+        lengths=[2, 9, 5, 7],
+        with_initial_state=False,
+        seed=4,
+    )
 
 
 if __name__ == "__main__":

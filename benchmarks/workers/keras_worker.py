@@ -46,13 +46,15 @@ class StepTimer(keras.callbacks.Callback):
 
 
 def build_model(seq_len: int) -> "keras.Model":
-    model = keras.Sequential([
-        keras.Input(shape=(seq_len,), dtype="int32"),
-        keras.layers.Embedding(100, 64, mask_zero=True),
-        keras.layers.Bidirectional(keras.layers.LSTM(64)),
-        keras.layers.Dense(64, activation="relu"),
-        keras.layers.Dense(1, activation="sigmoid"),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(seq_len,), dtype="int32"),
+            keras.layers.Embedding(100, 64, mask_zero=True),
+            keras.layers.Bidirectional(keras.layers.LSTM(64)),
+            keras.layers.Dense(64, activation="relu"),
+            keras.layers.Dense(1, activation="sigmoid"),
+        ]
+    )
     model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
     return model
 
@@ -60,9 +62,11 @@ def build_model(seq_len: int) -> "keras.Model":
 def backend_versions(backend: str) -> dict:
     if backend == "tensorflow":
         import tensorflow as tf
+
         return {"keras": keras.__version__, "tensorflow": tf.__version__}
     import jax
     import jaxlib
+
     return {"keras": keras.__version__, "jax": jax.__version__, "jaxlib": jaxlib.__version__}
 
 
@@ -82,8 +86,7 @@ def main() -> None:
     starts = protocol.training_batch_starts(len(x), b, args.warmup + args.batches)
     rows = np.concatenate([np.arange(start, start + b) for start in starts])
     timer = StepTimer()
-    model.fit(x[rows], y[rows], batch_size=b, epochs=1, shuffle=False, verbose=0,
-              callbacks=[timer])
+    model.fit(x[rows], y[rows], batch_size=b, epochs=1, shuffle=False, verbose=0, callbacks=[timer])
     fit_ms = timer.step_ms
 
     # train_on_batch on the same batches again, for comparison with fit's per-step cost. It
@@ -91,7 +94,7 @@ def main() -> None:
     on_batch_ms = []
     for start in starts:
         t0 = time.perf_counter()
-        model.train_on_batch(x[start:start + b], y[start:start + b])
+        model.train_on_batch(x[start : start + b], y[start : start + b])
         on_batch_ms.append((time.perf_counter() - t0) * 1e3)
 
     epoch_s = None
@@ -110,13 +113,19 @@ def main() -> None:
         reviews_per_s = n_predict / (time.perf_counter() - t0)
 
     protocol.emit(
-        BACKEND_NAMES[backend], args, versions=backend_versions(backend),
-        warmup_ms=fit_ms[:args.warmup], step_ms=fit_ms[args.warmup:], n_reviews=len(x),
-        epoch_s=epoch_s, predict_reviews_per_s=reviews_per_s, final_loss=timer.last_loss,
+        BACKEND_NAMES[backend],
+        args,
+        versions=backend_versions(backend),
+        warmup_ms=fit_ms[: args.warmup],
+        step_ms=fit_ms[args.warmup :],
+        n_reviews=len(x),
+        epoch_s=epoch_s,
+        predict_reviews_per_s=reviews_per_s,
+        final_loss=timer.last_loss,
         notes="model.fit per-step time (callback), metrics=['accuracy'] as in the seed",
         extra={
-            "train_on_batch_ms": [round(t, 3) for t in on_batch_ms[args.warmup:]],
-            "train_on_batch_ms_median": float(np.median(on_batch_ms[args.warmup:])),
+            "train_on_batch_ms": [round(t, 3) for t in on_batch_ms[args.warmup :]],
+            "train_on_batch_ms_median": float(np.median(on_batch_ms[args.warmup :])),
             "jit_compile": str(getattr(model, "jit_compile", "?")),
         },
     )

@@ -30,7 +30,9 @@ except ImportError as error:
 def main() -> None:
     args = protocol.parse_args(__doc__.splitlines()[0])
     x, y = protocol.load_data(args.data)
-    model = Sequential([Embedding(100, 64, mask_zero=True), Bidirectional(LSTM(64)), Dense(64, "relu"), Dense(1, "sigmoid")])
+    model = Sequential(
+        [Embedding(100, 64, mask_zero=True), Bidirectional(LSTM(64)), Dense(64, "relu"), Dense(1, "sigmoid")]
+    )
     model.compile(optimizer="adam", loss="binary_crossentropy")
     model.build(seed=args.seed)
     model.input_length = x.shape[1]
@@ -43,7 +45,13 @@ def main() -> None:
     for k, start in enumerate(protocol.training_batch_starts(len(x), b, args.warmup + args.batches)):
         t0 = time.perf_counter()
         model.params, opt_state, loss_sum, _ = lk_train._train_step(
-            model, model.params, opt_state, x[start : start + b], y[start : start + b], weight, jax.random.fold_in(key, k)
+            model,
+            model.params,
+            opt_state,
+            x[start : start + b],
+            y[start : start + b],
+            weight,
+            jax.random.fold_in(key, k),
         )
         loss = float(loss_sum) / b  # blocks until the step (and its update) is done
         times_ms.append((time.perf_counter() - t0) * 1e3)
@@ -56,10 +64,17 @@ def main() -> None:
         for batch in lk_train._batches(model, model._ids(x), y, b, seed=args.seed, shuffle=True, bucket=True):
             if batch.ids.shape not in shapes:
                 shapes.add(batch.ids.shape)
-                jax.block_until_ready(lk_train._train_step(
-                    model, jax.tree.map(lambda a: a.copy(), model.params), jax.tree.map(lambda a: a.copy(), opt_state),
-                    batch.ids, batch.labels, batch.weight, key,
-                ))  # fmt: skip
+                jax.block_until_ready(
+                    lk_train._train_step(
+                        model,
+                        jax.tree.map(lambda a: a.copy(), model.params),
+                        jax.tree.map(lambda a: a.copy(), opt_state),
+                        batch.ids,
+                        batch.labels,
+                        batch.weight,
+                        key,
+                    )
+                )
         t0 = time.perf_counter()
         history = model.fit(x, y, epochs=1, batch_size=b, seed=args.seed, verbose=False, opt_state=opt_state)
         epoch_s = time.perf_counter() - t0
@@ -76,12 +91,19 @@ def main() -> None:
         reviews_per_s = n_predict / (time.perf_counter() - t0)
 
     protocol.emit(
-        "lstmkit", args, versions={"lstmkit": lstmkit.__version__, "jax": jax.__version__},
-        warmup_ms=times_ms[: args.warmup], step_ms=times_ms[args.warmup :], n_reviews=len(x),
-        epoch_s=epoch_s, predict_reviews_per_s=reviews_per_s, final_loss=loss, threads=None,
+        "lstmkit",
+        args,
+        versions={"lstmkit": lstmkit.__version__, "jax": jax.__version__},
+        warmup_ms=times_ms[: args.warmup],
+        step_ms=times_ms[args.warmup :],
+        n_reviews=len(x),
+        epoch_s=epoch_s,
+        predict_reviews_per_s=reviews_per_s,
+        final_loss=loss,
+        threads=None,
         notes="jitted step, hand-written BPTT, both directions in one scan; epoch with length-bucketed batches",
         extra=extra,
-    )  # fmt: skip
+    )
 
 
 if __name__ == "__main__":

@@ -79,9 +79,21 @@ def core_count() -> int:
         return os.cpu_count() or 1
 
 
-def emit(framework: str, args: argparse.Namespace, *, versions: dict, warmup_ms: list,
-         step_ms: list, n_reviews: int, epoch_s=None, predict_reviews_per_s=None,
-         final_loss=None, threads=None, notes: str = "", extra: dict | None = None) -> None:
+def emit(
+    framework: str,
+    args: argparse.Namespace,
+    *,
+    versions: dict,
+    warmup_ms: list,
+    step_ms: list,
+    n_reviews: int,
+    epoch_s=None,
+    predict_reviews_per_s=None,
+    final_loss=None,
+    threads=None,
+    notes: str = "",
+    extra: dict | None = None,
+) -> None:
     """Print the one JSON result line (the last line of stdout)."""
     result = {
         "protocol": PROTOCOL_VERSION,

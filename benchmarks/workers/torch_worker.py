@@ -70,14 +70,14 @@ def main() -> None:
     model.train()
     for start in starts:
         t0 = time.perf_counter()
-        loss = train_step(x[start:start + b], y[start:start + b])
+        loss = train_step(x[start : start + b], y[start : start + b])
         times_ms.append((time.perf_counter() - t0) * 1e3)
 
     epoch_s = None
     if args.full_epoch:
         t0 = time.perf_counter()
         for start in range(0, len(x), b):
-            loss = train_step(x[start:start + b], y[start:start + b])
+            loss = train_step(x[start : start + b], y[start : start + b])
         epoch_s = time.perf_counter() - t0
 
     reviews_per_s = None
@@ -89,13 +89,20 @@ def main() -> None:
             torch.sigmoid(model(x[:p]))  # warmup
             t0 = time.perf_counter()
             for start in range(0, n_predict, p):
-                torch.sigmoid(model(x[start:start + p]))
+                torch.sigmoid(model(x[start : start + p]))
             reviews_per_s = n_predict / (time.perf_counter() - t0)
 
     protocol.emit(
-        "torch", args, versions={"torch": torch.__version__},
-        warmup_ms=times_ms[:args.warmup], step_ms=times_ms[args.warmup:], n_reviews=len(x),
-        epoch_s=epoch_s, predict_reviews_per_s=reviews_per_s, final_loss=loss, threads=threads,
+        "torch",
+        args,
+        versions={"torch": torch.__version__},
+        warmup_ms=times_ms[: args.warmup],
+        step_ms=times_ms[args.warmup :],
+        n_reviews=len(x),
+        epoch_s=epoch_s,
+        predict_reviews_per_s=reviews_per_s,
+        final_loss=loss,
+        threads=threads,
         notes="eager nn.LSTM on packed sequences (oneDNN on CPU)",
         extra={"mkldnn_enabled": torch.backends.mkldnn.is_available()},
     )

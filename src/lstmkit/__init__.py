@@ -46,8 +46,18 @@ _API = {
     "lstmkit.errors": ("LstmkitError",),
     "lstmkit.explain.report": ("explain",),
     "lstmkit.io.checkpoint": ("save_model",),
-    "lstmkit.nn.layers": ("LSTM", "Bidirectional", "Dense", "Dropout", "Embedding", "GlobalAveragePool", "GlobalMaxPool",
-                          "MaxMeanPool", "SpatialDropout1D", "WordDropout"),  # fmt: skip
+    "lstmkit.nn.layers": (
+        "LSTM",
+        "Bidirectional",
+        "Dense",
+        "Dropout",
+        "Embedding",
+        "GlobalAveragePool",
+        "GlobalMaxPool",
+        "MaxMeanPool",
+        "SpatialDropout1D",
+        "WordDropout",
+    ),
     "lstmkit.nn.model": ("Sequential", "load_model"),
 }
 _WHERE = {name: module for module, names in _API.items() for name in names}

@@ -1,5 +1,4 @@
-"""Where lstmkit keeps what it caches: LSTMKIT_HOME, default ~/.cache/lstmkit.
-"""
+"""Where lstmkit keeps what it caches: LSTMKIT_HOME, default ~/.cache/lstmkit."""
 
 from __future__ import annotations
 

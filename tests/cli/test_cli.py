@@ -60,7 +60,9 @@ def test_evaluate_json_and_table(trained, csv_data):
 
 def test_predict_arguments_file_stdin(trained, tmp_path):
     out, _ = trained
-    r = CliRunner().invoke(main, ["predict", str(out), "--json", "a great and lovely film", "", "dull awful boring plot"])
+    r = CliRunner().invoke(
+        main, ["predict", str(out), "--json", "a great and lovely film", "", "dull awful boring plot"]
+    )
     assert r.exit_code == 0, r.output
     rows = [json.loads(line) for line in r.output.splitlines()]
     assert [row["label"] for row in rows][::2] == ["positive", "negative"]
@@ -90,13 +92,52 @@ def unlabeled_txt(tmp_path_factory):
 
 @pytest.mark.parametrize(
     "extra, interrupt_at",
-    [((), 1), (("--epochs", "3", "--early-stopping", "2"), 1), (("--weight-average", "0.9"), 1), (("--self-training", "1", "--unlabeled", "UNLABELED"), 3),
-     (("--self-training", "2", "--self-training-epochs", "1", "--unlabeled", "UNLABELED"), 3),
-     (("--self-training", "1", "--student", "lstm_units=6", "--student", "weight_average=0.9", "--unlabeled", "UNLABELED"), 3),
-     (("--self-training", "1", "--pseudo-labels", "soft", "--pseudo-confidence", "0.5", "--unlabeled", "UNLABELED"), 3)],
-    ids=["plain", "early-stopping", "weight-average", "self-training-round-1", "self-training-between-rounds", "wider-student", "soft-labels"],
-)  # fmt: skip
-def test_interrupted_run_resumes_to_the_same_result(csv_data, unlabeled_txt, tmp_path, monkeypatch, extra, interrupt_at):
+    [
+        ((), 1),
+        (("--epochs", "3", "--early-stopping", "2"), 1),
+        (("--weight-average", "0.9"), 1),
+        (("--self-training", "1", "--unlabeled", "UNLABELED"), 3),
+        (("--self-training", "2", "--self-training-epochs", "1", "--unlabeled", "UNLABELED"), 3),
+        (
+            (
+                "--self-training",
+                "1",
+                "--student",
+                "lstm_units=6",
+                "--student",
+                "weight_average=0.9",
+                "--unlabeled",
+                "UNLABELED",
+            ),
+            3,
+        ),
+        (
+            (
+                "--self-training",
+                "1",
+                "--pseudo-labels",
+                "soft",
+                "--pseudo-confidence",
+                "0.5",
+                "--unlabeled",
+                "UNLABELED",
+            ),
+            3,
+        ),
+    ],
+    ids=[
+        "plain",
+        "early-stopping",
+        "weight-average",
+        "self-training-round-1",
+        "self-training-between-rounds",
+        "wider-student",
+        "soft-labels",
+    ],
+)
+def test_interrupted_run_resumes_to_the_same_result(
+    csv_data, unlabeled_txt, tmp_path, monkeypatch, extra, interrupt_at
+):
     """Ctrl-C after a checkpoint; --resume finishes with the uninterrupted run's numbers (with early
     stopping's best weights, the weight average and self-training's pseudo-labels restored too)."""
     extra = [str(unlabeled_txt) if e == "UNLABELED" else e for e in extra]
@@ -137,8 +178,25 @@ def test_self_training_labels_unlabeled_text_and_trains_on_it(csv_data, unlabele
     out = tmp_path / "st"
     # Without adversarial training: the tiny teacher then learns fast enough to be confident about
     # most unlabeled texts in 3 epochs, which the thresholds below rely on.
-    r = CliRunner().invoke(main, ["train", "--data", str(csv_data), "--out", str(out), "--epochs", "3", *TINY,
-                                  "--adversarial", "0", "--self-training", "2", "--unlabeled", str(unlabeled_txt)])  # fmt: skip
+    r = CliRunner().invoke(
+        main,
+        [
+            "train",
+            "--data",
+            str(csv_data),
+            "--out",
+            str(out),
+            "--epochs",
+            "3",
+            *TINY,
+            "--adversarial",
+            "0",
+            "--self-training",
+            "2",
+            "--unlabeled",
+            str(unlabeled_txt),
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert "self-training round 1/2" in r.output and "self-training round 2/2" in r.output
     metrics = json.loads((out / "metrics.json").read_text())
@@ -155,9 +213,31 @@ def test_self_training_labels_unlabeled_text_and_trains_on_it(csv_data, unlabele
 def test_soft_self_training_learns_from_the_teachers_probabilities(csv_data, unlabeled_txt, tmp_path):
     """--pseudo-labels soft: the kept texts' targets are the teacher's probabilities (0.5 keeps all)."""
     out = tmp_path / "soft"
-    r = CliRunner().invoke(main, ["train", "--data", str(csv_data), "--out", str(out), "--epochs", "3", *TINY, "--adversarial", "0",
-                                  "--self-training", "1", "--self-training-epochs", "1", "--pseudo-labels", "soft",
-                                  "--pseudo-confidence", "0.5", "--unlabeled", str(unlabeled_txt)])  # fmt: skip
+    r = CliRunner().invoke(
+        main,
+        [
+            "train",
+            "--data",
+            str(csv_data),
+            "--out",
+            str(out),
+            "--epochs",
+            "3",
+            *TINY,
+            "--adversarial",
+            "0",
+            "--self-training",
+            "1",
+            "--self-training-epochs",
+            "1",
+            "--pseudo-labels",
+            "soft",
+            "--pseudo-confidence",
+            "0.5",
+            "--unlabeled",
+            str(unlabeled_txt),
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert "(soft: its probabilities are the targets)" in r.output
     metrics = json.loads((out / "metrics.json").read_text())
@@ -169,8 +249,24 @@ def test_student_settings_shape_the_students_only(csv_data, unlabeled_txt, tmp_p
     """--student KEY=VALUE: the self-trained model has the student's size; the first model keeps the run's."""
     out, first = tmp_path / "st", tmp_path / "first"
     common = ["train", "--data", str(csv_data), "--epochs", "2", *TINY, "--adversarial", "0"]
-    r = CliRunner().invoke(main, [*common, "--out", str(out), "--self-training", "1", "--self-training-epochs", "1",
-                                  "--student", "lstm_units=12", "--student", "embedding_dim=5", "--unlabeled", str(unlabeled_txt)])  # fmt: skip
+    r = CliRunner().invoke(
+        main,
+        [
+            *common,
+            "--out",
+            str(out),
+            "--self-training",
+            "1",
+            "--self-training-epochs",
+            "1",
+            "--student",
+            "lstm_units=12",
+            "--student",
+            "embedding_dim=5",
+            "--unlabeled",
+            str(unlabeled_txt),
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert "the student differs from the first model in lstm_units=12, embedding_dim=5" in r.output
     assert CliRunner().invoke(main, [*common, "--out", str(first)]).exit_code == 0
@@ -189,8 +285,14 @@ def test_student_settings_shape_the_students_only(csv_data, unlabeled_txt, tmp_p
 def test_student_pairs_parse_to_typed_settings():
     from lstmkit.tasks.presets import parse_student, resolve
 
-    assert parse_student(["lstm_units=128", "dropout=0.4", "pooling=max"]) == {"lstm_units": 128, "dropout": 0.4, "pooling": "max"}
-    assert parse_student(["lstm_units=128", "none", "max-tokens=20000"]) == {"max_tokens": 20000}  # 'none' clears what came before
+    assert parse_student(["lstm_units=128", "dropout=0.4", "pooling=max"]) == {
+        "lstm_units": 128,
+        "dropout": 0.4,
+        "pooling": "max",
+    }
+    assert parse_student(["lstm_units=128", "none", "max-tokens=20000"]) == {
+        "max_tokens": 20000
+    }  # 'none' clears what came before
     assert resolve("best")["student"] == {"lstm_units": 128}
     assert resolve("best", student={"max_tokens": 20000})["student"] == {"max_tokens": 20000}  # replaces, not merges
     assert resolve("best", student={})["student"] == {}
@@ -227,12 +329,16 @@ def test_user_mistakes_get_one_line_and_exit_2(args, message):
 
 
 def test_adversarial_training_from_the_command_line(csv_data, tmp_path):
-    r = CliRunner().invoke(main, ["train", "--data", str(csv_data), "--out", str(tmp_path / "m"), "--adversarial", "0.5", *TINY])
+    r = CliRunner().invoke(
+        main, ["train", "--data", str(csv_data), "--out", str(tmp_path / "m"), "--adversarial", "0.5", *TINY]
+    )
     assert r.exit_code == 0, r.output
     assert json.loads((tmp_path / "m" / "config.json").read_text())["train_config"]["adversarial"] == 0.5
 
 
 def test_group_validation_falls_back_to_a_random_split_without_imdb_names(csv_data, tmp_path):
-    r = CliRunner().invoke(main, ["train", "--data", str(csv_data), "--out", str(tmp_path / "m"), "--group-validation", *TINY])
+    r = CliRunner().invoke(
+        main, ["train", "--data", str(csv_data), "--out", str(tmp_path / "m"), "--group-validation", *TINY]
+    )
     assert r.exit_code == 0, r.output
     assert "validation: a random split" in r.output

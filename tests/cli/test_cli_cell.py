@@ -49,7 +49,19 @@ def test_json_defaults():
 
 
 def test_flags_change_the_result_as_the_formula_says():
-    flags = {"x": 0.5, "h_prev": -0.4, "c_prev": 2.0, "wxf": -1.0, "bf": 0.3, "wxi": 0.2, "whi": 1.5, "wxc": -0.7, "bc": 0.1, "wxo": 2.0, "bo": -0.5}
+    flags = {
+        "x": 0.5,
+        "h_prev": -0.4,
+        "c_prev": 2.0,
+        "wxf": -1.0,
+        "bf": 0.3,
+        "wxi": 0.2,
+        "whi": 1.5,
+        "wxc": -0.7,
+        "bc": 0.1,
+        "wxo": 2.0,
+        "bo": -0.5,
+    }
     args = [a for k, v in flags.items() for a in ("--" + k.replace("_", "-"), str(v))]
     r = run("--json", *args)
     assert r.exit_code == 0, r.output

@@ -116,8 +116,14 @@ def test_bptt_finite_differences(x64):
         check(lambda e, idx=idx: (params, x.at[idx].add(e), h0, c0), g_x[idx])
     for d in range(len(reverse)):
         idx = (int(rng.integers(B)), int(rng.integers(H)))
-        check(lambda e, d=d, idx=idx: (params, x, [h.at[idx].add(e) if k == d else h for k, h in enumerate(h0)], c0), g_h0[d][idx])
-        check(lambda e, d=d, idx=idx: (params, x, h0, [c.at[idx].add(e) if k == d else c for k, c in enumerate(c0)]), g_c0[d][idx])
+        check(
+            lambda e, d=d, idx=idx: (params, x, [h.at[idx].add(e) if k == d else h for k, h in enumerate(h0)], c0),
+            g_h0[d][idx],
+        )
+        check(
+            lambda e, d=d, idx=idx: (params, x, h0, [c.at[idx].add(e) if k == d else c for k, c in enumerate(c0)]),
+            g_c0[d][idx],
+        )
     # Padded steps get exactly zero input gradient.
     np.testing.assert_array_equal(g_x[2], 0.0)
     np.testing.assert_array_equal(g_x[1, 2:], 0.0)
@@ -135,10 +141,17 @@ def test_embedding_path_equals_lookup_then_layer(x64):
 
     def f(params, table, backward, lookup):
         if lookup:
-            hs, finals = run_directions(params, ids, mask, reverse=list(reverse), initial_state=states, backward=backward, embedding=table)
+            hs, finals = run_directions(
+                params, ids, mask, reverse=list(reverse), initial_state=states, backward=backward, embedding=table
+            )
         else:
-            hs, finals = run_directions(params, table[ids], mask, reverse=list(reverse), initial_state=states, backward=backward)
-        return sum(jnp.sum(hs[d] * w_out[d]) + jnp.sum(finals[d].h * w_h[d]) + jnp.sum(finals[d].c * w_c[d]) for d in range(len(reverse)))
+            hs, finals = run_directions(
+                params, table[ids], mask, reverse=list(reverse), initial_state=states, backward=backward
+            )
+        return sum(
+            jnp.sum(hs[d] * w_out[d]) + jnp.sum(finals[d].h * w_h[d]) + jnp.sum(finals[d].c * w_c[d])
+            for d in range(len(reverse))
+        )
 
     df = jax.jit(jax.value_and_grad(f, argnums=(0, 1)), static_argnums=(2, 3))
     want = df(params, table, "autodiff", False)

@@ -40,7 +40,9 @@ def test_activation_gradients_finite_at_extremes(dtype, x64):
 
 @pytest.mark.parametrize("dtype, rtol", [("float32", 2e-6), ("float64", 1e-14)])
 def test_activations_match_jax_elsewhere(dtype, rtol, x64):
-    z = jnp.asarray(np.concatenate([np.linspace(-30, 30, 2001), np.logspace(-12, 1, 50), -np.logspace(-12, 1, 50)]), dtype)
+    z = jnp.asarray(
+        np.concatenate([np.linspace(-30, 30, 2001), np.logspace(-12, 1, 50), -np.logspace(-12, 1, 50)]), dtype
+    )
     np.testing.assert_allclose(sigmoid(z), jax.nn.sigmoid(z), rtol=rtol, atol=0)
     np.testing.assert_allclose(tanh(z), jnp.tanh(z), rtol=rtol, atol=1e-300 if dtype == "float64" else 1e-38)
 
@@ -89,8 +91,16 @@ def test_cell_formula_on_random_weights():
 def test_batched_cell_equals_per_row():
     k = jax.random.split(jax.random.key(1), 6)
     B, E, H = 5, 3, 4
-    p = {"W_x": jax.random.normal(k[0], (E, 4 * H)), "W_h": jax.random.normal(k[1], (H, 4 * H)), "b": jax.random.normal(k[2], (4 * H,))}
-    x, h_prev, c_prev = jax.random.normal(k[3], (B, E)), jax.random.normal(k[4], (B, H)), jax.random.normal(k[5], (B, H))
+    p = {
+        "W_x": jax.random.normal(k[0], (E, 4 * H)),
+        "W_h": jax.random.normal(k[1], (H, 4 * H)),
+        "b": jax.random.normal(k[2], (4 * H,)),
+    }
+    x, h_prev, c_prev = (
+        jax.random.normal(k[3], (B, E)),
+        jax.random.normal(k[4], (B, H)),
+        jax.random.normal(k[5], (B, H)),
+    )
     h, c, gates = lstm_cell(p, x, h_prev, c_prev)
     assert h.shape == c.shape == gates.i.shape == (B, H)
     for r in range(B):

@@ -43,15 +43,22 @@ CASES = [
 def run(params, x, h0, c0, mask, weights, reverse, backward, table=None):
     """A loss over every output (all steps' h, the final h and c), and the outputs themselves."""
     states = [(h, c) for h, c in zip(h0, c0)]
-    hs, finals = run_directions(params, x, mask, reverse=list(reverse), initial_state=states, backward=backward, embedding=table)
+    hs, finals = run_directions(
+        params, x, mask, reverse=list(reverse), initial_state=states, backward=backward, embedding=table
+    )
     w_out, w_h, w_c = weights
-    total = sum(jnp.sum(hs[d] * w_out[d]) + jnp.sum(finals[d].h * w_h[d]) + jnp.sum(finals[d].c * w_c[d]) for d in range(len(reverse)))
+    total = sum(
+        jnp.sum(hs[d] * w_out[d]) + jnp.sum(finals[d].h * w_h[d]) + jnp.sum(finals[d].c * w_c[d])
+        for d in range(len(reverse))
+    )
     return total, (hs, finals)
 
 
 def value_and_grads(backward, params, x, h0, c0, mask, weights, reverse, table=None):
     argnums = (0, 2, 3, 6) if table is not None else (0, 1, 2, 3)
-    f = jax.value_and_grad(lambda p, x, h0, c0, m, w, t: run(p, x, h0, c0, m, w, reverse, backward, t), argnums=argnums, has_aux=True)
+    f = jax.value_and_grad(
+        lambda p, x, h0, c0, m, w, t: run(p, x, h0, c0, m, w, reverse, backward, t), argnums=argnums, has_aux=True
+    )
     return jax.jit(f)(params, x, h0, c0, mask, weights, table)
 
 
@@ -68,7 +75,9 @@ def test_kernel_builds_and_registers():
     assert not fused.usable(jnp.float32, 12)  # H not a multiple of 8 too
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: f"B{c[0]}-T{c[1]}-H{c[3]}-{'+'.join('rev' if r else 'fwd' for r in c[4])}-{c[5]}")
+@pytest.mark.parametrize(
+    "case", CASES, ids=lambda c: f"B{c[0]}-T{c[1]}-H{c[3]}-{'+'.join('rev' if r else 'fwd' for r in c[4])}-{c[5]}"
+)
 @pytest.mark.parametrize("input_kind", ["dense", "table"])
 def test_fused_equals_jax_grad_of_the_scan(case, input_kind):
     B, T, E, H, reverse, lengths = case
@@ -143,7 +152,10 @@ def test_build_is_cached_and_atomic(tmp_path, monkeypatch):
     assert library.parent == tmp_path / "kernels" and library.stat().st_size > 0
     mtime = library.stat().st_mtime_ns
     assert fused.build() == library and library.stat().st_mtime_ns == mtime  # reused, not rebuilt
-    assert sorted(p.name for p in (tmp_path / "kernels").iterdir()) == [library.name, library.name + ".sha256"]  # no temporary file left
+    assert sorted(p.name for p in (tmp_path / "kernels").iterdir()) == [
+        library.name,
+        library.name + ".sha256",
+    ]  # no temporary file left
     size, digest = (tmp_path / "kernels" / (library.name + ".sha256")).read_text().split()
     assert int(size) == library.stat().st_size and len(digest) == 64
 
@@ -204,13 +216,22 @@ def test_final_state_only(input_kind):
     table = jnp.asarray(np.random.default_rng(2).normal(size=(V, E)), jnp.float32) if V else None
 
     def final_loss(params, h0, c0, table, backward, sequences):
-        hs, finals = run_directions(params, x, mask, reverse=list(reverse), initial_state=list(zip(h0, c0)),
-                                    backward=backward, embedding=table, sequences=sequences)  # fmt: skip
+        hs, finals = run_directions(
+            params,
+            x,
+            mask,
+            reverse=list(reverse),
+            initial_state=list(zip(h0, c0)),
+            backward=backward,
+            embedding=table,
+            sequences=sequences,
+        )
         assert (hs[0] is None) == (not sequences)
         return sum(jnp.sum(f.h * w_h[d]) + jnp.sum(f.c * w_c[d]) for d, f in enumerate(finals))
 
-    grad = lambda backward, sequences: jax.jit(jax.value_and_grad(final_loss, argnums=(0, 1, 2, 3)), static_argnums=(4, 5))(
-        params, h0, c0, table, backward, sequences)  # fmt: skip
+    grad = lambda backward, sequences: jax.jit(
+        jax.value_and_grad(final_loss, argnums=(0, 1, 2, 3)), static_argnums=(4, 5)
+    )(params, h0, c0, table, backward, sequences)
     kernel_only_final = grad("bptt", False)
     assert_close(kernel_only_final, grad("autodiff", True), "final-state-only kernel vs autodiff")
     assert_close(kernel_only_final, grad("bptt", True), "final-state-only kernel vs full kernel")

@@ -179,7 +179,11 @@ def test_stack_equals_layer_by_layer(data, bidirectional):
     mask = right_padded_mask(LENGTHS, T)
     k = jax.random.split(jax.random.key(3), 3)
     if bidirectional:
-        layers = [init_bidirectional(k[0], E, H), init_bidirectional(k[1], 2 * H, H), init_bidirectional(k[2], 2 * H, H)]
+        layers = [
+            init_bidirectional(k[0], E, H),
+            init_bidirectional(k[1], 2 * H, H),
+            init_bidirectional(k[2], 2 * H, H),
+        ]
     else:
         layers = [init_lstm(k[0], E, H), init_lstm(k[1], H, H), init_lstm(k[2], H, H)]
     out, states = stack(layers, x, mask, bidirectional=bidirectional)

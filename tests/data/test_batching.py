@@ -30,7 +30,9 @@ def collect(batches, sequences):
     """Check each batch against the data; return the ids of the real rows seen, in order."""
     seen = []
     for b in batches:
-        assert isinstance(b, Batch) and b.ids.dtype == np.int32 and b.mask.dtype == bool and b.weight.dtype == np.float32
+        assert (
+            isinstance(b, Batch) and b.ids.dtype == np.int32 and b.mask.dtype == bool and b.weight.dtype == np.float32
+        )
         for row, w in enumerate(b.weight):
             length = int(b.mask[row].sum())
             assert b.mask[row, :length].all() and not b.mask[row, length:].any()  # mask is a prefix
@@ -51,7 +53,19 @@ def collect(batches, sequences):
 def test_epoch_has_every_example_exactly_once(bucket, shuffle, buffer):
     seqs = ragged(203)
     labels = np.arange(203) % 3
-    batches = list(iterate_batches(seqs, labels, 16, seed=4, shuffle=shuffle, bucket=bucket, shuffle_buffer=buffer, bucket_window=3, pad_multiple=8))
+    batches = list(
+        iterate_batches(
+            seqs,
+            labels,
+            16,
+            seed=4,
+            shuffle=shuffle,
+            bucket=bucket,
+            shuffle_buffer=buffer,
+            bucket_window=3,
+            pad_multiple=8,
+        )
+    )
     assert all(b.ids.shape[0] == 16 for b in batches) and len(batches) == 13
     assert all(b.ids.shape[1] % 8 == 0 for b in batches) or not bucket
     seen = collect(batches, seqs)
@@ -96,7 +110,9 @@ def test_padded_array_input_matches_ragged():
         padded[i, : len(s)] = s
     assert sequence_lengths(padded).tolist() == [len(s) for s in seqs]
     kwargs = dict(seed=2, pad_multiple=4, bucket_window=2)
-    for a, b in zip(iterate_batches(seqs, np.arange(40) % 3, 8, **kwargs), iterate_batches(padded, np.arange(40) % 3, 8, **kwargs)):
+    for a, b in zip(
+        iterate_batches(seqs, np.arange(40) % 3, 8, **kwargs), iterate_batches(padded, np.arange(40) % 3, 8, **kwargs)
+    ):
         for x, y in zip(a, b):
             np.testing.assert_array_equal(x, y)
     (plain,) = iterate_batches(padded, None, 64, bucket=False)
@@ -179,7 +195,9 @@ def test_imdb_bucketing_savings(imdb_labeled):
     steps = padded_steps(v.encode_ragged(texts), 64, max_length=200, seed=0)
     saved = 1 - steps["bucketed"] / steps["plain"]
     padding_saved = 1 - (steps["bucketed"] - steps["real"]) / (steps["plain"] - steps["real"])
-    print(f"\nIMDB train, length 200, batch 64: plain {steps['plain']:,} steps, bucketed {steps['bucketed']:,} ({saved:.1%} fewer; {padding_saved:.0%} of the padding gone), real {steps['real']:,}, {steps['shapes']} shapes")
+    print(
+        f"\nIMDB train, length 200, batch 64: plain {steps['plain']:,} steps, bucketed {steps['bucketed']:,} ({saved:.1%} fewer; {padding_saved:.0%} of the padding gone), real {steps['real']:,}, {steps['shapes']} shapes"
+    )
     assert steps["plain"] == 391 * 64 * 200
     assert saved > 0.10 and steps["shapes"] <= 13
 
@@ -189,7 +207,9 @@ def test_pad_lengths_pick_the_shortest_that_fits():
     seqs = [np.ones(n, np.int32) for n in rng.integers(1, 900, 300)]
     allowed = [100, 200, 400, 800, 1000]
     seen = 0
-    for b in iterate_batches(seqs, None, 16, shuffle=False, bucket=True, bucket_window=100, pad_lengths=allowed, max_length=1000):
+    for b in iterate_batches(
+        seqs, None, 16, shuffle=False, bucket=True, bucket_window=100, pad_lengths=allowed, max_length=1000
+    ):
         longest = int(b.mask.sum(1).max())
         t = b.ids.shape[1]
         assert t in allowed and t >= longest
@@ -203,7 +223,16 @@ def test_long_inference_batches_are_split_to_the_token_budget():
 
     rng = np.random.default_rng(0)
     seqs = [np.ones(n, np.int32) for n in rng.integers(1, 1000, 300)]
-    batches = iterate_batches(seqs, None, 64, shuffle=False, bucket=True, bucket_window=100, pad_lengths=[100, 200, 400, 800, 1000], max_length=1000)
+    batches = iterate_batches(
+        seqs,
+        None,
+        64,
+        shuffle=False,
+        bucket=True,
+        bucket_window=100,
+        pad_lengths=[100, 200, 400, 800, 1000],
+        max_length=1000,
+    )
     seen, shapes = [], set()
     for b in _split_long(batches, 64 * 200):
         assert b.ids.shape[0] * b.ids.shape[1] <= 64 * 200 or b.ids.shape[1] <= 200

@@ -27,7 +27,7 @@ from lstmkit.errors import LstmkitError
 # ---- the real IMDB archives (read once per session: each read is ~2 s) ----------------------
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _read(path, splits):
     return read_imdb(path, splits)
 
@@ -114,7 +114,10 @@ def test_plain_tar_and_pax_long_names(tmp_path):
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
-    assert [n for n, _ in read_tar(tmp_path / "a.tar")] == ["aclImdb/train/pos/1_9.txt", f"{long_dir}/aclImdb/train/neg/2_1.txt"]
+    assert [n for n, _ in read_tar(tmp_path / "a.tar")] == [
+        "aclImdb/train/pos/1_9.txt",
+        f"{long_dir}/aclImdb/train/neg/2_1.txt",
+    ]
     with tarfile.open(tmp_path / "g.tar", "w", format=tarfile.GNU_FORMAT) as tar:
         info = tarfile.TarInfo("y" * 150 + ".txt")
         info.size = 3
@@ -194,7 +197,9 @@ def test_non_utf8_bytes_warn_once_with_count(tmp_path):
 
 
 def test_csv_tsv_jsonl_autodetect(tmp_path):
-    (tmp_path / "a.csv").write_text('id,Review,Sentiment\n1,"good, really",pos\n2,bad,neg\n3,"multi\nline",pos\n', encoding="utf-8")
+    (tmp_path / "a.csv").write_text(
+        'id,Review,Sentiment\n1,"good, really",pos\n2,bad,neg\n3,"multi\nline",pos\n', encoding="utf-8"
+    )
     (tmp_path / "a.tsv").write_text("sentence\tlabel\ngood\t1\nbad\t0\nok\t1\n")
     (tmp_path / "a.jsonl").write_text('{"content": "good", "target": 1}\n\n{"content": "bad", "target": 0}\n')
     csv_ds = load_dataset(tmp_path / "a.csv", shuffle=False)
@@ -281,7 +286,14 @@ def test_class_folders(tmp_path):
     ds = load_dataset(tmp_path, seed=0)
     assert ds.class_names == ["art", "music", "sport"]
     assert ds.class_counts() == {"art": 1, "music": 3, "sport": 2}
-    assert sorted(zip(ds.texts, ds.labels.tolist())) == [("band", 1), ("drum", 1), ("goal", 2), ("match", 2), ("paint", 0), ("song", 1)]
+    assert sorted(zip(ds.texts, ds.labels.tolist())) == [
+        ("band", 1),
+        ("drum", 1),
+        ("goal", 2),
+        ("match", 2),
+        ("paint", 0),
+        ("song", 1),
+    ]
     single = tmp_path / "single"
     (single / "only").mkdir(parents=True)
     (single / "only" / "a.txt").write_text("x")

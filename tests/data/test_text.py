@@ -51,7 +51,22 @@ def reference_vocabulary(texts, max_tokens=None, **kwargs):
 
 def random_texts(n, seed):
     rng = random.Random(seed)
-    alphabet = list("abcABC xyz.,!?'-\"<>/") + ["é", "É", "ß", "\xa0", "\t", "\n", "\x1c", "—", "…", "日本", "\x00", "\r\n", "[UNK]", "br"]
+    alphabet = list("abcABC xyz.,!?'-\"<>/") + [
+        "é",
+        "É",
+        "ß",
+        "\xa0",
+        "\t",
+        "\n",
+        "\x1c",
+        "—",
+        "…",
+        "日本",
+        "\x00",
+        "\r\n",
+        "[UNK]",
+        "br",
+    ]
     return ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40))) for _ in range(n)]
 
 
@@ -80,7 +95,9 @@ def test_whitespace_split_is_ascii_only():
 
 
 @pytest.mark.parametrize("standardize", ["lower_and_strip_punctuation", "lower", "strip_punctuation", None])
-@pytest.mark.parametrize("split,ngrams", [("whitespace", None), ("whitespace", 2), ("whitespace", (1, 3)), ("character", None)])
+@pytest.mark.parametrize(
+    "split,ngrams", [("whitespace", None), ("whitespace", 2), ("whitespace", (1, 3)), ("character", None)]
+)
 def test_matches_reference_implementation(standardize, split, ngrams):
     texts = random_texts(300, seed=1)
     v = TextVectorizer(standardize=standardize, split=split, ngrams=ngrams, max_tokens=None)
@@ -99,7 +116,9 @@ def test_nul_characters_are_ordinary_characters():
     v.adapt(texts)
     assert v.vocabulary == reference_vocabulary(texts)
     assert "\x00" in v.vocabulary
-    assert [d.tolist() for d in v.encode_ragged(texts)] == [[v.vocabulary.index(t) for t in reference_tokens(x)] for x in texts]
+    assert [d.tolist() for d in v.encode_ragged(texts)] == [
+        [v.vocabulary.index(t) for t in reference_tokens(x)] for x in texts
+    ]
 
 
 def test_max_tokens_counts_special_tokens():

@@ -30,8 +30,15 @@ from lstmkit.nn.model import Sequential
 def bilstm():
     """A trained BiLSTM (final states), sequence length 16: not causal, truncates."""
     texts, labels = reviews(300, seed=0)
-    model = Sequential([TextVectorizer(max_tokens=30, output_sequence_length=16), Embedding(30, 8, mask_zero=True),
-                        Bidirectional(LSTM(8)), Dense(1, "sigmoid")], class_names=["neg", "pos"])  # fmt: skip
+    model = Sequential(
+        [
+            TextVectorizer(max_tokens=30, output_sequence_length=16),
+            Embedding(30, 8, mask_zero=True),
+            Bidirectional(LSTM(8)),
+            Dense(1, "sigmoid"),
+        ],
+        class_names=["neg", "pos"],
+    )
     model.vectorizer.adapt(texts)
     model.compile(learning_rate=2e-2)
     model.fit(texts, labels, epochs=3, batch_size=32, verbose=False, bucket=False)
@@ -42,8 +49,16 @@ def bilstm():
 def causal():
     """Two stacked forward LSTMs, then Dense layers: causal; random weights."""
     texts, _ = reviews(50, seed=1)
-    model = Sequential([TextVectorizer(max_tokens=30, output_sequence_length=16), Embedding(30, 8, mask_zero=True),
-                        LSTM(6, return_sequences=True), LSTM(5), Dense(4, "relu"), Dense(1, "sigmoid")])  # fmt: skip
+    model = Sequential(
+        [
+            TextVectorizer(max_tokens=30, output_sequence_length=16),
+            Embedding(30, 8, mask_zero=True),
+            LSTM(6, return_sequences=True),
+            LSTM(5),
+            Dense(4, "relu"),
+            Dense(1, "sigmoid"),
+        ]
+    )
     model.vectorizer.adapt(texts)
     model.build(seed=4)
     return model
@@ -53,9 +68,17 @@ def causal():
 def pooled():
     """Spatial dropout, a reverse LSTM, max pooling, three classes, no truncation: prefixes run in two chunks."""
     texts, _ = reviews(50, seed=2)
-    model = Sequential([TextVectorizer(max_tokens=30), Embedding(30, 8, mask_zero=True), SpatialDropout1D(0.2),
-                        LSTM(6, go_backwards=True, return_sequences=True), GlobalMaxPool(), Dense(3, "softmax")],
-                       class_names=["a", "b", "c"])  # fmt: skip
+    model = Sequential(
+        [
+            TextVectorizer(max_tokens=30),
+            Embedding(30, 8, mask_zero=True),
+            SpatialDropout1D(0.2),
+            LSTM(6, go_backwards=True, return_sequences=True),
+            GlobalMaxPool(),
+            Dense(3, "softmax"),
+        ],
+        class_names=["a", "b", "c"],
+    )
     model.vectorizer.adapt(texts)
     model.build(seed=5)
     return model
@@ -157,13 +180,42 @@ def test_cli_explain_text_json_html_png(bilstm, tmp_path):
     assert r.exit_code == 0, r.output
     assert r.output.startswith("label: pos") and "towards pos" in r.output
     html, png = tmp_path / "e.html", tmp_path / "e.png"
-    r = runner.invoke(main, ["explain", str(tmp_path / "m"), "a dull movie", "--json", "--html", str(html), "--png", str(png)])
+    r = runner.invoke(
+        main, ["explain", str(tmp_path / "m"), "a dull movie", "--json", "--html", str(html), "--png", str(png)]
+    )
     assert r.exit_code == 0, r.output
     data = json.loads(r.stdout)
-    for key in ("label", "probability", "probabilities", "class_names", "tokens", "words", "ids", "known", "n_tokens", "n_used",
-                "sequence_length", "truncated", "empty", "trajectory", "attribution", "layers", "methods", "notes"):  # fmt: skip
+    for key in (
+        "label",
+        "probability",
+        "probabilities",
+        "class_names",
+        "tokens",
+        "words",
+        "ids",
+        "known",
+        "n_tokens",
+        "n_used",
+        "sequence_length",
+        "truncated",
+        "empty",
+        "trajectory",
+        "attribution",
+        "layers",
+        "methods",
+        "notes",
+    ):
         assert key in data, key
-    assert data["label"] == "neg" and set(data["layers"][0]["directions"][0]) >= {"i", "f", "g", "o", "c", "h", "mean_forget", "cell_norm"}
+    assert data["label"] == "neg" and set(data["layers"][0]["directions"][0]) >= {
+        "i",
+        "f",
+        "g",
+        "o",
+        "c",
+        "h",
+        "mean_forget",
+        "cell_norm",
+    }
     assert html.read_text().startswith("<!doctype html>") and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     r = runner.invoke(main, ["explain", str(tmp_path / "nope"), "text"])
     assert r.exit_code != 0 and "does not exist" in r.output
@@ -187,7 +239,12 @@ def torch_lstm_reference(sd, x, layers, H):
         h, c, out = np.zeros(H), np.zeros(H), []
         for x_t in xs:
             z = W_ih @ x_t + W_hh @ h + b
-            i, f, g, o = 1 / (1 + np.exp(-z[:H])), 1 / (1 + np.exp(-z[H : 2 * H])), np.tanh(z[2 * H : 3 * H]), 1 / (1 + np.exp(-z[3 * H :]))
+            i, f, g, o = (
+                1 / (1 + np.exp(-z[:H])),
+                1 / (1 + np.exp(-z[H : 2 * H])),
+                np.tanh(z[2 * H : 3 * H]),
+                1 / (1 + np.exp(-z[3 * H :])),
+            )
             c = f * c + i * g
             h = o * np.tanh(c)
             out.append(h)
@@ -195,7 +252,11 @@ def torch_lstm_reference(sd, x, layers, H):
 
     for k in range(layers):
         f = (sd[f"weight_ih_l{k}"], sd[f"weight_hh_l{k}"], sd[f"bias_ih_l{k}"] + sd[f"bias_hh_l{k}"])
-        b = (sd[f"weight_ih_l{k}_reverse"], sd[f"weight_hh_l{k}_reverse"], sd[f"bias_ih_l{k}_reverse"] + sd[f"bias_hh_l{k}_reverse"])
+        b = (
+            sd[f"weight_ih_l{k}_reverse"],
+            sd[f"weight_hh_l{k}_reverse"],
+            sd[f"bias_ih_l{k}_reverse"] + sd[f"bias_hh_l{k}_reverse"],
+        )
         out_f, h_f = run(*f, x)
         out_b, h_b = run(*b, x[::-1])
         x = np.concatenate([out_f, out_b[::-1]], axis=1)
@@ -217,8 +278,15 @@ def test_model_from_torch_layout_weights():
             sd[f"bias_hh_l{k}{s}"] = rng.normal(0, 0.1, 4 * H)
     W1, b1 = rng.normal(0, 0.5, (3, 2 * H)), rng.normal(0, 0.1, 3)  # nn.Linear: (out, in)
     W2, b2 = rng.normal(0, 0.5, (1, 3)), rng.normal(0, 0.1, 1)
-    model = model_from_weights(table, from_torch_state_dict(sd), [(W1, b1), (W2, b2)], vocab, dense_layout="torch",
-                               sequence_length=8, class_names=["neg", "pos"])  # fmt: skip
+    model = model_from_weights(
+        table,
+        from_torch_state_dict(sd),
+        [(W1, b1), (W2, b2)],
+        vocab,
+        dense_layout="torch",
+        sequence_length=8,
+        class_names=["neg", "pos"],
+    )
     text = "The plot was dull, the film was GREAT and good"
     e = explain(model, text)
     assert e["n_used"] == 8 and e["truncated"] and len(e["layers"]) == 2

@@ -20,8 +20,19 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shuti
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium not installed (Debian: apt-get install chromium)")
 
 # Flags that work as root in a container; a fresh profile per run; console messages on stderr.
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--hide-scrollbars", "--enable-logging=stderr", "--v=0"]  # fmt: skip
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+    "--enable-logging=stderr",
+    "--v=0",
+]
 
 
 def chromium(tmp_path, page, *args):
@@ -38,8 +49,15 @@ def chromium(tmp_path, page, *args):
 @pytest.fixture(scope="module")
 def model():
     texts = ["the movie was good", "a bad plot", "great actor and a dull scene", "it was lovely"]
-    m = Sequential([TextVectorizer(max_tokens=20, output_sequence_length=24), Embedding(20, 8, mask_zero=True),
-                    Bidirectional(LSTM(6)), Dense(1, "sigmoid")], class_names=["neg", "pos"])  # fmt: skip
+    m = Sequential(
+        [
+            TextVectorizer(max_tokens=20, output_sequence_length=24),
+            Embedding(20, 8, mask_zero=True),
+            Bidirectional(LSTM(6)),
+            Dense(1, "sigmoid"),
+        ],
+        class_names=["neg", "pos"],
+    )
     m.vectorizer.adapt(texts)
     m.build(seed=0)
     return m
@@ -53,7 +71,7 @@ def selfcheck(dom):
 
 
 def test_page_renders_in_chromium(model, tmp_path):
-    text = "The movie was GOOD, really <b>good</b> & the plot \"great\"; " + " ".join(["a dull scene"] * 15) + " ... fin"
+    text = 'The movie was GOOD, really <b>good</b> & the plot "great"; ' + " ".join(["a dull scene"] * 15) + " ... fin"
     e = explain(model, text)
     assert e["truncated"] and e["n_used"] == 24
     page = save_html(e, tmp_path / "explain.html")

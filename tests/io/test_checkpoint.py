@@ -53,14 +53,18 @@ def one_line_exit_2(result, message):
 def test_train_refuses_a_folder_of_the_users_files_even_with_overwrite(project):
     before = listing(project)
     for extra in ([], ["--overwrite"]):
-        r = CliRunner().invoke(main, ["train", "--data", str(project / "topics.csv"), "--out", str(project), *extra, *TINY])
+        r = CliRunner().invoke(
+            main, ["train", "--data", str(project / "topics.csv"), "--out", str(project), *extra, *TINY]
+        )
         one_line_exit_2(r, "lstmkit never replaces it")
         assert listing(project) == before  # the CSV and the notes are still there, byte for byte
     assert sorted(p.name for p in project.parent.iterdir()) == ["proj"]  # no lock, temp or .old left beside it
 
 
 def test_train_refuses_a_file_as_out(project):
-    r = CliRunner().invoke(main, ["train", "--data", str(project / "topics.csv"), "--out", str(project / "notes.txt"), *TINY])
+    r = CliRunner().invoke(
+        main, ["train", "--data", str(project / "topics.csv"), "--out", str(project / "notes.txt"), *TINY]
+    )
     one_line_exit_2(r, "is a file")
     assert (project / "notes.txt").read_text() == "my notes\n"
 
@@ -71,7 +75,9 @@ def test_a_model_is_replaced_only_with_overwrite(project, tmp_path):
     r = CliRunner().invoke(main, ["train", "--data", str(project / "topics.csv"), "--out", str(out), *TINY])
     one_line_exit_2(r, "already holds a trained model directory; replace it with --overwrite")
     assert listing(out) == before
-    r = CliRunner().invoke(main, ["train", "--data", str(project / "topics.csv"), "--out", str(out), "--overwrite", "--epochs", "1", *TINY])
+    r = CliRunner().invoke(
+        main, ["train", "--data", str(project / "topics.csv"), "--out", str(out), "--overwrite", "--epochs", "1", *TINY]
+    )
     assert r.exit_code == 0, r.output
     assert listing(out) != before and load_model(out).class_names == ["negative", "positive"]
     assert json.loads((out / "config.json").read_text())["status"] == "complete"
@@ -81,7 +87,9 @@ def test_an_interrupted_run_asks_for_resume_or_overwrite(project, tmp_path):
     out = saved_model(tmp_path / "model", status="training")
     r = CliRunner().invoke(main, ["train", "--data", str(project / "topics.csv"), "--out", str(out), *TINY])
     one_line_exit_2(r, "holds an interrupted run; continue it with --resume")
-    r = CliRunner().invoke(main, ["train", "--data", str(project / "topics.csv"), "--out", str(tmp_path / "new"), "--resume", *TINY])
+    r = CliRunner().invoke(
+        main, ["train", "--data", str(project / "topics.csv"), "--out", str(tmp_path / "new"), "--resume", *TINY]
+    )
     one_line_exit_2(r, "has no interrupted run to resume")
 
 
@@ -97,7 +105,9 @@ def test_saving_a_model_over_the_users_files_is_refused(tmp_path):
 def test_pretrain_refuses_the_users_files_and_replaces_only_with_overwrite(project, tmp_path):
     r = CliRunner().invoke(main, ["pretrain", "--data", str(project / "topics.csv"), "--out", str(project), "--quiet"])
     one_line_exit_2(r, "lstmkit never replaces it")
-    r = CliRunner().invoke(main, ["pretrain", "--data", str(project / "topics.csv"), "--out", str(saved_model(tmp_path / "m")), "--quiet"])
+    r = CliRunner().invoke(
+        main, ["pretrain", "--data", str(project / "topics.csv"), "--out", str(saved_model(tmp_path / "m")), "--quiet"]
+    )
     one_line_exit_2(r, "holds an lstmkit model directory, not a pretrained one")
 
 
@@ -107,7 +117,9 @@ def test_a_kill_between_the_two_renames_is_recovered(tmp_path):
     out = saved_model(tmp_path / "model", status="training")
     before = listing(out)
     os.rename(out, tmp_path / "model.old")
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    ).stdout.strip()
     leftover = tmp_path / f".model.tmp-{dead}"
     leftover.mkdir()
     (leftover / "weights.safetensors").write_bytes(b"half")
@@ -120,9 +132,8 @@ def test_a_kill_between_the_two_renames_is_recovered(tmp_path):
 def test_a_second_writer_is_refused_while_the_first_holds_the_folder(tmp_path):
     out = tmp_path / "model"
     with checkpoint.output_lock(out):
-        with pytest.raises(LstmkitError, match="another lstmkit process is writing"):
-            with checkpoint.output_lock(out):
-                pass
+        with pytest.raises(LstmkitError, match="another lstmkit process is writing"), checkpoint.output_lock(out):
+            pass
         probe = "from lstmkit import errors\nfrom lstmkit.io import checkpoint\ntry:\n    checkpoint.output_lock(%r).__enter__()\nexcept errors.LstmkitError as e:\n    print(e)"
         other = subprocess.run([sys.executable, "-c", probe % str(out)], capture_output=True, text=True, timeout=120)
         assert "another lstmkit process is writing" in other.stdout, other.stderr

@@ -104,7 +104,12 @@ def test_torch_round_trip_from_torch(num_layers, bidirectional):
 
 def test_torch_key_order_bidirectional():
     sd = to_torch_state_dict(random_layers(0, 2, True))
-    want = [f"{w}_l{k}{s}" for k in (0, 1) for s in ("", "_reverse") for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+    want = [
+        f"{w}_l{k}{s}"
+        for k in (0, 1)
+        for s in ("", "_reverse")
+        for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+    ]
     assert list(sd) == want
 
 

@@ -47,12 +47,18 @@ def _keras():
     return keras
 
 
-@pytest.mark.parametrize("entry", json.loads((FIXTURES / "keras_imdb_digests.json").read_text())["entries"], ids=lambda e: str(e["config"]) or "default")
+@pytest.mark.parametrize(
+    "entry",
+    json.loads((FIXTURES / "keras_imdb_digests.json").read_text())["entries"],
+    ids=lambda e: str(e["config"]) or "default",
+)
 def test_imdb_matches_committed_keras_digests(imdb_labeled, entry):
     texts = _subset(imdb_labeled)
     v = TextVectorizer(**entry["config"])
     v.adapt(texts)
-    assert digests(v.vocabulary, v(texts)) == {k: entry[k] for k in ("vocab_size", "vocab_sha256", "ids_shape", "ids_sha256")}
+    assert digests(v.vocabulary, v(texts)) == {
+        k: entry[k] for k in ("vocab_size", "vocab_sha256", "ids_shape", "ids_sha256")
+    }
 
 
 @pytest.mark.parametrize("config", CONFIGS[:3], ids=str)

@@ -124,7 +124,9 @@ def test_soft_targets_are_cross_entropy_against_probabilities():
     assert float(loss) == pytest.approx(expected, rel=1e-5)
     assert float(correct) == np.sum((q >= 0.5) == (p >= 0.5))
     hard = np.array([0, 1, 1, 0, 1])
-    assert float(binary.loss_fn(params, ids, jnp.asarray(hard.astype(np.float32)), ones)[0]) == float(binary.loss_fn(params, ids, jnp.asarray(hard), ones)[0])
+    assert float(binary.loss_fn(params, ids, jnp.asarray(hard.astype(np.float32)), ones)[0]) == float(
+        binary.loss_fn(params, ids, jnp.asarray(hard), ones)[0]
+    )
 
     three = Sequential([Embedding(20, 4, mask_zero=True), Bidirectional(LSTM(3)), Dense(3, "softmax")])
     params = three.build(seed=2)
@@ -135,7 +137,9 @@ def test_soft_targets_are_cross_entropy_against_probabilities():
     assert float(correct) == np.sum(q.argmax(1) == p.argmax(1))
     y = np.array([2, 0, 1, 1, 0])
     one_hot = jnp.asarray(np.eye(3, dtype=np.float32)[y])
-    assert float(three.loss_fn(params, ids, one_hot, ones)[0]) == pytest.approx(float(three.loss_fn(params, ids, jnp.asarray(y), ones)[0]), rel=1e-6)
+    assert float(three.loss_fn(params, ids, one_hot, ones)[0]) == pytest.approx(
+        float(three.loss_fn(params, ids, jnp.asarray(y), ones)[0]), rel=1e-6
+    )
 
 
 def test_fit_on_float_hard_labels_equals_fit_on_integer_labels():
@@ -293,8 +297,16 @@ def test_word_dropout_model_trains_saves_and_explains(tmp_path):
 
     train_x, train_y = synthetic_reviews(300, seed=0)
     v = TextVectorizer(max_tokens=32, output_sequence_length=24)
-    model = Sequential([v, WordDropout(0.1), Embedding(32, 8, mask_zero=True), Bidirectional(LSTM(8, return_sequences=True)),
-                        MaxMeanPool(), Dense(1, "sigmoid")])  # fmt: skip
+    model = Sequential(
+        [
+            v,
+            WordDropout(0.1),
+            Embedding(32, 8, mask_zero=True),
+            Bidirectional(LSTM(8, return_sequences=True)),
+            MaxMeanPool(),
+            Dense(1, "sigmoid"),
+        ]
+    )
     v.adapt(train_x)
     model.compile(optimizer="adam", loss="binary_crossentropy", learning_rate=1e-2)
     model.fit(train_x, train_y, epochs=3, batch_size=32, verbose=False)
@@ -311,7 +323,9 @@ def test_inference_fuses_embedding_and_lstm_past_dropout():
     must equal the plain layers; in training (a key) the dropout applies."""
     from lstmkit.nn.layers import SpatialDropout1D
 
-    model = Sequential([Embedding(50, 8, mask_zero=True), SpatialDropout1D(0.3), Bidirectional(LSTM(6)), Dense(1, "sigmoid")])
+    model = Sequential(
+        [Embedding(50, 8, mask_zero=True), SpatialDropout1D(0.3), Bidirectional(LSTM(6)), Dense(1, "sigmoid")]
+    )
     params = model.build(seed=3)
     ids = np.random.default_rng(0).integers(1, 50, (4, 20)).astype(np.int32)
     x, mask = model.layers[0].apply(params[0], ids, None)
@@ -336,7 +350,9 @@ def test_adversarial_perturbation_is_epsilon_token_lengths_along_the_gradient():
     r = adversarial_perturbation(g, embedded, mask, 0.7)
     lengths = np.linalg.norm(np.asarray(embedded), axis=-1)  # (3, 5) token vector lengths
     token_rms = [np.sqrt((lengths[0] ** 2).mean()), np.sqrt((lengths[1, :3] ** 2).mean()), 0.0]
-    np.testing.assert_allclose(np.linalg.norm(np.asarray(r).reshape(3, -1), axis=1), 0.7 * np.array(token_rms), rtol=1e-5)
+    np.testing.assert_allclose(
+        np.linalg.norm(np.asarray(r).reshape(3, -1), axis=1), 0.7 * np.array(token_rms), rtol=1e-5
+    )
     cosine = (r[0] * g[0]).sum() / (jnp.linalg.norm(r[0]) * jnp.linalg.norm(g[0]))
     np.testing.assert_allclose(cosine, 1.0, atol=1e-6)
     # scale-free: embeddings ten times larger get a perturbation ten times larger
@@ -357,12 +373,14 @@ def test_perturbation_enters_after_the_embedding_and_zero_changes_nothing():
     zero = jnp.zeros((6, 9, 8))
     np.testing.assert_allclose(model.apply(params, ids, perturb=zero), model.apply(params, ids), atol=1e-6)
 
-    loss = lambda perturb: model.loss_fn(params, ids, labels, weight, perturb=perturb)[0]  # noqa: E731
+    loss = lambda perturb: model.loss_fn(params, ids, labels, weight, perturb=perturb)[0]
     g = jax.grad(loss)(zero)
     assert np.all(np.asarray(g)[1, 5:] == 0)  # padded steps are masked: no gradient, no perturbation
     embedded, mask = model.layers[0].apply(params[0], ids, None)
     r_adv = adversarial_perturbation(g, embedded, mask, 2.0)
-    r_random = adversarial_perturbation(jnp.asarray(rng.normal(size=g.shape), jnp.float32) * mask[..., None], embedded, mask, 2.0)
+    r_random = adversarial_perturbation(
+        jnp.asarray(rng.normal(size=g.shape), jnp.float32) * mask[..., None], embedded, mask, 2.0
+    )
     assert loss(r_adv) > loss(r_random) and loss(r_adv) > loss(zero)
 
 
@@ -386,12 +404,16 @@ def test_adversarial_training_step_adds_the_perturbed_batch_gradient():
     zero = jnp.zeros((4, 7, 8))
     embedded, mask = model.layers[0].apply(params[0], ids, None)
     r_adv = adversarial_perturbation(jax.grad(loss, argnums=1)(params, zero), embedded, mask, 0.3)
-    expected = jax.tree.map(lambda p, g0, g1: p - g0 - g1, params, jax.grad(loss)(params, zero), jax.grad(loss)(params, r_adv))
+    expected = jax.tree.map(
+        lambda p, g0, g1: p - g0 - g1, params, jax.grad(loss)(params, zero), jax.grad(loss)(params, r_adv)
+    )
     copy = jax.tree.map(jnp.copy, params)
     new, *_ = _train_step(model, copy, model.optimizer.init(copy), ids, labels, weight, None, 0.3)
     for a, b in zip(jax.tree.leaves(new), jax.tree.leaves(expected)):
         np.testing.assert_allclose(a, b, atol=1e-5)
-    plain, *_ = _train_step(model, jax.tree.map(jnp.copy, params), model.optimizer.init(params), ids, labels, weight, None, 0.0)
+    plain, *_ = _train_step(
+        model, jax.tree.map(jnp.copy, params), model.optimizer.init(params), ids, labels, weight, None, 0.0
+    )
     assert not np.allclose(jax.tree.leaves(plain)[0], jax.tree.leaves(new)[0])
 
 

@@ -40,7 +40,9 @@ def corpus(tmp_path_factory):
     path.write_text("\n".join(cycle_texts(400, seed=1)) + "\n")
     labelled = root / "labelled.csv"
     texts = cycle_texts(120, seed=2)
-    labelled.write_text("text,label\n" + "".join(f"{t},{'even' if WORDS.index(t.split()[0]) % 2 == 0 else 'odd'}\n" for t in texts))
+    labelled.write_text(
+        "text,label\n" + "".join(f"{t},{'even' if WORDS.index(t.split()[0]) % 2 == 0 else 'odd'}\n" for t in texts)
+    )
     return path, labelled
 
 
@@ -48,8 +50,23 @@ def corpus(tmp_path_factory):
 def pretrained(corpus, tmp_path_factory):
     """A bidirectional LM trained with the sampled softmax, through the CLI."""
     out = tmp_path_factory.mktemp("lm") / "lm"
-    args = ["pretrain", "--unlabeled", str(corpus[0]), "--out", str(out), *SIZE_FLAGS,
-            "--epochs", "15", "--negatives", "4", "--batch-size", "32", "--learning-rate", "0.02", "--quiet"]  # fmt: skip
+    args = [
+        "pretrain",
+        "--unlabeled",
+        str(corpus[0]),
+        "--out",
+        str(out),
+        *SIZE_FLAGS,
+        "--epochs",
+        "15",
+        "--negatives",
+        "4",
+        "--batch-size",
+        "32",
+        "--learning-rate",
+        "0.02",
+        "--quiet",
+    ]
     r = CliRunner().invoke(main, args)
     assert r.exit_code == 0, r.output
     return out, r.output
@@ -127,9 +144,13 @@ def test_install_puts_exactly_the_pretrained_weights_in(pretrained):
 
 @pytest.mark.parametrize(
     "overrides, message",
-    [({"embedding_dim": 16}, "--embedding-dim 8"), ({"lstm_units": 4}, "--lstm-units 12"),
-     ({"bidirectional": False}, "--bidirectional"), ({"max_tokens": 40}, "--max-tokens 16")],
-)  # fmt: skip
+    [
+        ({"embedding_dim": 16}, "--embedding-dim 8"),
+        ({"lstm_units": 4}, "--lstm-units 12"),
+        ({"bidirectional": False}, "--bidirectional"),
+        ({"max_tokens": 40}, "--max-tokens 16"),
+    ],
+)
 def test_mismatched_sizes_are_refused(pretrained, overrides, message):
     pre = pretrain.load_pretrained(pretrained[0])
     with pytest.raises(LstmkitError, match=message):
@@ -142,8 +163,27 @@ def test_train_pretrained_starts_from_the_pretrained_weights(pretrained, corpus,
     # A learning rate of 0 keeps the weights as they start: the saved model shows what was installed
     # (no weight average, whose float32 arithmetic would round them).
     out = tmp_path / "model"
-    args = ["train", "--data", str(corpus[1]), "--out", str(out), "--pretrained", str(pretrained[0]), *SIZE_FLAGS,
-            "--dense-units", "8", "--epochs", "1", "--batch-size", "32", "--learning-rate", "0", "--weight-average", "0", "--quiet"]  # fmt: skip
+    args = [
+        "train",
+        "--data",
+        str(corpus[1]),
+        "--out",
+        str(out),
+        "--pretrained",
+        str(pretrained[0]),
+        *SIZE_FLAGS,
+        "--dense-units",
+        "8",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "32",
+        "--learning-rate",
+        "0",
+        "--weight-average",
+        "0",
+        "--quiet",
+    ]
     r = CliRunner().invoke(main, args)
     assert r.exit_code == 0, r.output
     assert "pretrained: vocabulary" in r.output and "vocabulary: " not in r.output.replace("pretrained: vocabulary", "")
@@ -166,7 +206,9 @@ def test_cli_mistakes_are_one_line(pretrained, corpus, tmp_path):
          "--embedding-dim 8"),
     ]  # fmt: skip
     (tmp_path / "odd.xyz").write_text("x\n")
-    cases.append((["pretrain", "--unlabeled", str(tmp_path / "odd.xyz"), "--out", str(tmp_path / "a")], "unknown file type"))
+    cases.append(
+        (["pretrain", "--unlabeled", str(tmp_path / "odd.xyz"), "--out", str(tmp_path / "a")], "unknown file type")
+    )
     for args, message in cases:
         r = CliRunner().invoke(main, args)
         assert r.exit_code == 2, (args, r.output)

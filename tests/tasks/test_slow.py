@@ -9,7 +9,9 @@ from lstmkit.cli import main
 
 
 def _train(imdb_labeled, out, preset, *extra):
-    r = CliRunner().invoke(main, ["train", "--data", str(imdb_labeled), "--preset", preset, "--out", str(out), "--quiet", *extra])
+    r = CliRunner().invoke(
+        main, ["train", "--data", str(imdb_labeled), "--preset", preset, "--out", str(out), "--quiet", *extra]
+    )
     assert r.exit_code == 0, r.output
     return json.loads((out / "metrics.json").read_text())
 
@@ -33,5 +35,8 @@ def test_best_preset_reaches_90_percent(imdb_labeled, imdb_unsup, tmp_path):
     teacher's probabilities (25 minutes on 2 cores with the fused kernel). Seed 0, as here: 90.04%
     (seeds 1 and 2 gave 89.86 and 90.06% before the kernel; docs/accuracy.md), so the margin is small."""
     metrics = _train(imdb_labeled, tmp_path / "best", "best", "--unlabeled", str(imdb_unsup))
-    assert [(r["round"], r["kept"]) for r in metrics["self_training"]] == [(1, 50000), (2, 50000)]  # soft targets for every unlabeled review
+    assert [(r["round"], r["kept"]) for r in metrics["self_training"]] == [
+        (1, 50000),
+        (2, 50000),
+    ]  # soft targets for every unlabeled review
     assert metrics["accuracy"] >= 0.90, metrics

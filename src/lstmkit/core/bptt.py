@@ -182,6 +182,7 @@ def _recurrence_bwd(saved, cotangents):
     c_prev_seq = jnp.concatenate([c0[None], c_seq[:-1]], axis=0)
     W_h_T = jnp.swapaxes(W_h, 1, 2)
     s, beta = gate_scale_offset(h0.shape[-1], h0.dtype)
+
     def step(carry, inputs):
         dh, dc = carry
         dy_t, m_t, gates_t, c, c_prev = inputs
@@ -195,6 +196,7 @@ def _recurrence_bwd(saved, cotangents):
         dh_prev = jnp.where(m_t, dz @ W_h_T, dh)
         dc_prev = jnp.where(m_t, dc_tot * f, dc)
         return (dh_prev, dc_prev), dz
+
     inputs = (dy, m_s, gates, c_seq, c_prev_seq)
     (dh0, dc0), dz = jax.lax.scan(step, (dh_T, dc_T), inputs, reverse=True)
     T, D, B, H = h_prev_seq.shape
@@ -202,7 +204,9 @@ def _recurrence_bwd(saved, cotangents):
     if ids_s is None:
         return dW_h, dz, None, dh0, dc0, None
     # A gathered table's gradient: each row gets the sum of dz over the steps that read it.
-    dz_table = jnp.stack([jax.ops.segment_sum(dz[:, d].reshape(T * B, -1), ids_s[:, d].reshape(T * B), table_rows) for d in range(D)])
+    dz_table = jnp.stack(
+        [jax.ops.segment_sum(dz[:, d].reshape(T * B, -1), ids_s[:, d].reshape(T * B), table_rows) for d in range(D)]
+    )
     return dW_h, dz_table, None, dh0, dc0, None
 
 

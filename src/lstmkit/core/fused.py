@@ -41,7 +41,10 @@ from lstmkit.paths import lstmkit_home
 
 SOURCE = Path(__file__).with_name("kernels") / "recurrence.cc"
 FLAGS = ("-O3", "-march=native", "-std=c++17", "-ffp-contract=fast", "-fPIC", "-shared", "-pthread")
-_TARGETS = {"lstmkit_recurrence_forward": "LstmkitRecurrenceForward", "lstmkit_recurrence_backward": "LstmkitRecurrenceBackward"}
+_TARGETS = {
+    "lstmkit_recurrence_forward": "LstmkitRecurrenceForward",
+    "lstmkit_recurrence_backward": "LstmkitRecurrenceBackward",
+}
 _lock = threading.Lock()
 _state = {}  # "ok": bool once tried; "error": why it is unavailable
 
@@ -62,9 +65,15 @@ def _cpu_id() -> str:
 def cpu_summary() -> dict:
     """{"model": the CPU's name, "features": the SIMD features the kernel's code paths use}."""
     text = _cpu_id()
-    model = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")), platform.processor())
+    model = next(
+        (line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")),
+        platform.processor(),
+    )
     flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
-    return {"model": model, "features": [f for f in ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl") if f in flags]}
+    return {
+        "model": model,
+        "features": [f for f in ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl") if f in flags],
+    }
 
 
 def _compiler() -> str:
@@ -86,7 +95,13 @@ def build() -> Path:
     cxx = _compiler()
     version = subprocess.run([cxx, "--version"], capture_output=True, text=True, timeout=60).stdout
     key = hashlib.sha256()
-    for part in (SOURCE.read_bytes(), " ".join(FLAGS).encode(), version.encode(), _cpu_id().encode(), jax.lib.__version__.encode()):
+    for part in (
+        SOURCE.read_bytes(),
+        " ".join(FLAGS).encode(),
+        version.encode(),
+        _cpu_id().encode(),
+        jax.lib.__version__.encode(),
+    ):
         key.update(part)
     target = kernel_dir() / f"recurrence-{key.hexdigest()[:16]}.so"
     if _verified(target):
@@ -94,7 +109,11 @@ def build() -> Path:
     if target.exists():
         warnings.warn(f"lstmkit: the cached kernel {target} does not match its checksum; rebuilding it", stacklevel=2)
     target.parent.mkdir(parents=True, exist_ok=True)
-    print(f"lstmkit: building the LSTM kernel for this CPU, once (a few seconds; kept in {target.parent})", file=sys.stderr, flush=True)
+    print(
+        f"lstmkit: building the LSTM kernel for this CPU, once (a few seconds; kept in {target.parent})",
+        file=sys.stderr,
+        flush=True,
+    )
     fd, tmp = tempfile.mkstemp(prefix=".recurrence-", suffix=".so", dir=target.parent)
     os.close(fd)
     try:
@@ -143,8 +162,11 @@ def available() -> bool:
                 _state["ok"], _state["library"] = True, str(library)
             except (OSError, RuntimeError, subprocess.SubprocessError, AttributeError) as e:
                 _state["ok"], _state["error"] = False, str(e)
-                warnings.warn(f"lstmkit: the fused LSTM kernel is unavailable ({e}); using the slower JAX scan. "
-                              "Install a C++ compiler, or set LSTMKIT_KERNEL=0 to choose the scan and silence this.", stacklevel=2)  # fmt: skip
+                warnings.warn(
+                    f"lstmkit: the fused LSTM kernel is unavailable ({e}); using the slower JAX scan. "
+                    "Install a C++ compiler, or set LSTMKIT_KERNEL=0 to choose the scan and silence this.",
+                    stacklevel=2,
+                )
         return _state["ok"]
 
 
@@ -159,7 +181,10 @@ def status() -> tuple[bool, str]:
     if jax.default_backend() != "cpu":
         return False, f"the kernel is for the CPU, and JAX runs on {jax.default_backend()}: the JAX scans run there"
     if available():
-        return True, f"the fused C++ kernel for float32 layers whose H is a multiple of 8 ({_state['library']}); other layers run the JAX scans"
+        return (
+            True,
+            f"the fused C++ kernel for float32 layers whose H is a multiple of 8 ({_state['library']}); other layers run the JAX scans",
+        )
     return False, f"the kernel is unavailable ({_state.get('error')}): the JAX scans run"
 
 
@@ -186,7 +211,9 @@ def recurrence(W_h, x_proj, ids, mask, h0, c0, reverse, sequences=True):
     Returns:
         hs (D, B, T, H), aligned with the input and zero on masked steps; h_T, c_T (D, B, H).
     """
-    return _forward(W_h, x_proj, ids, mask, h0, c0, reverse, sequences, save=False)[:3]  # not differentiated: no residuals
+    return _forward(W_h, x_proj, ids, mask, h0, c0, reverse, sequences, save=False)[
+        :3
+    ]  # not differentiated: no residuals
 
 
 def _forward(W_h, x_proj, ids, mask, h0, c0, reverse, sequences, save):
@@ -208,8 +235,21 @@ def _recurrence_bwd(reverse, sequences, saved, cotangents):
     d_hs, dh_T, dc_T = cotangents
     shapes = [W_h.shape, x_shape, h0.shape, c0.shape]
     call = jax.ffi.ffi_call("lstmkit_recurrence_backward", [jax.ShapeDtypeStruct(s, jnp.float32) for s in shapes])
-    dW_h, dx_proj, dh0, dc0 = call(W_h, ids, mask, h0, c0, gates, h_seq, c_seq, d_hs, dh_T, dc_T,
-                                   reverse=_reverse_bits(reverse), sequences=sequences)  # fmt: skip
+    dW_h, dx_proj, dh0, dc0 = call(
+        W_h,
+        ids,
+        mask,
+        h0,
+        c0,
+        gates,
+        h_seq,
+        c_seq,
+        d_hs,
+        dh_T,
+        dc_T,
+        reverse=_reverse_bits(reverse),
+        sequences=sequences,
+    )
     return dW_h, dx_proj, None, None, dh0, dc0
 
 

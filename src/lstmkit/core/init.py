@@ -64,4 +64,7 @@ def init_lstm(key, input_size, hidden_size, *, scheme="keras", unit_forget_bias=
 def init_bidirectional(key, input_size, hidden_size, **kwargs):
     """Parameters {"forward": ..., "backward": ...} for a bidirectional layer."""
     k_f, k_b = jax.random.split(key)
-    return {"forward": init_lstm(k_f, input_size, hidden_size, **kwargs), "backward": init_lstm(k_b, input_size, hidden_size, **kwargs)}
+    return {
+        "forward": init_lstm(k_f, input_size, hidden_size, **kwargs),
+        "backward": init_lstm(k_b, input_size, hidden_size, **kwargs),
+    }

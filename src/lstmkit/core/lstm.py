@@ -61,7 +61,9 @@ def _check_input(x, mask, n_axes):
         what = "(batch, time, features)" if n_axes == 3 else "token ids (batch, time)"
         raise LstmkitError(f"LSTM input must be {what}, got shape {x.shape}; add a batch axis with x[None]")
     if x.shape[0] == 0 or x.shape[1] == 0:
-        raise LstmkitError(f"LSTM input has an empty batch or time axis, shape {x.shape}; pad empty sequences to at least one step and mask them")
+        raise LstmkitError(
+            f"LSTM input has an empty batch or time axis, shape {x.shape}; pad empty sequences to at least one step and mask them"
+        )
     if mask is not None and mask.shape != x.shape[:2]:
         raise LstmkitError(f"mask must be (batch, time) = {x.shape[:2]}, got {mask.shape}")
 
@@ -75,9 +77,16 @@ def _initial(initial_state, D, B, H, dtype):
     if initial_state is None:
         zeros = jnp.zeros((D, B, H), dtype)
         return zeros, zeros
-    states = list(initial_state) if isinstance(initial_state, (list, tuple)) and not isinstance(initial_state, LSTMState) else [initial_state]
+    states = (
+        list(initial_state)
+        if isinstance(initial_state, (list, tuple)) and not isinstance(initial_state, LSTMState)
+        else [initial_state]
+    )
     if len(states) != D or not all(isinstance(s, (tuple, list)) and len(s) == 2 for s in states):
-        raise LstmkitError(f"initial_state must be {D} LSTMState(h, c) pair(s), one per direction" + (" (forward, backward)" if D == 2 else ""))
+        raise LstmkitError(
+            f"initial_state must be {D} LSTMState(h, c) pair(s), one per direction"
+            + (" (forward, backward)" if D == 2 else "")
+        )
     for s in states:
         for name, a in zip("hc", s):
             if jnp.shape(a) not in ((H,), (B, H)):
@@ -90,7 +99,9 @@ def _initial(initial_state, D, B, H, dtype):
 BACKWARDS = ("bptt", "bptt-scan", "autodiff")
 
 
-def run_directions(params_list, x, mask=None, *, reverse, initial_state=None, backward="bptt", embedding=None, sequences=True):
+def run_directions(
+    params_list, x, mask=None, *, reverse, initial_state=None, backward="bptt", embedding=None, sequences=True
+):
     """Run D LSTMs over the same input in one scan, each forward or in reverse.
 
     With `embedding` (a (V, E) table), x holds token ids (B, T) and the layer reads table[x]:
@@ -114,7 +125,7 @@ def run_directions(params_list, x, mask=None, *, reverse, initial_state=None, ba
     sizes = {check_params(p) for p in params_list}
     if len(sizes) != 1:
         raise LstmkitError(f"the directions' weights differ in size: {sorted(sizes)}")
-    (E, H), = sizes
+    ((E, H),) = sizes
     _check_input(x, mask, 3 if embedding is None else 2)
     features = (x if embedding is None else embedding).shape[-1]
     if features != E:
@@ -132,9 +143,13 @@ def run_directions(params_list, x, mask=None, *, reverse, initial_state=None, ba
     mask, reverse = mask.astype(bool), tuple(bool(r) for r in reverse)
     if backward == "bptt" and fused.usable(p["W_h"].dtype, H):
         # The same equations with the loops in C++ (lstmkit.core.fused): float32 on the CPU.
-        hs, h_T, c_T = fused.fused_directions(p["W_x"], p["W_h"], p["b"], x, mask, h0, c0, reverse, embedding, sequences)
+        hs, h_T, c_T = fused.fused_directions(
+            p["W_x"], p["W_h"], p["b"], x, mask, h0, c0, reverse, embedding, sequences
+        )
     else:
-        hs, h_T, c_T = bptt.lstm_scan(p["W_x"], p["W_h"], p["b"], x, mask, h0, c0, reverse, backward=backward, table=embedding)
+        hs, h_T, c_T = bptt.lstm_scan(
+            p["W_x"], p["W_h"], p["b"], x, mask, h0, c0, reverse, backward=backward, table=embedding
+        )
     D = len(params_list)
     return [hs[d] if sequences else None for d in range(D)], [LSTMState(h_T[d], c_T[d]) for d in range(D)]
 
@@ -158,7 +173,14 @@ def lstm_layer(params, x, mask=None, *, initial_state=None, reverse=False, backw
     >>> hs.shape, state.h.shape
     ((2, 5, 16), (2, 16))
     """
-    hs, states = run_directions([params], x, mask, reverse=[reverse], initial_state=None if initial_state is None else [initial_state], backward=backward)
+    hs, states = run_directions(
+        [params],
+        x,
+        mask,
+        reverse=[reverse],
+        initial_state=None if initial_state is None else [initial_state],
+        backward=backward,
+    )
     return hs[0], states[0]
 
 
@@ -191,7 +213,12 @@ def bidirectional_layer(params, x, mask=None, *, merge_mode="concat", initial_st
     if merge_mode not in MERGE_MODES:
         raise LstmkitError(f"unknown merge mode {merge_mode!r}; use one of {', '.join(MERGE_MODES)}")
     (hs_f, hs_b), (s_f, s_b) = run_directions(
-        [params["forward"], params["backward"]], x, mask, reverse=[False, True], initial_state=initial_state, backward=backward
+        [params["forward"], params["backward"]],
+        x,
+        mask,
+        reverse=[False, True],
+        initial_state=initial_state,
+        backward=backward,
     )
     return merge(hs_f, hs_b, merge_mode), (s_f, s_b)
 
@@ -204,7 +231,9 @@ def dropout(key, x, rate):
     return jnp.where(keep, x / (1.0 - rate), 0.0)
 
 
-def lstm_stack(layers, x, mask=None, *, bidirectional=False, merge_mode="concat", dropout_rate=0.0, key=None, backward="bptt"):
+def lstm_stack(
+    layers, x, mask=None, *, bidirectional=False, merge_mode="concat", dropout_rate=0.0, key=None, backward="bptt"
+):
     """Stacked LSTM layers, with dropout between layers when a key is given (training).
 
     Args:

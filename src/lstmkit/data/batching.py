@@ -123,13 +123,17 @@ def plan_batches(
     if bucket:
         window = batch_size * max(1, bucket_window)
         # Stable sort within each window: equal lengths keep their shuffled order.
-        order = np.concatenate([w[np.argsort(lengths[w], kind="stable")] for w in np.split(order, range(window, n, window))])
+        order = np.concatenate(
+            [w[np.argsort(lengths[w], kind="stable")] for w in np.split(order, range(window, n, window))]
+        )
     batches = [order[i : i + batch_size] for i in range(0, n, batch_size)]
     if len(batches[-1]) < batch_size:
         if drop_remainder:
             batches.pop()
             if not batches:
-                raise LstmkitError(f"drop_remainder with {n} examples and batch_size {batch_size} leaves no batch; lower batch_size")
+                raise LstmkitError(
+                    f"drop_remainder with {n} examples and batch_size {batch_size} leaves no batch; lower batch_size"
+                )
         else:
             batches[-1] = np.concatenate([batches[-1], np.full(batch_size - len(batches[-1]), -1)])
     if bucket and shuffle:
@@ -208,7 +212,16 @@ def iterate_batches(
         raise LstmkitError(f"pad_multiple must be a positive int, got {pad_multiple}")
     if max_length is not None:
         lengths = np.minimum(lengths, max_length)
-    plan = plan_batches(lengths, batch_size, seed=seed, shuffle=shuffle, bucket=bucket, bucket_window=bucket_window, shuffle_buffer=shuffle_buffer, drop_remainder=drop_remainder)
+    plan = plan_batches(
+        lengths,
+        batch_size,
+        seed=seed,
+        shuffle=shuffle,
+        bucket=bucket,
+        bucket_window=bucket_window,
+        shuffle_buffer=shuffle_buffer,
+        drop_remainder=drop_remainder,
+    )
     if bucket:
         fixed = None
     elif max_length is not None:

@@ -89,7 +89,7 @@ def train_val_split(dataset: Dataset, val_fraction: float = 0.1, seed: int = 0, 
     train_idx, val_idx = [], []
     for label in np.unique(dataset.labels):
         members = rng.permutation(np.flatnonzero(dataset.labels == label))
-        n_val = int(round(len(members) * val_fraction))
+        n_val = round(len(members) * val_fraction)
         if groups is not None:  # whole groups, in a random order
             keys = np.asarray([groups[i] for i in members])
             rank = {k: r for r, k in enumerate(rng.permutation(np.unique(keys)))}
@@ -103,7 +103,9 @@ def train_val_split(dataset: Dataset, val_fraction: float = 0.1, seed: int = 0, 
     train_idx = rng.permutation(np.concatenate(train_idx)) if train_idx else np.zeros(0, np.int64)
     val_idx = rng.permutation(np.concatenate(val_idx)) if val_idx else np.zeros(0, np.int64)
     if len(val_idx) == 0 or len(train_idx) == 0:
-        raise LstmkitError(f"val_fraction={val_fraction} of {len(dataset)} examples leaves an empty part; use more data or another fraction")
+        raise LstmkitError(
+            f"val_fraction={val_fraction} of {len(dataset)} examples leaves an empty part; use more data or another fraction"
+        )
     return dataset.subset(train_idx), dataset.subset(val_idx)
 
 
@@ -131,20 +133,30 @@ def parse_labels(values, where: str = "labels") -> tuple[np.ndarray, list[str]]:
             if _FLOAT.fullmatch(name):
                 number = float(name)
                 if not number.is_integer():
-                    raise LstmkitError(f"{where} row {i + 1}: label '{name}' is not a whole number; labels must be class names or integers (regression targets are not supported)")
+                    raise LstmkitError(
+                        f"{where} row {i + 1}: label '{name}' is not a whole number; labels must be class names or integers (regression targets are not supported)"
+                    )
                 name = str(int(number))
         elif v is None or (isinstance(v, str) and not v.strip()):
             raise LstmkitError(f"{where} row {i + 1}: the label is empty; fill it in or remove the row")
         else:
-            raise LstmkitError(f"{where} row {i + 1}: label {v!r} does not parse; labels must be class names or integers")
+            raise LstmkitError(
+                f"{where} row {i + 1}: label {v!r} does not parse; labels must be class names or integers"
+            )
         names.append(name)
     distinct = set(names)
     numeric = all(_INT.fullmatch(n) for n in distinct)
     class_names = sorted(distinct, key=int) if numeric else sorted(distinct)
     if len(class_names) < 2:
-        raise LstmkitError(f"{where}: every row has label '{class_names[0]}' (one class); a classifier needs at least two classes" if class_names else f"{where}: the dataset is empty")
+        raise LstmkitError(
+            f"{where}: every row has label '{class_names[0]}' (one class); a classifier needs at least two classes"
+            if class_names
+            else f"{where}: the dataset is empty"
+        )
     if len(class_names) > 1000 or (len(names) >= 20 and len(class_names) > len(names) // 2):
-        raise LstmkitError(f"{where}: {len(class_names)} distinct labels in {len(names)} rows looks like a text column; choose the label column with --label-column")
+        raise LstmkitError(
+            f"{where}: {len(class_names)} distinct labels in {len(names)} rows looks like a text column; choose the label column with --label-column"
+        )
     index = {n: i for i, n in enumerate(class_names)}
     return np.array([index[n] for n in names], dtype=np.int64), class_names
 
@@ -180,7 +192,12 @@ def decode_text(raw: bytes) -> tuple[str, int]:
 
 def warn_replaced(ds: Dataset) -> None:
     if ds.replaced:
-        warnings.warn(DataWarning(f"{ds.source}: {ds.replaced} undecodable byte sequences (not UTF-8) were replaced by U+FFFD; re-save the file as UTF-8 to keep them"), stacklevel=4)
+        warnings.warn(
+            DataWarning(
+                f"{ds.source}: {ds.replaced} undecodable byte sequences (not UTF-8) were replaced by U+FFFD; re-save the file as UTF-8 to keep them"
+            ),
+            stacklevel=4,
+        )
 
 
 def drop_empty(ds: Dataset) -> Dataset:
@@ -191,10 +208,14 @@ def drop_empty(ds: Dataset) -> Dataset:
     if len(keep) == len(ds.texts):
         return ds
     dropped = len(ds.texts) - len(keep)
-    warnings.warn(DataWarning(f"{ds.source}: dropped {dropped} empty text{'s' * (dropped != 1)} of {len(ds.texts)}"), stacklevel=4)
+    warnings.warn(
+        DataWarning(f"{ds.source}: dropped {dropped} empty text{'s' * (dropped != 1)} of {len(ds.texts)}"), stacklevel=4
+    )
     out = ds.subset(keep)
     out.empty = dropped
     known = out.labels[out.labels != UNLABELED]
     if ds.split != "unsup" and len(np.unique(known)) < 2:
-        raise LstmkitError(f"{ds.source}: after dropping empty texts only one class is left; a classifier needs at least two")
+        raise LstmkitError(
+            f"{ds.source}: after dropping empty texts only one class is left; a classifier needs at least two"
+        )
     return out

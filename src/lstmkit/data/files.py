@@ -1,5 +1,4 @@
-"""The user's own labeled files: CSV, TSV, JSON Lines, and folders with one sub-folder per class.
-"""
+"""The user's own labeled files: CSV, TSV, JSON Lines, and folders with one sub-folder per class."""
 
 from __future__ import annotations
 
@@ -37,21 +36,29 @@ def load_table(path: Path, text_column: str | None, label_column: str | None) ->
     elif suffix in (".jsonl", ".ndjson", ".json"):
         columns, rows = read_json_lines(text, path)
     else:
-        raise LstmkitError(f"{path.name}: unknown file type '{suffix}'; use .csv, .tsv, .jsonl, or a folder with one sub-folder per class")
+        raise LstmkitError(
+            f"{path.name}: unknown file type '{suffix}'; use .csv, .tsv, .jsonl, or a folder with one sub-folder per class"
+        )
     if not rows:
         raise LstmkitError(f"{path} holds no rows; the dataset is empty")
     text_key = pick_column(columns, text_column, TEXT_COLUMNS, "text", path)
     label_key = pick_column(columns, label_column, LABEL_COLUMNS, "label", path)
     if text_key == label_key:
-        raise LstmkitError(f"{path.name}: the text and label columns are both '{text_key}'; choose two different columns")
+        raise LstmkitError(
+            f"{path.name}: the text and label columns are both '{text_key}'; choose two different columns"
+        )
     texts = []
     for i, row in enumerate(rows):
         value = row.get(text_key)
         if value is not None and not isinstance(value, str):
-            raise LstmkitError(f"{path.name} row {i + 1}: text is a {type(value).__name__}, not a string; choose the text column with --text-column")
+            raise LstmkitError(
+                f"{path.name} row {i + 1}: text is a {type(value).__name__}, not a string; choose the text column with --text-column"
+            )
         texts.append(value or "")
     labels, class_names = parse_labels([row.get(label_key) for row in rows], path.name)
-    ds = Dataset(texts, labels, class_names, source=str(path), ids=[str(i + 1) for i in range(len(rows))], replaced=replaced)
+    ds = Dataset(
+        texts, labels, class_names, source=str(path), ids=[str(i + 1) for i in range(len(rows))], replaced=replaced
+    )
     warn_replaced(ds)
     return drop_empty(ds)
 
@@ -69,7 +76,9 @@ def read_delimited(text: str, delimiter: str, path: Path) -> tuple[list[str], li
             if not line or line == [""]:
                 continue
             if len(line) != len(header):
-                raise LstmkitError(f"{path.name} line {reader.line_num}: {len(line)} fields where the header has {len(header)}; quote texts that hold the delimiter")
+                raise LstmkitError(
+                    f"{path.name} line {reader.line_num}: {len(line)} fields where the header has {len(header)}; quote texts that hold the delimiter"
+                )
             rows.append(dict(zip(header, line)))
     except csv.Error as e:
         raise LstmkitError(f"{path.name} line {reader.line_num}: {e}; check the quoting") from None
@@ -83,14 +92,14 @@ def read_json_lines(text: str, path: Path) -> tuple[list[str], list[dict]]:
             rows = json.loads(text)
         else:
             rows = []
-            for n, line in enumerate(text.splitlines(), 1):
+            for n, line in enumerate(text.splitlines(), 1):  # noqa: B007 (n names the bad line below)
                 if line.strip():
                     rows.append(json.loads(line))
     except json.JSONDecodeError as e:
         where = f"line {n}" if not stripped.startswith("[") else f"line {e.lineno}"
         raise LstmkitError(f"{path.name} {where} is not valid JSON ({e.msg}); write one JSON object per line") from None
     if not all(isinstance(r, dict) for r in rows):
-        raise LstmkitError(f"{path.name}: every line must be a JSON object like {{\"text\": ..., \"label\": ...}}")
+        raise LstmkitError(f'{path.name}: every line must be a JSON object like {{"text": ..., "label": ...}}')
     columns = list(dict.fromkeys(k for r in rows for k in r))
     return columns, rows
 
@@ -100,19 +109,25 @@ def pick_column(columns: list[str], chosen: str | None, candidates, role: str, p
     if chosen is not None:
         if chosen in columns:
             return chosen
-        raise LstmkitError(f"{path.name} has no column '{chosen}' (columns: {', '.join(columns)}); pass one of them with {flag}")
+        raise LstmkitError(
+            f"{path.name} has no column '{chosen}' (columns: {', '.join(columns)}); pass one of them with {flag}"
+        )
     lower = {c.lower().strip(): c for c in columns}
     for name in candidates:
         if name in lower:
             return lower[name]
-    raise LstmkitError(f"{path.name}: no {role} column found among {', '.join(columns) or '(none)'}; name it with {flag}")
+    raise LstmkitError(
+        f"{path.name}: no {role} column found among {', '.join(columns) or '(none)'}; name it with {flag}"
+    )
 
 
 def load_class_folders(path: Path) -> Dataset:
     """A folder with one sub-folder per class, each holding .txt files (one text per file)."""
     classes = sorted(d.name for d in path.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not classes:
-        raise LstmkitError(f"{path} has no sub-folders; put each class's .txt files in a sub-folder named after the class")
+        raise LstmkitError(
+            f"{path} has no sub-folders; put each class's .txt files in a sub-folder named after the class"
+        )
     root = path.resolve()
     texts, labels, ids, replaced = [], [], [], 0
     for label, name in enumerate(classes):
@@ -130,10 +145,14 @@ def load_class_folders(path: Path) -> Dataset:
                 ids.append(str(file_path.relative_to(path)))
                 replaced += bad
     if not texts:
-        raise LstmkitError(f"{path} holds no .txt files in its class sub-folders ({', '.join(classes)}); the dataset is empty")
+        raise LstmkitError(
+            f"{path} holds no .txt files in its class sub-folders ({', '.join(classes)}); the dataset is empty"
+        )
     counts = np.bincount(labels, minlength=len(classes))
     if np.count_nonzero(counts) < 2:
-        raise LstmkitError(f"{path}: only class '{classes[int(np.argmax(counts))]}' has .txt files; a classifier needs at least two classes")
+        raise LstmkitError(
+            f"{path}: only class '{classes[int(np.argmax(counts))]}' has .txt files; a classifier needs at least two classes"
+        )
     ds = Dataset(texts, np.array(labels, dtype=np.int64), classes, source=str(path), ids=ids, replaced=replaced)
     warn_replaced(ds)
     return drop_empty(ds)

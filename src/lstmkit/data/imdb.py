@@ -105,9 +105,24 @@ def read_imdb(path, splits=("train", "test"), seed: int = 0, shuffle: bool = Tru
     out = {}
     for split, rows in found.items():
         if not rows:
-            raise LstmkitError(f"{path} holds no IMDB '{split}' reviews ({split}/{'unsup' if split == 'unsup' else 'pos|neg'}/*.txt); pass the folder or archive that has them" + (" (the unlabeled reviews ship as aclImdb_unsup.tar.gz or inside aclImdb_v1.tar.gz)" if split == "unsup" else ""))
+            raise LstmkitError(
+                f"{path} holds no IMDB '{split}' reviews ({split}/{'unsup' if split == 'unsup' else 'pos|neg'}/*.txt); pass the folder or archive that has them"
+                + (
+                    " (the unlabeled reviews ship as aclImdb_unsup.tar.gz or inside aclImdb_v1.tar.gz)"
+                    if split == "unsup"
+                    else ""
+                )
+            )
         rows.sort(key=lambda r: (r[0], r[1]))
-        ds = Dataset([r[3] for r in rows], np.array([r[0] for r in rows], dtype=np.int64), list(IMDB_CLASSES), source=str(path), split=split, ids=[r[2] for r in rows], replaced=replaced[split])
+        ds = Dataset(
+            [r[3] for r in rows],
+            np.array([r[0] for r in rows], dtype=np.int64),
+            list(IMDB_CLASSES),
+            source=str(path),
+            split=split,
+            ids=[r[2] for r in rows],
+            replaced=replaced[split],
+        )
         warn_replaced(ds)
         ds = drop_empty(ds)
         out[split] = ds.shuffled(seed) if shuffle else ds
@@ -127,23 +142,31 @@ def is_imdb(path: Path) -> bool:
     """Whether a path looks like IMDB: an archive, or a folder holding aclImdb's train/ split."""
     if path.is_file():
         return path.name.endswith((".tar.gz", ".tgz", ".tar"))
-    return any((p / "train" / "pos").is_dir() or (p / "train" / "unsup").is_dir() for p in (path, path / "aclImdb")) or any(path.glob("aclImdb*.tar.gz"))
+    return any(
+        (p / "train" / "pos").is_dir() or (p / "train" / "unsup").is_dir() for p in (path, path / "aclImdb")
+    ) or any(path.glob("aclImdb*.tar.gz"))
 
 
 def _imdb_location(path: Path, splits) -> Path:
     """The folder or archive to read: `path` itself, its aclImdb/, or the archive in it that has `splits`."""
     if not path.exists():
-        raise LstmkitError(f"{path} does not exist; pass the aclImdb/ folder or {IMDB_FILENAME} (or 'imdb' to download it)")
+        raise LstmkitError(
+            f"{path} does not exist; pass the aclImdb/ folder or {IMDB_FILENAME} (or 'imdb' to download it)"
+        )
     if path.is_file() or (path / "train").is_dir() or (path / "test").is_dir():
         return path
     if (path / "aclImdb").is_dir():
         return path / "aclImdb"
     # A folder of archives: the official one holds every split, the two halves one kind each.
-    half = "aclImdb_unsup.tar.gz" if set(splits) == {"unsup"} else None if "unsup" in splits else "aclImdb_labeled.tar.gz"
+    half = (
+        "aclImdb_unsup.tar.gz" if set(splits) == {"unsup"} else None if "unsup" in splits else "aclImdb_labeled.tar.gz"
+    )
     for name in (half, IMDB_FILENAME):
         if name and (path / name).is_file():
             return path / name
-    raise LstmkitError(f"{path} holds neither an aclImdb/ folder nor {IMDB_FILENAME}; pass the folder or archive itself")
+    raise LstmkitError(
+        f"{path} holds neither an aclImdb/ folder nor {IMDB_FILENAME}; pass the folder or archive itself"
+    )
 
 
 def _imdb_files(path: Path, splits):
@@ -169,13 +192,17 @@ def read_bytes(path: Path) -> bytes:
     try:
         return path.read_bytes()
     except OSError as e:
-        raise LstmkitError(f"cannot read {path} ({e.strerror or e}); check that the file exists and is readable") from None
+        raise LstmkitError(
+            f"cannot read {path} ({e.strerror or e}); check that the file exists and is readable"
+        ) from None
 
 
 def check_inside(root: Path, path: Path) -> None:
     target = path.resolve()
     if root != target and root not in target.parents:
-        raise LstmkitError(f"{path} is a link to {target}, outside {root}; refusing to follow it (replace the link by the file)")
+        raise LstmkitError(
+            f"{path} is a link to {target}, outside {root}; refusing to follow it (replace the link by the file)"
+        )
 
 
 def download_imdb(cache_dir=None, *, progress: bool = True, timeout: float = 30.0) -> Path:
@@ -198,7 +225,9 @@ def download_imdb(cache_dir=None, *, progress: bool = True, timeout: float = 30.
     digest = sha256(part)
     if digest != expected:
         part.unlink()
-        raise LstmkitError(f"the download from {url} has SHA-256 {digest[:12]}..., expected {expected[:12]}...; the partial file was removed, run again (or pass a local copy with --data path/to/{IMDB_FILENAME})")
+        raise LstmkitError(
+            f"the download from {url} has SHA-256 {digest[:12]}..., expected {expected[:12]}...; the partial file was removed, run again (or pass a local copy with --data path/to/{IMDB_FILENAME})"
+        )
     os.replace(part, target)
     return target
 
@@ -207,7 +236,9 @@ def _fetch(url: str, part: Path, progress: bool, timeout: float) -> None:
     """Download url into `part`, appending to what is already there when the server allows."""
     offline_hint = f"if this machine is offline, download {IMDB_FILENAME} elsewhere and pass it with --data path/to/{IMDB_FILENAME}"
     have = part.stat().st_size if part.exists() else 0
-    request = urllib.request.Request(url, headers={"User-Agent": "lstmkit", **({"Range": f"bytes={have}-"} if have else {})})
+    request = urllib.request.Request(
+        url, headers={"User-Agent": "lstmkit", **({"Range": f"bytes={have}-"} if have else {})}
+    )
     try:
         response = urllib.request.urlopen(request, timeout=timeout)
     except urllib.error.HTTPError as e:
@@ -225,12 +256,19 @@ def _fetch(url: str, part: Path, progress: bool, timeout: float) -> None:
         total = have + int(length) if length is not None else None
         from tqdm.auto import tqdm
 
-        with open(part, "ab" if resumed else "wb") as f, tqdm(total=total, initial=have, unit="B", unit_scale=True, desc=IMDB_FILENAME, disable=not progress) as bar:
+        with (
+            open(part, "ab" if resumed else "wb") as f,
+            tqdm(total=total, initial=have, unit="B", unit_scale=True, desc=IMDB_FILENAME, disable=not progress) as bar,
+        ):
             try:
                 while chunk := response.read(1 << 16):
                     f.write(chunk)
                     bar.update(len(chunk))
             except OSError as e:
-                raise LstmkitError(f"the download of {url} stopped after {f.tell() / 1e6:.1f} MB ({e}); run again to resume") from None
+                raise LstmkitError(
+                    f"the download of {url} stopped after {f.tell() / 1e6:.1f} MB ({e}); run again to resume"
+                ) from None
         if total is not None and part.stat().st_size < total:
-            raise LstmkitError(f"the download of {url} stopped after {part.stat().st_size / 1e6:.1f} of {total / 1e6:.1f} MB; run again to resume")
+            raise LstmkitError(
+                f"the download of {url} stopped after {part.stat().st_size / 1e6:.1f} of {total / 1e6:.1f} MB; run again to resume"
+            )

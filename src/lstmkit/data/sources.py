@@ -1,8 +1,8 @@
 """One loader for every labeled source: 'imdb', an IMDB folder or archive, a file, or class folders.
 
-    load_dataset("imdb")                         downloads and caches the official archive
-    load_dataset("aclImdb_v1.tar.gz", split="test")   read straight from the archive
-    load_dataset("reviews.csv", text_column="body")   CSV, TSV, JSON Lines, or class folders
+load_dataset("imdb")                         downloads and caches the official archive
+load_dataset("aclImdb_v1.tar.gz", split="test")   read straight from the archive
+load_dataset("reviews.csv", text_column="body")   CSV, TSV, JSON Lines, or class folders
 """
 
 from __future__ import annotations
@@ -15,7 +15,15 @@ from lstmkit.data.imdb import download_imdb, imdb_source, is_imdb, load_imdb, re
 from lstmkit.errors import LstmkitError
 
 
-def load_dataset(source, *, text_column: str | None = None, label_column: str | None = None, split: str | None = None, seed: int = 0, shuffle: bool = True) -> Dataset:
+def load_dataset(
+    source,
+    *,
+    text_column: str | None = None,
+    label_column: str | None = None,
+    split: str | None = None,
+    seed: int = 0,
+    shuffle: bool = True,
+) -> Dataset:
     """Load labeled texts from 'imdb', an IMDB folder or archive, a CSV/TSV/JSON Lines file, or a
     folder with one sub-folder per class.
 
@@ -27,7 +35,9 @@ def load_dataset(source, *, text_column: str | None = None, label_column: str | 
         return load_imdb(download_imdb(), split=split or "train", seed=seed, shuffle=shuffle)
     path = Path(source).expanduser()
     if not path.exists():
-        raise LstmkitError(f"{path} does not exist; pass 'imdb', an aclImdb folder or .tar.gz, a .csv/.tsv/.jsonl file, or a folder of class sub-folders")
+        raise LstmkitError(
+            f"{path} does not exist; pass 'imdb', an aclImdb folder or .tar.gz, a .csv/.tsv/.jsonl file, or a folder of class sub-folders"
+        )
     if is_imdb(path):
         return load_imdb(path, split=split or "train", seed=seed, shuffle=shuffle)
     if split not in (None, "train"):

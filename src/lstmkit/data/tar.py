@@ -1,5 +1,4 @@
-"""Reading tar archives (plain or gzip) member by member, without extracting them.
-"""
+"""Reading tar archives (plain or gzip) member by member, without extracting them."""
 
 from __future__ import annotations
 
@@ -31,11 +30,13 @@ def read_tar(path) -> Iterator[tuple[str, bytes]]:
     """
     path = Path(path)
     try:
-        f = open(path, "rb")
+        f = open(path, "rb")  # noqa: SIM115 (closed by the `with f:` below, once open errors are told apart)
     except FileNotFoundError:
         raise LstmkitError(f"archive {path} does not exist; check the path") from None
     except OSError as e:
-        raise LstmkitError(f"cannot read archive {path} ({e.strerror or e}); check that it is a readable file") from None
+        raise LstmkitError(
+            f"cannot read archive {path} ({e.strerror or e}); check that it is a readable file"
+        ) from None
     with f:
         stream = _Stream(f, path)
         yield from _tar_members(stream, path)
@@ -68,7 +69,9 @@ class _Stream:
                     self.inflate = zlib.decompressobj(31)
                     out += self.inflate.decompress(rest)
             except zlib.error as e:
-                raise LstmkitError(f"{self.path} is not a readable gzip archive ({e}); download it again or pass the extracted folder") from None
+                raise LstmkitError(
+                    f"{self.path} is not a readable gzip archive ({e}); download it again or pass the extracted folder"
+                ) from None
             if out:
                 return out
 
@@ -97,7 +100,9 @@ def _tar_members(stream: _Stream, path: Path):
         if not header.strip(b"\x00"):
             return  # end-of-archive marker
         if header[257:262] != b"ustar" or _number(header[148:156]) != sum(header) - sum(header[148:156]) + 8 * 32:
-            raise LstmkitError(f"{unreadable} (bad header at byte {stream.pos - _BLOCK}); download it again or pass the extracted folder")
+            raise LstmkitError(
+                f"{unreadable} (bad header at byte {stream.pos - _BLOCK}); download it again or pass the extracted folder"
+            )
         size = _number(header[124:136])
         if size < 0:
             raise LstmkitError(f"{unreadable} (bad size field at byte {stream.pos - _BLOCK}); download it again")
@@ -124,7 +129,9 @@ def _tar_members(stream: _Stream, path: Path):
         text_name = name.decode("utf-8", "replace")
         _check_member(text_name, path)
         if kind in _LINKS:
-            raise LstmkitError(f"{path} holds a {_LINKS[kind]} ({text_name}); links could point outside the dataset, so the archive is refused")
+            raise LstmkitError(
+                f"{path} holds a {_LINKS[kind]} ({text_name}); links could point outside the dataset, so the archive is refused"
+            )
         if kind in _REGULAR:
             yield text_name, data
 

@@ -108,7 +108,9 @@ class TextVectorizer:
             raise LstmkitError(f"standardize must be one of {STANDARDIZE_MODES} or a callable, got {standardize!r}")
         if not (callable(split) or split in SPLIT_MODES):
             raise LstmkitError(f"split must be one of {SPLIT_MODES} or a callable, got {split!r}")
-        if output_sequence_length is not None and (not isinstance(output_sequence_length, int) or output_sequence_length < 1):
+        if output_sequence_length is not None and (
+            not isinstance(output_sequence_length, int) or output_sequence_length < 1
+        ):
             raise LstmkitError(f"output_sequence_length must be a positive int or None, got {output_sequence_length!r}")
         self.max_tokens = max_tokens
         self.standardize = standardize
@@ -139,7 +141,9 @@ class TextVectorizer:
         if tokens[:2] == [PAD_TOKEN, OOV_TOKEN]:
             tokens = tokens[2:]
         if PAD_TOKEN in tokens or OOV_TOKEN in tokens:
-            raise LstmkitError("vocabulary holds '' or '[UNK]' away from indices 0 and 1; remove them from the token list")
+            raise LstmkitError(
+                "vocabulary holds '' or '[UNK]' away from indices 0 and 1; remove them from the token list"
+            )
         if len(set(tokens)) != len(tokens):
             raise LstmkitError("vocabulary holds duplicate tokens; each token must appear once")
         self._install([PAD_TOKEN, OOV_TOKEN] + tokens, [self._key(t) for t in tokens])
@@ -223,7 +227,10 @@ class TextVectorizer:
                 return self._encode_joined(texts, table, delete)
             # split(None, L) stops after L tokens: the rest of a long text is never cut into tokens.
             if limit:
-                docs = [t.encode("utf-8", "surrogatepass").translate(table, delete).split(None, limit)[:limit] for t in texts]
+                docs = [
+                    t.encode("utf-8", "surrogatepass").translate(table, delete).split(None, limit)[:limit]
+                    for t in texts
+                ]
             else:
                 docs = [t.encode("utf-8", "surrogatepass").translate(table, delete).split() for t in texts]
         else:
@@ -277,12 +284,16 @@ class TextVectorizer:
         """
         for name, fn in (("standardize", self.standardize), ("split", self.split)):
             if callable(fn):
-                raise LstmkitError(f"cannot save a TextVectorizer whose {name} is a callable ({_describe(fn)}); use a built-in mode or rebuild it in code and call set_vocabulary")
+                raise LstmkitError(
+                    f"cannot save a TextVectorizer whose {name} is a callable ({_describe(fn)}); use a built-in mode or rebuild it in code and call set_vocabulary"
+                )
         if not self._adapted:
             raise LstmkitError("cannot save a TextVectorizer with no vocabulary; call adapt(texts) first")
         bad = [t for t in self._vocab[2:] if "\n" in t or "\r" in t]
         if bad:
-            raise LstmkitError(f"vocabulary token {bad[0]!r} holds a line break and cannot be saved one per line; use split='whitespace'")
+            raise LstmkitError(
+                f"vocabulary token {bad[0]!r} holds a line break and cannot be saved one per line; use split='whitespace'"
+            )
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         vocab_text = "".join(t + "\n" for t in self._vocab[2:])
@@ -299,14 +310,20 @@ class TextVectorizer:
             config = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))
             vocab_text = (directory / VOCAB_FILE).read_text(encoding="utf-8")
         except FileNotFoundError as e:
-            raise LstmkitError(f"no saved vectorizer in {directory}: {Path(e.filename).name} is missing; pass the directory that TextVectorizer.save wrote") from None
+            raise LstmkitError(
+                f"no saved vectorizer in {directory}: {Path(e.filename).name} is missing; pass the directory that TextVectorizer.save wrote"
+            ) from None
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise LstmkitError(f"vectorizer files in {directory} are corrupted ({e}); save the vectorizer again") from None
+            raise LstmkitError(
+                f"vectorizer files in {directory} are corrupted ({e}); save the vectorizer again"
+            ) from None
         expected = config.pop("vocab_size", None)
         config.pop("format", None)
         tokens = vocab_text.split("\n")[:-1] if vocab_text else []
         if expected is not None and len(tokens) + 2 != expected:
-            raise LstmkitError(f"{directory / VOCAB_FILE} holds {len(tokens) + 2} ids but the config says {expected}; the file is truncated, save the vectorizer again")
+            raise LstmkitError(
+                f"{directory / VOCAB_FILE} holds {len(tokens) + 2} ids but the config says {expected}; the file is truncated, save the vectorizer again"
+            )
         if isinstance(config.get("ngrams"), list):
             config["ngrams"] = tuple(config["ngrams"])
         vectorizer = cls(**config)
@@ -384,7 +401,11 @@ def pad_sequences(docs: Sequence[np.ndarray], length: int) -> np.ndarray:
     [[5, 6], [8, 0]]
     """
     lengths = np.fromiter((min(len(d), length) for d in docs), dtype=np.int64, count=len(docs))
-    flat = np.concatenate([np.asarray(d, dtype=np.int32)[:length] for d in docs]) if lengths.sum() else np.zeros(0, np.int32)
+    flat = (
+        np.concatenate([np.asarray(d, dtype=np.int32)[:length] for d in docs])
+        if lengths.sum()
+        else np.zeros(0, np.int32)
+    )
     return _scatter(flat, lengths, length)
 
 

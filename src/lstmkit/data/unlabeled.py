@@ -1,5 +1,4 @@
-"""Unlabeled text: the sources self-training and pretraining read, labels ignored.
-"""
+"""Unlabeled text: the sources self-training and pretraining read, labels ignored."""
 
 from __future__ import annotations
 
@@ -30,7 +29,9 @@ def read_unlabeled(source, *, text_column=None, seed=0) -> list[str]:
         return load_imdb(imdb, split="unsup", seed=seed).texts
     path = Path(source).expanduser()
     if not path.exists():
-        raise LstmkitError(f"{path} does not exist; pass 'imdb', an aclImdb folder or .tar.gz, a .txt file (one text per line), a .csv/.tsv/.jsonl file, or a folder of .txt files")
+        raise LstmkitError(
+            f"{path} does not exist; pass 'imdb', an aclImdb folder or .tar.gz, a .txt file (one text per line), a .csv/.tsv/.jsonl file, or a folder of .txt files"
+        )
     if path.is_dir():
         files = sorted(p for p in path.rglob("*.txt") if p.is_file() and not p.name.startswith("."))
         texts = [decode_text(read_bytes(p))[0] for p in files]
@@ -45,7 +46,9 @@ def read_unlabeled(source, *, text_column=None, seed=0) -> list[str]:
         column = pick_column(columns, text_column, TEXT_COLUMNS, "text", path)
         texts = [r.get(column) if isinstance(r.get(column), str) else "" for r in rows]
     else:
-        raise LstmkitError(f"{path.name}: unknown file type '{path.suffix}'; use .txt (one text per line), .csv, .tsv, .jsonl, or a folder of .txt files")
+        raise LstmkitError(
+            f"{path.name}: unknown file type '{path.suffix}'; use .txt (one text per line), .csv, .tsv, .jsonl, or a folder of .txt files"
+        )
     texts = [t for t in texts if t.strip()]
     if not texts:
         raise LstmkitError(f"{path} holds no text; pass a source with at least one non-empty text")
@@ -61,11 +64,17 @@ def pretraining_texts(data=None, unlabeled=(), *, text_column=None, seed=0, verb
     """
 
     if data is None and not unlabeled:
-        raise LstmkitError("no text to pretrain on: pass --data (labelled data, its training part) and/or --unlabeled SOURCE")
+        raise LstmkitError(
+            "no text to pretrain on: pass --data (labelled data, its training part) and/or --unlabeled SOURCE"
+        )
     texts = []
     if data is not None:
         imdb = imdb_source(data)
-        train = load_imdb(imdb, split="train", seed=seed) if imdb is not None else load_splits(data, text_column=text_column, seed=seed)[0]
+        train = (
+            load_imdb(imdb, split="train", seed=seed)
+            if imdb is not None
+            else load_splits(data, text_column=text_column, seed=seed)[0]
+        )
         texts += list(train.texts)
         if verbose:
             print(f"{data}: {len(train.texts):,} training texts", flush=True)

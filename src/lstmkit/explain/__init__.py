@@ -1,8 +1,8 @@
 """See inside a trained text classifier: gate traces, a sentiment trajectory, token attributions.
 
-    e = explain(model, "A great film.")      # the JSON-able explanation (report.py)
-    save_html(e, "page.html")                # the self-contained page (page.py)
-    save_png(e, "page.png")                  # the same as a PNG (png.py)
+e = explain(model, "A great film.")      # the JSON-able explanation (report.py)
+save_html(e, "page.html")                # the self-contained page (page.py)
+save_png(e, "page.png")                  # the same as a PNG (png.py)
 """
 
 from lstmkit.explain.page import render_html, save_html

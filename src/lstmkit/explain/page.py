@@ -1,5 +1,4 @@
-"""The explain page: one self-contained HTML file (page.html with the explanation's JSON inlined).
-"""
+"""The explain page: one self-contained HTML file (page.html with the explanation's JSON inlined)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""The explanation as a PNG (matplotlib): words coloured by attribution, the trajectory, gate heat maps.
-"""
+"""The explanation as a PNG (matplotlib): words coloured by attribution, the trajectory, gate heat maps."""
 
 from __future__ import annotations
 
@@ -42,7 +41,9 @@ def save_png(explanation, path, *, layer=-1, direction=0, max_words=600):
         placed.append((x, y, w, k))
         x += len(w) + 1
     lines = y + 1 if placed else 1
-    extra = ([f"... {len(e['words']) - max_words:,} more words not drawn"] if len(e["words"]) > max_words else []) + ["note: " + s for s in e["notes"]]
+    extra = ([f"... {len(e['words']) - max_words:,} more words not drawn"] if len(e["words"]) > max_words else []) + [
+        "note: " + s for s in e["notes"]
+    ]
     text_h = 0.4 + 0.16 * (lines + 1.6 * len(extra))
     heights = [text_h, 2.3, 1.5, 1.9, 1.9, 1.9]
     fig = plt.figure(figsize=(fig_w, sum(heights) + 1.6))
@@ -53,8 +54,11 @@ def save_png(explanation, path, *, layer=-1, direction=0, max_words=600):
     # 1. the words, each read word on its attribution's colour; unread words grey.
     ax = fig.add_subplot(grid[0, :])
     ax.set_axis_off()
-    ax.set_title(f"words coloured by occlusion attribution, in log-odds (blue: towards {e['target_class']!r}, red: away; grey: not read)",
-                 fontsize=10, loc="left")  # fmt: skip
+    ax.set_title(
+        f"words coloured by occlusion attribution, in log-odds (blue: towards {e['target_class']!r}, red: away; grey: not read)",
+        fontsize=10,
+        loc="left",
+    )
     colours = _attribution_colours(e["attribution"])
     for x, y, w, k in placed:
         read = k < n
@@ -102,9 +106,14 @@ def save_png(explanation, path, *, layer=-1, direction=0, max_words=600):
     ax.grid(alpha=0.3)
 
     # 4. heat maps, units x tokens.
-    specs = [("i", "input gate i", "viridis", 0, 1), ("f", "forget gate f", "viridis", 0, 1),
-             ("g", "candidate g", "RdBu", -1, 1), ("o", "output gate o", "viridis", 0, 1),
-             ("c", "cell c", "RdBu", None, None), ("h", "hidden h", "RdBu", -1, 1)]  # fmt: skip
+    specs = [
+        ("i", "input gate i", "viridis", 0, 1),
+        ("f", "forget gate f", "viridis", 0, 1),
+        ("g", "candidate g", "RdBu", -1, 1),
+        ("o", "output gate o", "viridis", 0, 1),
+        ("c", "cell c", "RdBu", None, None),
+        ("h", "hidden h", "RdBu", -1, 1),
+    ]
     for k, (key, name, cmap, lo, hi) in enumerate(specs):
         ax = fig.add_subplot(grid[3 + k // 2, k % 2])
         m = np.asarray(dr[key], np.float64).reshape(n, -1).T if n else np.full((lay["units"], 1), np.nan)

@@ -161,8 +161,13 @@ def explain(model, text):
     if not isinstance(text, str):
         raise LstmkitError(f"explain takes one text (a str), got {type(text).__name__}")
     head = model.layers[-1]
-    if not isinstance(head, L.Dense) or (head.activation, head.units > 1) not in (("sigmoid", False), ("softmax", True)):
-        raise LstmkitError("explain needs a classifier: a last Dense layer with 1 unit and sigmoid, or K units and softmax")
+    if not isinstance(head, L.Dense) or (head.activation, head.units > 1) not in (
+        ("sigmoid", False),
+        ("softmax", True),
+    ):
+        raise LstmkitError(
+            "explain needs a classifier: a last Dense layer with 1 unit and sigmoid, or K units and softmax"
+        )
 
     tokens = v.tokenize(text)  # every token of the text, before truncation
     used = np.asarray(model._ids([text], inference=True)[0], np.int32)  # the ids the model reads, as predict does
@@ -195,7 +200,11 @@ def explain(model, text):
     for k, trace in zip(recurrent_indices(model), traces):
         layer = model.layers[k]
         lstm = layer.layer if isinstance(layer, L.Bidirectional) else layer
-        dir_names = ["forward", "backward"] if isinstance(layer, L.Bidirectional) else ["backward" if lstm.go_backwards else "forward"]
+        dir_names = (
+            ["forward", "backward"]
+            if isinstance(layer, L.Bidirectional)
+            else ["backward" if lstm.go_backwards else "forward"]
+        )
         directions = []
         for d, name in enumerate(dir_names):
             entry = {"name": name}
@@ -210,20 +219,30 @@ def explain(model, text):
     n_unknown = int(np.sum(used == OOV_ID))
     notes = []
     if not tokens:
-        notes.append("The text is empty after standardization (no words, or punctuation only). The model reads only "
-                     "padding, so its answer is the same for every empty text; there is no trajectory and no attribution.")  # fmt: skip
+        notes.append(
+            "The text is empty after standardization (no words, or punctuation only). The model reads only "
+            "padding, so its answer is the same for every empty text; there is no trajectory and no attribution."
+        )
     if len(tokens) > n:
-        notes.append(f"The text has {len(tokens):,} tokens but the model reads only the first {n:,} (its "
-                     f"{'inference' if model.inference_length else 'sequence'} length is {L_seq}), as in training and predict; the greyed tokens after that were not read and cannot matter.")  # fmt: skip
+        notes.append(
+            f"The text has {len(tokens):,} tokens but the model reads only the first {n:,} (its "
+            f"{'inference' if model.inference_length else 'sequence'} length is {L_seq}), as in training and predict; the greyed tokens after that were not read and cannot matter."
+        )
     if n and n_unknown == n:
-        notes.append(f"None of the {n:,} tokens read is in the model's vocabulary of {v.vocab_size:,} ids: each is read as "
-                     "[UNK], so the prediction cannot depend on which words they are, and every attribution is 0.")  # fmt: skip
+        notes.append(
+            f"None of the {n:,} tokens read is in the model's vocabulary of {v.vocab_size:,} ids: each is read as "
+            "[UNK], so the prediction cannot depend on which words they are, and every attribution is 0."
+        )
     elif n_unknown:
-        notes.append(f"{n_unknown:,} of the {n:,} tokens read are outside the vocabulary ({v.vocab_size:,} ids) and are read as "
-                     "[UNK] (shown underlined dotted); their attribution is 0.")  # fmt: skip
+        notes.append(
+            f"{n_unknown:,} of the {n:,} tokens read are outside the vocabulary ({v.vocab_size:,} ids) and are read as "
+            "[UNK] (shown underlined dotted); their attribution is 0."
+        )
     if not model.layers[0].mask_zero:
-        notes.append("This model's Embedding does not mask padding (mask_zero=False): padded steps are read as tokens, "
-                     "so the numbers depend on padding, as they do in predict.")  # fmt: skip
+        notes.append(
+            "This model's Embedding does not mask padding (mask_zero=False): padded steps are read as tokens, "
+            "so the numbers depend on padding, as they do in predict."
+        )
 
     causal = is_causal(model)
     methods = {
@@ -270,7 +289,9 @@ def summary(explanation, top=5):
     e = explanation
     lines = [f"label: {e['label']}  (probability {e['probability']:.4f})"]
     if e["truncated"]:
-        lines.append(f"read {e['n_used']:,} of {e['n_tokens']:,} tokens (the model's sequence length is {e['sequence_length']})")
+        lines.append(
+            f"read {e['n_used']:,} of {e['n_tokens']:,} tokens (the model's sequence length is {e['sequence_length']})"
+        )
     elif e["empty"]:
         lines.append("empty text: no tokens to read")
     a = np.asarray(e["attribution"])

@@ -57,7 +57,9 @@ def traced_lstm(layer, params, x, mask):
     (y, h_T, _), (gates, h_seq, c_seq) = bptt.recurrence_forward(W_h, z_x, m_s, zeros, zeros)
     hs = jnp.transpose(bptt.time_order(y, reverse), (1, 2, 0, 3))  # (D, B, T, H)
     if isinstance(layer, L.Bidirectional):
-        out = merge(hs[0], hs[1], layer.merge_mode) if lstm.return_sequences else merge(h_T[0], h_T[1], layer.merge_mode)
+        out = (
+            merge(hs[0], hs[1], layer.merge_mode) if lstm.return_sequences else merge(h_T[0], h_T[1], layer.merge_mode)
+        )
     else:
         out = hs[0] if lstm.return_sequences else h_T[0]
     i, f, g, o = jnp.split(gates, 4, axis=-1)  # the kernel keeps the gates as one array [i f g o]

@@ -17,6 +17,7 @@ checks the format version and every file's SHA-256 against config.json.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -58,7 +59,9 @@ def unflatten_like(template, flat, prefix=""):
     if name not in flat:
         raise LstmkitError(f"the weights file has no tensor {name!r}; the model directory does not match its config")
     if tuple(flat[name].shape) != tuple(template.shape):
-        raise LstmkitError(f"tensor {name!r} has shape {tuple(flat[name].shape)} but the config expects {tuple(template.shape)}")
+        raise LstmkitError(
+            f"tensor {name!r} has shape {tuple(flat[name].shape)} but the config expects {tuple(template.shape)}"
+        )
     return jax.numpy.asarray(flat[name])
 
 
@@ -76,7 +79,11 @@ def directory_kind(directory) -> str | None:
         config = json.loads((directory / "config.json").read_text())
     except (OSError, ValueError):
         return None
-    if not isinstance(config, dict) or not isinstance(config.get("format_version"), int) or isinstance(config["format_version"], bool):
+    if (
+        not isinstance(config, dict)
+        or not isinstance(config.get("format_version"), int)
+        or isinstance(config["format_version"], bool)
+    ):
         return None
     kind = config.get("kind", "model")
     return {"model": "model", PRETRAINED_KIND: "pretrained"}.get(kind)
@@ -89,7 +96,9 @@ def _swap_in(tmp_dir: Path, target: Path, kind: str):
     target is the user's, and is refused before anything moves.
     """
     if directory_kind(target) not in ("absent", "empty", kind):
-        raise LstmkitError(f"{target} exists and is not an lstmkit {kind} directory; lstmkit never replaces it: choose a new or empty folder")
+        raise LstmkitError(
+            f"{target} exists and is not an lstmkit {kind} directory; lstmkit never replaces it: choose a new or empty folder"
+        )
     old = target.with_name(target.name + ".old")
     if old.exists():
         if directory_kind(old) not in ("empty", kind):
@@ -113,7 +122,9 @@ def staged_directory(directory, kind="model"):
     """
     target = Path(directory)
     if directory_kind(target) not in ("absent", "empty", kind):
-        raise LstmkitError(f"{target} exists and is not an lstmkit {kind} directory; lstmkit never replaces it: choose a new or empty folder")
+        raise LstmkitError(
+            f"{target} exists and is not an lstmkit {kind} directory; lstmkit never replaces it: choose a new or empty folder"
+        )
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     if tmp.exists():
@@ -181,12 +192,16 @@ def output_lock(target):
         try:
             fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as e:
-            raise LstmkitError(f"cannot write in {target.parent} ({e.strerror}); choose a writable output folder") from None
+            raise LstmkitError(
+                f"cannot write in {target.parent} ({e.strerror}); choose a writable output folder"
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             os.close(fd)
-            raise LstmkitError(f"another lstmkit process is writing {target} (it holds {lock}); wait for it to finish, or choose another folder") from None
+            raise LstmkitError(
+                f"another lstmkit process is writing {target} (it holds {lock}); wait for it to finish, or choose another folder"
+            ) from None
         try:  # the holder before us may have unlinked the file after we opened it: lock the live one
             same = os.stat(lock).st_ino == os.fstat(fd).st_ino
         except FileNotFoundError:
@@ -197,10 +212,8 @@ def output_lock(target):
     try:
         yield
     finally:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(lock)
-        except OSError:
-            pass
         os.close(fd)
 
 
@@ -214,10 +227,14 @@ def check_output(target, *, overwrite=False, resume=False, kind="model"):
     target = Path(target)
     found = directory_kind(target)
     if found is None:
-        what = "a file" if target.exists() and not target.is_dir() else f"a folder that is not an lstmkit {kind} directory"
+        what = (
+            "a file" if target.exists() and not target.is_dir() else f"a folder that is not an lstmkit {kind} directory"
+        )
         raise LstmkitError(f"--out {target} is {what}; lstmkit never replaces it: choose a new or empty folder")
     if found not in ("absent", "empty") and found != kind:
-        raise LstmkitError(f"--out {target} holds an lstmkit {found} directory, not a {kind} one; choose another folder")
+        raise LstmkitError(
+            f"--out {target} holds an lstmkit {found} directory, not a {kind} one; choose another folder"
+        )
     if resume:
         if found in ("absent", "empty"):
             raise LstmkitError(f"{target} has no interrupted run to resume; train without --resume")
@@ -225,8 +242,12 @@ def check_output(target, *, overwrite=False, resume=False, kind="model"):
     if found == kind and not overwrite:
         status = _status(target)
         if status == "training":
-            raise LstmkitError(f"{target} holds an interrupted run; continue it with --resume, replace it with --overwrite, or choose another --out")
-        raise LstmkitError(f"{target} already holds a trained {kind} directory; replace it with --overwrite, or choose another --out")
+            raise LstmkitError(
+                f"{target} holds an interrupted run; continue it with --resume, replace it with --overwrite, or choose another --out"
+            )
+        raise LstmkitError(
+            f"{target} already holds a trained {kind} directory; replace it with --overwrite, or choose another --out"
+        )
     return found
 
 
@@ -251,8 +272,19 @@ def resolve_dir(directory) -> Path:
     return directory
 
 
-def save_model(model, directory, *, train_config=None, history=None, metrics=None, opt_state=None, training=None, best_params=None, arrays=None,
-               status="complete"):  # fmt: skip
+def save_model(
+    model,
+    directory,
+    *,
+    train_config=None,
+    history=None,
+    metrics=None,
+    opt_state=None,
+    training=None,
+    best_params=None,
+    arrays=None,
+    status="complete",
+):
     """Write the model directory atomically.
 
     Args:
@@ -300,19 +332,27 @@ def read_config(directory):
     """config.json of a model directory, with its version and checksums verified."""
     directory = resolve_dir(directory)
     if not directory.is_dir():
-        raise LstmkitError(f"model directory {directory} does not exist; train one with `lstmkit train --out {directory}`")
+        raise LstmkitError(
+            f"model directory {directory} does not exist; train one with `lstmkit train --out {directory}`"
+        )
     path = directory / "config.json"
     if not path.exists():
-        raise LstmkitError(f"{directory} is not a complete model directory (no config.json); train again or pass the right --out folder")
+        raise LstmkitError(
+            f"{directory} is not a complete model directory (no config.json); train again or pass the right --out folder"
+        )
     try:
         config = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise LstmkitError(f"{path} is corrupted ({e.msg if hasattr(e, 'msg') else e}); retrain or restore the model") from None
+        raise LstmkitError(
+            f"{path} is corrupted ({e.msg if hasattr(e, 'msg') else e}); retrain or restore the model"
+        ) from None
     version = config.get("format_version")
     if not isinstance(version, int):
         raise LstmkitError(f"{path} has no format_version; it is not an lstmkit model directory")
     if version > FORMAT_VERSION:
-        raise LstmkitError(f"{directory} uses model format {version}, newer than this lstmkit supports ({FORMAT_VERSION}); upgrade lstmkit")
+        raise LstmkitError(
+            f"{directory} uses model format {version}, newer than this lstmkit supports ({FORMAT_VERSION}); upgrade lstmkit"
+        )
     for name, digest in config.get("files", {}).items():
         file = directory / name
         if not file.exists():
@@ -343,7 +383,9 @@ def load_training_state(directory, opt_state_template, params_template):
     flat = load_file(directory / STATE)
     leaves, treedef = jax.tree.flatten(opt_state_template)
     if sum(k.startswith("opt.") for k in flat) != len(leaves):
-        raise LstmkitError(f"the optimizer state in {directory} does not match this configuration; resume with the same flags")
+        raise LstmkitError(
+            f"the optimizer state in {directory} does not match this configuration; resume with the same flags"
+        )
     opt_state = jax.tree.unflatten(treedef, [jax.numpy.asarray(flat[f"opt.{k}"]) for k in range(len(leaves))])
     best = {k[len("best.") :]: a for k, a in flat.items() if k.startswith("best.")}
     best_params = unflatten_like(params_template, best) if best else None

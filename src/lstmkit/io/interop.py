@@ -44,7 +44,7 @@ def as_numpy(value, what):
         value = value.detach().cpu().numpy()
     try:
         return np.asarray(value)
-    except Exception as e:  # noqa: BLE001 - any failure here is a bad input, said in one line
+    except Exception as e:
         raise LstmkitError(f"{what} is not an array ({type(value).__name__}): {e}") from None
 
 
@@ -83,7 +83,9 @@ def from_torch_state_dict(state_dict, *, num_layers=None, bidirectional=None):
     for key, value in state_dict.items():
         match = _TORCH_KEY.match(str(key))
         if match is None:
-            hint = "; strip the parent module's prefix first" if re.search(r"(weight|bias)_(ih|hh)_l\d+", str(key)) else ""
+            hint = (
+                "; strip the parent module's prefix first" if re.search(r"(weight|bias)_(ih|hh)_l\d+", str(key)) else ""
+            )
             raise LstmkitError(f"unexpected key {key!r} in a torch.nn.LSTM state_dict{hint}")
         name, layer, reverse = match.group(1), int(match.group(2)), bool(match.group(3))
         if name == "weight_hr":
@@ -100,7 +102,9 @@ def from_torch_state_dict(state_dict, *, num_layers=None, bidirectional=None):
     if num_layers is not None and num_layers != L:
         raise LstmkitError(f"expected num_layers={num_layers}, but the state_dict holds {L} layer(s)")
     if bidirectional is not None and bidirectional != has_reverse:
-        raise LstmkitError(f"expected bidirectional={bidirectional}, but the state_dict {'has' if has_reverse else 'has no'} _reverse weights")
+        raise LstmkitError(
+            f"expected bidirectional={bidirectional}, but the state_dict {'has' if has_reverse else 'has no'} _reverse weights"
+        )
     directions = (False, True) if has_reverse else (False,)
 
     layers = []
@@ -109,7 +113,9 @@ def from_torch_state_dict(state_dict, *, num_layers=None, bidirectional=None):
         converted = []
         for reverse in directions:
             suffix = f"_l{k}{'_reverse' if reverse else ''}"
-            w_ih, w_hh, b_ih, b_hh = (found.get((k, reverse, name)) for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+            w_ih, w_hh, b_ih, b_hh = (
+                found.get((k, reverse, name)) for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+            )
             if w_ih is None or w_hh is None:
                 raise LstmkitError(f"missing weight_ih{suffix} or weight_hh{suffix} in the state_dict")
             if (b_ih is None) != (b_hh is None):
@@ -163,7 +169,9 @@ def to_torch_state_dict(layers):
     for k, layer in enumerate(layers):
         is_bi = isinstance(layer, dict) and set(layer) == {"forward", "backward"}
         if is_bi != bidirectional:
-            raise LstmkitError(f"layer {k} is {'' if is_bi else 'not '}bidirectional but layer 0 is {'' if bidirectional else 'not'}; torch needs all alike")
+            raise LstmkitError(
+                f"layer {k} is {'' if is_bi else 'not '}bidirectional but layer 0 is {'' if bidirectional else 'not'}; torch needs all alike"
+            )
         directions = [(layer["forward"], ""), (layer["backward"], "_reverse")] if is_bi else [(layer, "")]
         hidden = set()
         for params, suffix in directions:
@@ -197,7 +205,9 @@ def from_keras_lstm(weights):
     """
     if not isinstance(weights, (list, tuple)) or len(weights) not in (2, 3):
         got = len(weights) if isinstance(weights, (list, tuple)) else type(weights).__name__
-        raise LstmkitError(f"a Keras LSTM's weights are [kernel, recurrent_kernel, bias] (3 arrays, or 2 without bias), got {got}")
+        raise LstmkitError(
+            f"a Keras LSTM's weights are [kernel, recurrent_kernel, bias] (3 arrays, or 2 without bias), got {got}"
+        )
     kernel = as_numpy(weights[0], "kernel")
     recurrent = as_numpy(weights[1], "recurrent_kernel")
     bias = as_numpy(weights[2], "bias") if len(weights) == 3 else np.zeros(recurrent.shape[-1:], recurrent.dtype)
@@ -218,11 +228,15 @@ def from_keras_bidirectional(weights):
     """
     if not isinstance(weights, (list, tuple)) or len(weights) not in (4, 6):
         got = len(weights) if isinstance(weights, (list, tuple)) else type(weights).__name__
-        raise LstmkitError(f"a Keras Bidirectional(LSTM)'s weights are 6 arrays (forward then backward kernel, recurrent_kernel, bias), got {got}")
+        raise LstmkitError(
+            f"a Keras Bidirectional(LSTM)'s weights are 6 arrays (forward then backward kernel, recurrent_kernel, bias), got {got}"
+        )
     half = len(weights) // 2
     forward, backward = from_keras_lstm(list(weights[:half])), from_keras_lstm(list(weights[half:]))
     if forward["W_x"].shape != backward["W_x"].shape:
-        raise LstmkitError(f"forward and backward kernels differ in shape: {forward['W_x'].shape} vs {backward['W_x'].shape}")
+        raise LstmkitError(
+            f"forward and backward kernels differ in shape: {forward['W_x'].shape} vs {backward['W_x'].shape}"
+        )
     return {"forward": forward, "backward": backward}
 
 

@@ -1,5 +1,4 @@
-"""A `Sequential` text classifier from weights trained elsewhere (torch, Keras, NumPy arrays).
-"""
+"""A `Sequential` text classifier from weights trained elsewhere (torch, Keras, NumPy arrays)."""
 
 from __future__ import annotations
 
@@ -14,9 +13,20 @@ from lstmkit.nn import layers as L
 from lstmkit.nn.model import Sequential
 
 
-def model_from_weights(embedding, lstm_layers, dense, vocabulary, *, sequence_length=None, pooling="last",
-                       dense_layout="keras", activations=None, class_names=None,
-                       standardize="lower_and_strip_punctuation", strip_html=False):  # fmt: skip
+def model_from_weights(
+    embedding,
+    lstm_layers,
+    dense,
+    vocabulary,
+    *,
+    sequence_length=None,
+    pooling="last",
+    dense_layout="keras",
+    activations=None,
+    class_names=None,
+    standardize="lower_and_strip_punctuation",
+    strip_html=False,
+):
     """A `Sequential` text classifier around weights trained elsewhere (PyTorch, Keras), for explain.
 
     Args:
@@ -49,16 +59,22 @@ def model_from_weights(embedding, lstm_layers, dense, vocabulary, *, sequence_le
     if pooling not in ("last", "max", "mean", "maxmean"):
         raise LstmkitError(f"unknown pooling {pooling!r}; use last, max, mean or maxmean")
     if dense_layout not in ("keras", "torch"):
-        raise LstmkitError(f"dense_layout must be 'keras' (W is (in, out)) or 'torch' (W is (out, in)), got {dense_layout!r}")
+        raise LstmkitError(
+            f"dense_layout must be 'keras' (W is (in, out)) or 'torch' (W is (out, in)), got {dense_layout!r}"
+        )
     if isinstance(vocabulary, TextVectorizer):
         vectorizer = vocabulary
         if sequence_length is not None:
             vectorizer.output_sequence_length = int(sequence_length)
     else:
-        vectorizer = TextVectorizer(standardize=standardize, output_sequence_length=sequence_length, strip_html=strip_html)
+        vectorizer = TextVectorizer(
+            standardize=standardize, output_sequence_length=sequence_length, strip_html=strip_html
+        )
         vectorizer.set_vocabulary(list(vocabulary))
     if vectorizer.vocab_size > table.shape[0]:
-        raise LstmkitError(f"the vocabulary has {vectorizer.vocab_size} ids but the embedding only {table.shape[0]} rows")
+        raise LstmkitError(
+            f"the vocabulary has {vectorizer.vocab_size} ids but the embedding only {table.shape[0]} rows"
+        )
 
     layers, params = [L.Embedding(table.shape[0], table.shape[1], mask_zero=True)], [{"table": jnp.asarray(table)}]
     width = table.shape[1]
@@ -70,7 +86,9 @@ def model_from_weights(embedding, lstm_layers, dense, vocabulary, *, sequence_le
         converted = []
         for d, p in enumerate(directions):
             _, H = check_params(p, f"LSTM layer {k}{' backward' if d else ''}", width)  # reads shapes only
-            converted.append({key: jnp.asarray(as_numpy(p[key], key).astype(np.float32)) for key in ("W_x", "W_h", "b")})
+            converted.append(
+                {key: jnp.asarray(as_numpy(p[key], key).astype(np.float32)) for key in ("W_x", "W_h", "b")}
+            )
         lstm = L.LSTM(H, return_sequences=pooled or not last)
         layers.append(L.Bidirectional(lstm) if bidirectional else lstm)
         params.append({"forward": converted[0], "backward": converted[1]} if bidirectional else converted[0])
@@ -86,9 +104,15 @@ def model_from_weights(embedding, lstm_layers, dense, vocabulary, *, sequence_le
         if dense_layout == "torch":
             W = W.T
         if W.ndim != 2 or W.shape[0] != width or b.shape != (W.shape[1],):
-            raise LstmkitError(f"Dense layer {k}: expected W ({width}, units) and b (units,) in Keras layout, got {W.shape} and {b.shape}")
+            raise LstmkitError(
+                f"Dense layer {k}: expected W ({width}, units) and b (units,) in Keras layout, got {W.shape} and {b.shape}"
+            )
         last = k == len(dense) - 1
-        act = activations[k] if activations is not None else ("relu" if not last else "sigmoid" if W.shape[1] == 1 else "softmax")
+        act = (
+            activations[k]
+            if activations is not None
+            else ("relu" if not last else "sigmoid" if W.shape[1] == 1 else "softmax")
+        )
         layers.append(L.Dense(W.shape[1], act))
         params.append({"W": jnp.asarray(W), "b": jnp.asarray(b)})
         width = W.shape[1]

@@ -104,13 +104,23 @@ class LSTM(Layer):
     def apply(self, params, x, mask, *, key=None, embedding=None):
         """embedding: a (V, E) table when x holds token ids (the fused Embedding path)."""
         (hs,), (state,) = lstm_ops.run_directions(
-            [params], x, mask, reverse=[self.go_backwards], backward=self.backward, embedding=embedding,
+            [params],
+            x,
+            mask,
+            reverse=[self.go_backwards],
+            backward=self.backward,
+            embedding=embedding,
             sequences=self.return_sequences,
         )
         return (hs, mask) if self.return_sequences else (state.h, None)
 
     def get_config(self):
-        return {"units": self.units, "return_sequences": self.return_sequences, "go_backwards": self.go_backwards, "init": self.init_scheme}
+        return {
+            "units": self.units,
+            "return_sequences": self.return_sequences,
+            "go_backwards": self.go_backwards,
+            "init": self.init_scheme,
+        }
 
 
 class Bidirectional(Layer):
@@ -137,8 +147,13 @@ class Bidirectional(Layer):
     def apply(self, params, x, mask, *, key=None, embedding=None):
         """embedding: a (V, E) table when x holds token ids (the fused Embedding path)."""
         (hs_f, hs_b), (s_f, s_b) = lstm_ops.run_directions(
-            [params["forward"], params["backward"]], x, mask, reverse=[False, True], backward=self.layer.backward,
-            embedding=embedding, sequences=self.layer.return_sequences,
+            [params["forward"], params["backward"]],
+            x,
+            mask,
+            reverse=[False, True],
+            backward=self.layer.backward,
+            embedding=embedding,
+            sequences=self.layer.return_sequences,
         )
         if self.layer.return_sequences:
             return lstm_ops.merge(hs_f, hs_b, self.merge_mode), mask
@@ -214,7 +229,9 @@ class WordDropout(Dropout):
 
 def _require_sequence(name, x):
     if x.ndim != 3:
-        raise LstmkitError(f"{name} pools over time and needs (batch, time, features); set return_sequences=True on the LSTM before it")
+        raise LstmkitError(
+            f"{name} pools over time and needs (batch, time, features); set return_sequences=True on the LSTM before it"
+        )
 
 
 class GlobalMaxPool(Layer):
@@ -260,7 +277,18 @@ class MaxMeanPool(Layer):
 
 LAYER_TYPES = {
     cls.__name__: cls
-    for cls in (Embedding, LSTM, Bidirectional, Dense, Dropout, SpatialDropout1D, WordDropout, GlobalMaxPool, GlobalAveragePool, MaxMeanPool)
+    for cls in (
+        Embedding,
+        LSTM,
+        Bidirectional,
+        Dense,
+        Dropout,
+        SpatialDropout1D,
+        WordDropout,
+        GlobalMaxPool,
+        GlobalAveragePool,
+        MaxMeanPool,
+    )
 }
 
 

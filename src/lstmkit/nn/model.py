@@ -117,7 +117,12 @@ class Sequential:
                 x, mask = layer.apply(p, x, mask, key=k)
                 x = x + perturb
                 continue
-            if isinstance(layer, L.Embedding) and nxt < n and isinstance(self.layers[nxt], (L.LSTM, L.Bidirectional)) and layer.input_dim <= x.size:
+            if (
+                isinstance(layer, L.Embedding)
+                and nxt < n
+                and isinstance(self.layers[nxt], (L.LSTM, L.Bidirectional))
+                and layer.input_dim <= x.size
+            ):
                 # x W_x = (table W_x)[ids]: project the small table instead of every token.
                 mask = (x != 0) if layer.mask_zero else None
                 x, mask = self.layers[nxt].apply(params[nxt], x, mask, embedding=p["table"])
@@ -207,7 +212,7 @@ class Sequential:
             _, shape = layer.init(jax.random.key(0), shape)
             n = sum(int(np.prod(a.shape)) for a in jax.tree.leaves(p))
             total += n
-            lines.append(f"{type(layer).__name__:<20} {str(('B',) + tuple(shape)):<22} {n:>10,}")
+            lines.append(f"{type(layer).__name__:<20} {('B',) + tuple(shape)!s:<22} {n:>10,}")
         lines.append(f"{'total':<43} {total:>10,}")
         return "\n".join(lines)
 
@@ -217,7 +222,11 @@ def load_model(directory):
     config, weights by name, shapes and checksums verified."""
     directory, config, weights, vectorizer = checkpoint.read_model(directory)
     mc = config["model"]
-    model = Sequential([L.layer_from_config(c) for c in mc["layers"]], class_names=mc.get("class_names"), inference_length=mc.get("inference_length"))
+    model = Sequential(
+        [L.layer_from_config(c) for c in mc["layers"]],
+        class_names=mc.get("class_names"),
+        inference_length=mc.get("inference_length"),
+    )
     model.vectorizer = vectorizer
     model.loss = mc.get("loss")
     template = jax.eval_shape(model.init_params, jax.random.key(0))

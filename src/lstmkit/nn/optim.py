@@ -1,5 +1,4 @@
-"""Optimizers: Optax chains with clipping, schedules, weight decay and a moving average of the weights.
-"""
+"""Optimizers: Optax chains with clipping, schedules, weight decay and a moving average of the weights."""
 
 from __future__ import annotations
 
@@ -35,7 +34,9 @@ def weight_average(decay):
     """
 
     def init(params):
-        return WeightAverage(jnp.zeros([], jnp.int32), jax.tree.map(jnp.copy, params))  # own buffers: params are donated
+        return WeightAverage(
+            jnp.zeros([], jnp.int32), jax.tree.map(jnp.copy, params)
+        )  # own buffers: params are donated
 
     def update(updates, state, params):
         d = jnp.minimum(decay, (1.0 + state.count) / (10.0 + state.count))
@@ -53,8 +54,17 @@ def averaged_weights(opt_state):
     return None
 
 
-def make_optimizer(name="adam", learning_rate=1e-3, *, clipnorm=None, weight_decay=0.0, schedule=None, total_steps=None, warmup_steps=0,
-                   average=0.0):  # fmt: skip
+def make_optimizer(
+    name="adam",
+    learning_rate=1e-3,
+    *,
+    clipnorm=None,
+    weight_decay=0.0,
+    schedule=None,
+    total_steps=None,
+    warmup_steps=0,
+    average=0.0,
+):
     """An optax optimizer; Adam with Keras's defaults (lr 1e-3, eps 1e-7) unless told otherwise.
 
     schedule: None (constant), "cosine" (linear warmup over warmup_steps, at most a tenth of the
@@ -82,6 +92,8 @@ def make_optimizer(name="adam", learning_rate=1e-3, *, clipnorm=None, weight_dec
         opt = optax.chain(optax.clip_by_global_norm(clipnorm), opt)
     if average:
         if not 0.0 < average < 1.0:
-            raise LstmkitError(f"--weight-average must be in (0, 1) (a decay such as 0.999) or 0 for none, got {average}")
+            raise LstmkitError(
+                f"--weight-average must be in (0, 1) (a decay such as 0.999) or 0 for none, got {average}"
+            )
         opt = optax.chain(opt, weight_average(average))
     return opt

@@ -123,9 +123,16 @@ def pad_multiple(max_length):
 def _batches(model, ids, labels, batch_size, *, seed, shuffle, bucket, shuffle_buffer=None):
     max_length = _max_length(model)
     it = iterate_batches(
-        ids, labels, batch_size, seed=seed, shuffle=shuffle, bucket=bucket, shuffle_buffer=shuffle_buffer,
-        pad_multiple=pad_multiple(max_length), max_length=max_length,
-    )  # fmt: skip
+        ids,
+        labels,
+        batch_size,
+        seed=seed,
+        shuffle=shuffle,
+        bucket=bucket,
+        shuffle_buffer=shuffle_buffer,
+        pad_multiple=pad_multiple(max_length),
+        max_length=max_length,
+    )
     return prefetch(it, 2)
 
 
@@ -135,8 +142,17 @@ def _inference_batches(model, ids, labels, batch_size):
     longer than training are split to hold no more tokens than batch_size x the training length."""
     window = len(ids) // batch_size + 1
     trained, longest = _max_length(model), _max_length(model, inference=True)
-    batches = iterate_batches(ids, labels, batch_size, shuffle=False, bucket=True, bucket_window=window, max_length=longest,
-                              pad_multiple=pad_multiple(trained), pad_lengths=_inference_pad_lengths(trained, longest))  # fmt: skip
+    batches = iterate_batches(
+        ids,
+        labels,
+        batch_size,
+        shuffle=False,
+        bucket=True,
+        bucket_window=window,
+        max_length=longest,
+        pad_multiple=pad_multiple(trained),
+        pad_lengths=_inference_pad_lengths(trained, longest),
+    )
     return _split_long(batches, batch_size * trained) if trained and longest and longest > trained else batches
 
 
@@ -190,7 +206,9 @@ def evaluate(model, x, y, *, batch_size=256):
 
 def _evaluate_ids(model, ids, labels, batch_size=256, params=None):
     params = model.params if params is None else params
-    pending = [_eval_step(model, params, b.ids, b.labels, b.weight) for b in _inference_batches(model, ids, labels, batch_size)]
+    pending = [
+        _eval_step(model, params, b.ids, b.labels, b.weight) for b in _inference_batches(model, ids, labels, batch_size)
+    ]
     loss_sum = sum(float(l) for l, _ in pending)
     correct = sum(float(c) for _, c in pending)
     return {"loss": loss_sum / max(len(ids), 1), "accuracy": correct / max(len(ids), 1)}
@@ -203,15 +221,36 @@ def predict(model, x, *, batch_size=256):
     out = np.zeros((len(ids), model.n_outputs), np.float32)
     if not ids:
         return out
-    pending = [(b.index, _predict_step(model, model.params, b.ids)) for b in _inference_batches(model, ids, None, batch_size)]
+    pending = [
+        (b.index, _predict_step(model, model.params, b.ids)) for b in _inference_batches(model, ids, None, batch_size)
+    ]
     for index, proba in pending:
         out[index[index >= 0]] = np.asarray(proba)[index >= 0]
     return out
 
 
-def fit(model, x, y, *, epochs=1, batch_size=64, validation_data=None, seed=0, bucket=True, shuffle_buffer=None,
-        verbose=True, progress=True, early_stopping_patience=None, monitor="val_loss", on_epoch_end=None, initial_epoch=0,
-        opt_state=None, history=None, best=None, adversarial=0.0):  # fmt: skip
+def fit(
+    model,
+    x,
+    y,
+    *,
+    epochs=1,
+    batch_size=64,
+    validation_data=None,
+    seed=0,
+    bucket=True,
+    shuffle_buffer=None,
+    verbose=True,
+    progress=True,
+    early_stopping_patience=None,
+    monitor="val_loss",
+    on_epoch_end=None,
+    initial_epoch=0,
+    opt_state=None,
+    history=None,
+    best=None,
+    adversarial=0.0,
+):
     """Train the model; returns the history dict.
 
     Args:
@@ -242,7 +281,9 @@ def fit(model, x, y, *, epochs=1, batch_size=64, validation_data=None, seed=0, b
         raise LstmkitError("no training examples")
     adversarial = float(adversarial or 0.0)
     if adversarial < 0:
-        raise LstmkitError(f"--adversarial must be 0 (off) or a positive perturbation size in token lengths, got {adversarial}")
+        raise LstmkitError(
+            f"--adversarial must be 0 (off) or a positive perturbation size in token lengths, got {adversarial}"
+        )
     if adversarial:
         _embedding_index(model)
     if model.class_names is None:
@@ -252,7 +293,11 @@ def fit(model, x, y, *, epochs=1, batch_size=64, validation_data=None, seed=0, b
         model.build(seed=seed)
     if opt_state is None:
         opt_state = model.optimizer.init(model.params)
-    history = history if history is not None else {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": [], "epoch_time": []}
+    history = (
+        history
+        if history is not None
+        else {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": [], "epoch_time": []}
+    )
     val = None
     if validation_data is not None:
         val = (model._ids(validation_data[0], inference=True), _labels(validation_data[1]))
@@ -261,13 +306,31 @@ def fit(model, x, y, *, epochs=1, batch_size=64, validation_data=None, seed=0, b
     for epoch in range(initial_epoch, epochs):
         t0 = time.perf_counter()
         epoch_key = jax.random.fold_in(base_key, epoch)
-        bar = tqdm(total=len(ids), desc=f"epoch {epoch + 1}/{epochs}", unit="ex", disable=not (verbose and progress), leave=True, dynamic_ncols=True)
+        bar = tqdm(
+            total=len(ids),
+            desc=f"epoch {epoch + 1}/{epochs}",
+            unit="ex",
+            disable=not (verbose and progress),
+            leave=True,
+            dynamic_ncols=True,
+        )
         loss_sum, correct_sum, seen = 0.0, 0.0, 0
         pending = []
-        batches = _batches(model, ids, labels, batch_size, seed=seed * 100003 + epoch, shuffle=True, bucket=bucket, shuffle_buffer=shuffle_buffer)
+        batches = _batches(
+            model,
+            ids,
+            labels,
+            batch_size,
+            seed=seed * 100003 + epoch,
+            shuffle=True,
+            bucket=bucket,
+            shuffle_buffer=shuffle_buffer,
+        )
         for step, batch in enumerate(batches):
             key = jax.random.fold_in(epoch_key, step)
-            model.params, opt_state, l, c = _train_step(model, model.params, opt_state, batch.ids, batch.labels, batch.weight, key, adversarial)
+            model.params, opt_state, l, c = _train_step(
+                model, model.params, opt_state, batch.ids, batch.labels, batch.weight, key, adversarial
+            )
             n = int(batch.weight.sum())
             pending.append((l, c, n))
             # Read metrics one step behind, so the host never waits for the step it just queued.
@@ -281,7 +344,11 @@ def fit(model, x, y, *, epochs=1, batch_size=64, validation_data=None, seed=0, b
         for l_, c_, n_ in pending:
             loss_sum, correct_sum, seen = loss_sum + float(l_), correct_sum + float(c_), seen + n_
             bar.update(n_)
-        bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct_sum / seen:.4f}", ex_s=f"{seen / (time.perf_counter() - t0):.0f}")
+        bar.set_postfix(
+            loss=f"{loss_sum / seen:.4f}",
+            acc=f"{correct_sum / seen:.4f}",
+            ex_s=f"{seen / (time.perf_counter() - t0):.0f}",
+        )
         bar.close()
         history["loss"].append(loss_sum / seen)
         history["accuracy"].append(correct_sum / seen)
@@ -297,14 +364,22 @@ def fit(model, x, y, *, epochs=1, batch_size=64, validation_data=None, seed=0, b
             print(message, flush=True)
             chance = float(np.log(len(model.class_names)))
             if adversarial and history["loss"][-1] > 0.99 * chance:
-                print(f"warning: the training loss is still at chance ({chance:.3f}); an --adversarial perturbation "
-                      f"this large ({adversarial}) can stop learning altogether: try a smaller one (the default preset uses 0.3)", flush=True)  # fmt: skip
+                print(
+                    f"warning: the training loss is still at chance ({chance:.3f}); an --adversarial perturbation "
+                    f"this large ({adversarial}) can stop learning altogether: try a smaller one (the default preset uses 0.3)",
+                    flush=True,
+                )
         stop = False
         if early_stopping_patience is not None and val is not None:
             value = history[monitor][-1]
             better = best["value"] is None or (value < best["value"] if "loss" in monitor else value > best["value"])
             if better:
-                best.update(value=value, epoch=epoch, params=jax.tree.map(np.asarray, model.params if averaged is None else averaged), wait=0)
+                best.update(
+                    value=value,
+                    epoch=epoch,
+                    params=jax.tree.map(np.asarray, model.params if averaged is None else averaged),
+                    wait=0,
+                )
             else:
                 best["wait"] += 1
                 stop = best["wait"] >= early_stopping_patience
@@ -320,7 +395,9 @@ def fit(model, x, y, *, epochs=1, batch_size=64, validation_data=None, seed=0, b
         model.params = jax.tree.map(jnp.asarray, best["params"])
         history["best_epoch"] = best["epoch"] + 1
         if verbose:
-            print(f"restored the best weights, from epoch {best['epoch'] + 1} ({monitor} {best['value']:.4f})", flush=True)
+            print(
+                f"restored the best weights, from epoch {best['epoch'] + 1} ({monitor} {best['value']:.4f})", flush=True
+            )
     model.history = history
     model.opt_state = opt_state
     return history

@@ -15,8 +15,14 @@ def build_model(config, n_classes, steps_per_epoch=None):
     """
     standardize = None if config["standardize"] == "none" else config["standardize"]
     model = Sequential(inference_length=config.get("inference_length") or None)
-    model.add(TextVectorizer(max_tokens=config["max_tokens"], standardize=standardize,
-                             output_sequence_length=config["sequence_length"], strip_html=config["strip_html"]))  # fmt: skip
+    model.add(
+        TextVectorizer(
+            max_tokens=config["max_tokens"],
+            standardize=standardize,
+            output_sequence_length=config["sequence_length"],
+            strip_html=config["strip_html"],
+        )
+    )
     if config.get("word_dropout"):
         model.add(L.WordDropout(config["word_dropout"]))
     model.add(L.Embedding(config["max_tokens"], config["embedding_dim"], mask_zero=True))
@@ -41,9 +47,14 @@ def build_model(config, n_classes, steps_per_epoch=None):
     model.add(L.Dense(1 if binary else n_classes, activation="sigmoid" if binary else "softmax"))
     total_steps = steps_per_epoch * config["epochs"] if steps_per_epoch else None
     optimizer = make_optimizer(
-        config["optimizer"], config["learning_rate"], clipnorm=config["clipnorm"] or None, weight_decay=config["weight_decay"],
-        schedule=config["schedule"], total_steps=total_steps, warmup_steps=config["warmup_steps"],
+        config["optimizer"],
+        config["learning_rate"],
+        clipnorm=config["clipnorm"] or None,
+        weight_decay=config["weight_decay"],
+        schedule=config["schedule"],
+        total_steps=total_steps,
+        warmup_steps=config["warmup_steps"],
         average=config.get("weight_average", 0.0),  # absent from runs saved before it existed
-    )  # fmt: skip
+    )
     model.compile(optimizer=optimizer, loss="binary_crossentropy" if binary else "sparse_categorical_crossentropy")
     return model

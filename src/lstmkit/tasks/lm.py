@@ -47,10 +47,6 @@ from lstmkit.tasks.presets import LMConfig
 SAMPLING_POWER = 0.75  # q ~ count^0.75: flatter than unigram, so rare words get some negatives
 
 
-
-
-
-
 def init_lm(key, config: LMConfig, n_outputs: int, unigram=None):
     """Fresh LM parameters: the classifier's Embedding and LSTM initialisers, plus one head per direction.
 
@@ -60,20 +56,30 @@ def init_lm(key, config: LMConfig, n_outputs: int, unigram=None):
     k_emb, k_lstm, k_head = jax.random.split(key, 3)
     embedding, _ = L.Embedding(config.max_tokens, config.embedding_dim).init(k_emb, (None,))  # {"table": (V, E)}
     lstm = L.LSTM(config.lstm_units, return_sequences=True, init=config.init)
-    bias = jnp.zeros(n_outputs) if unigram is None else jnp.log((jnp.asarray(unigram, jnp.float32) + 1.0) / (np.sum(unigram) + n_outputs))
+    bias = (
+        jnp.zeros(n_outputs)
+        if unigram is None
+        else jnp.log((jnp.asarray(unigram, jnp.float32) + 1.0) / (np.sum(unigram) + n_outputs))
+    )
     params = {"embedding": embedding, "lstm": {}, "head": {}}
     for d, k_l, k_h in zip(config.directions, jax.random.split(k_lstm, 2), jax.random.split(k_head, 2)):
         params["lstm"][d], _ = lstm.init(k_l, (None, config.embedding_dim))
-        params["head"][d] = {"W": glorot_uniform(k_h, (config.lstm_units, n_outputs)), "b": jnp.array(bias, copy=True)}  # one buffer each (donated)
+        params["head"][d] = {
+            "W": glorot_uniform(k_h, (config.lstm_units, n_outputs)),
+            "b": jnp.array(bias, copy=True),
+        }  # one buffer each (donated)
     return params
 
 
 def lm_hidden(params, ids, mask, directions):
     """Every direction's hidden states, D arrays (B, T, H): one scan of lstmkit's kernel."""
     hs, _ = run_directions(
-        [params["lstm"][d] for d in directions], ids, mask, reverse=[d == "backward" for d in directions],
+        [params["lstm"][d] for d in directions],
+        ids,
+        mask,
+        reverse=[d == "backward" for d in directions],
         embedding=params["embedding"]["table"],
-    )  # fmt: skip
+    )
     return hs
 
 
@@ -138,7 +144,9 @@ def lm_nll(params, ids, mask, key, *, directions, n_outputs, negatives=0, log_q=
         W, b = params["head"][d]["W"], params["head"][d]["b"]
         if negatives:
             neg = jax.random.choice(jax.random.fold_in(key, n), n_outputs, (negatives,), p=jnp.exp(log_q))
-            nll = sampled_softmax_nll(h.reshape(-1, h.shape[-1]), W, b, target.reshape(-1), neg, jnp.log(negatives) + log_q)
+            nll = sampled_softmax_nll(
+                h.reshape(-1, h.shape[-1]), W, b, target.reshape(-1), neg, jnp.log(negatives) + log_q
+            )
             nll = nll.reshape(target.shape)
         else:
             nll = full_softmax_nll(h, W, b, target)

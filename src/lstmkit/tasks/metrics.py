@@ -50,7 +50,7 @@ def classification_report(y_true, proba, class_names):
     else:
         y_pred = proba.argmax(-1)
     cm = confusion_matrix(y_true, y_pred, K)
-    out = {"n": int(len(y_true)), "accuracy": _safe_div(np.trace(cm), cm.sum())}
+    out = {"n": len(y_true), "accuracy": _safe_div(np.trace(cm), cm.sum())}
     precision = [_safe_div(cm[k, k], cm[:, k].sum()) for k in range(K)]
     recall = [_safe_div(cm[k, k], cm[k, :].sum()) for k in range(K)]
     f1 = [_safe_div(2 * p * r, p + r) for p, r in zip(precision, recall)]

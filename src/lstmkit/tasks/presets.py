@@ -89,16 +89,34 @@ BEST = {
     "self_training_epochs": 1,
     "pseudo_labels": "soft",  # the teacher's probabilities as targets (validation loss 0.2602 against 0.2725 for hard labels)
     "pseudo_confidence": 0.5,  # soft targets: every unlabeled text, the uncertain ones teaching "uncertain"
-    "student": {"lstm_units": 128},  # the student learns from 3x the texts: a wider LSTM pays there (on the labeled texts alone it did not)
+    "student": {
+        "lstm_units": 128
+    },  # the student learns from 3x the texts: a wider LSTM pays there (on the labeled texts alone it did not)
 }
 
 PRESETS = {"seed": SEED, "default": DEFAULT, "best": BEST}
 
 # What a self-training student may set differently from the first model: its size, input and
 # regularisation. Not the data, validation, seed or self-training settings, which the run shares.
-STUDENT_KEYS = ("max_tokens", "sequence_length", "inference_length", "embedding_dim", "lstm_units", "lstm_layers", "pooling",
-                "dense_units", "dropout", "embedding_dropout", "word_dropout", "learning_rate", "warmup_steps", "clipnorm",
-                "weight_decay", "adversarial", "weight_average")  # fmt: skip
+STUDENT_KEYS = (
+    "max_tokens",
+    "sequence_length",
+    "inference_length",
+    "embedding_dim",
+    "lstm_units",
+    "lstm_layers",
+    "pooling",
+    "dense_units",
+    "dropout",
+    "embedding_dropout",
+    "word_dropout",
+    "learning_rate",
+    "warmup_steps",
+    "clipnorm",
+    "weight_decay",
+    "adversarial",
+    "weight_average",
+)
 
 CHOICES = {
     "standardize": ("lower_and_strip_punctuation", "lower", "strip_punctuation", "none"),
@@ -124,12 +142,16 @@ def parse_student(pairs):
         key, sep, value = pair.partition("=")
         key = key.strip().replace("-", "_")
         if not sep or key not in STUDENT_KEYS:
-            raise LstmkitError(f"--student takes KEY=VALUE with KEY one of {', '.join(STUDENT_KEYS)} (or 'none'), got {pair!r}")
+            raise LstmkitError(
+                f"--student takes KEY=VALUE with KEY one of {', '.join(STUDENT_KEYS)} (or 'none'), got {pair!r}"
+            )
         kind = type(SEED[key])
         try:
             student[key] = kind(value.strip())
         except ValueError:
-            raise LstmkitError(f"--student {key} needs {'an integer' if kind is int else 'a number'}, got {value!r}") from None
+            raise LstmkitError(
+                f"--student {key} needs {'an integer' if kind is int else 'a number'}, got {value!r}"
+            ) from None
     return student
 
 
@@ -154,7 +176,9 @@ def resolve(preset="default", **overrides):
     _check(config)
     if config["student"]:
         if not int(config["self_training"]) and overrides.get("student") is not None:
-            raise LstmkitError("--student sets the self-training students; add --self-training 1 (or more rounds), or drop --student")
+            raise LstmkitError(
+                "--student sets the self-training students; add --self-training 1 (or more rounds), or drop --student"
+            )
         try:
             _check(student_config(config))
         except LstmkitError as e:
@@ -177,18 +201,24 @@ def _check(config):
         if not 0.0 < f < 1.0:
             raise LstmkitError(f"--validation must be 'test' or a fraction of train in (0, 1), got {val!r}")
     if int(config["inference_length"]) < 0:
-        raise LstmkitError(f"--inference-length must be 0 (as --sequence-length) or a number of tokens, got {config['inference_length']}")
+        raise LstmkitError(
+            f"--inference-length must be 0 (as --sequence-length) or a number of tokens, got {config['inference_length']}"
+        )
     for key in ("max_tokens", "sequence_length", "embedding_dim", "lstm_units", "lstm_layers", "batch_size", "epochs"):
         if int(config[key]) < 1:
             raise LstmkitError(f"--{key.replace('_', '-')} must be at least 1, got {config[key]}")
     if int(config["self_training"]) < 0:
         raise LstmkitError(f"--self-training must be 0 (off) or a number of rounds, got {config['self_training']}")
     if int(config["self_training_epochs"]) < 0:
-        raise LstmkitError(f"--self-training-epochs must be 0 (as --epochs) or more, got {config['self_training_epochs']}")
+        raise LstmkitError(
+            f"--self-training-epochs must be 0 (as --epochs) or more, got {config['self_training_epochs']}"
+        )
     if not 0.5 <= float(config["pseudo_confidence"]) < 1.0:
         raise LstmkitError(f"--pseudo-confidence must be in [0.5, 1), got {config['pseudo_confidence']}")
     if float(config["adversarial"]) < 0:
-        raise LstmkitError(f"--adversarial must be 0 (off) or a positive perturbation size in token lengths, got {config['adversarial']}")
+        raise LstmkitError(
+            f"--adversarial must be 0 (off) or a positive perturbation size in token lengths, got {config['adversarial']}"
+        )
     if config["max_tokens"] < 3:
         raise LstmkitError("--max-tokens must be at least 3 (padding, [UNK] and one word)")
 
@@ -228,10 +258,11 @@ class LMConfig:
         if self.max_tokens < 3:
             raise LstmkitError(f"--max-tokens must be at least 3 (padding, [UNK] and one word), got {self.max_tokens}")
         if self.output_vocab < 3:
-            raise LstmkitError(f"--output-vocab must be at least 3 (padding, [UNK] and one word), got {self.output_vocab}")
+            raise LstmkitError(
+                f"--output-vocab must be at least 3 (padding, [UNK] and one word), got {self.output_vocab}"
+            )
         if self.negatives < 0 or self.max_steps < 0:
             raise LstmkitError(f"--negatives and --max-steps must be >= 0, got {self.negatives} and {self.max_steps}")
         if not self.learning_rate > 0:
             raise LstmkitError(f"--learning-rate must be positive, got {self.learning_rate}")
         return self
-

@@ -80,7 +80,9 @@ def _make_steps(config: LMConfig, optimizer, n_outputs, log_q):
     @partial(jax.jit, donate_argnums=(0, 1))
     def train_step(params, opt_state, ids, mask, key):
         def loss(p):
-            sums, counts = lm_nll(p, ids, mask, key, directions=directions, n_outputs=n_outputs, negatives=sampled, log_q=log_q)
+            sums, counts = lm_nll(
+                p, ids, mask, key, directions=directions, n_outputs=n_outputs, negatives=sampled, log_q=log_q
+            )
             return sums.sum() / jnp.maximum(counts.sum(), 1), (sums, counts)
 
         (_, (sums, counts)), grads = jax.value_and_grad(loss, has_aux=True)(params)
@@ -97,15 +99,24 @@ def _make_steps(config: LMConfig, optimizer, n_outputs, log_q):
 
 def _batches(sequences, config, *, seed, shuffle):
     it = iterate_batches(
-        sequences, None, config.batch_size, seed=seed, shuffle=shuffle, bucket=True,
-        pad_multiple=pad_multiple(config.sequence_length), max_length=config.sequence_length,
-    )  # fmt: skip
+        sequences,
+        None,
+        config.batch_size,
+        seed=seed,
+        shuffle=shuffle,
+        bucket=True,
+        pad_multiple=pad_multiple(config.sequence_length),
+        max_length=config.sequence_length,
+    )
     return prefetch(it, 2)
 
 
 def evaluate_lm(eval_step, params, sequences, config):
     """Exact held-out loss (mean nll per target token) and perplexity, per direction and overall."""
-    pending = [eval_step(params, b.ids, b.mask & (b.weight[:, None] > 0)) for b in _batches(sequences, config, seed=0, shuffle=False)]
+    pending = [
+        eval_step(params, b.ids, b.mask & (b.weight[:, None] > 0))
+        for b in _batches(sequences, config, seed=0, shuffle=False)
+    ]
     sums = np.sum([np.asarray(s, np.float64) for s, _ in pending], axis=0)
     counts = np.sum([np.asarray(c, np.float64) for _, c in pending], axis=0)
     out = {"val_loss": float(sums.sum() / max(counts.sum(), 1))}
@@ -142,27 +153,47 @@ def pretrain(texts, out, *, verbose=True, progress=None, sources=None, overwrite
     n_val = min(max(1, round(HELD_OUT * len(texts))), len(texts) - 1)
     train_texts, val_texts = [texts[i] for i in order[n_val:]], [texts[i] for i in order[:n_val]]
 
-    vectorizer = TextVectorizer(max_tokens=config.max_tokens, standardize=None if config.standardize == "none" else config.standardize, strip_html=config.strip_html)
+    vectorizer = TextVectorizer(
+        max_tokens=config.max_tokens,
+        standardize=None if config.standardize == "none" else config.standardize,
+        strip_html=config.strip_html,
+    )
     vectorizer.adapt(train_texts)
     train_seqs = windows(vectorizer.encode_ragged(train_texts), config.sequence_length)
     val_seqs = windows(vectorizer.encode_ragged(val_texts), config.sequence_length)
     if not train_seqs or not val_seqs:
-        raise LstmkitError("the texts are too short to pretrain on: every text needs at least two tokens, in training and held-out parts alike")
+        raise LstmkitError(
+            "the texts are too short to pretrain on: every text needs at least two tokens, in training and held-out parts alike"
+        )
     n_outputs = min(config.output_vocab, vectorizer.vocab_size)
     flat = np.concatenate(train_seqs)
     counts = np.bincount(np.where(flat < n_outputs, flat, OOV_ID), minlength=n_outputs)
     tokens = int(flat.size)
     if verbose:
         unk = counts[OOV_ID] / max(tokens, 1)
-        print(f"pretraining text: {len(train_texts):,} texts ({tokens:,} tokens, {len(train_seqs):,} windows of <= {config.sequence_length}), "
-              f"{len(val_texts):,} held out; vocabulary {vectorizer.vocab_size:,}, output {n_outputs:,} ids ([UNK] {unk:.1%} of targets) "
-              f"({time.perf_counter() - t_start:.1f} s)", flush=True)  # fmt: skip
+        print(
+            f"pretraining text: {len(train_texts):,} texts ({tokens:,} tokens, {len(train_seqs):,} windows of <= {config.sequence_length}), "
+            f"{len(val_texts):,} held out; vocabulary {vectorizer.vocab_size:,}, output {n_outputs:,} ids ([UNK] {unk:.1%} of targets) "
+            f"({time.perf_counter() - t_start:.1f} s)",
+            flush=True,
+        )
 
     key = jax.random.key(config.seed)
     params = init_lm(jax.random.fold_in(key, 0), config, n_outputs, counts)
     steps_per_epoch = math.ceil(len(train_seqs) / config.batch_size)
-    total_steps = steps_per_epoch * config.epochs if not config.max_steps else min(config.max_steps, steps_per_epoch * config.epochs)
-    optimizer = make_optimizer("adam", config.learning_rate, clipnorm=config.clipnorm or None, schedule="cosine", total_steps=total_steps, warmup_steps=100)
+    total_steps = (
+        steps_per_epoch * config.epochs
+        if not config.max_steps
+        else min(config.max_steps, steps_per_epoch * config.epochs)
+    )
+    optimizer = make_optimizer(
+        "adam",
+        config.learning_rate,
+        clipnorm=config.clipnorm or None,
+        schedule="cosine",
+        total_steps=total_steps,
+        warmup_steps=100,
+    )
     opt_state = optimizer.init(params)
     train_step, eval_step = _make_steps(config, optimizer, n_outputs, _sampling_log_q(counts))
 
@@ -171,7 +202,14 @@ def pretrain(texts, out, *, verbose=True, progress=None, sources=None, overwrite
     step = 0
     for epoch in range(config.epochs):
         t0 = time.perf_counter()
-        bar = tqdm(total=tokens, desc=f"epoch {epoch + 1}/{config.epochs}", unit="tok", unit_scale=True, disable=not (verbose if progress is None else progress), dynamic_ncols=True)
+        bar = tqdm(
+            total=tokens,
+            desc=f"epoch {epoch + 1}/{config.epochs}",
+            unit="tok",
+            unit_scale=True,
+            disable=not (verbose if progress is None else progress),
+            dynamic_ncols=True,
+        )
         loss_sum, n_targets, seen, pending = 0.0, 0, 0, []
         for batch in _batches(train_seqs, config, seed=config.seed * 100003 + epoch, shuffle=True):
             if config.max_steps and step >= config.max_steps:
@@ -185,7 +223,11 @@ def pretrain(texts, out, *, verbose=True, progress=None, sources=None, overwrite
                 s_, c_, n_ = pending.pop(0)
                 loss_sum, n_targets, seen = loss_sum + float(s_), n_targets + int(c_), seen + n_
                 bar.update(n_)
-            bar.set_postfix(loss=f"{loss_sum / max(n_targets, 1):.3f}", tok_s=f"{seen / (time.perf_counter() - t0):.0f}", refresh=False)
+            bar.set_postfix(
+                loss=f"{loss_sum / max(n_targets, 1):.3f}",
+                tok_s=f"{seen / (time.perf_counter() - t0):.0f}",
+                refresh=False,
+            )
         for s_, c_, n_ in pending:
             loss_sum, n_targets, seen = loss_sum + float(s_), n_targets + int(c_), seen + n_
             bar.update(n_)
@@ -202,19 +244,34 @@ def pretrain(texts, out, *, verbose=True, progress=None, sources=None, overwrite
             history[k].append(v)
         if verbose:
             per_dir = ", ".join(f"{d} {val[f'val_perplexity_{d}']:.1f}" for d in config.directions)
-            print(f"epoch {epoch + 1}/{config.epochs}: loss {history['loss'][-1]:.4f} ({'sampled' if config.negatives and config.negatives < n_outputs - 1 else 'exact'}), "
-                  f"{seen / elapsed:,.0f} tokens/s, {elapsed:.1f} s; held-out loss {val['val_loss']:.4f}, perplexity {val['val_perplexity']:.1f} "
-                  f"({per_dir}; uniform would be {n_outputs - 1:,})", flush=True)  # fmt: skip
+            print(
+                f"epoch {epoch + 1}/{config.epochs}: loss {history['loss'][-1]:.4f} ({'sampled' if config.negatives and config.negatives < n_outputs - 1 else 'exact'}), "
+                f"{seen / elapsed:,.0f} tokens/s, {elapsed:.1f} s; held-out loss {val['val_loss']:.4f}, perplexity {val['val_perplexity']:.1f} "
+                f"({per_dir}; uniform would be {n_outputs - 1:,})",
+                flush=True,
+            )
         if config.max_steps and step >= config.max_steps:
             break
-    corpus = {"texts": len(train_texts), "held_out_texts": len(val_texts), "tokens": tokens, "steps": step, "output_vocab": n_outputs, "sources": list(sources or [])}
+    corpus = {
+        "texts": len(train_texts),
+        "held_out_texts": len(val_texts),
+        "tokens": tokens,
+        "steps": step,
+        "output_vocab": n_outputs,
+        "sources": list(sources or []),
+    }
     save_pretrained(out, params, vectorizer, config, history, corpus)
     if verbose:
-        print(f"pretrained weights saved to {out} ({time.perf_counter() - t_start:.0f} s in all); use them with `lstmkit train --pretrained {out}`", flush=True)
+        print(
+            f"pretrained weights saved to {out} ({time.perf_counter() - t_start:.0f} s in all); use them with `lstmkit train --pretrained {out}`",
+            flush=True,
+        )
     return history
 
 
-def pretrain_run(data=None, unlabeled=(), out="runs/lm", *, text_column=None, progress=True, overwrite=False, **settings):
+def pretrain_run(
+    data=None, unlabeled=(), out="runs/lm", *, text_column=None, progress=True, overwrite=False, **settings
+):
     """What `lstmkit pretrain` runs: check the settings, read the sources, pretrain, write `out`.
 
     `out` is locked for the run; a pretrained directory there is replaced only with `overwrite`,
@@ -264,12 +321,18 @@ def load_pretrained(directory) -> Pretrained:
 
     path = checkpoint.resolve_dir(directory)
     if not path.is_dir():
-        raise LstmkitError(f"pretrained directory {directory} does not exist; write one with `lstmkit pretrain --out {directory}`")
+        raise LstmkitError(
+            f"pretrained directory {directory} does not exist; write one with `lstmkit pretrain --out {directory}`"
+        )
     if not (path / "config.json").exists():
-        raise LstmkitError(f"{directory} is not a pretrained directory (no config.json); pass the --out folder of `lstmkit pretrain`")
+        raise LstmkitError(
+            f"{directory} is not a pretrained directory (no config.json); pass the --out folder of `lstmkit pretrain`"
+        )
     path, meta = checkpoint.read_config(path)
     if meta.get("kind") != KIND:
-        raise LstmkitError(f"{directory} is a model directory, not a pretrained one; pass the --out folder of `lstmkit pretrain`")
+        raise LstmkitError(
+            f"{directory} is a model directory, not a pretrained one; pass the --out folder of `lstmkit pretrain`"
+        )
     config = LMConfig(**meta["config"])
     n_outputs = int(meta["corpus"]["output_vocab"])
     template = jax.eval_shape(lambda k: init_lm(k, config, n_outputs), jax.random.key(0))
@@ -284,9 +347,15 @@ def check_settings(pretrained: Pretrained, settings: dict):
     for key in ("max_tokens", "embedding_dim", "lstm_units", "bidirectional", "standardize", "strip_html"):
         if key in settings and settings[key] != getattr(pre, key):
             flag = key.replace("_", "-")
-            hint = (f"--{flag} {getattr(pre, key)}" if not isinstance(getattr(pre, key), bool) else f"--{'' if getattr(pre, key) else 'no-'}{flag}")
-            raise LstmkitError(f"the pretrained weights in {pretrained.directory} have {key}={getattr(pre, key)!r} but the classifier has {settings[key]!r}; "
-                               f"train with {hint}, or pretrain again with the classifier's sizes")  # fmt: skip
+            hint = (
+                f"--{flag} {getattr(pre, key)}"
+                if not isinstance(getattr(pre, key), bool)
+                else f"--{'' if getattr(pre, key) else 'no-'}{flag}"
+            )
+            raise LstmkitError(
+                f"the pretrained weights in {pretrained.directory} have {key}={getattr(pre, key)!r} but the classifier has {settings[key]!r}; "
+                f"train with {hint}, or pretrain again with the classifier's sizes"
+            )
 
 
 def install_pretrained(model, pretrained):
@@ -300,32 +369,53 @@ def install_pretrained(model, pretrained):
     """
     pre = pretrained if isinstance(pretrained, Pretrained) else load_pretrained(pretrained)
     if model.vectorizer is None:
-        raise LstmkitError("this classifier takes token ids; pretrained weights need one that starts with a TextVectorizer")
+        raise LstmkitError(
+            "this classifier takes token ids; pretrained weights need one that starts with a TextVectorizer"
+        )
     mine, theirs = model.vectorizer.get_config(), pre.vectorizer.get_config()
     for key in ("standardize", "split", "ngrams", "strip_html"):
         if mine[key] != theirs[key]:
-            raise LstmkitError(f"the pretrained vocabulary was built with {key}={theirs[key]!r} but the classifier's vectorizer has {mine[key]!r}; use the same text settings")
+            raise LstmkitError(
+                f"the pretrained vocabulary was built with {key}={theirs[key]!r} but the classifier's vectorizer has {mine[key]!r}; use the same text settings"
+            )
     emb = next((i for i, layer in enumerate(model.layers) if isinstance(layer, L.Embedding)), None)
-    rec = next((i for i, layer in enumerate(model.layers) if isinstance(layer, (L.LSTM, L.Bidirectional)) and emb is not None and i > emb), None)
+    rec = next(
+        (
+            i
+            for i, layer in enumerate(model.layers)
+            if isinstance(layer, (L.LSTM, L.Bidirectional)) and emb is not None and i > emb
+        ),
+        None,
+    )
     if emb is None or rec is None:
-        raise LstmkitError("the classifier needs an Embedding followed by an LSTM or Bidirectional layer to take pretrained weights")
+        raise LstmkitError(
+            "the classifier needs an Embedding followed by an LSTM or Bidirectional layer to take pretrained weights"
+        )
     if model.params is None:
         model.build()
     table = pre.params["embedding"]["table"]
     if tuple(table.shape) != tuple(model.params[emb]["table"].shape):
         (V, E), (v, e) = table.shape, model.params[emb]["table"].shape
-        raise LstmkitError(f"the pretrained embedding is {V} tokens x {E} dims but the classifier's is {v} x {e}; train with --max-tokens {V} --embedding-dim {E}")
+        raise LstmkitError(
+            f"the pretrained embedding is {V} tokens x {E} dims but the classifier's is {v} x {e}; train with --max-tokens {V} --embedding-dim {E}"
+        )
     layer = model.layers[rec]
     bidirectional = isinstance(layer, L.Bidirectional)
     if bidirectional != pre.config.bidirectional:
-        raise LstmkitError(f"the pretrained LSTM is {'bi' if pre.config.bidirectional else 'uni'}directional but the classifier's first LSTM layer is "
-                           f"{'bi' if bidirectional else 'uni'}directional; train with --{'' if pre.config.bidirectional else 'no-'}bidirectional")  # fmt: skip
+        raise LstmkitError(
+            f"the pretrained LSTM is {'bi' if pre.config.bidirectional else 'uni'}directional but the classifier's first LSTM layer is "
+            f"{'bi' if bidirectional else 'uni'}directional; train with --{'' if pre.config.bidirectional else 'no-'}bidirectional"
+        )
     units = (layer.layer if bidirectional else layer).units
     if units != pre.config.lstm_units:
-        raise LstmkitError(f"the pretrained LSTM has {pre.config.lstm_units} units but the classifier's first LSTM layer has {units}; train with --lstm-units {pre.config.lstm_units}")
+        raise LstmkitError(
+            f"the pretrained LSTM has {pre.config.lstm_units} units but the classifier's first LSTM layer has {units}; train with --lstm-units {pre.config.lstm_units}"
+        )
     lstm = pre.params["lstm"]
     if not bidirectional and layer.go_backwards and "backward" not in lstm:
-        raise LstmkitError("the classifier's first LSTM reads backwards but the pretrained LM has only a forward direction; pretrain with --bidirectional")
+        raise LstmkitError(
+            "the classifier's first LSTM reads backwards but the pretrained LM has only a forward direction; pretrain with --bidirectional"
+        )
     if bidirectional:
         new_rec = {"forward": dict(lstm["forward"]), "backward": dict(lstm["backward"])}
     else:

@@ -43,8 +43,20 @@ def train_run(config, data, out, *, overwrite=False, resume=False, **kw):
         return _train_run(config, data, out, resume=resume, **kw)
 
 
-def _train_run(config, data, out, *, test_data=None, text_column=None, label_column=None, resume=False, verbose=True, progress=True, pretrained=None,
-               unlabeled=()):  # fmt: skip
+def _train_run(
+    config,
+    data,
+    out,
+    *,
+    test_data=None,
+    text_column=None,
+    label_column=None,
+    resume=False,
+    verbose=True,
+    progress=True,
+    pretrained=None,
+    unlabeled=(),
+):
     """train_run's work, once `out` is locked and checked.
 
     pretrained: a directory written by `lstmkit pretrain`; the classifier adopts its vocabulary,
@@ -64,9 +76,13 @@ def _train_run(config, data, out, *, test_data=None, text_column=None, label_col
     rounds = int(config.get("self_training", 0))
     unlabeled = list(unlabeled) or list(config.get("unlabeled", []))  # a resumed run reads its saved sources
     if rounds and not unlabeled:
-        raise LstmkitError("self-training needs unlabeled text: pass --unlabeled SOURCE (for IMDB: the aclImdb_unsup.tar.gz archive), or --self-training 0")
+        raise LstmkitError(
+            "self-training needs unlabeled text: pass --unlabeled SOURCE (for IMDB: the aclImdb_unsup.tar.gz archive), or --self-training 0"
+        )
     if unlabeled and not rounds:
-        raise LstmkitError("--unlabeled is read only for self-training; add --self-training 1 (or more rounds), or drop --unlabeled")
+        raise LstmkitError(
+            "--unlabeled is read only for self-training; add --self-training 1 (or more rounds), or drop --unlabeled"
+        )
     if rounds:
         config = {**config, "unlabeled": [str(u) for u in unlabeled]}
     pre = None
@@ -84,16 +100,26 @@ def _train_run(config, data, out, *, test_data=None, text_column=None, label_col
         if config.get("group_validation"):
             groups = imdb_groups(train)
             if groups is None:
-                print("validation: a random split (--group-validation groups IMDB reviews by movie; this data has no IMDB file names)", flush=True)
+                print(
+                    "validation: a random split (--group-validation groups IMDB reviews by movie; this data has no IMDB file names)",
+                    flush=True,
+                )
         train, val = train_val_split(train, val_fraction=float(config["validation"]), seed=seed, groups=groups)
     class_names = list(train.class_names)
     if len(class_names) < 2:
-        raise LstmkitError(f"the training data has a single class ({class_names[0] if class_names else 'none'}); a classifier needs at least two")
-    print(f"data: {len(train.texts):,} train, {len(val.texts):,} validation{' (the test split)' if val is test else ''}, "
-          f"{len(test.texts):,} test; classes {class_names} ({time.perf_counter() - t_start:.1f} s)", flush=True)  # fmt: skip
+        raise LstmkitError(
+            f"the training data has a single class ({class_names[0] if class_names else 'none'}); a classifier needs at least two"
+        )
+    print(
+        f"data: {len(train.texts):,} train, {len(val.texts):,} validation{' (the test split)' if val is test else ''}, "
+        f"{len(test.texts):,} test; classes {class_names} ({time.perf_counter() - t_start:.1f} s)",
+        flush=True,
+    )
     unlabeled_texts = []
     if rounds:
-        unlabeled_texts = [t for source in unlabeled for t in read_unlabeled(source, text_column=text_column, seed=seed)]
+        unlabeled_texts = [
+            t for source in unlabeled for t in read_unlabeled(source, text_column=text_column, seed=seed)
+        ]
         if not unlabeled_texts:
             raise LstmkitError(f"no unlabeled texts in {', '.join(map(str, unlabeled))}; self-training needs some")
         print(f"unlabeled: {len(unlabeled_texts):,} texts for {rounds} round(s) of self-training", flush=True)
@@ -113,21 +139,46 @@ def _train_run(config, data, out, *, test_data=None, text_column=None, label_col
                 index, pseudo = state["arrays"]["pseudo.index"], state["arrays"]["pseudo.label"]
             else:
                 soft = config.get("pseudo_labels", "hard") == "soft"  # absent from runs saved before it existed
-                index, pseudo, stats = pseudo_labels(model, unlabeled_texts, float(config["pseudo_confidence"]), soft=soft)
+                index, pseudo, stats = pseudo_labels(
+                    model, unlabeled_texts, float(config["pseudo_confidence"]), soft=soft
+                )
                 kept, right = pseudo_label_accuracy(model, val.texts, val.labels, float(config["pseudo_confidence"]))
                 rounds_log.append({"round": r, **stats, "validation_kept": kept, "validation_kept_accuracy": right})
-                print(f"self-training round {r}/{rounds}: the model labels {stats['kept']:,} of {stats['unlabeled']:,} unlabeled texts "
-                      f"with confidence >= {config['pseudo_confidence']} {stats['per_class']}{' (soft: its probabilities are the targets)' if soft else ''}; "
-                      f"on validation it would keep {kept:.0%}, {right:.1%} of them right", flush=True)  # fmt: skip
+                print(
+                    f"self-training round {r}/{rounds}: the model labels {stats['kept']:,} of {stats['unlabeled']:,} unlabeled texts "
+                    f"with confidence >= {config['pseudo_confidence']} {stats['per_class']}{' (soft: its probabilities are the targets)' if soft else ''}; "
+                    f"on validation it would keep {kept:.0%}, {right:.1%} of them right",
+                    flush=True,
+                )
             if config.get("student"):
-                print("the student differs from the first model in " + ", ".join(f"{k}={v}" for k, v in config["student"].items()), flush=True)
+                print(
+                    "the student differs from the first model in "
+                    + ", ".join(f"{k}={v}" for k, v in config["student"].items()),
+                    flush=True,
+                )
             texts = list(train.texts) + [unlabeled_texts[i] for i in index]
             labels = with_pseudo_labels(train.labels, pseudo, len(class_names))
             arrays = {"pseudo.index": np.asarray(index, np.int32), "pseudo.label": np.asarray(pseudo)}
         round_state = state if state is not None and r == first_round else None
-        epochs = int(config["self_training_epochs"] if r > 0 and config.get("self_training_epochs") else config["epochs"])
-        model = _train_one(student_config(config) if r > 0 else config, texts, labels, val, class_names, out, seed=seed + r, epochs=epochs, pre=pre if r == 0 else None, state=round_state,
-                           verbose=verbose, progress=progress, checkpoint_extra={"round": r, "rounds": rounds_log}, arrays=arrays)  # fmt: skip
+        epochs = int(
+            config["self_training_epochs"] if r > 0 and config.get("self_training_epochs") else config["epochs"]
+        )
+        model = _train_one(
+            student_config(config) if r > 0 else config,
+            texts,
+            labels,
+            val,
+            class_names,
+            out,
+            seed=seed + r,
+            epochs=epochs,
+            pre=pre if r == 0 else None,
+            state=round_state,
+            verbose=verbose,
+            progress=progress,
+            checkpoint_extra={"round": r, "rounds": rounds_log},
+            arrays=arrays,
+        )
         state = None
     t0 = time.perf_counter()
     proba = model.predict(test.texts)
@@ -137,8 +188,12 @@ def _train_run(config, data, out, *, test_data=None, text_column=None, label_col
     if rounds_log:
         metrics["self_training"] = rounds_log
     checkpoint.save_model(model, out, train_config=config, history=model.history, metrics=metrics, status="complete")
-    print(f"test: accuracy {metrics['accuracy']:.4f}" + (f", ROC AUC {metrics['roc_auc']:.4f}" if "roc_auc" in metrics else "")
-          + f", F1 {metrics['f1']:.4f} on {metrics['n']:,} examples; total {metrics['train_seconds']:.0f} s", flush=True)  # fmt: skip
+    print(
+        f"test: accuracy {metrics['accuracy']:.4f}"
+        + (f", ROC AUC {metrics['roc_auc']:.4f}" if "roc_auc" in metrics else "")
+        + f", F1 {metrics['f1']:.4f} on {metrics['n']:,} examples; total {metrics['train_seconds']:.0f} s",
+        flush=True,
+    )
     print(f"model saved to {out}", flush=True)
     return metrics
 
@@ -147,19 +202,52 @@ def _resume_state(out, config, class_names):
     """What an interrupted run saved: its weights, optimizer state, history, best and arrays."""
     saved_model = load_model(out)
     round_ = json.loads((out / "training_state.json").read_text()).get("round", 0)
-    model = build_model(student_config(config) if round_ else config, len(class_names), 1)  # the optimizer state's shapes
-    opt_state, training, history, best_params, arrays = checkpoint.load_training_state(out, model.optimizer.init(saved_model.params), saved_model.params)
-    print(f"resumed after epoch {training['epoch'] + 1}" + (f" of self-training round {training['round']}" if training.get("round") else ""), flush=True)
-    return {"model": saved_model, "opt_state": opt_state, "training": training, "history": history, "best_params": best_params, "arrays": arrays}
+    model = build_model(
+        student_config(config) if round_ else config, len(class_names), 1
+    )  # the optimizer state's shapes
+    opt_state, training, history, best_params, arrays = checkpoint.load_training_state(
+        out, model.optimizer.init(saved_model.params), saved_model.params
+    )
+    print(
+        f"resumed after epoch {training['epoch'] + 1}"
+        + (f" of self-training round {training['round']}" if training.get("round") else ""),
+        flush=True,
+    )
+    return {
+        "model": saved_model,
+        "opt_state": opt_state,
+        "training": training,
+        "history": history,
+        "best_params": best_params,
+        "arrays": arrays,
+    }
 
 
-def _train_one(config, texts, labels, val, class_names, out, *, seed, epochs, pre, state, verbose, progress, checkpoint_extra, arrays):
+def _train_one(
+    config,
+    texts,
+    labels,
+    val,
+    class_names,
+    out,
+    *,
+    seed,
+    epochs,
+    pre,
+    state,
+    verbose,
+    progress,
+    checkpoint_extra,
+    arrays,
+):
     """Build a fresh classifier per config, fit it on (texts, labels) for `epochs` with checkpoints; return it.
 
     pre: a pretrained directory to adopt; state: `_resume_state` of an interrupted fit to continue.
     """
     steps_per_epoch = math.ceil(len(texts) / config["batch_size"])
-    model = build_model({**config, "epochs": epochs}, len(class_names), steps_per_epoch)  # the schedule spans these epochs
+    model = build_model(
+        {**config, "epochs": epochs}, len(class_names), steps_per_epoch
+    )  # the schedule spans these epochs
     model.class_names = class_names
     opt_state, history, initial_epoch, best = None, None, 0, None
     if state is not None:
@@ -168,7 +256,12 @@ def _train_one(config, texts, labels, val, class_names, out, *, seed, epochs, pr
         opt_state, history = state["opt_state"], state["history"]
         training = state["training"]
         initial_epoch = training["epoch"] + 1
-        best = {"value": training["best_value"], "epoch": training["best_epoch"], "params": state["best_params"], "wait": training["wait"]}
+        best = {
+            "value": training["best_value"],
+            "epoch": training["best_epoch"],
+            "params": state["best_params"],
+            "wait": training["wait"],
+        }
     else:
         t0 = time.perf_counter()
         if pre is None:
@@ -177,21 +270,50 @@ def _train_one(config, texts, labels, val, class_names, out, *, seed, epochs, pr
         model.build(seed=seed)
         if pre is not None:
             install_pretrained(model, pre)
-            print(f"pretrained: vocabulary ({model.vectorizer.vocab_size:,} tokens), embedding and first LSTM layer from {config['pretrained']}", flush=True)
+            print(
+                f"pretrained: vocabulary ({model.vectorizer.vocab_size:,} tokens), embedding and first LSTM layer from {config['pretrained']}",
+                flush=True,
+            )
 
     def save_checkpoint(epoch, model, opt_state, history, best):
-        training = {"epoch": epoch, "best_value": best["value"], "best_epoch": best["epoch"], "wait": best["wait"], **checkpoint_extra}
-        checkpoint.save_model(model, out, train_config=config, history=history, opt_state=opt_state, training=training,
-                              best_params=best["params"], arrays=arrays, status="training")  # fmt: skip
+        training = {
+            "epoch": epoch,
+            "best_value": best["value"],
+            "best_epoch": best["epoch"],
+            "wait": best["wait"],
+            **checkpoint_extra,
+        }
+        checkpoint.save_model(
+            model,
+            out,
+            train_config=config,
+            history=history,
+            opt_state=opt_state,
+            training=training,
+            best_params=best["params"],
+            arrays=arrays,
+            status="training",
+        )
 
     model.fit(
-        texts, labels, epochs=epochs, batch_size=config["batch_size"],
-        validation_data=(val.texts, val.labels), seed=seed, bucket=config["bucket"],
-        shuffle_buffer=config["shuffle_buffer"] or None, verbose=verbose, progress=progress,
-        early_stopping_patience=config["early_stopping"] or None, on_epoch_end=save_checkpoint,
-        initial_epoch=initial_epoch, opt_state=opt_state, history=history, best=best,
+        texts,
+        labels,
+        epochs=epochs,
+        batch_size=config["batch_size"],
+        validation_data=(val.texts, val.labels),
+        seed=seed,
+        bucket=config["bucket"],
+        shuffle_buffer=config["shuffle_buffer"] or None,
+        verbose=verbose,
+        progress=progress,
+        early_stopping_patience=config["early_stopping"] or None,
+        on_epoch_end=save_checkpoint,
+        initial_epoch=initial_epoch,
+        opt_state=opt_state,
+        history=history,
+        best=best,
         adversarial=config.get("adversarial", 0.0),  # absent from runs saved before it existed
-    )  # fmt: skip
+    )
     return model
 
 
@@ -206,7 +328,9 @@ def evaluate_run(model_dir, data, *, split="test", text_column=None, label_colum
 
 def _check_classes(model, ds):
     if list(ds.class_names) != list(model.class_names):
-        raise LstmkitError(f"the data's classes {list(ds.class_names)} differ from the model's {list(model.class_names)}")
+        raise LstmkitError(
+            f"the data's classes {list(ds.class_names)} differ from the model's {list(model.class_names)}"
+        )
 
 
 def predict_texts(model, texts, batch_size=256):
