@@ -21,13 +21,19 @@ recurrence (the only part that must loop), and the merge back to batch-first out
        c        = f * c_prev + i * g              where m, else c_prev
        h        = o * tanh(c)                     where m, else h_prev
        y_t      = h                               where m, else 0
-   backward, the forward read bottom-up, carrying only dh and dc from step s+1 to step s:
+   backward, the forward read bottom-up, carrying only dh and dc from step s+1 to step s;
+   one derivative per gate (di: the loss's gradient w.r.t. the gate i; dz_i: w.r.t. its pre-activation z_i):
        dh      += dy_t                            where m
-       do       = dh * tanh(c)
-       dc_tot   = dc + dh * o * (1 - tanh(c)^2)
-       di, df, dg = dc_tot * g, dc_tot * c_prev, dc_tot * i
-       dz       = [di i(1-i), df f(1-f), dg (1-g^2), do o(1-o)]   where m, else 0
-                  (all four as [di df dg do] * (s^2 - (a - beta)^2), see cell.gate_scale_offset)
+       do       = dh * tanh(c)                    h = o * tanh(c), through o
+       dc_tot   = dc + dh * o * (1 - tanh(c)^2)   ... and through tanh(c)
+       di       = dc_tot * g                      c = f * c_prev + i * g
+       df       = dc_tot * c_prev
+       dg       = dc_tot * i
+       dz_i     = di * i * (1 - i)                i = sigmoid(z_i)
+       dz_f     = df * f * (1 - f)                f = sigmoid(z_f)
+       dz_g     = dg * (1 - g^2)                  g = tanh(z_g)
+       dz_o     = do * o * (1 - o)                o = sigmoid(z_o)
+       dz       = concat(dz_i, dz_f, dz_g, dz_o)  where m, else 0   (gate order i, f, g, o)
        dh_prev  = dz W_h^T                        where m, else dh
        dc_prev  = dc_tot * f                      where m, else dc
    after the loop, one GEMM over all steps:  dW_h = sum_t h_prev_t^T dz_t
@@ -40,7 +46,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from lstmkit.core.cell import activate_gates, gate_scale_offset
+from lstmkit.core.cell import Gates, activate_gates
 
 
 def _flip_if(a, r):
@@ -130,6 +136,11 @@ def _input_at(z_x, ids_t):
     return jnp.stack([jnp.take(z_x[d], ids_t[d], axis=0, mode="clip") for d in range(ids_t.shape[0])])
 
 
+def _gates(gates):
+    """The saved activations [i f g o] (..., 4H) taken apart: `Gates(i, f, g, o)`, each (..., H)."""
+    return Gates(*jnp.split(gates, 4, axis=-1))
+
+
 def recurrence_forward(W_h, z_x, m_s, h0, c0, ids_s=None):
     """The plain forward loop; differentiable by `jax.grad` (the reference for the hand-written one).
 
@@ -149,7 +160,7 @@ def recurrence_forward(W_h, z_x, m_s, h0, c0, ids_s=None):
         x_t, m_t = inputs  # (D, B, 4H) or ids (D, B); (D, B, 1)
         z_x_t = _input_at(z_x, x_t) if ids_s is not None else x_t
         gates = activate_gates(z_x_t + h_prev @ W_h)  # (D,B,H)@(D,H,4H): per direction; one tanh
-        i, f, g, o = jnp.split(gates, 4, axis=-1)
+        i, f, g, o = _gates(gates)
         c = f * c_prev + i * g
         h = o * jnp.tanh(c)
         c = jnp.where(m_t, c, c_prev)  # a masked step leaves the state as it was
@@ -181,20 +192,25 @@ def _recurrence_bwd(saved, cotangents):
     h_prev_seq = jnp.concatenate([h0[None], h_seq[:-1]], axis=0)
     c_prev_seq = jnp.concatenate([c0[None], c_seq[:-1]], axis=0)
     W_h_T = jnp.swapaxes(W_h, 1, 2)
-    s, beta = gate_scale_offset(h0.shape[-1], h0.dtype)
 
     def step(carry, inputs):
-        dh, dc = carry
+        dh, dc = carry  # (D, B, H), from step s+1
         dy_t, m_t, gates_t, c, c_prev = inputs
-        i, f, g, o = jnp.split(gates_t, 4, axis=-1)
-        dh = dh + jnp.where(m_t, dy_t, 0.0)
+        i, f, g, o = _gates(gates_t)
+        dh = dh + jnp.where(m_t, dy_t, 0.0)  # y_t = h
         tanh_c = jnp.tanh(c)
-        do = dh * tanh_c
-        dc_tot = dc + dh * o * (1 - tanh_c * tanh_c)
-        d_gates = jnp.concatenate([dc_tot * g, dc_tot * c_prev, dc_tot * i, do], axis=-1)
-        dz = jnp.where(m_t, d_gates * (s * s - (gates_t - beta) ** 2), 0.0)
-        dh_prev = jnp.where(m_t, dz @ W_h_T, dh)
-        dc_prev = jnp.where(m_t, dc_tot * f, dc)
+        do = dh * tanh_c  # h = o * tanh(c), through o
+        dc_tot = dc + dh * o * (1 - tanh_c * tanh_c)  # ... and through tanh(c), added to dc from step s+1
+        di = dc_tot * g  # c = f * c_prev + i * g
+        df = dc_tot * c_prev
+        dg = dc_tot * i
+        dz_i = di * i * (1 - i)  # i = sigmoid(z_i)
+        dz_f = df * f * (1 - f)  # f = sigmoid(z_f)
+        dz_g = dg * (1 - g * g)  # g = tanh(z_g)
+        dz_o = do * o * (1 - o)  # o = sigmoid(z_o)
+        dz = jnp.where(m_t, jnp.concatenate([dz_i, dz_f, dz_g, dz_o], axis=-1), 0.0)  # (D, B, 4H), order i f g o
+        dh_prev = jnp.where(m_t, dz @ W_h_T, dh)  # z = z_x_t + h_prev W_h; a masked step passes dh on
+        dc_prev = jnp.where(m_t, dc_tot * f, dc)  # c = f * c_prev + ...; a masked step passes dc on
         return (dh_prev, dc_prev), dz
 
     inputs = (dy, m_s, gates, c_seq, c_prev_seq)
