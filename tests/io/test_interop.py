@@ -7,6 +7,7 @@ tests/test_reference.py; here only NumPy is needed.
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 
@@ -117,6 +118,51 @@ def test_torch_without_bias():
     sd = {k: v for k, v in torch_state_dict(1, 1, False).items() if k.startswith("weight")}
     [layer] = from_torch_state_dict(sd)
     np.testing.assert_array_equal(layer["b"], 0.0)
+
+
+@pytest.mark.parametrize("num_layers", [1, 2])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_torch_round_trip_gives_back_the_keys_it_got(num_layers, bidirectional):
+    """bias=False has no bias keys, and a strict load_state_dict refuses extra ones: none come back."""
+    full = torch_state_dict(7, num_layers, bidirectional)
+    no_bias = {k: v for k, v in full.items() if k.startswith("weight")}
+    for sd, bias in ((full, True), (no_bias, False)):
+        layers = from_torch_state_dict(sd)
+        assert layers.bias is bias and isinstance(layers, list)
+        assert list(to_torch_state_dict(layers)) == list(sd)
+        # The flag survives JAX transformations of the layers (it is part of the pytree).
+        doubled = jax.jit(lambda ls: jax.tree.map(lambda a: 2 * a, ls))(layers)
+        assert list(to_torch_state_dict(doubled)) == list(sd)
+    # A plain list means bias=True, as before; bias= on export overrides either way.
+    assert list(to_torch_state_dict(list(from_torch_state_dict(no_bias)))) == list(full)
+    assert list(to_torch_state_dict(random_layers(0, num_layers, bidirectional), bias=True)) == list(full)
+
+
+def test_torch_bias_false_export_refuses_a_nonzero_bias():
+    layers = random_layers(0, 2, False)
+    with pytest.raises(LstmkitError, match=r"layer 0 has a nonzero bias b.*bias=True"):
+        to_torch_state_dict(layers, bias=False)
+    zero = [dict(p, b=np.zeros_like(p["b"])) for p in layers]
+    assert not any(k.startswith("bias") for k in to_torch_state_dict(zero, bias=False))
+    sd = torch_state_dict(1, 2, False)
+    del sd["bias_ih_l1"], sd["bias_hh_l1"]
+    with pytest.raises(LstmkitError, match="all or none"):
+        from_torch_state_dict(sd)
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_torch_bias_false_round_trip_loads_strictly_into_torch(bidirectional):
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    lstm = torch.nn.LSTM(E, H, num_layers=2, bias=False, bidirectional=bidirectional, batch_first=True)
+    layers = from_torch_state_dict(lstm.state_dict())
+    sd = to_torch_state_dict(layers)
+    assert list(sd) == list(lstm.state_dict())
+    again = torch.nn.LSTM(E, H, num_layers=2, bias=False, bidirectional=bidirectional, batch_first=True)
+    again.load_state_dict({k: torch.from_numpy(v) for k, v in sd.items()}, strict=True)
+    x = torch.randn(2, 5, E)
+    with torch.no_grad():
+        np.testing.assert_array_equal(again(x)[0].numpy(), lstm(x)[0].numpy())
 
 
 def test_torch_tensors_are_duck_typed():

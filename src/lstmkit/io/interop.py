@@ -11,6 +11,8 @@ changes:
         weight_ih_l{k} (4H, E_k)   ->  W_x = weight_ih.T      E_0 = E, E_k = D*H for k > 0
         weight_hh_l{k} (4H, H)     ->  W_h = weight_hh.T
         bias_ih_l{k}, bias_hh_l{k} (4H,)  ->  b = bias_ih + bias_hh   (both are added every step)
+        no bias keys (bias=False)         ->  b = 0, and `TorchLayers.bias` is False, so that
+                                              `to_torch_state_dict` writes no bias keys back
 
     keras.layers.LSTM.get_weights():  [kernel (E, 4H), recurrent_kernel (H, 4H), bias (4H,)]
         -> W_x, W_h, b unchanged.  Bidirectional(LSTM): the forward layer's three, then the backward's.
@@ -30,12 +32,35 @@ from __future__ import annotations
 
 import re
 
+import jax
 import numpy as np
 
 from lstmkit.core.lstm import check_params
 from lstmkit.errors import LstmkitError
 
 _TORCH_KEY = re.compile(r"^(weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)_l(\d+)(_reverse)?$")
+
+
+class TorchLayers(list):
+    """The layer params of a torch.nn.LSTM: a list, one entry per layer, that also remembers `bias`.
+
+    torch.nn.LSTM(bias=False) has no bias keys, and its state_dict loads (strictly) only without
+    them, so `from_torch_state_dict` records whether they were there and `to_torch_state_dict`
+    writes the same keys back. It is a JAX pytree (its children are the layers, `bias` rides
+    along), so jit, grad and tree.map keep the flag; a plain list of layers means bias=True.
+    """
+
+    def __init__(self, layers=(), *, bias=True):
+        super().__init__(layers)
+        self.bias = bool(bias)
+
+    def __repr__(self):
+        return f"TorchLayers({list.__repr__(self)}, bias={self.bias})"
+
+
+jax.tree_util.register_pytree_node(
+    TorchLayers, lambda t: (list(t), t.bias), lambda bias, layers: TorchLayers(layers, bias=bias)
+)
 
 
 def as_numpy(value, what):
@@ -66,8 +91,9 @@ def from_torch_state_dict(state_dict, *, num_layers=None, bidirectional=None):
         num_layers, bidirectional: what the LSTM should be; None reads them from the keys.
 
     Returns:
-        A list of L layer params: {"W_x": (E_k, 4H), "W_h": (H, 4H), "b": (4H,)}, or
-        {"forward": ..., "backward": ...} when bidirectional; NumPy arrays in the input's dtype.
+        A `TorchLayers` list of L layer params: {"W_x": (E_k, 4H), "W_h": (H, 4H), "b": (4H,)},
+        or {"forward": ..., "backward": ...} when bidirectional; NumPy arrays in the input's
+        dtype; its `bias` says whether the state_dict had bias keys (all layers alike, as torch).
         Feed it to `lstm_stack(layers, x, mask, bidirectional=...)`.
 
     >>> import numpy as np
@@ -106,8 +132,11 @@ def from_torch_state_dict(state_dict, *, num_layers=None, bidirectional=None):
             f"expected bidirectional={bidirectional}, but the state_dict {'has' if has_reverse else 'has no'} _reverse weights"
         )
     directions = (False, True) if has_reverse else (False,)
+    with_bias = {(layer, reverse) for layer, reverse, name in found if name.startswith("bias")}
+    if with_bias and len(with_bias) != L * len(directions):
+        raise LstmkitError("some layers have bias keys and some have none; a torch.nn.LSTM has them in all or none")
 
-    layers = []
+    layers = TorchLayers(bias=bool(with_bias))
     input_size = None
     for k in range(L):
         converted = []
@@ -142,11 +171,14 @@ def from_torch_state_dict(state_dict, *, num_layers=None, bidirectional=None):
     return layers
 
 
-def to_torch_state_dict(layers):
+def to_torch_state_dict(layers, *, bias=None):
     """Convert lstmkit layer params into a `torch.nn.LSTM` state_dict of NumPy arrays.
 
     Args:
         layers: a list of layer params (all unidirectional, or all {"forward", "backward"}).
+        bias: write bias keys, for torch.nn.LSTM(bias=True), or none, for bias=False (every b
+            must then be zero). None: `layers.bias` when layers came from `from_torch_state_dict`
+            (the keys it read come back), else True.
 
     Returns:
         {"weight_ih_l0": (4H, E), "weight_hh_l0": (4H, H), "bias_ih_l0": (4H,), "bias_hh_l0": (4H,),
@@ -159,6 +191,7 @@ def to_torch_state_dict(layers):
     >>> {k: v.shape for k, v in to_torch_state_dict([p]).items()}
     {'weight_ih_l0': (8, 3), 'weight_hh_l0': (8, 2), 'bias_ih_l0': (8,), 'bias_hh_l0': (8,)}
     """
+    bias = getattr(layers, "bias", True) if bias is None else bool(bias)
     if isinstance(layers, dict):
         raise LstmkitError("to_torch_state_dict takes a list of layers; wrap a single layer as [params]")
     if not layers:
@@ -180,8 +213,13 @@ def to_torch_state_dict(layers):
             b = np.asarray(params["b"])
             state_dict[f"weight_ih_l{k}{suffix}"] = np.ascontiguousarray(np.asarray(params["W_x"]).T)
             state_dict[f"weight_hh_l{k}{suffix}"] = np.ascontiguousarray(np.asarray(params["W_h"]).T)
-            state_dict[f"bias_ih_l{k}{suffix}"] = b.copy()
-            state_dict[f"bias_hh_l{k}{suffix}"] = np.zeros_like(b)
+            if bias:
+                state_dict[f"bias_ih_l{k}{suffix}"] = b.copy()
+                state_dict[f"bias_hh_l{k}{suffix}"] = np.zeros_like(b)
+            elif np.any(b != 0):
+                raise LstmkitError(
+                    f"layer {k}{suffix.replace('_', ' ')} has a nonzero bias b, which torch.nn.LSTM(bias=False) cannot hold; export with bias=True"
+                )
         if len(hidden) != 1:
             raise LstmkitError(f"layer {k}: the two directions have different hidden sizes {sorted(hidden)}")
         input_size = len(directions) * hidden.pop()
