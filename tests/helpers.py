@@ -1,5 +1,5 @@
 """Builders shared by the tests: synthetic reviews, a small classifier, tiny CLI sizes, random
-LSTM problems, and a scale-aware relative error.
+LSTM problems, the LSTM as a hand loop over the cell, and a scale-aware relative error.
 
 Shape legend: B batch, T time, E input features, V table rows, H hidden units, D directions.
 """
@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lstmkit import init_lstm
+from lstmkit import init_lstm, lstm_cell
 from lstmkit.data.text import TextVectorizer
 from lstmkit.nn.layers import LSTM, Bidirectional, Dense, Embedding
 from lstmkit.nn.model import Sequential
@@ -100,6 +100,33 @@ def random_lstm_problem(seed, B, T, E, H, reverse, lengths, V=None):
     w_h = [jnp.asarray(rng.normal(size=(B, H)), dtype) for _ in reverse]
     w_c = [jnp.asarray(rng.normal(size=(B, H)), dtype) for _ in reverse]
     return params, x, h0, c0, mask, (w_out, w_h, w_c)
+
+
+def right_padded_mask(lengths, T):
+    """(B, T) bool mask, True on the first lengths[b] steps of row b."""
+    return np.arange(T)[None, :] < np.asarray(lengths)[:, None]
+
+
+def hand_loop(params, x, mask, h0=None, c0=None, reverse=False):
+    """The layer as a Python loop over `lstm_cell`: the definition the scan must meet.
+
+    A masked step keeps h and c and outputs zeros; reverse walks t = T-1 .. 0, so with a
+    right-padded mask it sees each row's real tokens last to first. mask None: every step is real.
+    """
+    x = np.asarray(x)
+    B_, T_, _ = x.shape
+    mask = np.ones((B_, T_), bool) if mask is None else np.asarray(mask)
+    H_ = params["W_h"].shape[0]
+    h = np.zeros((B_, H_), np.float32) if h0 is None else np.asarray(h0)
+    c = np.zeros((B_, H_), np.float32) if c0 is None else np.asarray(c0)
+    hs = np.zeros((B_, T_, H_), np.float32)
+    for t in reversed(range(T_)) if reverse else range(T_):
+        h_new, c_new, _ = lstm_cell(params, x[:, t], h, c)
+        m = mask[:, t, None]
+        h = np.where(m, h_new, h)
+        c = np.where(m, c_new, c)
+        hs[:, t] = np.where(m, h, 0.0)
+    return hs, h, c
 
 
 def rel_err(a, b):

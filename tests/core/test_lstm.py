@@ -8,13 +8,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from helpers import hand_loop, right_padded_mask
 from lstmkit import (
     LstmkitError,
     LSTMState,
     bidirectional_layer,
     init_bidirectional,
     init_lstm,
-    lstm_cell,
     lstm_layer,
     lstm_stack,
 )
@@ -29,32 +29,6 @@ TOL = {"rtol": 1e-5, "atol": 1e-6}
 layer = jax.jit(lstm_layer, static_argnames=("reverse", "backward"))
 bilayer = jax.jit(bidirectional_layer, static_argnames=("merge_mode", "backward"))
 stack = jax.jit(lstm_stack, static_argnames=("bidirectional", "merge_mode", "dropout_rate", "backward"))
-
-
-def right_padded_mask(lengths, T):
-    """(B, T) bool mask, True on the first lengths[b] steps of row b."""
-    return np.arange(T)[None, :] < np.asarray(lengths)[:, None]
-
-
-def hand_loop(params, x, mask, h0=None, c0=None, reverse=False):
-    """The layer as a Python loop over `lstm_cell`: the definition the scan must meet.
-
-    A masked step keeps h and c and outputs zeros; reverse walks t = T-1 .. 0, so with a
-    right-padded mask it sees each row's real tokens last to first.
-    """
-    x, mask = np.asarray(x), np.asarray(mask)
-    B_, T_, _ = x.shape
-    H_ = params["W_h"].shape[0]
-    h = np.zeros((B_, H_), np.float32) if h0 is None else np.asarray(h0)
-    c = np.zeros((B_, H_), np.float32) if c0 is None else np.asarray(c0)
-    hs = np.zeros((B_, T_, H_), np.float32)
-    for t in reversed(range(T_)) if reverse else range(T_):
-        h_new, c_new, _ = lstm_cell(params, x[:, t], h, c)
-        m = mask[:, t, None]
-        h = np.where(m, h_new, h)
-        c = np.where(m, c_new, c)
-        hs[:, t] = np.where(m, h, 0.0)
-    return hs, h, c
 
 
 @pytest.fixture
@@ -198,6 +172,74 @@ def test_stack_equals_layer_by_layer(data, bidirectional):
             np.testing.assert_allclose(s.h, s_ref.h, **TOL)
     np.testing.assert_allclose(out, y, **TOL)
     assert len(states) == 3
+
+
+def _stack_params(bidirectional, n=2, seed=3):
+    k = jax.random.split(jax.random.key(seed), n)
+    D = 2 if bidirectional else 1
+    init = init_bidirectional if bidirectional else init_lstm
+    return [init(k[j], E if j == 0 else D * H, H, scheme="torch") for j in range(n)]
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_stack_initial_states_equal_the_hand_loop(data, bidirectional):
+    """One initial state per layer: each layer starts from its own, as a Python loop over the cell does."""
+    _, _, x, h0, c0 = data
+    mask = right_padded_mask(LENGTHS, T)
+    layers = _stack_params(bidirectional)
+    if bidirectional:
+        inits = [(LSTMState(h0, c0), LSTMState(-h0, 0.5 * c0)), (LSTMState(0.5 * h0, -c0), LSTMState(c0, h0))]
+    else:
+        inits = [LSTMState(h0, c0), LSTMState(-h0, 0.5 * c0)]
+    out, states = stack(layers, x, mask, initial_states=inits, bidirectional=bidirectional)
+    y = np.asarray(x)
+    for p, init, s in zip(layers, inits, states):
+        if bidirectional:
+            hs_f, h_f, c_f = hand_loop(p["forward"], y, mask, *init[0])
+            hs_b, h_b, c_b = hand_loop(p["backward"], y, mask, *init[1], reverse=True)
+            y, want = np.concatenate([hs_f, hs_b], -1), [(h_f, c_f), (h_b, c_b)]
+        else:
+            y, h, c = hand_loop(p, y, mask, *init)
+            s, want = [s], [(h, c)]
+        for got, (h, c) in zip(s, want):
+            np.testing.assert_allclose(got.h, h, **TOL)
+            np.testing.assert_allclose(got.c, c, **TOL)
+    np.testing.assert_allclose(out, y, **TOL)
+    # None for a layer is its zeros; None for all is the stack without initial states.
+    only_second, _ = stack(layers, x, mask, initial_states=[None, inits[1]], bidirectional=bidirectional)
+    assert not np.allclose(only_second, stack(layers, x, mask, bidirectional=bidirectional)[0])
+    zeros, _ = stack(layers, x, mask, initial_states=[None, None], bidirectional=bidirectional)
+    np.testing.assert_array_equal(zeros, stack(layers, x, mask, bidirectional=bidirectional)[0])
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_stack_initial_states_equal_torch(bidirectional):
+    torch = pytest.importorskip("torch")
+    from lstmkit.io.interop import from_torch_state_dict
+
+    torch.manual_seed(1)
+    L, D = 2, 2 if bidirectional else 1
+    lstm = torch.nn.LSTM(E, H, num_layers=L, batch_first=True, bidirectional=bidirectional)
+    x, h0, c0 = torch.randn(B, T, E), torch.randn(L * D, B, H), torch.randn(L * D, B, H)
+    with torch.no_grad():
+        out_t, (h_t, c_t) = lstm(x, (h0, c0))
+    states = [LSTMState(h0[j].numpy(), c0[j].numpy()) for j in range(L * D)]
+    inits = [tuple(states[D * k : D * k + D]) if bidirectional else states[k] for k in range(L)]
+    layers = from_torch_state_dict(lstm.state_dict())
+    out, finals = stack(layers, x.numpy(), None, initial_states=inits, bidirectional=bidirectional)
+    np.testing.assert_allclose(out, out_t.numpy(), atol=1e-5)
+    flat = [s for f in finals for s in (f if bidirectional else [f])]  # torch's order: layer, then direction
+    np.testing.assert_allclose(np.stack([s.h for s in flat]), h_t.numpy(), atol=1e-5)
+    np.testing.assert_allclose(np.stack([s.c for s in flat]), c_t.numpy(), atol=1e-5)
+
+
+def test_stack_initial_states_errors(data):
+    _, _, x, h0, c0 = data
+    layers = _stack_params(False)
+    with pytest.raises(LstmkitError, match="one entry per layer"):
+        lstm_stack(layers, x, initial_states=[LSTMState(h0, c0)])
+    with pytest.raises(LstmkitError, match=r"wrap it as \[state\]"):
+        lstm_stack(layers, x, initial_states=LSTMState(h0, c0))
 
 
 def test_dropout_only_with_a_key(data):

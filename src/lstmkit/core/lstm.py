@@ -232,25 +232,46 @@ def dropout(key, x, rate):
 
 
 def lstm_stack(
-    layers, x, mask=None, *, bidirectional=False, merge_mode="concat", dropout_rate=0.0, key=None, backward="bptt"
+    layers,
+    x,
+    mask=None,
+    *,
+    initial_states=None,
+    bidirectional=False,
+    merge_mode="concat",
+    dropout_rate=0.0,
+    key=None,
+    backward="bptt",
 ):
     """Stacked LSTM layers, with dropout between layers when a key is given (training).
 
     Args:
         layers: a list of layer params (lstm params, or {"forward", "backward"} if bidirectional).
         x: (B, T, E); mask: (B, T) bool or None.
+        initial_states: None (zeros), or one entry per layer: an `LSTMState(h0, c0)`, or for a
+            bidirectional stack a (forward, backward) pair of them; None for that layer's zeros.
+            torch.nn.LSTM's h0, c0 (L*D, B, H) are entry k = LSTMState(h0[k], c0[k]), or
+            (LSTMState(h0[2k], c0[2k]), LSTMState(h0[2k+1], c0[2k+1])) when bidirectional.
 
     Returns:
         the last layer's hs, and the list of each layer's final states.
     """
+    if initial_states is None:
+        initial_states = [None] * len(layers)
+    elif isinstance(initial_states, LSTMState):
+        raise LstmkitError("initial_states takes one state per layer, got one LSTMState; wrap it as [state]")
+    elif len(initial_states) != len(layers):
+        raise LstmkitError(
+            f"initial_states needs one entry per layer ({len(layers)}), got {len(initial_states)}; use None for zeros"
+        )
     states = []
-    for n, p in enumerate(layers):
+    for n, (p, init) in enumerate(zip(layers, initial_states)):
         if n > 0:
             key, sub = jax.random.split(key) if key is not None else (None, None)
             x = dropout(sub, x, dropout_rate)
         if bidirectional:
-            x, s = bidirectional_layer(p, x, mask, merge_mode=merge_mode, backward=backward)
+            x, s = bidirectional_layer(p, x, mask, merge_mode=merge_mode, initial_state=init, backward=backward)
         else:
-            x, s = lstm_layer(p, x, mask, backward=backward)
+            x, s = lstm_layer(p, x, mask, initial_state=init, backward=backward)
         states.append(s)
     return x, states
