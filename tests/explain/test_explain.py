@@ -113,6 +113,41 @@ def test_gates_are_per_token_per_direction(bilstm, causal):
     assert [len(lay["directions"][0]["h"][0]) for lay in e2["layers"]] == [6, 5]
 
 
+def test_traces_stay_in_text_order_after_a_reversed_sequence():
+    """LSTM(go_backwards, return_sequences) hands the next LSTM the sequence last token first (as
+    Keras); that layer's trace is still per token in text order, and the probability is predict's."""
+    texts, _ = reviews(50, seed=6)
+    model = Sequential(
+        [
+            TextVectorizer(max_tokens=30, output_sequence_length=16),
+            Embedding(30, 8, mask_zero=True),
+            LSTM(6, go_backwards=True, return_sequences=True),
+            LSTM(5, return_sequences=True),
+            LSTM(4),
+            Dense(1, "sigmoid"),
+        ]
+    )
+    model.vectorizer.adapt(texts)
+    model.build(seed=7)
+    text = "the plot was dull but the actor was superb"
+    e = explain(model, text)
+    n = e["n_used"]
+    assert not is_causal(model) and n == 9
+    np.testing.assert_allclose(e["probabilities"][1], model.predict([text])[0, 0], atol=1e-5)
+    # The layers by hand: the second reads text token n-1 first and token 0 last, the third (after
+    # no reversal of its own) reads in the second's order, so both end on text token 0.
+    ids = np.zeros((1, 16), np.int32)
+    ids[0, :n] = e["ids"][:n]
+    x, mask = model.layers[0].apply(model.params[0], ids, None)
+    for layer, p in zip(model.layers[1:3], model.params[1:3]):
+        x, mask = layer.apply(p, x, mask)
+    final = model.layers[3].apply(model.params[3], x, mask)[0][0]
+    second, third = (np.asarray(e["layers"][k]["directions"][0]["h"]) for k in (1, 2))
+    assert second.shape == (n, 5) and third.shape == (n, 4)
+    np.testing.assert_allclose(third[0], final, atol=2e-4)
+    np.testing.assert_allclose(second, np.flip(np.asarray(x[0]), 0)[:n], atol=2e-4)  # x[0, 15 - t] read token t
+
+
 def test_trajectory_is_the_probability_of_each_prefix(bilstm, causal, pooled):
     assert is_causal(causal) and not is_causal(bilstm) and not is_causal(pooled)
     text = "the movie was boring but the actor was lovely and great"

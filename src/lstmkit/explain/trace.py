@@ -36,8 +36,9 @@ def traced_lstm(layer, params, x, mask):
         x: (B, T, E) inputs; mask: (B, T) bool or None.
 
     Returns:
-        out, out_mask: the layer's output exactly as `layer.apply` gives it;
-        trace: {"i", "f", "g", "o", "c", "h"}, each (D, B, T, H) in time order.
+        out, out_mask: the layer's output exactly as `layer.apply` gives it (reversed in time for
+            go_backwards with return_sequences);
+        trace: {"i", "f", "g", "o", "c", "h"}, each (D, B, T, H) in the order of the layer's input.
     """
     if isinstance(layer, L.Bidirectional):
         lstm, directions, reverse = layer.layer, [params["forward"], params["backward"]], (False, True)
@@ -60,6 +61,8 @@ def traced_lstm(layer, params, x, mask):
         out = (
             merge(hs[0], hs[1], layer.merge_mode) if lstm.return_sequences else merge(h_T[0], h_T[1], layer.merge_mode)
         )
+    elif layer.reverses_time:
+        out, mask = jnp.flip(hs[0], 1), jnp.flip(mask, 1)  # as LSTM.apply: the sequence in the order read
     else:
         out = hs[0] if lstm.return_sequences else h_T[0]
     i, f, g, o = jnp.split(gates, 4, axis=-1)  # the kernel keeps the gates as one array [i f g o]
@@ -70,13 +73,15 @@ def traced_lstm(layer, params, x, mask):
 
 def traced_forward(model, params, ids):
     """Logits (B, K) of the final Dense layer and one trace per LSTM layer, for ids (B, T); see
-    `traced_lstm`. The probabilities are the final layer's activation of the logits."""
+    `traced_lstm`. Traces are in text order. The probabilities are the final layer's activation of the logits."""
     x, mask, traces = ids, None, []
+    flipped = False  # the time axis runs last token first: after an odd number of go_backwards sequences
     last = len(model.layers) - 1
     for k, (layer, p) in enumerate(zip(model.layers, params)):
         if isinstance(layer, (L.LSTM, L.Bidirectional)):
             x, mask, trace = traced_lstm(layer, p, x, mask)
-            traces.append(trace)
+            traces.append({key: jnp.flip(a, 2) for key, a in trace.items()} if flipped else trace)
+            flipped ^= isinstance(layer, L.LSTM) and layer.reverses_time
         elif k == last:
             x = layer.logits(p, x)
         else:

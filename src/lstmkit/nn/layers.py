@@ -4,7 +4,8 @@ Shape legend: B batch, T time, E embedding, H hidden units, V vocabulary, U dens
 
 Each layer has three methods:
     init(key, in_shape) -> (params, out_shape)        shapes exclude the batch axis
-    apply(params, x, mask, *, key) -> (x, mask)       key is None at inference (no dropout)
+    apply(params, x, mask, *, key) -> (x, mask)       key is None at inference (no dropout); x is
+                                                      [output, *states] for a layer with return_state
     get_config() -> dict                              enough to rebuild it with `layer_from_config`
 
 Parameters are plain pytrees (dicts of arrays), so optax, checkpoints and the interop see them
@@ -39,6 +40,8 @@ def _check_choice(name, value, choices):
 
 class Layer:
     """Base class: no parameters, shape unchanged."""
+
+    return_state = False  # True: apply returns [output, *states], which no next layer of a Sequential takes
 
     def init(self, key, in_shape):
         return {}, in_shape
@@ -79,46 +82,97 @@ class Embedding(Layer):
         return {"input_dim": self.input_dim, "output_dim": self.output_dim, "mask_zero": self.mask_zero}
 
 
+def _initial_states(initial_state, D):
+    """A layer's `initial_state` as `run_directions` takes it: None, or D `LSTMState`s.
+
+    Keras passes a flat list, [h, c] for an LSTM and [h_fwd, c_fwd, h_bwd, c_bwd] for a
+    Bidirectional; an `LSTMState` (or a pair per direction) is taken too. Shapes are checked there.
+    """
+    if initial_state is None:
+        return None
+    if isinstance(initial_state, lstm_ops.LSTMState):
+        items = [initial_state]
+    elif isinstance(initial_state, (list, tuple)):
+        items = list(initial_state)
+    else:
+        items = []
+    if len(items) == D and all(isinstance(s, (list, tuple)) and len(s) == 2 for s in items):
+        return [lstm_ops.LSTMState(*s) for s in items]
+    if len(items) == 2 * D and not any(isinstance(s, (list, tuple)) for s in items):
+        return [lstm_ops.LSTMState(items[2 * d], items[2 * d + 1]) for d in range(D)]
+    want = "[h, c]" if D == 1 else "[h_fwd, c_fwd, h_bwd, c_bwd]"
+    raise LstmkitError(f"initial_state must be {want}, each (batch, units), got {type(initial_state).__name__}")
+
+
 class LSTM(Layer):
     """An LSTM layer over (B, T, E): returns (B, T, H) with return_sequences, else the final h (B, H).
 
     Args:
         units: H, the hidden size.
         return_sequences: output every step's h (zero on masked steps) instead of the last.
-        go_backwards: read each sequence's real tokens from last to first.
+        go_backwards: read each sequence's real tokens from last to first. With return_sequences the
+            sequence comes back reversed in time, as Keras returns it: the whole padded axis is
+            flipped, out[:, T-1-t] is the h that read step t, and the mask is flipped with it, so
+            a pooling or LSTM layer after it sees the same real steps. (Keras passes the input's
+            mask on unflipped, which lines the mask up with the wrong steps.)
+        return_state: also give the final state, as Keras does: `apply` returns [output, h, c]
+            (h, c each (B, H)) in place of the output. For calling `apply` directly; a Sequential
+            refuses a layer after it, since its next layer takes one array.
         init: "keras" (glorot/orthogonal/unit forget bias) or "torch" (uniform +-1/sqrt(H)).
         backward: "bptt" (hand-written; fused C++ loops on the CPU), "bptt-scan" (hand-written,
             JAX scans only) or "autodiff" (jax.grad of the scan).
     """
 
-    def __init__(self, units, return_sequences=False, go_backwards=False, init="keras", backward="bptt"):
+    def __init__(
+        self, units, return_sequences=False, go_backwards=False, init="keras", backward="bptt", return_state=False
+    ):
         _check_choice("initialiser", init, SCHEMES)
         self.units, self.return_sequences, self.go_backwards = int(units), bool(return_sequences), bool(go_backwards)
-        self.init_scheme, self.backward = init, backward
+        self.init_scheme, self.backward, self.return_state = init, backward, bool(return_state)
+
+    @property
+    def reverses_time(self):
+        """True when the output sequence runs last step first (go_backwards with return_sequences)."""
+        return self.go_backwards and self.return_sequences
 
     def init(self, key, in_shape):
         T, E = in_shape
         params = init_lstm(key, E, self.units, scheme=self.init_scheme)
         return params, (T, self.units) if self.return_sequences else (self.units,)
 
-    def apply(self, params, x, mask, *, key=None, embedding=None):
-        """embedding: a (V, E) table when x holds token ids (the fused Embedding path)."""
+    def apply(self, params, x, mask, *, key=None, embedding=None, initial_state=None):
+        """x (B, T, E); or token ids (B, T) with `embedding`, a (V, E) table (the fused Embedding path).
+
+        initial_state: [h0, c0] (or an `LSTMState`), each (B, H) or (H,): the state before the first
+            step read (the last one with go_backwards); None for zeros.
+
+        Returns (output, mask), or ([output, h, c], mask) with return_state.
+        """
         (hs,), (state,) = lstm_ops.run_directions(
             [params],
             x,
             mask,
             reverse=[self.go_backwards],
+            initial_state=_initial_states(initial_state, 1),
             backward=self.backward,
             embedding=embedding,
             sequences=self.return_sequences,
         )
-        return (hs, mask) if self.return_sequences else (state.h, None)
+        if not self.return_sequences:
+            out, mask = state.h, None
+        elif self.go_backwards:
+            # Keras hands the sequence back in the order it was read: the whole padded axis flipped.
+            out, mask = jnp.flip(hs, 1), None if mask is None else jnp.flip(mask, 1)
+        else:
+            out = hs
+        return ([out, state.h, state.c] if self.return_state else out), mask
 
     def get_config(self):
         return {
             "units": self.units,
             "return_sequences": self.return_sequences,
             "go_backwards": self.go_backwards,
+            "return_state": self.return_state,
             "init": self.init_scheme,
         }
 
@@ -127,14 +181,24 @@ class Bidirectional(Layer):
     """Wrap an LSTM to read forward and in reverse in one scan, then merge (concat, sum, mul, ave).
 
     Without return_sequences the output is merge(forward final h, backward final h), where the
-    backward final h is its state after reading the first token (as Keras and PyTorch's h_n).
+    backward final h is its state after reading the first token (as Keras and PyTorch's h_n). With
+    return_sequences both directions' outputs are in input order (Keras re-reverses the backward
+    one). With the LSTM's return_state, `apply` returns [output, h_fwd, c_fwd, h_bwd, c_bwd].
     """
 
     def __init__(self, layer, merge_mode="concat"):
         if not isinstance(layer, LSTM):
             raise LstmkitError(f"Bidirectional wraps an LSTM layer, got {type(layer).__name__}")
+        if layer.go_backwards:
+            raise LstmkitError(
+                "Bidirectional(LSTM(go_backwards=True)): Bidirectional already reads the input both ways; drop go_backwards"
+            )
         _check_choice("merge mode", merge_mode, lstm_ops.MERGE_MODES)
         self.layer, self.merge_mode = layer, merge_mode
+
+    @property
+    def return_state(self):
+        return self.layer.return_state
 
     def init(self, key, in_shape):
         k_f, k_b = jax.random.split(key)
@@ -144,20 +208,29 @@ class Bidirectional(Layer):
         width = 2 * H if self.merge_mode == "concat" else H
         return {"forward": p_f, "backward": p_b}, out[:-1] + (width,)
 
-    def apply(self, params, x, mask, *, key=None, embedding=None):
-        """embedding: a (V, E) table when x holds token ids (the fused Embedding path)."""
+    def apply(self, params, x, mask, *, key=None, embedding=None, initial_state=None):
+        """x (B, T, E); or token ids (B, T) with `embedding`, a (V, E) table (the fused Embedding path).
+
+        initial_state: [h_fwd, c_fwd, h_bwd, c_bwd] (Keras's order) or (forward, backward)
+            `LSTMState`s, each (B, H) or (H,); None for zeros.
+
+        Returns (output, mask), or ([output, h_fwd, c_fwd, h_bwd, c_bwd], mask) with return_state.
+        """
         (hs_f, hs_b), (s_f, s_b) = lstm_ops.run_directions(
             [params["forward"], params["backward"]],
             x,
             mask,
             reverse=[False, True],
+            initial_state=_initial_states(initial_state, 2),
             backward=self.layer.backward,
             embedding=embedding,
             sequences=self.layer.return_sequences,
         )
         if self.layer.return_sequences:
-            return lstm_ops.merge(hs_f, hs_b, self.merge_mode), mask
-        return lstm_ops.merge(s_f.h, s_b.h, self.merge_mode), None
+            out = lstm_ops.merge(hs_f, hs_b, self.merge_mode)
+        else:
+            out, mask = lstm_ops.merge(s_f.h, s_b.h, self.merge_mode), None
+        return ([out, s_f.h, s_f.c, s_b.h, s_b.c] if self.return_state else out), mask
 
     def get_config(self):
         return {"layer": self.layer.get_config(), "merge_mode": self.merge_mode}
@@ -302,5 +375,7 @@ def layer_from_config(config):
     if kind not in LAYER_TYPES:
         raise LstmkitError(f"unknown layer type {kind!r} in the model config; known: {', '.join(LAYER_TYPES)}")
     if kind == "Bidirectional":
-        return Bidirectional(LSTM(**config["layer"]), config.get("merge_mode", "concat"))
+        # Saved before Bidirectional refused go_backwards, which it ignored: the model read it as False.
+        inner = {**config["layer"], "go_backwards": False}
+        return Bidirectional(LSTM(**inner), config.get("merge_mode", "concat"))
     return LAYER_TYPES[kind](**config)

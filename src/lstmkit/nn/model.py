@@ -69,6 +69,10 @@ class Sequential:
             return self
         if not isinstance(layer, L.Layer):
             raise LstmkitError(f"Sequential takes lstmkit layers, got {type(layer).__name__}")
+        if self.layers and self.layers[-1].return_state:
+            raise LstmkitError(
+                f"{type(self.layers[-1]).__name__} with return_state=True gives [output, *states], but the next layer of a Sequential takes one array; drop return_state, or call the layer's apply directly to get the states"
+            )
         self.layers.append(layer)
         self.params = None
         return self
