@@ -1,4 +1,4 @@
-// Times the parts of lstmkit's fused recurrence (src/lstmkit/kernels/recurrence.cc) in C++ alone,
+// Times the parts of lstmkit's fused recurrence (src/lstmkit/core/kernels/recurrence.cc) in C++ alone,
 // without JAX: where a step's time goes, and how close the small GEMM is to the core's peak.
 //
 // Build and run from the repository root (the XLA FFI headers come with jaxlib):
@@ -15,7 +15,7 @@
 #include <cstdio>
 #include <random>
 
-#include "../src/lstmkit/kernels/recurrence.cc"
+#include "../src/lstmkit/core/kernels/recurrence.cc"
 
 template <typename Fn>
 static double median_ms(Fn fn, int runs = 7) {

@@ -1,4 +1,4 @@
-"""See inside a trained text classifier: gate traces, a sentiment trajectory, token attributions.
+"""The explanation of one text: gate traces, a sentiment trajectory, token attributions, as one dict.
 
 Shape legend: T tokens the model reads, P = T padded up to a multiple of CHUNK, D directions,
 H hidden units, K outputs (1 for a binary sigmoid model), N rows of a batch.

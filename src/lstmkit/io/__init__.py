@@ -1,1 +1,1 @@
-
+"""Files out and in: the model directory, and weights from and to PyTorch and Keras."""

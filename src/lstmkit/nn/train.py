@@ -14,6 +14,7 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 import numpy as np
+from tqdm.auto import tqdm
 
 from lstmkit.core import fused
 from lstmkit.data.batching import Batch, iterate_batches, prefetch
@@ -271,9 +272,80 @@ def fit(
         initial_epoch, opt_state, history, best: continue an interrupted run (resume); best is
             early stopping's {"value", "epoch", "params", "wait"} so far.
     """
-    from tqdm.auto import tqdm
-
     _check_ready(model)
+    ids, labels = _training_data(model, x, y, adversarial)
+    if model.params is None:
+        model.build(seed=seed)
+    if opt_state is None:
+        opt_state = model.optimizer.init(model.params)
+    if history is None:
+        history = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": [], "epoch_time": []}
+    val = None
+    if validation_data is not None:
+        val = (model._ids(validation_data[0], inference=True), _labels(validation_data[1]))
+    adversarial = float(adversarial or 0.0)
+    base_key = jax.random.key(seed)
+    best = dict(best) if best is not None else {"value": None, "epoch": None, "params": None, "wait": 0}
+    for epoch in range(initial_epoch, epochs):
+        t0 = time.perf_counter()
+        batches = _batches(
+            model,
+            ids,
+            labels,
+            batch_size,
+            seed=seed * 100003 + epoch,
+            shuffle=True,
+            bucket=bucket,
+            shuffle_buffer=shuffle_buffer,
+        )
+        bar = tqdm(
+            total=len(ids),
+            desc=f"epoch {epoch + 1}/{epochs}",
+            unit="ex",
+            disable=not (verbose and progress),
+            leave=True,
+            dynamic_ncols=True,
+        )
+        opt_state, loss, accuracy = _train_epoch(
+            model, opt_state, batches, jax.random.fold_in(base_key, epoch), adversarial, bar
+        )
+        history["loss"].append(loss)
+        history["accuracy"].append(accuracy)
+        history["epoch_time"].append(time.perf_counter() - t0)
+        message = (
+            f"epoch {epoch + 1}/{epochs}: loss {loss:.4f}, accuracy {accuracy:.4f}, {history['epoch_time'][-1]:.1f} s"
+        )
+        averaged = averaged_weights(opt_state)
+        if val is not None:
+            v = _evaluate_ids(model, *val, params=averaged)
+            history["val_loss"].append(v["loss"])
+            history["val_accuracy"].append(v["accuracy"])
+            message += f"; val_loss {v['loss']:.4f}, val_accuracy {v['accuracy']:.4f}"
+        if verbose:
+            print(message, flush=True)
+            _warn_if_adversarial_stalls(model, history, adversarial)
+        stop = False
+        if early_stopping_patience is not None and val is not None:
+            stop = _early_stopping(
+                best,
+                history[monitor][-1],
+                epoch,
+                model.params if averaged is None else averaged,
+                patience=early_stopping_patience,
+                lower_is_better="loss" in monitor,
+            )
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, model, opt_state, history, best)
+        if stop:
+            if verbose:
+                print(f"early stopping: no {monitor} improvement for {early_stopping_patience} epochs", flush=True)
+            break
+    _finish(model, opt_state, history, best, monitor, verbose)
+    return history
+
+
+def _training_data(model, x, y, adversarial):
+    """(ids, labels) to train on, after the checks that need the data; names the classes if unnamed."""
     if model.vectorizer is None and isinstance(x, np.ndarray) and x.ndim == 2:
         model.input_length = x.shape[1]
     ids, labels = model._ids(x), _labels(y)
@@ -289,106 +361,59 @@ def fit(
     if model.class_names is None:
         n_classes = labels.shape[1] if labels.ndim == 2 else max(int(labels.max()) + 1, 2)
         model.class_names = [str(k) for k in range(n_classes)]
-    if model.params is None:
-        model.build(seed=seed)
-    if opt_state is None:
-        opt_state = model.optimizer.init(model.params)
-    history = (
-        history
-        if history is not None
-        else {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": [], "epoch_time": []}
-    )
-    val = None
-    if validation_data is not None:
-        val = (model._ids(validation_data[0], inference=True), _labels(validation_data[1]))
-    base_key = jax.random.key(seed)
-    best = dict(best) if best is not None else {"value": None, "epoch": None, "params": None, "wait": 0}
-    for epoch in range(initial_epoch, epochs):
-        t0 = time.perf_counter()
-        epoch_key = jax.random.fold_in(base_key, epoch)
-        bar = tqdm(
-            total=len(ids),
-            desc=f"epoch {epoch + 1}/{epochs}",
-            unit="ex",
-            disable=not (verbose and progress),
-            leave=True,
-            dynamic_ncols=True,
+    return ids, labels
+
+
+def _train_epoch(model, opt_state, batches, epoch_key, adversarial, bar):
+    """One pass over the batches; returns (opt_state, mean loss, accuracy) and updates model.params."""
+    t0 = time.perf_counter()
+    loss_sum, correct_sum, seen = 0.0, 0.0, 0
+    pending = []
+    for step, batch in enumerate(batches):
+        key = jax.random.fold_in(epoch_key, step)
+        model.params, opt_state, l, c = _train_step(
+            model, model.params, opt_state, batch.ids, batch.labels, batch.weight, key, adversarial
         )
-        loss_sum, correct_sum, seen = 0.0, 0.0, 0
-        pending = []
-        batches = _batches(
-            model,
-            ids,
-            labels,
-            batch_size,
-            seed=seed * 100003 + epoch,
-            shuffle=True,
-            bucket=bucket,
-            shuffle_buffer=shuffle_buffer,
-        )
-        for step, batch in enumerate(batches):
-            key = jax.random.fold_in(epoch_key, step)
-            model.params, opt_state, l, c = _train_step(
-                model, model.params, opt_state, batch.ids, batch.labels, batch.weight, key, adversarial
-            )
-            n = int(batch.weight.sum())
-            pending.append((l, c, n))
-            # Read metrics one step behind, so the host never waits for the step it just queued.
-            while len(pending) > 1:
-                l_, c_, n_ = pending.pop(0)
-                loss_sum, correct_sum, seen = loss_sum + float(l_), correct_sum + float(c_), seen + n_
-                bar.update(n_)
-                if step % 5 == 0:
-                    rate = seen / (time.perf_counter() - t0)
-                    bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct_sum / seen:.4f}", ex_s=f"{rate:.0f}")
-        for l_, c_, n_ in pending:
+        pending.append((l, c, int(batch.weight.sum())))
+        # Read metrics one step behind, so the host never waits for the step it just queued.
+        while len(pending) > 1:
+            l_, c_, n_ = pending.pop(0)
             loss_sum, correct_sum, seen = loss_sum + float(l_), correct_sum + float(c_), seen + n_
             bar.update(n_)
-        bar.set_postfix(
-            loss=f"{loss_sum / seen:.4f}",
-            acc=f"{correct_sum / seen:.4f}",
-            ex_s=f"{seen / (time.perf_counter() - t0):.0f}",
+            if step % 5 == 0:
+                rate = seen / (time.perf_counter() - t0)
+                bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct_sum / seen:.4f}", ex_s=f"{rate:.0f}")
+    for l_, c_, n_ in pending:
+        loss_sum, correct_sum, seen = loss_sum + float(l_), correct_sum + float(c_), seen + n_
+        bar.update(n_)
+    rate = seen / (time.perf_counter() - t0)
+    bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct_sum / seen:.4f}", ex_s=f"{rate:.0f}")
+    bar.close()
+    return opt_state, loss_sum / seen, correct_sum / seen
+
+
+def _warn_if_adversarial_stalls(model, history, adversarial):
+    chance = float(np.log(len(model.class_names)))
+    if adversarial and history["loss"][-1] > 0.99 * chance:
+        print(
+            f"warning: the training loss is still at chance ({chance:.3f}); an --adversarial perturbation "
+            f"this large ({adversarial}) can stop learning altogether: try a smaller one (the default preset uses 0.3)",
+            flush=True,
         )
-        bar.close()
-        history["loss"].append(loss_sum / seen)
-        history["accuracy"].append(correct_sum / seen)
-        history["epoch_time"].append(time.perf_counter() - t0)
-        message = f"epoch {epoch + 1}/{epochs}: loss {loss_sum / seen:.4f}, accuracy {correct_sum / seen:.4f}, {history['epoch_time'][-1]:.1f} s"
-        averaged = averaged_weights(opt_state)
-        if val is not None:
-            v = _evaluate_ids(model, *val, params=averaged)
-            history["val_loss"].append(v["loss"])
-            history["val_accuracy"].append(v["accuracy"])
-            message += f"; val_loss {v['loss']:.4f}, val_accuracy {v['accuracy']:.4f}"
-        if verbose:
-            print(message, flush=True)
-            chance = float(np.log(len(model.class_names)))
-            if adversarial and history["loss"][-1] > 0.99 * chance:
-                print(
-                    f"warning: the training loss is still at chance ({chance:.3f}); an --adversarial perturbation "
-                    f"this large ({adversarial}) can stop learning altogether: try a smaller one (the default preset uses 0.3)",
-                    flush=True,
-                )
-        stop = False
-        if early_stopping_patience is not None and val is not None:
-            value = history[monitor][-1]
-            better = best["value"] is None or (value < best["value"] if "loss" in monitor else value > best["value"])
-            if better:
-                best.update(
-                    value=value,
-                    epoch=epoch,
-                    params=jax.tree.map(np.asarray, model.params if averaged is None else averaged),
-                    wait=0,
-                )
-            else:
-                best["wait"] += 1
-                stop = best["wait"] >= early_stopping_patience
-        if on_epoch_end is not None:
-            on_epoch_end(epoch, model, opt_state, history, best)
-        if stop:
-            if verbose:
-                print(f"early stopping: no {monitor} improvement for {early_stopping_patience} epochs", flush=True)
-            break
+
+
+def _early_stopping(best, value, epoch, params, *, patience, lower_is_better):
+    """Update early stopping's `best` in place with this epoch's value; True when it is time to stop."""
+    better = best["value"] is None or (value < best["value"] if lower_is_better else value > best["value"])
+    if better:
+        best.update(value=value, epoch=epoch, params=jax.tree.map(np.asarray, params), wait=0)
+        return False
+    best["wait"] += 1
+    return best["wait"] >= patience
+
+
+def _finish(model, opt_state, history, best, monitor, verbose):
+    """The model ends with the best epoch's weights, else the weight average, else the last step's."""
     if best["params"] is None and averaged_weights(opt_state) is not None:
         model.params = jax.tree.map(jnp.copy, averaged_weights(opt_state))
     if best["params"] is not None:
@@ -400,4 +425,3 @@ def fit(
             )
     model.history = history
     model.opt_state = opt_state
-    return history

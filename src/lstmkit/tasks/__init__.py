@@ -1,1 +1,1 @@
-
+"""The jobs the command line runs: presets, training, self-training, pretraining, metrics, plots."""

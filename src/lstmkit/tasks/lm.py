@@ -1,4 +1,4 @@
-"""The language model that pretrains a classifier's Embedding and first LSTM layer: settings, network, losses.
+"""The language model that pretrains a classifier's Embedding and first LSTM layer: network and losses.
 
 Shape legend: B batch, T time (the BPTT window), E embedding, H hidden units, V input vocabulary
 (max_tokens), K output vocabulary (the K most frequent ids), S sampled negatives, D directions,

@@ -1,4 +1,4 @@
-"""Named training configurations, and the classifier each one builds.
+"""Named training configurations (seed, default, best), their checks, and the pretraining settings (LMConfig).
 
 A preset is a flat dict of settings; every key is also a `lstmkit train` flag (`max_tokens` is
 `--max-tokens`), so any preset value can be overridden. The resolved config is printed and saved

@@ -65,8 +65,48 @@ def _train_run(
     see `lstmkit.tasks.selftrain`): each round trains a fresh model on train plus the texts the
     previous model labels with confidence >= config "pseudo_confidence".
     """
-
     t_start = time.perf_counter()
+    config, unlabeled, pre = _settle_config(config, out, resume, unlabeled, pretrained)
+    rounds, seed = int(config.get("self_training", 0)), int(config["seed"])
+    train, val, test = _load_data(config, data, test_data, text_column, label_column, t_start)
+    class_names = list(train.class_names)
+    unlabeled_texts = _unlabeled_texts(unlabeled, rounds, text_column, seed)
+    print("config: " + json.dumps(config, sort_keys=True), flush=True)
+
+    state = _resume_state(out, config, class_names) if resume else None
+    first_round = state["training"].get("round", 0) if state else 0
+    rounds_log = list(state["training"].get("rounds", [])) if state else []
+    model = None
+    for r in range(first_round, rounds + 1):
+        texts, labels, arrays = train.texts, train.labels, {}
+        if r > 0:
+            texts, labels, arrays = _round_data(r, config, model, train, val, unlabeled_texts, state, rounds_log)
+        epochs = int(
+            config["self_training_epochs"] if r > 0 and config.get("self_training_epochs") else config["epochs"]
+        )
+        model = _train_one(
+            student_config(config) if r > 0 else config,
+            texts,
+            labels,
+            val,
+            class_names,
+            out,
+            seed=seed + r,
+            epochs=epochs,
+            pre=pre if r == 0 else None,
+            state=state if r == first_round else None,
+            verbose=verbose,
+            progress=progress,
+            checkpoint_extra={"round": r, "rounds": rounds_log},
+            arrays=arrays,
+        )
+        state = None
+    return _test_and_save(model, test, class_names, config, out, rounds_log, t_start)
+
+
+def _settle_config(config, out, resume, unlabeled, pretrained):
+    """(config, unlabeled sources, pretrained directory or None): a resumed run's saved settings,
+    and the checks that need no data."""
     if resume:
         _, saved = checkpoint.read_config(out)
         if saved.get("status") != "training":
@@ -91,6 +131,11 @@ def _train_run(
         pre = load_pretrained(pretrained)
         check_settings(pre, config)  # before loading the data, so a size mismatch fails at once
         config = {**config, "pretrained": str(pretrained)}
+    return config, unlabeled, pre
+
+
+def _load_data(config, data, test_data, text_column, label_column, t_start):
+    """(train, validation, test) datasets, validation carved from train per config."""
     seed = int(config["seed"])
     train, test = load_splits(data, test_data=test_data, text_column=text_column, label_column=label_column, seed=seed)
     if str(config["validation"]) == "test":
@@ -115,71 +160,47 @@ def _train_run(
         f"{len(test.texts):,} test; classes {class_names} ({time.perf_counter() - t_start:.1f} s)",
         flush=True,
     )
-    unlabeled_texts = []
-    if rounds:
-        unlabeled_texts = [
-            t for source in unlabeled for t in read_unlabeled(source, text_column=text_column, seed=seed)
-        ]
-        if not unlabeled_texts:
-            raise LstmkitError(f"no unlabeled texts in {', '.join(map(str, unlabeled))}; self-training needs some")
-        print(f"unlabeled: {len(unlabeled_texts):,} texts for {rounds} round(s) of self-training", flush=True)
-    print("config: " + json.dumps(config, sort_keys=True), flush=True)
+    return train, val, test
 
-    state = None
-    first_round = 0
-    if resume:
-        state = _resume_state(out, config, class_names)
-        first_round = state["training"].get("round", 0)
-    rounds_log = list(state["training"].get("rounds", [])) if state else []
-    model = None
-    for r in range(first_round, rounds + 1):
-        texts, labels, arrays = train.texts, train.labels, {}
-        if r > 0:
-            if state is not None and "pseudo.index" in state["arrays"]:
-                index, pseudo = state["arrays"]["pseudo.index"], state["arrays"]["pseudo.label"]
-            else:
-                soft = config.get("pseudo_labels", "hard") == "soft"  # absent from runs saved before it existed
-                index, pseudo, stats = pseudo_labels(
-                    model, unlabeled_texts, float(config["pseudo_confidence"]), soft=soft
-                )
-                kept, right = pseudo_label_accuracy(model, val.texts, val.labels, float(config["pseudo_confidence"]))
-                rounds_log.append({"round": r, **stats, "validation_kept": kept, "validation_kept_accuracy": right})
-                print(
-                    f"self-training round {r}/{rounds}: the model labels {stats['kept']:,} of {stats['unlabeled']:,} unlabeled texts "
-                    f"with confidence >= {config['pseudo_confidence']} {stats['per_class']}{' (soft: its probabilities are the targets)' if soft else ''}; "
-                    f"on validation it would keep {kept:.0%}, {right:.1%} of them right",
-                    flush=True,
-                )
-            if config.get("student"):
-                print(
-                    "the student differs from the first model in "
-                    + ", ".join(f"{k}={v}" for k, v in config["student"].items()),
-                    flush=True,
-                )
-            texts = list(train.texts) + [unlabeled_texts[i] for i in index]
-            labels = with_pseudo_labels(train.labels, pseudo, len(class_names))
-            arrays = {"pseudo.index": np.asarray(index, np.int32), "pseudo.label": np.asarray(pseudo)}
-        round_state = state if state is not None and r == first_round else None
-        epochs = int(
-            config["self_training_epochs"] if r > 0 and config.get("self_training_epochs") else config["epochs"]
+
+def _unlabeled_texts(unlabeled, rounds, text_column, seed):
+    if not rounds:
+        return []
+    texts = [t for source in unlabeled for t in read_unlabeled(source, text_column=text_column, seed=seed)]
+    if not texts:
+        raise LstmkitError(f"no unlabeled texts in {', '.join(map(str, unlabeled))}; self-training needs some")
+    print(f"unlabeled: {len(texts):,} texts for {rounds} round(s) of self-training", flush=True)
+    return texts
+
+
+def _round_data(r, config, model, train, val, unlabeled_texts, state, rounds_log):
+    """(texts, labels, arrays to checkpoint) of self-training round r: train plus what `model`
+    labels (or, resumed, the pseudo-labels the interrupted round saved)."""
+    if state is not None and "pseudo.index" in state["arrays"]:
+        index, pseudo = state["arrays"]["pseudo.index"], state["arrays"]["pseudo.label"]
+    else:
+        confidence = float(config["pseudo_confidence"])
+        soft = config.get("pseudo_labels", "hard") == "soft"  # absent from runs saved before it existed
+        index, pseudo, stats = pseudo_labels(model, unlabeled_texts, confidence, soft=soft)
+        kept, right = pseudo_label_accuracy(model, val.texts, val.labels, confidence)
+        rounds_log.append({"round": r, **stats, "validation_kept": kept, "validation_kept_accuracy": right})
+        rounds = int(config.get("self_training", 0))
+        print(
+            f"self-training round {r}/{rounds}: the model labels {stats['kept']:,} of {stats['unlabeled']:,} unlabeled texts "
+            f"with confidence >= {config['pseudo_confidence']} {stats['per_class']}{' (soft: its probabilities are the targets)' if soft else ''}; "
+            f"on validation it would keep {kept:.0%}, {right:.1%} of them right",
+            flush=True,
         )
-        model = _train_one(
-            student_config(config) if r > 0 else config,
-            texts,
-            labels,
-            val,
-            class_names,
-            out,
-            seed=seed + r,
-            epochs=epochs,
-            pre=pre if r == 0 else None,
-            state=round_state,
-            verbose=verbose,
-            progress=progress,
-            checkpoint_extra={"round": r, "rounds": rounds_log},
-            arrays=arrays,
-        )
-        state = None
+    if config.get("student"):
+        differences = ", ".join(f"{k}={v}" for k, v in config["student"].items())
+        print(f"the student differs from the first model in {differences}", flush=True)
+    texts = list(train.texts) + [unlabeled_texts[i] for i in index]
+    labels = with_pseudo_labels(train.labels, pseudo, len(train.class_names))
+    return texts, labels, {"pseudo.index": np.asarray(index, np.int32), "pseudo.label": np.asarray(pseudo)}
+
+
+def _test_and_save(model, test, class_names, config, out, rounds_log, t_start):
+    """Score the final model on the test split, write the finished model directory, say so."""
     t0 = time.perf_counter()
     proba = model.predict(test.texts)
     metrics = classification_report(test.labels, proba, class_names)
