@@ -286,34 +286,75 @@ def evaluate(model_dir, data, split, text_column, label_column, as_json):
 @main.command()
 @click.argument("model_dir", type=click.Path())
 @click.argument("texts", nargs=-1)
-@click.option("--file", "file", type=click.Path(), default=None, help="read texts from a file, one per line")
-@click.option("--json", "as_json", is_flag=True, help="one JSON object per line: text, label, probability")
-@click.option("--batch-size", default=256, show_default=True)
-def predict(model_dir, texts, file, as_json, batch_size):
-    """Label texts with a saved model: arguments, --file, or standard input (one text per line)."""
-    from pathlib import Path
+@click.option(
+    "--file",
+    "file",
+    type=click.Path(),
+    default=None,
+    help="texts from a file: one per line (lines end at \\n only), or a .csv/.tsv/.jsonl file's text column",
+)
+@click.option("--text-column", default=None, help="the text column of a --file table (autodetected)")
+@click.option(
+    "--id-column",
+    default=None,
+    help="a --file table's column that names each row in the output (default: its row number)",
+)
+@click.option(
+    "--keep-blank", is_flag=True, help="score blank lines too (by default they are skipped, and counted on stderr)"
+)
+@click.option(
+    "--top-k", type=click.IntRange(min=0), default=0, help="also print the K likeliest classes with their probabilities"
+)
+@click.option(
+    "--all", "all_classes", is_flag=True, help="print every class's probability (the same as --top-k with every class)"
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="one JSON object per line: line (or id), text, label, probability, top_k"
+)
+@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
+def predict(model_dir, texts, file, text_column, id_column, keep_blank, top_k, all_classes, as_json, batch_size):
+    """Label texts with a saved model: arguments, --file, or standard input (one text per line).
 
+    Every row of the output starts with where its text came from: the line number of the file or
+    of standard input (the position, for texts given as arguments), or --id-column's value.
+    Output is written as the input is read, a batch at a time.
+    """
+    from lstmkit.data import inputs
     from lstmkit.nn.model import load_model
     from lstmkit.tasks.run import predict_texts
 
     _enable_compile_cache()
-    texts = list(texts)
     if file is not None:
-        if not Path(file).is_file():
-            raise LstmkitError(f"--file {file} does not exist")
-        texts += Path(file).read_text(encoding="utf-8", errors="replace").splitlines()
-    if not texts:
-        if sys.stdin.isatty():
-            raise LstmkitError("no text to label: pass texts as arguments, --file PATH, or pipe them in, one per line")
-        texts = sys.stdin.read().splitlines()
+        rows = inputs.file_texts(file, text_column=text_column, id_column=id_column)
+    elif texts:
+        rows = enumerate(texts, 1)
+    elif sys.stdin.isatty():
+        raise LstmkitError("no text to label: pass texts as arguments, --file PATH, or pipe them in, one per line")
+    else:
+        rows = inputs.stdin_lines()
     model = load_model(model_dir)
     if model.vectorizer is None:
         raise LstmkitError(f"{model_dir} is a model over token ids, with no vocabulary; predict needs a text model")
-    for r in predict_texts(model, texts, batch_size=batch_size):
-        if as_json:
-            click.echo(json.dumps(r))
-        else:
-            click.echo(f"{r['label']}\t{r['probability']:.4f}\t{r['text'][:80]}")
+    k = len(model.class_names) if all_classes else min(top_k, len(model.class_names))
+    skipped, seen = [], 0
+    for chunk in inputs.chunks(rows if keep_blank else inputs.non_blank(rows, skipped), 4 * batch_size):
+        seen += len(chunk)
+        for (where, _), r in zip(chunk, predict_texts(model, [t for _, t in chunk], batch_size=batch_size, top_k=k)):
+            _echo_prediction("id" if id_column else "line", where, r, as_json)
+    if skipped:
+        shown = ", ".join(map(str, skipped[:10])) + (", ..." if len(skipped) > 10 else "")
+        click.echo(f"skipped {len(skipped)} blank line(s): {shown} (--keep-blank scores them)", err=True)
+    if not seen:
+        raise LstmkitError("no text to label: the input holds no non-blank line")
+
+
+def _echo_prediction(key, where, r, as_json):
+    if as_json:
+        click.echo(json.dumps({key: where, **r}))
+        return
+    top = "".join(f"\t{t['label']}={t['probability']:.4f}" for t in r.get("top_k", []))
+    preview = " ".join(r["text"][:200].split())[:80]  # one output line per text, whatever its whitespace
+    click.echo(f"{where}\t{r['label']}\t{r['probability']:.4f}{top}\t{preview}")
 
 
 @main.command()

@@ -64,15 +64,50 @@ def test_predict_arguments_file_stdin(trained, tmp_path):
         main, ["predict", str(out), "--json", "a great and lovely film", "", "dull awful boring plot"]
     )
     assert r.exit_code == 0, r.output
-    rows = [json.loads(line) for line in r.output.splitlines()]
-    assert [row["label"] for row in rows][::2] == ["positive", "negative"]
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [(row["line"], row["label"]) for row in rows] == [(1, "positive"), (3, "negative")]
     assert all(0.5 <= row["probability"] <= 1.0 for row in rows)
+    assert "skipped 1 blank line(s): 2" in r.stderr
     texts = tmp_path / "texts.txt"
     texts.write_text("superb fine movie\nboring poor\n")
     r = CliRunner().invoke(main, ["predict", str(out), "--file", str(texts)])
-    assert r.exit_code == 0 and len(r.output.splitlines()) == 2
+    assert r.exit_code == 0 and [line.split("\t")[0] for line in r.stdout.splitlines()] == ["1", "2"]
     r = CliRunner().invoke(main, ["predict", str(out), "--json"], input="great\nawful\n")
-    assert [json.loads(line)["label"] for line in r.output.splitlines()] == ["positive", "negative"]
+    assert [json.loads(line)["label"] for line in r.stdout.splitlines()] == ["positive", "negative"]
+
+
+def test_predict_rows_match_input_lines(trained, tmp_path):
+    """Lines end at \\n only: U+2028, U+0085 and form feeds stay inside a text (splitlines broke
+    there: 800 reviews gave 834 predictions); blank lines are skipped and reported, not scored."""
+    out, _ = trained
+    lines = ["great\u2028lovely film", "awful\x85dull", "", "superb\x0cfine", "   ", "poor plot\r"]
+    path = tmp_path / "reviews.txt"
+    path.write_bytes("\n".join(lines).encode("utf-8"))
+    r = CliRunner().invoke(main, ["predict", str(out), "--file", str(path), "--json"])
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [row["line"] for row in rows] == [1, 2, 4, 6]
+    assert [row["text"] for row in rows] == [lines[0], lines[1], lines[3], "poor plot"]
+    assert "skipped 2 blank line(s): 3, 5" in r.stderr
+    r = CliRunner().invoke(main, ["predict", str(out), "--file", str(path), "--keep-blank"])
+    assert len(r.stdout.splitlines()) == 6
+
+
+def test_predict_reads_a_tables_text_column_and_names_rows(trained, tmp_path):
+    out, _ = trained
+    table = tmp_path / "new.csv"
+    table.write_text("id,review\na7,a great lovely film\nb9,dull awful plot\n")
+    r = CliRunner().invoke(main, ["predict", str(out), "--file", str(table), "--id-column", "id", "--json", "--all"])
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [(row["id"], row["label"]) for row in rows] == [("a7", "positive"), ("b9", "negative")]
+    for row in rows:  # every class's probability, likeliest first, summing to 1
+        assert row["top_k"][0]["label"] == row["label"] and len(row["top_k"]) == 2
+        assert abs(sum(t["probability"] for t in row["top_k"]) - 1.0) < 1e-6
+    r = CliRunner().invoke(main, ["predict", str(out), "--file", str(table)])
+    assert [line.split("\t")[0] for line in r.stdout.splitlines()] == ["1", "2"]  # the header is not a text
+    r = CliRunner().invoke(main, ["predict", str(out)], input="\n  \n")
+    assert r.exit_code == 2 and "no non-blank line" in r.output and "Traceback" not in r.output
 
 
 def test_plot_writes_png(trained, tmp_path):
@@ -81,6 +116,28 @@ def test_plot_writes_png(trained, tmp_path):
     r = CliRunner().invoke(main, ["plot", str(out), "--out", str(png)])
     assert r.exit_code == 0, r.output
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    svg = tmp_path / "curves.svg"  # the format follows the suffix (it was a PNG under any name)
+    assert CliRunner().invoke(main, ["plot", str(out), "--out", str(svg)]).exit_code == 0
+    assert b"<svg" in svg.read_bytes()[:400]
+    r = CliRunner().invoke(main, ["plot", str(out), "--out", str(tmp_path / "curves.gif")])
+    assert r.exit_code == 2 and "end it in .png, .svg or .pdf" in r.output
+    r = CliRunner().invoke(main, ["plot", str(out), "--out", str(tmp_path)])
+    assert r.exit_code == 2 and "it is a folder" in r.output and "Traceback" not in r.output
+
+
+def test_plot_draws_a_pretrained_lms_history(tmp_path):
+    """A history without accuracy (a pretrained LM's) was a KeyError: 'accuracy' traceback."""
+    folder = tmp_path / "lm"
+    folder.mkdir()
+    (folder / "history.json").write_text(
+        json.dumps({"loss": [5.1, 4.2], "val_loss": [5.0, 4.4], "val_perplexity": [150.0, 81.5]})
+    )
+    r = CliRunner().invoke(main, ["plot", str(folder)])
+    assert r.exit_code == 0, r.output
+    assert (folder / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    (folder / "history.json").write_text("[1, 2]")
+    r = CliRunner().invoke(main, ["plot", str(folder)])
+    assert r.exit_code == 2 and "is not a training history" in r.output
 
 
 @pytest.fixture(scope="module")
@@ -319,6 +376,9 @@ def test_student_pairs_parse_to_typed_settings():
         (["train", "--self-training", "1", "--student", "pooling=median"], "--student: --pooling must be one of"),
         (["train", "--student", "lstm_units=128"], "--student sets the self-training students"),
         (["train", "--pseudo-labels", "fuzzy"], "Invalid value for '--pseudo-labels'"),
+        (["train", "--learning-rate", "-1"], "--learning-rate must be positive"),
+        (["train", "--batch-size", "0"], "--batch-size must be at least 1"),
+        (["predict", "/no/such/model", "x", "--batch-size", "0"], "Invalid value for '--batch-size'"),
     ],
 )
 def test_user_mistakes_get_one_line_and_exit_2(args, message):

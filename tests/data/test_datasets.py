@@ -160,6 +160,98 @@ def test_folder_symlink_outside_is_refused(tmp_path):
         load_imdb(folder, "train")
 
 
+class _Zeros(io.RawIOBase):
+    """n zero bytes, read lazily: a member that inflates to far more than its archive."""
+
+    def __init__(self, n):
+        self.left = n
+
+    def readable(self):
+        return True
+
+    def readinto(self, b):
+        k = min(len(b), self.left)
+        b[:k] = bytes(k)
+        self.left -= k
+        return k
+
+
+def _tar_with_zeros(path, name, size):
+    with tarfile.open(path, "w:gz") as tar:
+        for real in ("aclImdb/train/pos/1_9.txt", "aclImdb/train/neg/2_1.txt"):
+            ok = tarfile.TarInfo(real)
+            ok.size = 2
+            tar.addfile(ok, io.BytesIO(b"ok"))
+        big = tarfile.TarInfo(name)
+        big.size = size
+        tar.addfile(big, io.BufferedReader(_Zeros(size)))
+    return path
+
+
+def _peak_bytes(f):
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        f()
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak
+
+
+def test_a_member_that_inflates_past_the_cap_is_refused_before_it_is_read(tmp_path):
+    """A small archive with a 100 MiB review: refused by its header, never buffered (it was, whole)."""
+    archive = _tar_with_zeros(tmp_path / "bomb.tar.gz", "aclImdb/train/pos/3_9.txt", 100 << 20)
+    assert archive.stat().st_size < 1 << 20
+
+    def read():
+        with pytest.raises(LstmkitError, match=r"over the 64 MiB a text file may have here"):
+            load_imdb(archive, "train")
+
+    assert _peak_bytes(read) < 8 << 20
+
+
+def test_members_the_reader_does_not_need_stream_past(tmp_path):
+    archive = _tar_with_zeros(tmp_path / "extra.tar.gz", "aclImdb/imdbEr.bin", 100 << 20)
+    box = {}
+    peak = _peak_bytes(lambda: box.update(ds=load_imdb(archive, "train", shuffle=False)))
+    assert box["ds"].texts == ["ok", "ok"] and peak < 8 << 20
+
+
+@pytest.mark.parametrize("record", [b"0 path=x\n", b"abc path=x\n", b"99 path=x\n"])
+def test_bad_pax_records_are_one_error_not_a_hang(tmp_path, record):
+    with tarfile.open(tmp_path / "pax.tar", "w", format=tarfile.USTAR_FORMAT) as tar:
+        pax = tarfile.TarInfo("././@PaxHeader")
+        pax.type, pax.size = tarfile.XHDTYPE, len(record)
+        tar.addfile(pax, io.BytesIO(record))
+        ok = tarfile.TarInfo("aclImdb/train/pos/1_9.txt")
+        ok.size = 2
+        tar.addfile(ok, io.BytesIO(b"ok"))
+    with pytest.raises(LstmkitError, match="pax record has length"):
+        list(read_tar(tmp_path / "pax.tar"))
+
+
+def test_a_class_folder_linked_outside_is_refused(tmp_path):
+    """train/neg -> a folder elsewhere made that folder's .txt files training data."""
+    folder = write_fake_imdb(tmp_path / "d")
+    outside = tmp_path / "etc"
+    outside.mkdir()
+    (outside / "5_1.txt").write_text("not a review")
+    import shutil
+
+    shutil.rmtree(folder / "train" / "neg")
+    (folder / "train" / "neg").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(LstmkitError, match="outside"):
+        load_imdb(folder, "train")
+    own = tmp_path / "own"
+    (own / "good").mkdir(parents=True)
+    (own / "good" / "a.txt").write_text("fine")
+    (own / "bad").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(LstmkitError, match="outside"):
+        load_dataset(own)
+
+
 def test_unreadable_and_missing_archives(tmp_path):
     (tmp_path / "junk.tar.gz").write_bytes(b"\x1f\x8b" + bytes(range(256)) * 4)
     with pytest.raises(LstmkitError, match="not a readable gzip"):

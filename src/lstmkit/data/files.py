@@ -137,8 +137,7 @@ def load_class_folders(path: Path) -> Dataset:
                 if not file.endswith(".txt") or file.startswith("."):
                     continue
                 file_path = Path(folder) / file
-                if file_path.is_symlink():
-                    check_inside(root, file_path)
+                check_inside(root, file_path)  # a linked file, or a linked folder above it, must stay inside
                 text, bad = decode_text(read_bytes(file_path))
                 texts.append(text)
                 labels.append(label)

@@ -172,7 +172,7 @@ def _imdb_location(path: Path, splits) -> Path:
 def _imdb_files(path: Path, splits):
     """(relative name, bytes) of the review files of `splits` in a folder, or of every file in an archive."""
     if path.is_file():
-        yield from read_tar(path)
+        yield from read_tar(path, want=lambda name: _IMDB_MEMBER.match(name) is not None)
         return
     root = path.resolve()
     folders = [(s, c) for s in ("train", "test") if s in splits for c in ("neg", "pos")]
@@ -181,6 +181,7 @@ def _imdb_files(path: Path, splits):
         folder = path / sub / cls
         if not folder.is_dir():
             continue
+        check_inside(root, folder)  # a class folder linked elsewhere (say to /etc) is not read
         for entry in os.scandir(folder):
             if entry.is_symlink():
                 check_inside(root, Path(entry.path))
@@ -201,7 +202,7 @@ def check_inside(root: Path, path: Path) -> None:
     target = path.resolve()
     if root != target and root not in target.parents:
         raise LstmkitError(
-            f"{path} is a link to {target}, outside {root}; refusing to follow it (replace the link by the file)"
+            f"{path} is a link to {target}, outside {root}; refusing to follow it (replace the link by what it points to)"
         )
 
 

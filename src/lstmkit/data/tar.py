@@ -16,10 +16,17 @@ _REGULAR = (b"0", b"\x00", b"7")
 
 
 _LINKS = {b"1": "hard link", b"2": "symlink"}
+MAX_MEMBER = 64 << 20  # bytes: a text file of a dataset is far smaller; a bigger one is refused, not inflated
+MAX_HEADER = 1 << 20  # bytes of a GNU long name or a pax header
+_CHUNK = 1 << 20  # bytes read, or inflated, at a time
 
 
-def read_tar(path) -> Iterator[tuple[str, bytes]]:
+def read_tar(path, want=None, max_member=MAX_MEMBER) -> Iterator[tuple[str, bytes]]:
     """Yield (member name, bytes) for each regular file of a .tar, .tar.gz or .tgz, in one pass.
+
+    want: a predicate on member names; the others are skipped as they stream past, never held in
+    memory. A wanted member over `max_member` bytes is refused with an error that says the cap
+    (an archive of a few MB can inflate to GBs).
 
     Nothing is written to disk. Members whose names would escape the archive's folder (absolute
     paths, '..') and links (symlinks, hard links) make the whole archive refused: a well-formed
@@ -39,7 +46,7 @@ def read_tar(path) -> Iterator[tuple[str, bytes]]:
         ) from None
     with f:
         stream = _Stream(f, path)
-        yield from _tar_members(stream, path)
+        yield from _tar_members(stream, path, want, max_member)
 
 
 class _Stream:
@@ -50,30 +57,42 @@ class _Stream:
         self.gzip = f.read(2) == b"\x1f\x8b"
         f.seek(0)
         self.inflate = zlib.decompressobj(31) if self.gzip else None
+        self.pending = b""  # compressed bytes read but not yet inflated
         self.buf, self.pos = b"", 0
 
     def _more(self) -> bytes:
-        while True:
-            chunk = self.f.read(1 << 20)
-            if not self.gzip:
-                return chunk
-            try:
-                if not chunk:
-                    if not self.inflate.eof:
-                        raise zlib.error("compressed data ends early")
-                    return b""
-                out = self.inflate.decompress(chunk)
-                # A .gz may hold several gzip members back to back.
-                while self.inflate.eof and self.inflate.unused_data:
-                    rest = self.inflate.unused_data
+        """The next at most 1 MiB of the stream (inflated: a highly compressed member never
+        inflates all at once); b"" at its end."""
+        if not self.gzip:
+            return self.f.read(_CHUNK)
+        try:
+            while True:
+                if not self.pending:
+                    self.pending = self.f.read(_CHUNK)
+                    if not self.pending:
+                        if not self.inflate.eof:
+                            raise zlib.error("compressed data ends early")
+                        return b""
+                if self.inflate.eof:  # a .gz may hold several gzip members back to back
                     self.inflate = zlib.decompressobj(31)
-                    out += self.inflate.decompress(rest)
-            except zlib.error as e:
-                raise LstmkitError(
-                    f"{self.path} is not a readable gzip archive ({e}); download it again or pass the extracted folder"
-                ) from None
-            if out:
-                return out
+                out = self.inflate.decompress(self.pending, _CHUNK)
+                self.pending = self.inflate.unused_data if self.inflate.eof else self.inflate.unconsumed_tail
+                if out:
+                    return out
+        except zlib.error as e:
+            raise LstmkitError(
+                f"{self.path} is not a readable gzip archive ({e}); download it again or pass the extracted folder"
+            ) from None
+
+    def skip(self, n: int) -> int:
+        """Pass over n bytes in chunks of at most 1 MiB; returns how many there were."""
+        done = 0
+        while done < n:
+            got = len(self.read(min(n - done, _CHUNK)))
+            if not got:
+                break
+            done += got
+        return done
 
     def read(self, n: int) -> bytes:
         """Up to n bytes (fewer only at the end of the stream)."""
@@ -88,7 +107,7 @@ class _Stream:
         return out
 
 
-def _tar_members(stream: _Stream, path: Path):
+def _tar_members(stream: _Stream, path: Path, want, max_member):
     unreadable = f"{path} is not a readable tar archive"
     long_name = None
     while True:
@@ -112,17 +131,16 @@ def _tar_members(stream: _Stream, path: Path):
             prefix = header[345:500].split(b"\x00", 1)[0]
             if prefix:
                 name = prefix + b"/" + name
-        data = stream.read(size)
-        if len(data) < size:
-            raise LstmkitError(f"{unreadable} (it ends inside {name.decode(errors='replace')}); download it again")
-        stream.read(-size % _BLOCK)
-        if kind == b"L":  # GNU long name for the next member
-            long_name = data.split(b"\x00", 1)[0]
-            continue
-        if kind == b"x":  # pax extended header for the next member
-            long_name = _pax_path(data) or long_name
-            continue
-        if kind in (b"g", b"K"):
+        if kind in (b"L", b"x", b"g", b"K"):  # a long name or pax record for the next member
+            if size > MAX_HEADER:
+                raise LstmkitError(
+                    f"{unreadable} (a {size:,}-byte name or pax header; at most {MAX_HEADER:,} are read)"
+                )
+            data = _member_data(stream, size, name, unreadable)
+            if kind == b"L":
+                long_name = data.split(b"\x00", 1)[0]
+            elif kind == b"x":
+                long_name = _pax_path(data, unreadable) or long_name
             continue
         if long_name is not None:
             name, long_name = long_name, None
@@ -132,8 +150,25 @@ def _tar_members(stream: _Stream, path: Path):
             raise LstmkitError(
                 f"{path} holds a {_LINKS[kind]} ({text_name}); links could point outside the dataset, so the archive is refused"
             )
-        if kind in _REGULAR:
-            yield text_name, data
+        if kind not in _REGULAR or (want is not None and not want(text_name)):
+            if stream.skip(size + (-size % _BLOCK)) < size:
+                raise LstmkitError(f"{unreadable} (it ends inside {text_name}); download it again")
+            continue
+        if size > max_member:
+            raise LstmkitError(
+                f"{path}: member {text_name} is {size / 2**20:,.0f} MiB, over the {max_member / 2**20:,.0f} MiB a text file "
+                "may have here; the archive is refused"
+            )
+        yield text_name, _member_data(stream, size, name, unreadable)
+
+
+def _member_data(stream: _Stream, size: int, name: bytes, unreadable: str) -> bytes:
+    """The member's `size` bytes, and the stream moved past its padding to the next header."""
+    data = stream.read(size)
+    if len(data) < size:
+        raise LstmkitError(f"{unreadable} (it ends inside {name.decode(errors='replace')}); download it again")
+    stream.read(-size % _BLOCK)
+    return data
 
 
 def _check_member(name: str, path: Path) -> None:
@@ -153,14 +188,17 @@ def _number(field: bytes) -> int:
         return -1  # never equals a checksum or a size, so the header is reported unreadable
 
 
-def _pax_path(data: bytes) -> bytes | None:
-    """The 'path' record of a pax header ('%d path=%s\\n' records)."""
+def _pax_path(data: bytes, unreadable: str) -> bytes | None:
+    """The 'path' record of a pax header ('%d path=%s\\n' records, each length counting itself)."""
     pos = 0
     while pos < len(data):
         space = data.find(b" ", pos)
         if space < 0:
             break
-        length = int(data[pos:space])
+        field = data[pos:space]
+        length = int(field) if field.isdigit() else 0
+        if length <= space - pos + 1 or pos + length > len(data):  # a record holds at least its length and a space
+            raise LstmkitError(f"{unreadable} (a pax record has length {field[:20].decode(errors='replace')!r})")
         key, _, value = data[space + 1 : pos + length - 1].partition(b"=")
         if key == b"path":
             return value

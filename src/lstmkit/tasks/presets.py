@@ -221,6 +221,8 @@ def _check(config):
         )
     if config["max_tokens"] < 3:
         raise LstmkitError("--max-tokens must be at least 3 (padding, [UNK] and one word)")
+    if not float(config["learning_rate"]) > 0:  # also refuses NaN
+        raise LstmkitError(f"--learning-rate must be positive, got {config['learning_rate']}")
 
 
 @dataclass(frozen=True)

@@ -354,17 +354,22 @@ def _check_classes(model, ds):
         )
 
 
-def predict_texts(model, texts, batch_size=256):
-    """[{"text", "label", "probability"}] per text; probability is of the predicted label."""
+def predict_texts(model, texts, batch_size=256, *, top_k=0):
+    """[{"text", "label", "probability"}] per text; probability is that of the predicted label.
+
+    top_k: also "top_k", the K likeliest classes as [{"label", "probability"}], most likely first
+    (a binary model's two classes are 1 - p and p).
+    """
     proba = model.predict(list(texts), batch_size=batch_size)
+    binary = proba.shape[-1] == 1
+    if binary:  # the sigmoid is the second class's probability
+        proba = np.concatenate([1.0 - proba, proba], axis=-1)
     out = []
     for text, p in zip(texts, proba):
-        if p.shape[-1] == 1:
-            p1 = float(p[0])
-            k = int(p1 >= 0.5)
-            prob = p1 if k == 1 else 1.0 - p1
-        else:
-            k = int(np.argmax(p))
-            prob = float(p[k])
-        out.append({"text": text, "label": model.class_names[k], "probability": prob})
+        k = int(p[1] >= 0.5) if binary else int(np.argmax(p))
+        row = {"text": text, "label": model.class_names[k], "probability": float(p[k])}
+        if top_k:
+            order = np.argsort(-p, kind="stable")[:top_k]
+            row["top_k"] = [{"label": model.class_names[j], "probability": float(p[j])} for j in order]
+        out.append(row)
     return out
