@@ -262,22 +262,46 @@ def train(
 )
 @click.option("--text-column", default=None)
 @click.option("--label-column", default=None)
+@click.option(
+    "--positive-class",
+    default=None,
+    help="for two classes: the one whose precision, recall and F1 lead (default the second)",
+)
 @click.option("--json", "as_json", is_flag=True, help="print the metrics as one JSON object")
-def evaluate(model_dir, data, split, text_column, label_column, as_json):
-    """Accuracy, precision, recall, F1, ROC AUC and the confusion matrix of a saved model."""
+def evaluate(model_dir, data, split, text_column, label_column, positive_class, as_json):
+    """Accuracy; precision, recall, F1 and support per class, their macro and weighted averages;
+    ROC AUC for two classes; the confusion matrix."""
     from lstmkit.tasks.run import evaluate_run
 
     _enable_compile_cache()
-    m = evaluate_run(model_dir, data, split=split, text_column=text_column, label_column=label_column)
+    m = evaluate_run(
+        model_dir, data, split=split, text_column=text_column, label_column=label_column, positive_class=positive_class
+    )
     if as_json:
         click.echo(json.dumps(m))
         return
-    for key in ("n", "accuracy", "precision", "recall", "f1", "roc_auc"):
-        if key in m:
-            click.echo(f"{key:<10} {m[key]:.4f}" if isinstance(m[key], float) else f"{key:<10} {m[key]}")
+    _echo_report(m)
+
+
+def _echo_report(m):
+    """The metrics as tables: per class, the averages, the confusion matrix."""
     names = m["class_names"]
-    width = max(len(n) for n in names) + 2
-    click.echo("confusion matrix (rows: true, columns: predicted)")
+    width = max(10, *(len(n) + 2 for n in names))
+    click.echo(f"{'examples':<{width}} {m['n']}\n{'accuracy':<{width}} {m['accuracy']:.4f}")
+    if "positive_class" in m:
+        click.echo(
+            f"{'ROC AUC':<{width}} {m['roc_auc']:.4f}   (positive class: {m['positive_class']}; --positive-class chooses)"
+        )
+    click.echo(f"\n{'':<{width}} {'precision':>10} {'recall':>10} {'f1':>10} {'support':>10}")
+    for name in names:
+        c = m["per_class"][name]
+        click.echo(f"{name:<{width}} {c['precision']:>10.4f} {c['recall']:>10.4f} {c['f1']:>10.4f} {c['support']:>10}")
+    for average in ("macro", "weighted"):
+        a = m[average]
+        click.echo(
+            f"{average + ' avg':<{width}} {a['precision']:>10.4f} {a['recall']:>10.4f} {a['f1']:>10.4f} {m['n']:>10}"
+        )
+    click.echo("\nconfusion matrix (rows: true, columns: predicted)")
     click.echo(" " * width + "".join(f"{n:>{width}}" for n in names))
     for n, row in zip(names, m["confusion_matrix"]):
         click.echo(f"{n:<{width}}" + "".join(f"{v:>{width}}" for v in row))

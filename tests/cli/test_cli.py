@@ -54,8 +54,28 @@ def test_evaluate_json_and_table(trained, csv_data):
     for key in ("accuracy", "precision", "recall", "f1", "roc_auc", "confusion_matrix"):
         assert key in m
     assert m["class_names"] == ["negative", "positive"] and np.sum(m["confusion_matrix"]) == 1200
+    assert m["positive_class"] == "positive" and m["f1"] == m["per_class"]["positive"]["f1"]
     r = CliRunner().invoke(main, ["evaluate", str(out), "--data", str(csv_data)])
-    assert "confusion matrix" in r.output and "roc_auc" in r.output
+    assert "confusion matrix" in r.output and "positive class: positive" in r.output
+    assert all(f"\n{row}" in r.output for row in ("negative", "macro avg", "weighted avg"))
+
+
+def test_evaluate_maps_a_subset_of_the_classes_and_names_an_unknown_one(trained, csv_data, tmp_path):
+    """A file with only some classes has its labels mapped through the model's: it was refused by
+    evaluate, and with train --test-data its labels were shifted (a perfect model scored 0%)."""
+    out, _ = trained
+    rows = csv_data.read_text().splitlines()
+    only_positive = tmp_path / "positive.csv"
+    only_positive.write_text("\n".join([rows[0]] + [r for r in rows[1:] if r.endswith(",positive")]) + "\n")
+    r = CliRunner().invoke(main, ["evaluate", str(out), "--data", str(only_positive), "--json"])
+    assert r.exit_code == 0, r.output
+    m = json.loads(r.stdout)
+    assert m["per_class"]["negative"]["support"] == 0 and m["per_class"]["positive"]["support"] == m["n"] > 0
+    assert m["accuracy"] == m["per_class"]["positive"]["recall"] > 0.5
+    unknown = tmp_path / "unknown.csv"
+    unknown.write_text("review,sentiment\nfine film,positive\nmeh,mixed\n")
+    r = CliRunner().invoke(main, ["evaluate", str(out), "--data", str(unknown)])
+    assert r.exit_code == 2 and "has class 'mixed', which the model does not know" in r.output
 
 
 def test_predict_arguments_file_stdin(trained, tmp_path):

@@ -68,6 +68,26 @@ class Dataset:
         """The same examples in a seeded random order."""
         return self.subset(np.random.default_rng(seed).permutation(len(self)))
 
+    def relabeled(self, class_names, *, what="the data", owner="the model") -> Dataset:
+        """The same examples with labels as indices into `class_names` (a model's classes).
+
+        A file's label ids come from its own sorted classes, so a test file that lacks one of the
+        training classes would otherwise have every later label shifted. A subset of the classes
+        is fine; a class outside them is an LstmkitError that names it.
+
+        >>> Dataset(["x", "y"], np.array([0, 1]), ["b", "c"]).relabeled(["a", "b", "c"]).labels.tolist()
+        [1, 2]
+        """
+        class_names = list(class_names)
+        unknown = [c for c in self.class_names if c not in class_names]
+        if unknown:
+            raise LstmkitError(
+                f"{what} has class {unknown[0]!r}, which {owner} does not know (its classes: {', '.join(map(str, class_names))}); "
+                "remove those rows or train with them"
+            )
+        index = np.array([class_names.index(c) for c in self.class_names] + [UNLABELED], np.int64)
+        return replace(self, labels=index[self.labels], class_names=class_names)
+
 
 def train_val_split(dataset: Dataset, val_fraction: float = 0.1, seed: int = 0, groups=None) -> tuple[Dataset, Dataset]:
     """Split into (train, validation), stratified by label and seeded; both come back shuffled.
@@ -109,11 +129,12 @@ def train_val_split(dataset: Dataset, val_fraction: float = 0.1, seed: int = 0, 
     return dataset.subset(train_idx), dataset.subset(val_idx)
 
 
-def parse_labels(values, where: str = "labels") -> tuple[np.ndarray, list[str]]:
+def parse_labels(values, where: str = "labels", min_classes: int = 2) -> tuple[np.ndarray, list[str]]:
     """Turn raw labels (strings or integers) into ids 0..C-1 and sorted class names.
 
     Integer labels sort numerically, others alphabetically, so the mapping never depends on row
-    order. Floats must be whole numbers; empty labels are an error.
+    order. Floats must be whole numbers; empty labels are an error. min_classes: fewer distinct
+    labels is an error (2 to train a classifier; 1 to score one).
 
     >>> parse_labels(["pos", "neg", "pos"])
     (array([1, 0, 1]), ['neg', 'pos'])
@@ -147,7 +168,7 @@ def parse_labels(values, where: str = "labels") -> tuple[np.ndarray, list[str]]:
     distinct = set(names)
     numeric = all(_INT.fullmatch(n) for n in distinct)
     class_names = sorted(distinct, key=int) if numeric else sorted(distinct)
-    if len(class_names) < 2:
+    if len(class_names) < max(min_classes, 1):
         raise LstmkitError(
             f"{where}: every row has label '{class_names[0]}' (one class); a classifier needs at least two classes"
             if class_names
@@ -200,7 +221,7 @@ def warn_replaced(ds: Dataset) -> None:
         )
 
 
-def drop_empty(ds: Dataset) -> Dataset:
+def drop_empty(ds: Dataset, min_classes: int = 2) -> Dataset:
     """Drop empty (or whitespace-only) texts with one counted warning; refuse an empty dataset."""
     keep = [i for i, t in enumerate(ds.texts) if t.strip()]
     if not keep:
@@ -214,7 +235,7 @@ def drop_empty(ds: Dataset) -> Dataset:
     out = ds.subset(keep)
     out.empty = dropped
     known = out.labels[out.labels != UNLABELED]
-    if ds.split != "unsup" and len(np.unique(known)) < 2:
+    if ds.split != "unsup" and len(np.unique(known)) < min_classes:
         raise LstmkitError(
             f"{ds.source}: after dropping empty texts only one class is left; a classifier needs at least two"
         )

@@ -26,7 +26,7 @@ TEXT_COLUMNS = ("text", "review", "sentence", "content", "document", "body", "co
 LABEL_COLUMNS = ("label", "sentiment", "class", "target", "category", "labels", "y")
 
 
-def load_table(path: Path, text_column: str | None, label_column: str | None) -> Dataset:
+def load_table(path: Path, text_column: str | None, label_column: str | None, min_classes: int = 2) -> Dataset:
     """A CSV, TSV or JSON Lines file with a header / keys: one text and one label per row."""
     suffix = path.suffix.lower()
     text, replaced = decode_text(read_bytes(path))
@@ -55,12 +55,12 @@ def load_table(path: Path, text_column: str | None, label_column: str | None) ->
                 f"{path.name} row {i + 1}: text is a {type(value).__name__}, not a string; choose the text column with --text-column"
             )
         texts.append(value or "")
-    labels, class_names = parse_labels([row.get(label_key) for row in rows], path.name)
+    labels, class_names = parse_labels([row.get(label_key) for row in rows], path.name, min_classes)
     ds = Dataset(
         texts, labels, class_names, source=str(path), ids=[str(i + 1) for i in range(len(rows))], replaced=replaced
     )
     warn_replaced(ds)
-    return drop_empty(ds)
+    return drop_empty(ds, min_classes)
 
 
 def read_delimited(text: str, delimiter: str, path: Path) -> tuple[list[str], list[dict]]:
@@ -121,7 +121,7 @@ def pick_column(columns: list[str], chosen: str | None, candidates, role: str, p
     )
 
 
-def load_class_folders(path: Path) -> Dataset:
+def load_class_folders(path: Path, min_classes: int = 2) -> Dataset:
     """A folder with one sub-folder per class, each holding .txt files (one text per file)."""
     classes = sorted(d.name for d in path.iterdir() if d.is_dir() and not d.name.startswith("."))
     if not classes:
@@ -148,10 +148,10 @@ def load_class_folders(path: Path) -> Dataset:
             f"{path} holds no .txt files in its class sub-folders ({', '.join(classes)}); the dataset is empty"
         )
     counts = np.bincount(labels, minlength=len(classes))
-    if np.count_nonzero(counts) < 2:
+    if np.count_nonzero(counts) < min_classes:
         raise LstmkitError(
             f"{path}: only class '{classes[int(np.argmax(counts))]}' has .txt files; a classifier needs at least two classes"
         )
     ds = Dataset(texts, np.array(labels, dtype=np.int64), classes, source=str(path), ids=ids, replaced=replaced)
     warn_replaced(ds)
-    return drop_empty(ds)
+    return drop_empty(ds, min_classes)

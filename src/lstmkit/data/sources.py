@@ -23,13 +23,14 @@ def load_dataset(
     split: str | None = None,
     seed: int = 0,
     shuffle: bool = True,
+    min_classes: int = 2,
 ) -> Dataset:
     """Load labeled texts from 'imdb', an IMDB folder or archive, a CSV/TSV/JSON Lines file, or a
     folder with one sub-folder per class.
 
     split: 'train' (default), 'test' or 'unsup' for IMDB; own files have no predefined split
     (leave it None or 'train' and use `train_val_split`). Examples are shuffled with `seed`
-    unless shuffle=False.
+    unless shuffle=False. min_classes: 2 for data to train on, 1 for data to score a model on.
     """
     if isinstance(source, str) and source.lower() == "imdb":
         return load_imdb(download_imdb(), split=split or "train", seed=seed, shuffle=shuffle)
@@ -43,9 +44,9 @@ def load_dataset(
     if split not in (None, "train"):
         raise LstmkitError(f"{path.name} has no predefined '{split}' split; load it whole and use train_val_split")
     if path.is_dir():
-        ds = load_class_folders(path)
+        ds = load_class_folders(path, min_classes)
     else:
-        ds = load_table(path, text_column, label_column)
+        ds = load_table(path, text_column, label_column, min_classes)
     return ds.shuffled(seed) if shuffle else ds
 
 
@@ -55,15 +56,17 @@ def load_source(source, split, **kw):
     imdb = imdb_source(source)
     if imdb is not None:
         return load_imdb(imdb, split=split, seed=kw.get("seed", 0))
-    return load_dataset(source, **kw)
+    return load_dataset(source, **kw)  # min_classes=1 for a source that is only scored
 
 
 def load_splits(data, *, test_data=None, test_fraction=0.2, text_column=None, label_column=None, seed=0):
     """(train, test) datasets from a source: its own test split, --test-data, or a carved split."""
 
     kw = {"text_column": text_column, "label_column": label_column, "seed": seed}
-    if test_data is not None:
-        return load_source(data, "train", **kw), load_source(test_data, "test", **kw)
+    if test_data is not None:  # the test file's labels are mapped through the training classes
+        train = load_source(data, "train", **kw)
+        test = load_source(test_data, "test", **kw, min_classes=1)
+        return train, test.relabeled(train.class_names, what=f"--test-data {test_data}", owner="the training data")
     imdb = imdb_source(data)
     if imdb is not None:
         splits = read_imdb(imdb, splits=("train", "test"), seed=seed)  # one pass over the archive

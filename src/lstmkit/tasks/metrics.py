@@ -1,12 +1,17 @@
 """Classification metrics from labels and predicted probabilities, in NumPy.
 
-Binary: accuracy, precision, recall, F1 (of the positive class, index 1), ROC AUC and the 2x2
-confusion matrix. Multi-class: accuracy, macro precision/recall/F1 and the K x K confusion matrix.
+Always: accuracy, precision/recall/F1 and support per class (by name), their macro average
+(every class alike) and weighted average (by support), and the K x K confusion matrix. Binary
+tasks name their positive class (default the second, the one a sigmoid scores): the top-level
+precision, recall, F1 and ROC AUC are that class's. Multi-class: the top-level three are the
+macro averages, and "average" says so.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from lstmkit.errors import LstmkitError
 
 
 def confusion_matrix(y_true, y_pred, n_classes):
@@ -39,8 +44,12 @@ def _safe_div(a, b):
     return float(a / b) if b else 0.0
 
 
-def classification_report(y_true, proba, class_names):
-    """All metrics as a JSON-ready dict; proba is (N, 1) or (N,) for binary, (N, K) otherwise."""
+def classification_report(y_true, proba, class_names, positive_class=None):
+    """All metrics as a JSON-ready dict; proba is (N, 1) or (N,) for binary, (N, K) otherwise.
+
+    positive_class: for two classes, the name whose precision, recall, F1 and ROC AUC are the
+    headline ones (default class_names[1]).
+    """
     y_true = np.asarray(y_true)
     proba = np.asarray(proba, np.float64)
     K = len(class_names)
@@ -50,13 +59,35 @@ def classification_report(y_true, proba, class_names):
     else:
         y_pred = proba.argmax(-1)
     cm = confusion_matrix(y_true, y_pred, K)
-    out = {"n": len(y_true), "accuracy": _safe_div(np.trace(cm), cm.sum())}
+    support = cm.sum(axis=1)
     precision = [_safe_div(cm[k, k], cm[:, k].sum()) for k in range(K)]
-    recall = [_safe_div(cm[k, k], cm[k, :].sum()) for k in range(K)]
+    recall = [_safe_div(cm[k, k], support[k]) for k in range(K)]
     f1 = [_safe_div(2 * p * r, p + r) for p, r in zip(precision, recall)]
+    per_class = {
+        name: {"precision": precision[k], "recall": recall[k], "f1": f1[k], "support": int(support[k])}
+        for k, name in enumerate(class_names)
+    }
+    weights = support / max(support.sum(), 1)
+    out = {
+        "n": len(y_true),
+        "accuracy": _safe_div(np.trace(cm), cm.sum()),
+        "per_class": per_class,
+        "macro": {m: float(np.mean(v)) for m, v in (("precision", precision), ("recall", recall), ("f1", f1))},
+        "weighted": {
+            m: float(np.dot(weights, v)) for m, v in (("precision", precision), ("recall", recall), ("f1", f1))
+        },
+    }
     if K == 2:
-        out.update(precision=precision[1], recall=recall[1], f1=f1[1], roc_auc=roc_auc(y_true, p1))
+        positive = class_names[1] if positive_class is None else positive_class
+        if positive not in class_names:
+            raise LstmkitError(
+                f"--positive-class {positive!r} is not one of the model's classes ({', '.join(class_names)})"
+            )
+        k = list(class_names).index(positive)
+        score = p1 if k == 1 else 1.0 - p1
+        out.update(positive_class=positive, precision=precision[k], recall=recall[k], f1=f1[k])
+        out["roc_auc"] = roc_auc(y_true == k, score)
     else:
-        out.update(precision=float(np.mean(precision)), recall=float(np.mean(recall)), f1=float(np.mean(f1)))
+        out.update(average="macro", **out["macro"])
     out.update(class_names=list(class_names), confusion_matrix=cm.tolist())
     return out

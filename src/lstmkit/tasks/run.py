@@ -212,11 +212,15 @@ def _test_and_save(model, test, class_names, config, out, rounds_log, t_start):
     print(
         f"test: accuracy {metrics['accuracy']:.4f}"
         + (f", ROC AUC {metrics['roc_auc']:.4f}" if "roc_auc" in metrics else "")
-        + f", F1 {metrics['f1']:.4f} on {metrics['n']:,} examples; total {metrics['train_seconds']:.0f} s",
+        + f", {_f1_name(metrics)} {metrics['f1']:.4f} on {metrics['n']:,} examples; total {metrics['train_seconds']:.0f} s",
         flush=True,
     )
     print(f"model saved to {out}", flush=True)
     return metrics
+
+
+def _f1_name(metrics):
+    return f"F1 of {metrics['positive_class']}" if "positive_class" in metrics else "macro F1"
 
 
 def _resume_state(out, config, class_names):
@@ -338,20 +342,16 @@ def _train_one(
     return model
 
 
-def evaluate_run(model_dir, data, *, split="test", text_column=None, label_column=None, batch_size=256):
-    """Metrics of a saved model on a labelled source."""
+def evaluate_run(
+    model_dir, data, *, split="test", text_column=None, label_column=None, batch_size=256, positive_class=None
+):
+    """Metrics of a saved model on a labelled source, its labels mapped through the model's classes
+    (a subset of them is fine; a class the model does not know is an error)."""
     model = load_model(model_dir)
-    ds = load_source(data, split, text_column=text_column, label_column=label_column)
-    _check_classes(model, ds)
+    ds = load_source(data, split, text_column=text_column, label_column=label_column, min_classes=1)
+    ds = ds.relabeled(model.class_names, what=str(data))
     proba = model.predict(ds.texts, batch_size=batch_size)
-    return classification_report(ds.labels, proba, model.class_names)
-
-
-def _check_classes(model, ds):
-    if list(ds.class_names) != list(model.class_names):
-        raise LstmkitError(
-            f"the data's classes {list(ds.class_names)} differ from the model's {list(model.class_names)}"
-        )
+    return classification_report(ds.labels, proba, model.class_names, positive_class=positive_class)
 
 
 def predict_texts(model, texts, batch_size=256, *, top_k=0):
