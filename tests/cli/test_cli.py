@@ -396,7 +396,7 @@ def test_student_pairs_parse_to_typed_settings():
         (["train", "--self-training", "1", "--student", "pooling=median"], "--student: --pooling must be one of"),
         (["train", "--student", "lstm_units=128"], "--student sets the self-training students"),
         (["train", "--pseudo-labels", "fuzzy"], "Invalid value for '--pseudo-labels'"),
-        (["train", "--learning-rate", "-1"], "--learning-rate must be positive"),
+        (["train", "--learning-rate", "-1"], "--learning-rate must be 0 or more"),
         (["train", "--batch-size", "0"], "--batch-size must be at least 1"),
         (["predict", "/no/such/model", "x", "--batch-size", "0"], "Invalid value for '--batch-size'"),
     ],

@@ -221,8 +221,8 @@ def _check(config):
         )
     if config["max_tokens"] < 3:
         raise LstmkitError("--max-tokens must be at least 3 (padding, [UNK] and one word)")
-    if not float(config["learning_rate"]) > 0:  # also refuses NaN
-        raise LstmkitError(f"--learning-rate must be positive, got {config['learning_rate']}")
+    if not float(config["learning_rate"]) >= 0:  # also refuses NaN; 0 keeps the weights as they start
+        raise LstmkitError(f"--learning-rate must be 0 or more, got {config['learning_rate']}")
 
 
 @dataclass(frozen=True)
