@@ -408,11 +408,11 @@ def test_adversarial_training_step_adds_the_perturbed_batch_gradient():
         lambda p, g0, g1: p - g0 - g1, params, jax.grad(loss)(params, zero), jax.grad(loss)(params, r_adv)
     )
     copy = jax.tree.map(jnp.copy, params)
-    new, *_ = _train_step(model, copy, model.optimizer.init(copy), ids, labels, weight, None, 0.3)
+    new, *_ = _train_step(model.architecture, copy, model.optimizer.init(copy), ids, labels, weight, None, 0.3)
     for a, b in zip(jax.tree.leaves(new), jax.tree.leaves(expected)):
         np.testing.assert_allclose(a, b, atol=1e-5)
     plain, *_ = _train_step(
-        model, jax.tree.map(jnp.copy, params), model.optimizer.init(params), ids, labels, weight, None, 0.0
+        model.architecture, jax.tree.map(jnp.copy, params), model.optimizer.init(params), ids, labels, weight, None, 0.0
     )
     assert not np.allclose(jax.tree.leaves(plain)[0], jax.tree.leaves(new)[0])
 

@@ -68,7 +68,7 @@ from lstmkit.explain.trace import (
     recurrent_indices,
 )
 from lstmkit.nn import layers as L
-from lstmkit.nn.model import Sequential
+from lstmkit.nn.model import Architecture
 
 
 def _words(vectorizer, text, tokens):
@@ -108,17 +108,14 @@ def _round(a, digits=4):
 
 
 def _inference_view(model):
-    """The model without a leading WordDropout (the identity at inference), so the Embedding is
-    layer 0; the same weights. Kept on the model, so repeated explains reuse its compiled code."""
-    if not model.layers or not isinstance(model.layers[0], L.WordDropout):
-        return model
-    view = getattr(model, "_explain_view", None)
-    if view is None:
-        view = Sequential(model.layers[1:], class_names=model.class_names, inference_length=model.inference_length)
-        view.vectorizer = model.vectorizer
-        model._explain_view = view
-    view.params = model.params[1:]
-    return view
+    """(architecture, params) of the layers explain runs: the model's, without a leading
+    WordDropout (the identity at inference), so the Embedding is layer 0; the same weights.
+
+    The architecture holds the layers only (no loss, no optimizer): it is a value, so every model
+    with these layers reuses the compiled explain code, and nothing is kept on the model.
+    """
+    skip = 1 if model.layers and isinstance(model.layers[0], L.WordDropout) else 0
+    return Architecture(model.layers[skip:]), model.params[skip:]
 
 
 def explain(model, text):
@@ -150,17 +147,17 @@ def explain(model, text):
     if model.params is None:
         raise LstmkitError("the model has no weights; load a trained model or fit one first")
     fused.available()  # build the LSTM kernel now, not inside the first trace
-    model = _inference_view(model)
+    arch, params = _inference_view(model)
     v = model.vectorizer
     if v is None:
         raise LstmkitError("explain needs a model that reads text (a TextVectorizer first); this one takes token ids")
-    if not model.layers or not isinstance(model.layers[0], L.Embedding):
+    if not arch.layers or not isinstance(arch.layers[0], L.Embedding):
         raise LstmkitError("explain needs an Embedding as the first layer after the TextVectorizer")
-    if not recurrent_indices(model):
+    if not recurrent_indices(arch):
         raise LstmkitError("the model has no LSTM layer to trace")
     if not isinstance(text, str):
         raise LstmkitError(f"explain takes one text (a str), got {type(text).__name__}")
-    head = model.layers[-1]
+    head = arch.layers[-1]
     if not isinstance(head, L.Dense) or (head.activation, head.units > 1) not in (
         ("sigmoid", False),
         ("softmax", True),
@@ -181,7 +178,7 @@ def explain(model, text):
     padded = np.zeros(P, np.int32)
     padded[:n] = used
 
-    logits, traces, trajectory, occluded = jax.device_get(explain_arrays(model, model.params, padded))
+    logits, traces, trajectory, occluded = jax.device_get(explain_arrays(arch, params, padded))
     activate = L.ACTIVATIONS[head.activation]  # the model's own output activation, as predict applies it
     proba = np.asarray(activate(jnp.asarray(logits)), np.float64)
     K = proba.shape[-1]
@@ -197,8 +194,8 @@ def explain(model, text):
     attribution[used == OOV_ID] = 0.0  # replacing [UNK] by [UNK] changes nothing; exact zero
 
     layer_out = []
-    for k, trace in zip(recurrent_indices(model), traces):
-        layer = model.layers[k]
+    for k, trace in zip(recurrent_indices(arch), traces):
+        layer = arch.layers[k]
         lstm = layer.layer if isinstance(layer, L.Bidirectional) else layer
         dir_names = (
             ["forward", "backward"]
@@ -238,13 +235,13 @@ def explain(model, text):
             f"{n_unknown:,} of the {n:,} tokens read are outside the vocabulary ({v.vocab_size:,} ids) and are read as "
             "[UNK] (shown underlined dotted); their attribution is 0."
         )
-    if not model.layers[0].mask_zero:
+    if not arch.layers[0].mask_zero:
         notes.append(
             "This model's Embedding does not mask padding (mask_zero=False): padded steps are read as tokens, "
             "so the numbers depend on padding, as they do in predict."
         )
 
-    causal = is_causal(model)
+    causal = is_causal(arch)
     methods = {
         "trajectory": (
             "p_t = the model's probability for the prefix ids[:t+1]. The model is causal (forward LSTMs then Dense), "

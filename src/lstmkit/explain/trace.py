@@ -3,7 +3,9 @@
 Shape legend: T tokens the model reads, P = T padded up to a multiple of CHUNK, D directions,
 H hidden units, K outputs (1 for a binary sigmoid model), N rows of a batch.
 
-Pure functions of a model and its parameters; `lstmkit.explain.report` turns their arrays into
+Pure functions of an architecture (anything with `.layers`: a `Sequential` or its
+`Architecture`) and parameters; the jitted `explain_arrays` takes the `Architecture`, a value, so
+every model of one architecture shares its compiled code; `lstmkit.explain.report` turns their arrays into
 the explanation. The module docstring of `lstmkit.explain.report` says what each pass computes.
 """
 
@@ -138,7 +140,10 @@ def _batched_apply(model, params, rows, table):
 
 @partial(jax.jit, static_argnums=(0,))
 def explain_arrays(model, params, ids):
-    """Everything numerical for one padded text ids (P,): see the module docstring."""
+    """Everything numerical for one padded text ids (P,): see the module docstring.
+
+    model: an `Architecture` (static: hashed by value), not a `Sequential`.
+    """
     P = ids.shape[0]
     logits, traces = traced_forward(model, params, ids[None])
     t = jnp.arange(P)

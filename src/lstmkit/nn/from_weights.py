@@ -116,8 +116,6 @@ def model_from_weights(
         layers.append(L.Dense(W.shape[1], act))
         params.append({"W": jnp.asarray(W), "b": jnp.asarray(b)})
         width = W.shape[1]
-    model = Sequential([vectorizer, *layers], class_names=class_names)
-    if model.class_names is None:
-        model.class_names = [str(k) for k in range(max(width, 2))]
-    model.params = params
-    return model
+    if class_names is None:
+        class_names = [str(k) for k in range(max(width, 2))]
+    return Sequential(layers, class_names=class_names, vectorizer=vectorizer, params=params)

@@ -38,10 +38,34 @@ def _check_choice(name, value, choices):
         raise LstmkitError(f"unknown {name} {value!r}; use one of {', '.join(str(c) for c in choices)}")
 
 
+def _freeze(value):
+    """A config value as a hashable one: dicts as sorted (key, value) tuples, lists as tuples."""
+    if isinstance(value, dict):
+        return tuple(sorted((k, _freeze(v)) for k, v in value.items()))
+    if isinstance(value, (list, tuple)):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
 class Layer:
-    """Base class: no parameters, shape unchanged."""
+    """Base class: no parameters, shape unchanged.
+
+    Layers are equal, and hash, by value: by `spec()`, their type and configuration. Two models
+    with equal layers trace the same code, so jit shares its compiled programs between them. A
+    layer's configuration is fixed when it is constructed; build a new layer to change it.
+    """
 
     return_state = False  # True: apply returns [output, *states], which no next layer of a Sequential takes
+
+    def spec(self):
+        """(type name, frozen config): everything about this layer that the traced code reads."""
+        return (type(self).__name__, _freeze(self.get_config()))
+
+    def __eq__(self, other):
+        return type(other) is type(self) and other.spec() == self.spec()
+
+    def __hash__(self):
+        return hash(self.spec())
 
     def init(self, key, in_shape):
         return {}, in_shape
@@ -167,6 +191,10 @@ class LSTM(Layer):
             out = hs
         return ([out, state.h, state.c] if self.return_state else out), mask
 
+    def spec(self):
+        """The config and the backward pass (not saved in the config: it changes no number)."""
+        return (*super().spec(), self.backward)
+
     def get_config(self):
         return {
             "units": self.units,
@@ -231,6 +259,9 @@ class Bidirectional(Layer):
         else:
             out, mask = lstm_ops.merge(s_f.h, s_b.h, self.merge_mode), None
         return ([out, s_f.h, s_f.c, s_b.h, s_b.c] if self.return_state else out), mask
+
+    def spec(self):
+        return (type(self).__name__, self.layer.spec(), self.merge_mode)
 
     def get_config(self):
         return {"layer": self.layer.get_config(), "merge_mode": self.merge_mode}

@@ -20,6 +20,9 @@ Losses are computed from logits: the final sigmoid or softmax is applied only fo
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -30,54 +33,59 @@ from lstmkit.errors import LstmkitError
 from lstmkit.io import checkpoint
 from lstmkit.nn import layers as L
 from lstmkit.nn import train
-from lstmkit.nn.optim import make_optimizer
+from lstmkit.nn.optim import OptimizerSettings
 
 LOSSES = ("binary_crossentropy", "sparse_categorical_crossentropy")
 
 
-class Sequential:
-    """Layers applied in order; an optional `TextVectorizer` first turns strings into ids.
+@dataclass(frozen=True)
+class Architecture:
+    """What a model computes: its layers, loss and optimizer; immutable, equal by value, hashable.
+
+    The jitted steps (`lstmkit.nn.train`, `lstmkit.explain.trace`) take it as their static
+    argument, so every model of one architecture shares their compiled programs: a sweep or a
+    self-training round does not compile again. Nothing the host does is part of it (the
+    vectorizer, class names, lengths), nor any state (parameters, optimizer state, history).
 
     Attributes:
-        vectorizer: the TextVectorizer, or None when the model takes ids.
-        layers: the numerical layers (Embedding, LSTM, Bidirectional, Dense, ...).
-        params: list of per-layer parameter dicts, set by `build` (or `fit`).
-        class_names: names of the output classes (set by fit from the data, or given).
-        inference_length: with a vectorizer, how many tokens of a text evaluation and prediction
-            read; None reads as many as training (the vectorizer's output_sequence_length). An
-            LSTM with pooling reads any length, so it can be trained on the first 400 tokens
-            (fast) and still read a whole review when it predicts.
+        layers: the numerical layers, a tuple; layers are equal by their configuration.
+        loss: one of LOSSES, or None for the one the last layer implies (1 unit: binary, K: sparse
+            categorical).
+        optimizer: `OptimizerSettings` (equal by value), an optax transformation (equal only to
+            itself: models share code when they are given the same object), or None before compile.
     """
 
-    def __init__(self, layers=(), class_names=None, inference_length=None):
-        self.inference_length = inference_length
-        self.vectorizer = None
-        self.layers = []
-        self.params = None
-        self.class_names = list(class_names) if class_names is not None else None
-        self.optimizer = None
-        self.loss = None
-        self.history = None
-        for layer in layers:
-            self.add(layer)
+    layers: tuple = ()
+    loss: str | None = None
+    optimizer: Any = None
 
-    def add(self, layer):
-        if isinstance(layer, TextVectorizer):
-            if self.layers or self.vectorizer is not None:
-                raise LstmkitError("a TextVectorizer can only be the first layer of a Sequential")
-            self.vectorizer = layer
-            return self
-        if not isinstance(layer, L.Layer):
-            raise LstmkitError(f"Sequential takes lstmkit layers, got {type(layer).__name__}")
-        if self.layers and self.layers[-1].return_state:
+    def __post_init__(self):
+        object.__setattr__(self, "layers", tuple(self.layers))
+
+    @property
+    def n_outputs(self):
+        last = self.layers[-1] if self.layers else None
+        if not isinstance(last, L.Dense):
+            raise LstmkitError("a classifier's last layer must be Dense (1 unit with sigmoid, or K units with softmax)")
+        return last.units
+
+    def implied_loss(self):
+        """The loss the last Dense layer's width implies: binary for 1 unit, sparse categorical for K."""
+        return LOSSES[0] if self.n_outputs == 1 else LOSSES[1]
+
+    def check_loss(self):
+        """Raise when the compiled loss does not fit the last layer's width."""
+        if self.loss is not None and self.loss != self.implied_loss():
+            want = "1 output (Dense(1, 'sigmoid'))" if self.loss == LOSSES[0] else "K > 1 outputs (Dense(K, 'softmax'))"
             raise LstmkitError(
-                f"{type(self.layers[-1]).__name__} with return_state=True gives [output, *states], but the next layer of a Sequential takes one array; drop return_state, or call the layer's apply directly to get the states"
+                f"loss {self.loss!r} needs {want}, but the last Dense layer has {self.n_outputs}; "
+                f"compile with loss={self.implied_loss()!r}, or change the last layer"
             )
-        self.layers.append(layer)
-        self.params = None
-        return self
 
-    # -- numerics -----------------------------------------------------------------------------
+    def make_optimizer(self):
+        """The optax transformation: built from the settings, or the one compile was given."""
+        return self.optimizer.make() if isinstance(self.optimizer, OptimizerSettings) else self.optimizer
+
     def init_params(self, key):
         """Fresh parameters for every layer from one key (split per layer); pure."""
         shape = (None,)  # token ids, any length
@@ -87,35 +95,24 @@ class Sequential:
             params.append(p)
         return params
 
-    def build(self, key=None, seed=0):
-        """Initialise the parameters (seeded) and keep them on the model."""
-        self.params = self.init_params(jax.random.key(seed) if key is None else key)
-        return self.params
-
-    @property
-    def n_outputs(self):
-        last = self.layers[-1] if self.layers else None
-        if not isinstance(last, L.Dense):
-            raise LstmkitError("a classifier's last layer must be Dense (1 unit with sigmoid, or K units with softmax)")
-        return last.units
-
     def apply(self, params, ids, *, key=None, logits=False, perturb=None):
         """Forward pass on ids (B, T); returns probabilities, or logits (B, K) with logits=True.
 
         key: a PRNG key in training (dropout on), None at inference.
         perturb: (B, T, E) added to the Embedding's output (adversarial training), or None.
         """
+        layers = self.layers
         x, mask = ids, None
-        n = len(self.layers)
+        n = len(layers)
         keys = jax.random.split(key, n) if key is not None else [None] * n
         done = -1  # layers up to this index already ran, fused into an LSTM
-        for idx, (layer, p, k) in enumerate(zip(self.layers, params, keys)):
+        for idx, (layer, p, k) in enumerate(zip(layers, params, keys)):
             if idx <= done:
                 continue
             if logits and idx == n - 1 and isinstance(layer, L.Dense):
                 return layer.logits(p, x)
             nxt = idx + 1
-            while key is None and nxt < n and isinstance(self.layers[nxt], L.Dropout):
+            while key is None and nxt < n and isinstance(layers[nxt], L.Dropout):
                 nxt += 1  # dropout is the identity at inference: look past it
             if isinstance(layer, L.Embedding) and perturb is not None:
                 x, mask = layer.apply(p, x, mask, key=k)
@@ -124,26 +121,26 @@ class Sequential:
             if (
                 isinstance(layer, L.Embedding)
                 and nxt < n
-                and isinstance(self.layers[nxt], (L.LSTM, L.Bidirectional))
+                and isinstance(layers[nxt], (L.LSTM, L.Bidirectional))
                 and layer.input_dim <= x.size
             ):
                 # x W_x = (table W_x)[ids]: project the small table instead of every token.
                 mask = (x != 0) if layer.mask_zero else None
-                x, mask = self.layers[nxt].apply(params[nxt], x, mask, embedding=p["table"])
+                x, mask = layers[nxt].apply(params[nxt], x, mask, embedding=p["table"])
                 done = nxt
                 continue
             x, mask = layer.apply(p, x, mask, key=k)
         return x
 
     def loss_fn(self, params, ids, labels, weight, key=None, perturb=None):
-        """Weighted mean loss from logits, and the number of correct predictions.
+        """Weighted mean of the compiled loss, from logits, and the number of correct predictions.
 
         labels: classes (B,) int; or soft targets (float): P(class 1) (B,) for a binary model,
         distributions (B, K) for K classes (self-training's soft pseudo-labels). Cross-entropy
         against a soft target p is -p log q - (1-p) log(1-q); a hard label is the case p in {0, 1}.
         """
         z = self.apply(params, ids, key=key, logits=True, perturb=perturb)
-        if z.shape[-1] == 1:  # binary: one logit, sigmoid
+        if (self.loss or self.implied_loss()) == "binary_crossentropy":  # one logit, sigmoid
             z = z[:, 0]
             per_example = optax.sigmoid_binary_cross_entropy(z, labels.astype(z.dtype))
             correct = (z >= 0) == (labels >= 0.5)
@@ -156,13 +153,154 @@ class Sequential:
         total = jnp.maximum(weight.sum(), 1.0)
         return (per_example * weight).sum() / total, (correct * weight).sum()
 
-    # -- Keras-like verbs ----------------------------------------------------------------------
-    def compile(self, optimizer="adam", loss="binary_crossentropy", metrics=("accuracy",), learning_rate=1e-3):
-        """Choose the optimizer (a name or an optax transformation) and the loss."""
-        if loss not in LOSSES:
+
+class Sequential:
+    """Layers applied in order; an optional `TextVectorizer` first turns strings into ids.
+
+    A thin holder of an `Architecture` (what it computes, shared by value with other models) and
+    its own state. Everything it holds is set by its constructor or its methods (`add`,
+    `compile`, `build`, `set_weights`, `fit`); it takes no other attributes (`__slots__`).
+
+    Attributes:
+        architecture: the `Architecture` (layers, loss, optimizer).
+        vectorizer: the TextVectorizer, or None when the model takes ids.
+        params: list of per-layer parameter dicts, set by `build`, `set_weights` or `fit`.
+        opt_state, history: the optimizer state and the history dict of the last `fit`.
+        class_names: names of the output classes (set by fit from the data, or given).
+        inference_length: with a vectorizer, how many tokens of a text evaluation and prediction
+            read; None reads as many as training (the vectorizer's output_sequence_length). An
+            LSTM with pooling reads any length, so it can be trained on the first 400 tokens
+            (fast) and still read a whole review when it predicts.
+        input_length: without a vectorizer, the width of the id matrix it was trained on.
+        train_config, directory: the configuration and model directory it was loaded from.
+    """
+
+    __slots__ = (
+        "architecture",
+        "class_names",
+        "directory",
+        "history",
+        "inference_length",
+        "input_length",
+        "metrics",
+        "opt_state",
+        "params",
+        "train_config",
+        "vectorizer",
+    )
+
+    def __init__(
+        self,
+        layers=(),
+        class_names=None,
+        inference_length=None,
+        *,
+        vectorizer=None,
+        params=None,
+        loss=None,
+        input_length=None,
+        train_config=None,
+        directory=None,
+    ):
+        if loss is not None and loss not in LOSSES:
             raise LstmkitError(f"unknown loss {loss!r}; use one of {', '.join(LOSSES)}")
-        self.optimizer = make_optimizer(optimizer, learning_rate) if isinstance(optimizer, str) else optimizer
-        self.loss = loss
+        self.architecture = Architecture((), loss)
+        self.vectorizer = None
+        self.class_names = list(class_names) if class_names is not None else None
+        self.inference_length = inference_length
+        self.input_length = input_length
+        self.opt_state, self.history, self.metrics = None, None, ["accuracy"]
+        self.train_config, self.directory = train_config, directory
+        if vectorizer is not None:
+            self.add(vectorizer)
+        for layer in layers:
+            self.add(layer)
+        self.params = params
+
+    @property
+    def layers(self):
+        """The numerical layers (Embedding, LSTM, Bidirectional, Dense, ...), a tuple."""
+        return self.architecture.layers
+
+    @property
+    def loss(self):
+        return self.architecture.loss
+
+    @property
+    def optimizer(self):
+        """The optax transformation compile chose, or None before compile."""
+        return self.architecture.make_optimizer()
+
+    def add(self, layer):
+        """Append a layer (a TextVectorizer only first); the parameters are built anew."""
+        if isinstance(layer, TextVectorizer):
+            if self.layers or self.vectorizer is not None:
+                raise LstmkitError("a TextVectorizer can only be the first layer of a Sequential")
+            self.vectorizer = layer
+            return self
+        if not isinstance(layer, L.Layer):
+            raise LstmkitError(f"Sequential takes lstmkit layers, got {type(layer).__name__}")
+        if self.layers and self.layers[-1].return_state:
+            raise LstmkitError(
+                f"{type(self.layers[-1]).__name__} with return_state=True gives [output, *states], but the next layer of a Sequential takes one array; drop return_state, or call the layer's apply directly to get the states"
+            )
+        self.architecture = replace(self.architecture, layers=self.layers + (layer,))
+        self.params = None
+        return self
+
+    # -- numerics -----------------------------------------------------------------------------
+    def init_params(self, key):
+        """Fresh parameters for every layer from one key (split per layer); pure."""
+        return self.architecture.init_params(key)
+
+    def build(self, key=None, seed=0):
+        """Initialise the parameters (seeded) and keep them on the model."""
+        self.params = self.init_params(jax.random.key(seed) if key is None else key)
+        return self.params
+
+    def set_weights(self, params):
+        """Take these parameters (a list of per-layer dicts, as `build` gives); structure and shapes are checked."""
+        template = jax.eval_shape(self.init_params, jax.random.key(0))
+        want, got = jax.tree.structure(template), jax.tree.structure(list(params))
+        shapes = [tuple(a.shape) for a in jax.tree.leaves(list(params))]
+        if want != got or shapes != [tuple(a.shape) for a in jax.tree.leaves(template)]:
+            raise LstmkitError(
+                "the weights do not fit this model's layers (another structure or other shapes); build them with this model's init_params"
+            )
+        self.params = list(params)
+        return self
+
+    @property
+    def n_outputs(self):
+        return self.architecture.n_outputs
+
+    def apply(self, params, ids, *, key=None, logits=False, perturb=None):
+        """Forward pass on ids (B, T); see `Architecture.apply`."""
+        return self.architecture.apply(params, ids, key=key, logits=logits, perturb=perturb)
+
+    def loss_fn(self, params, ids, labels, weight, key=None, perturb=None):
+        """Weighted mean loss and correct count; see `Architecture.loss_fn`."""
+        return self.architecture.loss_fn(params, ids, labels, weight, key=key, perturb=perturb)
+
+    # -- Keras-like verbs ----------------------------------------------------------------------
+    def compile(self, optimizer="adam", loss=None, metrics=("accuracy",), learning_rate=1e-3):
+        """Choose the optimizer and the loss, which is the one fit trains with.
+
+        optimizer: a name ("adam", "sgd", with learning_rate), `OptimizerSettings`, or an optax
+            transformation (models then share compiled code only if given the very same object).
+        loss: "binary_crossentropy" (the last layer Dense(1, "sigmoid")),
+            "sparse_categorical_crossentropy" (Dense(K, "softmax")), or None for the one the last
+            layer implies. One that does not fit the last layer is an error, here or in fit.
+        """
+        if loss is not None and loss not in LOSSES:
+            raise LstmkitError(f"unknown loss {loss!r}; use one of {', '.join(LOSSES)}")
+        if isinstance(optimizer, str):
+            optimizer = OptimizerSettings(optimizer, learning_rate)
+        architecture = replace(self.architecture, loss=loss, optimizer=optimizer)
+        if self.layers and isinstance(self.layers[-1], L.Dense):
+            architecture.check_loss()
+            architecture = replace(architecture, loss=architecture.implied_loss())
+        self.architecture = architecture
         self.metrics = list(metrics)
         return self
 
@@ -178,14 +316,39 @@ class Sequential:
             return [row[: np.flatnonzero(row).max() + 1] if row.any() else row[:0] for row in x.astype(np.int32)]
         return [np.asarray(row, np.int32) for row in x]
 
-    def fit(self, x, y, *, epochs=1, batch_size=64, validation_data=None, **kwargs):
+    def fit(self, x, y, *, epochs=1, batch_size=64, validation_data=None, seed=0, on_epoch_end=None, **kwargs):
         """Train; returns the history dict (loss, accuracy, val_loss, val_accuracy per epoch).
 
-        Extra options (see `lstmkit.nn.train.fit`): seed, bucket, shuffle_buffer, verbose, progress,
-        early_stopping_patience, monitor, on_epoch_end (checkpoints), and initial_epoch,
-        opt_state, history, best to continue an interrupted run.
+        Extra options (see `lstmkit.nn.train.fit`): bucket, shuffle_buffer, verbose, progress,
+        early_stopping_patience, monitor, adversarial, and initial_epoch, opt_state, history, best
+        to continue an interrupted run. on_epoch_end(epoch, model, opt_state, history, best) runs
+        after each epoch with this model holding that epoch's weights (checkpoints).
         """
-        return train.fit(self, x, y, epochs=epochs, batch_size=batch_size, validation_data=validation_data, **kwargs)
+        train.check_ready(self)
+        ids, labels, self.class_names, self.input_length = train.training_data(
+            self, x, y, kwargs.get("adversarial", 0.0)
+        )
+        if self.params is None:
+            self.build(seed=seed)
+
+        def epoch_done(epoch, params, opt_state, history, best):
+            self.params = params
+            if on_epoch_end is not None:
+                on_epoch_end(epoch, self, opt_state, history, best)
+
+        self.params, self.opt_state, self.history = train.fit(
+            self,
+            ids,
+            labels,
+            self.params,
+            epochs=epochs,
+            batch_size=batch_size,
+            validation_data=validation_data,
+            seed=seed,
+            on_epoch_end=epoch_done,
+            **kwargs,
+        )
+        return self.history
 
     def evaluate(self, x, y, *, batch_size=256, return_dict=False):
         """(loss, accuracy) on labelled data, as Keras returns them; a dict with return_dict."""
@@ -226,15 +389,25 @@ def load_model(directory):
     config, weights by name, shapes and checksums verified."""
     directory, config, weights, vectorizer = checkpoint.read_model(directory)
     mc = config["model"]
-    model = Sequential(
-        [L.layer_from_config(c) for c in mc["layers"]],
+    architecture = Architecture([L.layer_from_config(c) for c in mc["layers"]])
+    template = jax.eval_shape(architecture.init_params, jax.random.key(0))
+    return Sequential(
+        architecture.layers,
         class_names=mc.get("class_names"),
         inference_length=mc.get("inference_length"),
+        vectorizer=vectorizer,
+        params=checkpoint.unflatten_like(template, weights),
+        loss=_saved_loss(architecture, mc.get("loss")),
+        train_config=config.get("train_config"),
+        directory=directory,
     )
-    model.vectorizer = vectorizer
-    model.loss = mc.get("loss")
-    template = jax.eval_shape(model.init_params, jax.random.key(0))
-    model.params = checkpoint.unflatten_like(template, weights)
-    model.train_config = config.get("train_config")
-    model.directory = directory
-    return model
+
+
+def _saved_loss(architecture, loss):
+    """The loss a saved model was trained with: the one its last layer's width implies. (Before
+    compile checked the loss, a K-class model compiled with the then-default binary_crossentropy
+    trained with softmax cross-entropy, as its width implied.)"""
+    if loss not in LOSSES:
+        return None
+    last = architecture.layers[-1] if architecture.layers else None
+    return architecture.implied_loss() if isinstance(last, L.Dense) else loss

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import jax
@@ -97,3 +98,46 @@ def make_optimizer(
             )
         opt = optax.chain(opt, weight_average(average))
     return opt
+
+
+@dataclass(frozen=True)
+class OptimizerSettings:
+    """`make_optimizer`'s arguments as one immutable, hashable value; `make()` builds the optax chain.
+
+    Two models whose settings are equal trace the same update, so their compiled training steps
+    are shared. Settings a schedule does not read are normalised away: with a constant learning
+    rate, total_steps and warmup_steps are dropped, so they do not tell equal optimizers apart.
+
+        >>> OptimizerSettings("adam", 1e-3) == OptimizerSettings("adam", 1e-3, total_steps=99)
+        True
+    """
+
+    name: str = "adam"
+    learning_rate: float = 1e-3
+    clipnorm: float | None = None
+    weight_decay: float = 0.0
+    schedule: str | None = None
+    total_steps: int | None = None
+    warmup_steps: int = 0
+    average: float = 0.0
+
+    def __post_init__(self):
+        if self.schedule in (None, "constant"):
+            object.__setattr__(self, "schedule", None)
+            object.__setattr__(self, "total_steps", None)
+            object.__setattr__(self, "warmup_steps", 0)
+        object.__setattr__(self, "clipnorm", self.clipnorm or None)
+        self.make()  # the checks of make_optimizer, at once
+
+    def make(self):
+        """The optax transformation these settings describe."""
+        return make_optimizer(
+            self.name,
+            self.learning_rate,
+            clipnorm=self.clipnorm,
+            weight_decay=self.weight_decay,
+            schedule=self.schedule,
+            total_steps=self.total_steps,
+            warmup_steps=self.warmup_steps,
+            average=self.average,
+        )

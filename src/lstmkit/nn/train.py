@@ -1,6 +1,7 @@
 """Training, evaluation and prediction loops on top of Optax, for a `Sequential`.
 
-Everything inside a step is jitted: one compiled train step per batch shape (batches are
+Everything inside a step is jitted, keyed on the model's `Architecture` (a value: models of one
+architecture share the compiled steps), never on the model object; one compiled train step per batch shape (batches are
 length-bucketed, so few shapes occur), parameters and optimizer state donated so they update in
 place, and the next batch prepared on a background thread while the step runs. Metrics stay on
 the device until the progress bar asks for them.
@@ -31,17 +32,18 @@ def _labels(y):
     return y.astype(np.float32) if y.dtype.kind == "f" else y.astype(np.int32)
 
 
-def _check_ready(model, *, training=True):
+def check_ready(model, *, training=True):
     """A clear error for a model that cannot run yet; and the LSTM kernel built before any trace."""
     fused.available()
     if not training:
         if model.params is None:
             raise LstmkitError("the model has no weights yet; fit it or load a trained one")
         return
-    if model.optimizer is None or model.loss is None:
+    if model.architecture.optimizer is None:
         raise LstmkitError("call model.compile(...) before fit")
     if not model.layers:
         raise LstmkitError("the model has no layers; add Embedding, LSTM and Dense layers")
+    model.architecture.check_loss()
 
 
 def adversarial_perturbation(g, embedded, mask, epsilon):
@@ -75,7 +77,7 @@ def _embedding_index(model):
 
 
 @partial(jax.jit, static_argnums=(0, 7), donate_argnums=(1, 2))
-def _train_step(model, params, opt_state, ids, labels, weight, key, adversarial=0.0):
+def _train_step(arch, params, opt_state, ids, labels, weight, key, adversarial=0.0):
     """One optimizer step; returns new params and state, and the batch's loss and correct sums.
 
     adversarial > 0 adds adversarial training (Goodfellow et al. 2015; Miyato et al. 2017 for text):
@@ -85,35 +87,37 @@ def _train_step(model, params, opt_state, ids, labels, weight, key, adversarial=
     is the clean one. It costs a second forward and backward pass.
     """
     if adversarial:
-        index = _embedding_index(model)
-        embedded, mask = model.layers[index].apply(params[index], ids, None)  # sizes the perturbation
+        index = _embedding_index(arch)
+        embedded, mask = arch.layers[index].apply(params[index], ids, None)  # sizes the perturbation
         mask = jnp.ones(ids.shape, bool) if mask is None else mask
-        grad_fn = jax.value_and_grad(model.loss_fn, argnums=(0, 5), has_aux=True)
+        grad_fn = jax.value_and_grad(arch.loss_fn, argnums=(0, 5), has_aux=True)
         (loss, correct), (grads, d_embedded) = grad_fn(params, ids, labels, weight, key, jnp.zeros_like(embedded))
         r_adv = jax.lax.stop_gradient(adversarial_perturbation(d_embedded, embedded, mask, adversarial))
         # The same dropout key: the direction was computed for this very network.
-        adv_grads = jax.grad(lambda p: model.loss_fn(p, ids, labels, weight, key, r_adv)[0])(params)
+        adv_grads = jax.grad(lambda p: arch.loss_fn(p, ids, labels, weight, key, r_adv)[0])(params)
         grads = jax.tree.map(jnp.add, grads, adv_grads)
     else:
-        (loss, correct), grads = jax.value_and_grad(model.loss_fn, has_aux=True)(params, ids, labels, weight, key)
-    updates, opt_state = model.optimizer.update(grads, opt_state, params)
+        (loss, correct), grads = jax.value_and_grad(arch.loss_fn, has_aux=True)(params, ids, labels, weight, key)
+    updates, opt_state = arch.make_optimizer().update(grads, opt_state, params)
     params = jax.tree.map(lambda p, u: p + u, params, updates)
     return params, opt_state, loss * weight.sum(), correct
 
 
 @partial(jax.jit, static_argnums=(0,))
-def _eval_step(model, params, ids, labels, weight):
-    loss, correct = model.loss_fn(params, ids, labels, weight)
+def _eval_step(arch, params, ids, labels, weight):
+    """The batch's summed loss and correct count (B,) -> two scalars."""
+    loss, correct = arch.loss_fn(params, ids, labels, weight)
     return loss * weight.sum(), correct
 
 
 @partial(jax.jit, static_argnums=(0,))
-def _predict_step(model, params, ids):
-    return model.apply(params, ids)
+def _predict_step(arch, params, ids):
+    """Probabilities (B, K) for ids (B, T)."""
+    return arch.apply(params, ids)
 
 
-# jit keys on the model object; a model's identity and hash are its own, so each model compiles
-# once per batch shape and a new model never reuses stale code.
+# jit keys on the architecture, a value: every model of one architecture compiles once per batch
+# shape, and the cache holds the architecture, not the model (its weights are arguments).
 
 
 def pad_multiple(max_length):
@@ -196,19 +200,20 @@ def _max_length(model, inference=False):
         if inference and model.inference_length:
             return model.inference_length
         return model.vectorizer.output_sequence_length
-    return getattr(model, "input_length", None)
+    return model.input_length
 
 
 def evaluate(model, x, y, *, batch_size=256):
     """Mean loss and accuracy over labelled data."""
-    _check_ready(model, training=False)
+    check_ready(model, training=False)
     return _evaluate_ids(model, model._ids(x, inference=True), _labels(y), batch_size)
 
 
 def _evaluate_ids(model, ids, labels, batch_size=256, params=None):
     params = model.params if params is None else params
     pending = [
-        _eval_step(model, params, b.ids, b.labels, b.weight) for b in _inference_batches(model, ids, labels, batch_size)
+        _eval_step(model.architecture, params, b.ids, b.labels, b.weight)
+        for b in _inference_batches(model, ids, labels, batch_size)
     ]
     loss_sum = sum(float(l) for l, _ in pending)
     correct = sum(float(c) for _, c in pending)
@@ -217,13 +222,14 @@ def _evaluate_ids(model, ids, labels, batch_size=256, params=None):
 
 def predict(model, x, *, batch_size=256):
     """Probabilities in input order: (N, 1) for a binary model, (N, K) for K classes."""
-    _check_ready(model, training=False)
+    check_ready(model, training=False)
     ids = model._ids(x, inference=True)
     out = np.zeros((len(ids), model.n_outputs), np.float32)
     if not ids:
         return out
     pending = [
-        (b.index, _predict_step(model, model.params, b.ids)) for b in _inference_batches(model, ids, None, batch_size)
+        (b.index, _predict_step(model.architecture, model.params, b.ids))
+        for b in _inference_batches(model, ids, None, batch_size)
     ]
     for index, proba in pending:
         out[index[index >= 0]] = np.asarray(proba)[index >= 0]
@@ -232,8 +238,9 @@ def predict(model, x, *, batch_size=256):
 
 def fit(
     model,
-    x,
-    y,
+    ids,
+    labels,
+    params,
     *,
     epochs=1,
     batch_size=64,
@@ -252,10 +259,13 @@ def fit(
     best=None,
     adversarial=0.0,
 ):
-    """Train the model; returns the history dict.
+    """Train from `params` on ids and labels (from `training_data`); returns (params, opt_state, history).
+
+    The model is read, never changed: its architecture, vectorizer and lengths. `Sequential.fit`
+    keeps what this returns.
 
     Args:
-        x, y: training texts (or ids) and integer labels.
+        ids, labels: the training inputs, as `training_data` returns them; params: the start.
         validation_data: (x_val, y_val) evaluated after each epoch, or None.
         seed: one seed for initialisation, shuffling and dropout; same seed, same machine, same run.
         bucket: length-bucketed batches (fast); False gives fixed-length batches (Keras-identical).
@@ -263,8 +273,8 @@ def fit(
         verbose: print a line per epoch; progress: also draw a progress bar while it runs.
         early_stopping_patience: stop after this many epochs without improving `monitor`, and
             restore the best weights.
-        on_epoch_end: callback(epoch, model, opt_state, history, best) after each epoch, used by
-            the CLI to write checkpoints.
+        on_epoch_end: callback(epoch, params, opt_state, history, best) after each epoch
+            (`Sequential.fit` hands the CLI its model with these weights, for checkpoints).
         An optimizer with a weight average (`lstmkit.nn.model.weight_average`) is validated with the
         averaged weights, and the model ends with them (or with the best epoch's average).
         adversarial: epsilon of adversarial training on the embedded inputs, in token lengths
@@ -272,12 +282,8 @@ def fit(
         initial_epoch, opt_state, history, best: continue an interrupted run (resume); best is
             early stopping's {"value", "epoch", "params", "wait"} so far.
     """
-    _check_ready(model)
-    ids, labels = _training_data(model, x, y, adversarial)
-    if model.params is None:
-        model.build(seed=seed)
     if opt_state is None:
-        opt_state = model.optimizer.init(model.params)
+        opt_state = model.optimizer.init(params)
     if history is None:
         history = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": [], "epoch_time": []}
     val = None
@@ -306,8 +312,8 @@ def fit(
             leave=True,
             dynamic_ncols=True,
         )
-        opt_state, loss, accuracy = _train_epoch(
-            model, opt_state, batches, jax.random.fold_in(base_key, epoch), adversarial, bar
+        params, opt_state, loss, accuracy = _train_epoch(
+            model, params, opt_state, batches, jax.random.fold_in(base_key, epoch), adversarial, bar
         )
         history["loss"].append(loss)
         history["accuracy"].append(accuracy)
@@ -317,7 +323,7 @@ def fit(
         )
         averaged = averaged_weights(opt_state)
         if val is not None:
-            v = _evaluate_ids(model, *val, params=averaged)
+            v = _evaluate_ids(model, *val, params=params if averaged is None else averaged)
             history["val_loss"].append(v["loss"])
             history["val_accuracy"].append(v["accuracy"])
             message += f"; val_loss {v['loss']:.4f}, val_accuracy {v['accuracy']:.4f}"
@@ -330,24 +336,29 @@ def fit(
                 best,
                 history[monitor][-1],
                 epoch,
-                model.params if averaged is None else averaged,
+                params if averaged is None else averaged,
                 patience=early_stopping_patience,
                 lower_is_better="loss" in monitor,
             )
         if on_epoch_end is not None:
-            on_epoch_end(epoch, model, opt_state, history, best)
+            on_epoch_end(epoch, params, opt_state, history, best)
         if stop:
             if verbose:
                 print(f"early stopping: no {monitor} improvement for {early_stopping_patience} epochs", flush=True)
             break
-    _finish(model, opt_state, history, best, monitor, verbose)
-    return history
+    params = _finish(params, opt_state, history, best, monitor, verbose)
+    return params, opt_state, history
 
 
-def _training_data(model, x, y, adversarial):
-    """(ids, labels) to train on, after the checks that need the data; names the classes if unnamed."""
+def training_data(model, x, y, adversarial=0.0):
+    """(ids, labels, class_names, input_length) to train on, after the checks that need the data.
+
+    class_names: the model's, or "0", "1", ... from the labels; input_length: the id matrix's
+    width (B, T) when the model takes ids, else the model's.
+    """
+    input_length = model.input_length
     if model.vectorizer is None and isinstance(x, np.ndarray) and x.ndim == 2:
-        model.input_length = x.shape[1]
+        input_length = x.shape[1]
     ids, labels = model._ids(x), _labels(y)
     if len(ids) == 0:
         raise LstmkitError("no training examples")
@@ -358,21 +369,22 @@ def _training_data(model, x, y, adversarial):
         )
     if adversarial:
         _embedding_index(model)
-    if model.class_names is None:
+    class_names = model.class_names
+    if class_names is None:
         n_classes = labels.shape[1] if labels.ndim == 2 else max(int(labels.max()) + 1, 2)
-        model.class_names = [str(k) for k in range(n_classes)]
-    return ids, labels
+        class_names = [str(k) for k in range(n_classes)]
+    return ids, labels, class_names, input_length
 
 
-def _train_epoch(model, opt_state, batches, epoch_key, adversarial, bar):
-    """One pass over the batches; returns (opt_state, mean loss, accuracy) and updates model.params."""
+def _train_epoch(model, params, opt_state, batches, epoch_key, adversarial, bar):
+    """One pass over the batches; returns (params, opt_state, mean loss, accuracy)."""
     t0 = time.perf_counter()
     loss_sum, correct_sum, seen = 0.0, 0.0, 0
     pending = []
     for step, batch in enumerate(batches):
         key = jax.random.fold_in(epoch_key, step)
-        model.params, opt_state, l, c = _train_step(
-            model, model.params, opt_state, batch.ids, batch.labels, batch.weight, key, adversarial
+        params, opt_state, l, c = _train_step(
+            model.architecture, params, opt_state, batch.ids, batch.labels, batch.weight, key, adversarial
         )
         pending.append((l, c, int(batch.weight.sum())))
         # Read metrics one step behind, so the host never waits for the step it just queued.
@@ -389,7 +401,7 @@ def _train_epoch(model, opt_state, batches, epoch_key, adversarial, bar):
     rate = seen / (time.perf_counter() - t0)
     bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct_sum / seen:.4f}", ex_s=f"{rate:.0f}")
     bar.close()
-    return opt_state, loss_sum / seen, correct_sum / seen
+    return params, opt_state, loss_sum / seen, correct_sum / seen
 
 
 def _warn_if_adversarial_stalls(model, history, adversarial):
@@ -412,16 +424,15 @@ def _early_stopping(best, value, epoch, params, *, patience, lower_is_better):
     return best["wait"] >= patience
 
 
-def _finish(model, opt_state, history, best, monitor, verbose):
-    """The model ends with the best epoch's weights, else the weight average, else the last step's."""
-    if best["params"] is None and averaged_weights(opt_state) is not None:
-        model.params = jax.tree.map(jnp.copy, averaged_weights(opt_state))
+def _finish(params, opt_state, history, best, monitor, verbose):
+    """The weights to end with: the best epoch's, else the weight average, else the last step's."""
     if best["params"] is not None:
-        model.params = jax.tree.map(jnp.asarray, best["params"])
         history["best_epoch"] = best["epoch"] + 1
         if verbose:
             print(
                 f"restored the best weights, from epoch {best['epoch'] + 1} ({monitor} {best['value']:.4f})", flush=True
             )
-    model.history = history
-    model.opt_state = opt_state
+        return jax.tree.map(jnp.asarray, best["params"])
+    if averaged_weights(opt_state) is not None:
+        return jax.tree.map(jnp.copy, averaged_weights(opt_state))
+    return params

@@ -5,23 +5,25 @@ from __future__ import annotations
 from lstmkit.data.text import TextVectorizer
 from lstmkit.nn import layers as L
 from lstmkit.nn.model import Sequential
-from lstmkit.nn.optim import make_optimizer
+from lstmkit.nn.optim import OptimizerSettings
 
 
-def build_model(config, n_classes, steps_per_epoch=None):
+def build_model(config, n_classes, steps_per_epoch=None, *, class_names=None, vectorizer=None):
     """The compiled classifier a config describes: vectorizer, embedding, (Bi)LSTM, pooling, dense.
 
-    steps_per_epoch sizes the learning-rate schedule (needed for "cosine").
+    steps_per_epoch sizes the learning-rate schedule (needed for "cosine"). class_names: the
+    classes' names; vectorizer: one to use (a resumed run's) instead of a new, unadapted one.
     """
     standardize = None if config["standardize"] == "none" else config["standardize"]
-    model = Sequential(inference_length=config.get("inference_length") or None)
-    model.add(
-        TextVectorizer(
+    if vectorizer is None:
+        vectorizer = TextVectorizer(
             max_tokens=config["max_tokens"],
             standardize=standardize,
             output_sequence_length=config["sequence_length"],
             strip_html=config["strip_html"],
         )
+    model = Sequential(
+        class_names=class_names, inference_length=config.get("inference_length") or None, vectorizer=vectorizer
     )
     if config.get("word_dropout"):
         model.add(L.WordDropout(config["word_dropout"]))
@@ -46,7 +48,7 @@ def build_model(config, n_classes, steps_per_epoch=None):
     binary = n_classes == 2
     model.add(L.Dense(1 if binary else n_classes, activation="sigmoid" if binary else "softmax"))
     total_steps = steps_per_epoch * config["epochs"] if steps_per_epoch else None
-    optimizer = make_optimizer(
+    optimizer = OptimizerSettings(
         config["optimizer"],
         config["learning_rate"],
         clipnorm=config["clipnorm"] or None,

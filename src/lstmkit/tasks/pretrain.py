@@ -424,5 +424,4 @@ def install_pretrained(model, pretrained):
     params[emb] = {"table": jnp.asarray(table)}
     params[rec] = jax.tree.map(jnp.asarray, new_rec)
     model.vectorizer.set_vocabulary(pre.vectorizer.vocabulary)
-    model.params = params
-    return model
+    return model.set_weights(params)

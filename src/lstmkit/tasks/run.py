@@ -271,13 +271,15 @@ def _train_one(
     """
     steps_per_epoch = math.ceil(len(texts) / config["batch_size"])
     model = build_model(
-        {**config, "epochs": epochs}, len(class_names), steps_per_epoch
-    )  # the schedule spans these epochs
-    model.class_names = class_names
+        {**config, "epochs": epochs},
+        len(class_names),
+        steps_per_epoch,  # the schedule spans these epochs
+        class_names=class_names,
+        vectorizer=state["model"].vectorizer if state is not None else None,
+    )
     opt_state, history, initial_epoch, best = None, None, 0, None
     if state is not None:
-        model.vectorizer = state["model"].vectorizer
-        model.params = state["model"].params
+        model.set_weights(state["model"].params)
         opt_state, history = state["opt_state"], state["history"]
         training = state["training"]
         initial_epoch = training["epoch"] + 1
