@@ -49,7 +49,9 @@ def release_compiled_code():
     """Drop JAX's compiled programs once they hold a quarter of the process's memory-map limit.
 
     Every XLA CPU executable keeps its machine code in a few mmap'd regions, and jit caches keep
-    the executables of every model a test built (they are keyed on the model object). The CLI
+    the executables of every architecture and shape a test compiled. Models of one architecture
+    now share them (keyed on the `Architecture` value, not the model object), but the suite builds
+    many different architectures and shapes, so the bound stays as a guard. Before that the CLI
     tests alone left about 46,000 mappings in this one process (tests/test_model.py 10,700); with the
     rest of the suite the process passed Linux's vm.max_map_count (65,530), LLVM's next mmap
     failed ("LLVM compilation error: Cannot allocate memory") and XLA crashed in a compile. Clearing
