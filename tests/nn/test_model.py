@@ -433,3 +433,25 @@ def test_adversarial_too_large_to_learn_gets_a_warning(capsys):
     ids = np.random.default_rng(0).integers(1, 20, (8, 5)).astype(np.int32)
     model.fit(ids, np.array([0, 1] * 4), epochs=1, batch_size=8, progress=False, adversarial=5.0)
     assert "warning: the training loss is still at chance" in capsys.readouterr().out
+
+
+def test_ctrl_c_during_an_epoch_leaves_the_last_steps_weights(monkeypatch):
+    """Each step donates its input arrays; an interrupted fit must not leave the model holding them."""
+    from lstmkit.nn import train
+
+    texts, labels = synthetic_reviews(256, seed=4)
+    model = small_model()
+    model.vectorizer.adapt(texts)
+    model.compile(optimizer="adam", loss="binary_crossentropy")
+    real = train._batches
+
+    def interrupted(*args, **kwargs):
+        for k, batch in enumerate(real(*args, **kwargs)):
+            if k == 2:
+                raise KeyboardInterrupt
+            yield batch
+
+    monkeypatch.setattr(train, "_batches", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(texts, labels, epochs=1, batch_size=32, verbose=False)
+    assert model.predict(texts[:4]).shape == (4, 1)  # the weights are live arrays, not donated ones

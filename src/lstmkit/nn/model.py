@@ -336,18 +336,22 @@ class Sequential:
             if on_epoch_end is not None:
                 on_epoch_end(epoch, self, opt_state, history, best)
 
-        self.params, self.opt_state, self.history = train.fit(
-            self,
-            ids,
-            labels,
-            self.params,
-            epochs=epochs,
-            batch_size=batch_size,
-            validation_data=validation_data,
-            seed=seed,
-            on_epoch_end=epoch_done,
-            **kwargs,
-        )
+        try:
+            self.params, self.opt_state, self.history = train.fit(
+                self,
+                ids,
+                labels,
+                self.params,
+                epochs=epochs,
+                batch_size=batch_size,
+                validation_data=validation_data,
+                seed=seed,
+                on_epoch_end=epoch_done,
+                **kwargs,
+            )
+        except train.FitInterrupted as stop:  # keep usable weights: the last finished step's
+            self.params = stop.params
+            raise
         return self.history
 
     def evaluate(self, x, y, *, batch_size=256, return_dict=False):

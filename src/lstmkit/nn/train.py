@@ -376,25 +376,38 @@ def training_data(model, x, y, adversarial=0.0):
     return ids, labels, class_names, input_length
 
 
+class FitInterrupted(KeyboardInterrupt):
+    """Ctrl-C during an epoch, carrying the last finished step's params: each step donates the
+    arrays it was given, so the ones the epoch started from no longer exist."""
+
+    def __init__(self, params):
+        super().__init__()
+        self.params = params
+
+
 def _train_epoch(model, params, opt_state, batches, epoch_key, adversarial, bar):
     """One pass over the batches; returns (params, opt_state, mean loss, accuracy)."""
     t0 = time.perf_counter()
     loss_sum, correct_sum, seen = 0.0, 0.0, 0
     pending = []
-    for step, batch in enumerate(batches):
-        key = jax.random.fold_in(epoch_key, step)
-        params, opt_state, l, c = _train_step(
-            model.architecture, params, opt_state, batch.ids, batch.labels, batch.weight, key, adversarial
-        )
-        pending.append((l, c, int(batch.weight.sum())))
-        # Read metrics one step behind, so the host never waits for the step it just queued.
-        while len(pending) > 1:
-            l_, c_, n_ = pending.pop(0)
-            loss_sum, correct_sum, seen = loss_sum + float(l_), correct_sum + float(c_), seen + n_
-            bar.update(n_)
-            if step % 5 == 0:
-                rate = seen / (time.perf_counter() - t0)
-                bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct_sum / seen:.4f}", ex_s=f"{rate:.0f}")
+    try:
+        for step, batch in enumerate(batches):
+            key = jax.random.fold_in(epoch_key, step)
+            params, opt_state, l, c = _train_step(
+                model.architecture, params, opt_state, batch.ids, batch.labels, batch.weight, key, adversarial
+            )
+            pending.append((l, c, int(batch.weight.sum())))
+            # Read metrics one step behind, so the host never waits for the step it just queued.
+            while len(pending) > 1:
+                l_, c_, n_ = pending.pop(0)
+                loss_sum, correct_sum, seen = loss_sum + float(l_), correct_sum + float(c_), seen + n_
+                bar.update(n_)
+                if step % 5 == 0:
+                    rate = seen / (time.perf_counter() - t0)
+                    bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct_sum / seen:.4f}", ex_s=f"{rate:.0f}")
+    except KeyboardInterrupt:
+        bar.close()
+        raise FitInterrupted(params) from None
     for l_, c_, n_ in pending:
         loss_sum, correct_sum, seen = loss_sum + float(l_), correct_sum + float(c_), seen + n_
         bar.update(n_)
