@@ -186,6 +186,34 @@ def test_attribution_is_occlusion_by_unknown(bilstm):
     assert "label: " in lines and "great" in lines.split("towards pos")[1].split("\n")[0]
 
 
+def test_bigram_model_trajectory_and_occlusion_are_the_models_own_predictions():
+    """With bigram vectors, occluding token t changes the pairs at t and t + 1: the attribution
+    still equals the model's own prediction on the occluded text, and the trajectory its prefixes'."""
+    texts, _ = reviews(50, seed=6)
+    model = Sequential(
+        [
+            TextVectorizer(max_tokens=30, output_sequence_length=24),
+            Embedding(30, 8, mask_zero=True, bigram_buckets=101),
+            Bidirectional(LSTM(6, return_sequences=True)),
+            GlobalMaxPool(),
+            Dense(1, "sigmoid"),
+        ]
+    )
+    model.vectorizer.adapt(texts)
+    params = model.build(seed=7)
+    params[0]["bigram_table"] = params[0]["bigram_table"] * 40  # pairs that matter, so a wrong pair shows
+    model.set_weights(params)
+    text = "the movie was boring but the actor was lovely and great and good"
+    e = explain(model, text)
+    n = e["n_used"]
+    occluded = [" ".join("qqqq" if j == t else w for j, w in enumerate(e["tokens"])) for t in range(n)]
+    p = model.predict(occluded)[:, 0].astype(np.float64)
+    expected = np.log(e["target_probability"] / (1 - e["target_probability"])) - np.log(p / (1 - p))
+    np.testing.assert_allclose(e["attribution"], expected, atol=2e-3)
+    prefixes = [" ".join(e["tokens"][: t + 1]) for t in range(n)]
+    np.testing.assert_allclose(e["trajectory"], model.predict(prefixes)[:, 0], atol=2e-4)
+
+
 def test_empty_unknown_and_long_texts(bilstm):
     e = explain(bilstm, "  ?! ...  ")
     assert e["empty"] and e["n_tokens"] == e["n_used"] == 0

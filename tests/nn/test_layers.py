@@ -173,3 +173,54 @@ def test_return_state_and_initial_state_equal_torch(bidirectional):
     want = [a[d].numpy() for d in range(D) for a in (h_t, c_t)]
     for got, ref in zip(states, want, strict=True):
         np.testing.assert_allclose(got, ref, atol=1e-5)
+
+
+def test_bigram_embedding_adds_the_vector_of_each_word_pair():
+    """x_t = E[w_t] + E_bigram[bucket(w_{t-1}, w_t)], the bucket a 32-bit multiplicative hash (checked
+    here in Python integers); the first token pairs with padding; the word table is the same with
+    or without bigrams (same key)."""
+    from lstmkit.nn.layers import bigram_ids
+
+    buckets = 97
+    layer = Embedding(40, 6, mask_zero=True, bigram_buckets=buckets)
+    params, shape = layer.init(jax.random.key(3), (None,))
+    plain, _ = Embedding(40, 6, mask_zero=True).init(jax.random.key(3), (None,))
+    np.testing.assert_array_equal(params["table"], plain["table"])
+    ids = np.array([[7, 39, 7, 39, 0], [39, 39, 2, 0, 0]], np.int32)
+    x, mask = layer.apply(params, jnp.asarray(ids), None)
+    assert x.shape == (2, 5, 6) and mask.tolist() == (ids != 0).tolist()
+    for b in range(2):
+        for t in range(5):
+            prev = int(ids[b, t - 1]) if t else 0
+            bucket = ((prev * 2654435761 + int(ids[b, t]) * 40503) % 2**32) % buckets
+            expected = params["table"][ids[b, t]] + params["bigram_table"][bucket]
+            np.testing.assert_allclose(x[b, t], expected, rtol=1e-6)
+    assert bigram_ids(jnp.asarray(ids), buckets)[0, 1] == bigram_ids(jnp.asarray(ids), buckets)[0, 3]  # same pair
+    with pytest.raises(LstmkitError, match="bigram_buckets"):
+        Embedding(40, 6, bigram_buckets=-1)
+
+
+def test_bigram_model_skips_the_projected_table_path_and_round_trips(tmp_path):
+    """A bigram Embedding before an LSTM runs the plain layers (the projected-table path reads word
+    vectors only), and a saved model predicts the same after loading."""
+    from lstmkit.data.text import TextVectorizer
+    from lstmkit.nn.model import Sequential, load_model
+
+    texts = ["a good film", "a bad film", "not good at all", "good good good"]
+    model = Sequential(
+        [
+            TextVectorizer(max_tokens=20, output_sequence_length=6),
+            Embedding(20, 4, mask_zero=True, bigram_buckets=31),
+            Bidirectional(LSTM(3)),
+            Dense(1, "sigmoid"),
+        ]
+    )
+    model.vectorizer.adapt(texts)
+    params = model.build(seed=1)
+    ids = model.vectorizer(texts)
+    x, mask = model.layers[0].apply(params[0], ids, None)
+    h, _ = model.layers[1].apply(params[1], x, mask)
+    np.testing.assert_allclose(model.apply(params, ids), model.layers[2].apply(params[2], h, None)[0], atol=1e-6)
+    model.compile()
+    model.save(tmp_path / "m")
+    np.testing.assert_allclose(load_model(tmp_path / "m").predict(texts), model.predict(texts), atol=1e-6)

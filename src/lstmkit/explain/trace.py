@@ -138,6 +138,33 @@ def _batched_apply(model, params, rows, table):
     return jax.lax.map(lambda batch: apply_compact(model, params, batch, table), chunks).reshape(P, -1)
 
 
+def compact_inputs(embedding, params, ids):
+    """The rows a text's prefixes and occlusions read, and where: (table, compact (P,), occluded (P, P)).
+
+    Position j of the text is row j + 2 of the compact table; 0 stays padding, 1 is [UNK]; row t of
+    `occluded` is the text with token t replaced by [UNK]. With bigram vectors a position's vector
+    depends on the token before it too, so the table also holds, for each j, the vector of [UNK]
+    after token j - 1 (row P + 2 + j) and of token j after an [UNK] (row 2P + 2 + j).
+    """
+    P = ids.shape[0]
+    t = jnp.arange(P)
+    compact = jnp.where(ids != 0, t + 2, 0)
+    occluded = jnp.where(t[None, :] == t[:, None], OOV_ID, compact[None, :])  # row t: token t -> [UNK]
+    table = params["table"]
+    if not embedding.bigram_buckets:
+        return jnp.concatenate([table[:2], jnp.take(table, ids, axis=0, mode="clip")]), compact, occluded
+    unk = jnp.full_like(ids, OOV_ID)
+    prev = jnp.pad(ids[:-1], (1, 0))
+    full, _ = embedding.apply(params, ids[None], None)  # (1, P, E): every position in context
+    unk_after_prev, _ = embedding.apply(params, jnp.stack([prev, unk], 1), None)  # (P, 2, E)
+    after_unk, _ = embedding.apply(params, jnp.stack([unk, ids], 1), None)
+    rows = jnp.concatenate([table[:2], full[0], unk_after_prev[:, 1], after_unk[:, 1]])  # (3P + 2, E)
+    follows = (t[None, :] == t[:, None] + 1) & (ids[None, :] != 0)  # the token after the occluded one
+    occluded = jnp.where(t[None, :] == t[:, None], P + 2 + t[:, None], occluded)
+    occluded = jnp.where(follows, 2 * P + 2 + t[None, :], occluded)
+    return rows, compact, occluded
+
+
 @partial(jax.jit, static_argnums=(0,))
 def explain_arrays(model, params, ids):
     """Everything numerical for one padded text ids (P,): see the module docstring.
@@ -147,10 +174,7 @@ def explain_arrays(model, params, ids):
     P = ids.shape[0]
     logits, traces = traced_forward(model, params, ids[None])
     t = jnp.arange(P)
-    # Position j of the text is row j + 2 of a compact table; 0 stays padding, 1 is [UNK].
-    table = params[0]["table"]
-    compact_table = jnp.concatenate([table[:2], jnp.take(table, ids, axis=0, mode="clip")])  # (P + 2, E)
-    compact = jnp.where(ids != 0, t + 2, 0)
+    compact_table, compact, occluded = compact_inputs(model.layers[0], params[0], ids)
     if is_causal(model):
         head = model.layers[recurrent_indices(model)[-1] + 1 :]
         head_params = params[len(model.layers) - len(head) :]
@@ -161,7 +185,6 @@ def explain_arrays(model, params, ids):
     else:
         prefixes = jnp.where(t[None, :] <= t[:, None], compact[None, :], 0)  # row t: tokens 0..t, then padding
         trajectory = _batched_apply(model, params, prefixes, compact_table)
-    occluded = jnp.where(t[None, :] == t[:, None], OOV_ID, compact[None, :])  # row t: token t -> [UNK]
     occluded_logits = _batched_apply(model, params, occluded, compact_table)
     traces = [{k: a[:, 0] for k, a in trace.items()} for trace in traces]  # (D, P, H), batch of one
     return logits[0], traces, trajectory, occluded_logits

@@ -80,6 +80,11 @@ class Layer:
 class Embedding(Layer):
     """Token ids (B, T) -> vectors (B, T, E); with mask_zero, id 0 is padding and masked.
 
+    With `bigram_buckets` N > 0 each position also adds a vector for the pair it ends, hashed
+    into N buckets (fastText's hashing trick), so the LSTM reads "not good" as a unit:
+
+        x_t = E[w_t] + E_bigram[hash(w_{t-1}, w_t) mod N]      w_{-1} = 0 (padding)
+
     >>> import jax, jax.numpy as jnp
     >>> emb = Embedding(100, 8, mask_zero=True)
     >>> p, shape = emb.init(jax.random.key(0), (5,))
@@ -88,22 +93,48 @@ class Embedding(Layer):
     ((1, 5, 8), [[True, True, False, False, False]])
     """
 
-    def __init__(self, input_dim, output_dim, mask_zero=False):
+    def __init__(self, input_dim, output_dim, mask_zero=False, bigram_buckets=0):
         self.input_dim, self.output_dim, self.mask_zero = int(input_dim), int(output_dim), bool(mask_zero)
+        self.bigram_buckets = int(bigram_buckets)
+        if self.bigram_buckets < 0:
+            raise LstmkitError(f"bigram_buckets must be 0 (off) or a number of hash buckets, got {bigram_buckets}")
 
     def init(self, key, in_shape):
         # Keras's default: uniform(-0.05, 0.05).
-        table = jax.random.uniform(key, (self.input_dim, self.output_dim), jnp.float32, -0.05, 0.05)
-        return {"table": table}, tuple(in_shape) + (self.output_dim,)
+        params = {"table": jax.random.uniform(key, (self.input_dim, self.output_dim), jnp.float32, -0.05, 0.05)}
+        if self.bigram_buckets:  # its own key, so the word table is the same with or without bigrams
+            shape = (self.bigram_buckets, self.output_dim)
+            params["bigram_table"] = jax.random.uniform(jax.random.fold_in(key, 1), shape, jnp.float32, -0.05, 0.05)
+        return params, tuple(in_shape) + (self.output_dim,)
 
     def apply(self, params, ids, mask, *, key=None):
         if self.mask_zero:
             mask = ids != 0 if mask is None else mask & (ids != 0)
         # Ids past the table (a vocabulary larger than input_dim) are clipped by take's mode.
-        return jnp.take(params["table"], ids, axis=0, mode="clip"), mask
+        x = jnp.take(params["table"], ids, axis=0, mode="clip")
+        if self.bigram_buckets:
+            x = x + jnp.take(params["bigram_table"], bigram_ids(ids, self.bigram_buckets), axis=0)
+        return x, mask
 
     def get_config(self):
-        return {"input_dim": self.input_dim, "output_dim": self.output_dim, "mask_zero": self.mask_zero}
+        config = {"input_dim": self.input_dim, "output_dim": self.output_dim, "mask_zero": self.mask_zero}
+        if self.bigram_buckets:  # absent when off, so configs saved before bigrams read the same
+            config["bigram_buckets"] = self.bigram_buckets
+        return config
+
+
+def bigram_ids(ids, buckets):
+    """The hash bucket of the pair each position ends: (w_{t-1}, w_t) -> [0, buckets), (B, T) -> (B, T).
+
+    A multiplicative hash in uint32 (it wraps, which is the point); the first token pairs with 0.
+
+    >>> import jax.numpy as jnp
+    >>> bigram_ids(jnp.array([[5, 9, 5, 9]]), 1000).tolist()[0][1] == bigram_ids(jnp.array([[5, 9]]), 1000).tolist()[0][1]
+    True
+    """
+    ids = ids.astype(jnp.uint32)
+    prev = jnp.pad(ids[:, :-1], ((0, 0), (1, 0)))
+    return ((prev * jnp.uint32(2654435761) + ids * jnp.uint32(40503)) % jnp.uint32(buckets)).astype(jnp.int32)
 
 
 def _initial_states(initial_state, D):

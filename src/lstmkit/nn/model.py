@@ -122,6 +122,7 @@ class Architecture:
                 isinstance(layer, L.Embedding)
                 and nxt < n
                 and isinstance(layers[nxt], (L.LSTM, L.Bidirectional))
+                and not layer.bigram_buckets
                 and layer.input_dim <= x.size
             ):
                 # x W_x = (table W_x)[ids]: project the small table instead of every token.
@@ -320,13 +321,13 @@ class Sequential:
         """Train; returns the history dict (loss, accuracy, val_loss, val_accuracy per epoch).
 
         Extra options (see `lstmkit.nn.train.fit`): bucket, shuffle_buffer, verbose, progress,
-        early_stopping_patience, monitor, adversarial, and initial_epoch, opt_state, history, best
+        early_stopping_patience, monitor, adversarial, virtual_adversarial, and initial_epoch, opt_state, history, best
         to continue an interrupted run. on_epoch_end(epoch, model, opt_state, history, best) runs
         after each epoch with this model holding that epoch's weights (checkpoints).
         """
         train.check_ready(self)
         ids, labels, self.class_names, self.input_length = train.training_data(
-            self, x, y, kwargs.get("adversarial", 0.0)
+            self, x, y, kwargs.get("adversarial", 0.0), kwargs.get("virtual_adversarial", 0.0)
         )
         if self.params is None:
             self.build(seed=seed)

@@ -20,7 +20,12 @@ from tqdm.auto import tqdm
 from lstmkit.core import fused
 from lstmkit.data.batching import Batch, iterate_batches, prefetch
 from lstmkit.errors import LstmkitError
-from lstmkit.nn import layers as L
+from lstmkit.nn.adversarial import (
+    adversarial_perturbation,
+    embedded_inputs,
+    embedding_index,
+    virtual_adversarial_loss,
+)
 from lstmkit.nn.optim import averaged_weights
 
 
@@ -46,50 +51,20 @@ def check_ready(model, *, training=True):
     model.architecture.check_loss()
 
 
-def adversarial_perturbation(g, embedded, mask, epsilon):
-    """The embedding perturbation of adversarial training: along the loss gradient, of size epsilon
-    in units of one token's embedding.
-
-        r_adv = epsilon * rms_t ||e_t|| * g / ||g||_2
-
-    g = dLoss/d(embedded inputs); both norms are per example: ||g||_2 over the whole sequence
-    (T, E), as Miyato et al. (2017) do, and rms_t ||e_t|| the root mean square length of the
-    example's real token vectors. Miyato et al. normalise the embeddings so that an absolute size
-    means the same throughout; measuring it in token lengths does that without changing the model:
-    epsilon = 0.25 moves the text by a quarter of one word's vector, however large the embeddings
-    are or grow.
-
-    g, embedded: (B, T, E); mask: (B, T), True at real tokens -> r_adv (B, T, E). A row whose
-    gradient is zero (padding) stays zero.
-    """
-    real = mask[..., None].astype(embedded.dtype)
-    n_real = jnp.maximum(real.sum(axis=(1, 2), keepdims=True), 1.0)
-    token_rms = jnp.sqrt(jnp.sum((embedded * real) ** 2, axis=(1, 2), keepdims=True) / n_real)
-    g_norm = jnp.sqrt(jnp.sum(g * g, axis=(1, 2), keepdims=True))
-    return epsilon * token_rms * g / jnp.maximum(g_norm, 1e-12)
-
-
-def _embedding_index(model):
-    for index, layer in enumerate(model.layers):
-        if isinstance(layer, L.Embedding):
-            return index
-    raise LstmkitError("adversarial training perturbs the Embedding's output, and this model has no Embedding layer")
-
-
-@partial(jax.jit, static_argnums=(0, 7), donate_argnums=(1, 2))
-def _train_step(arch, params, opt_state, ids, labels, weight, key, adversarial=0.0):
+@partial(jax.jit, static_argnums=(0, 7, 8), donate_argnums=(1, 2))
+def _train_step(arch, params, opt_state, ids, labels, weight, key, adversarial=0.0, virtual_adversarial=0.0):
     """One optimizer step; returns new params and state, and the batch's loss and correct sums.
 
     adversarial > 0 adds adversarial training (Goodfellow et al. 2015; Miyato et al. 2017 for text):
     the batch is fitted a second time with its embedded inputs moved by `adversarial` token
     lengths (`adversarial_perturbation`) in the direction that raises the loss most, to first
-    order. Loss and gradient are the sum of the clean and the adversarial ones; the reported loss
-    is the clean one. It costs a second forward and backward pass.
+    order. virtual_adversarial > 0 adds the virtual adversarial loss (`virtual_adversarial_loss`):
+    the prediction on the batch moved by that many token lengths where it changes fastest is
+    pulled towards the clean one, no label needed. The loss and gradient are the sums; the
+    reported loss is the clean one. Each costs one to two more forward and backward passes.
     """
     if adversarial:
-        index = _embedding_index(arch)
-        embedded, mask = arch.layers[index].apply(params[index], ids, None)  # sizes the perturbation
-        mask = jnp.ones(ids.shape, bool) if mask is None else mask
+        embedded, mask = embedded_inputs(arch, params, ids)  # sizes the perturbation
         grad_fn = jax.value_and_grad(arch.loss_fn, argnums=(0, 5), has_aux=True)
         (loss, correct), (grads, d_embedded) = grad_fn(params, ids, labels, weight, key, jnp.zeros_like(embedded))
         r_adv = jax.lax.stop_gradient(adversarial_perturbation(d_embedded, embedded, mask, adversarial))
@@ -98,6 +73,12 @@ def _train_step(arch, params, opt_state, ids, labels, weight, key, adversarial=0
         grads = jax.tree.map(jnp.add, grads, adv_grads)
     else:
         (loss, correct), grads = jax.value_and_grad(arch.loss_fn, has_aux=True)(params, ids, labels, weight, key)
+    if virtual_adversarial:
+        vat_key = jax.random.key(0) if key is None else key
+        vat_grads = jax.grad(virtual_adversarial_loss, argnums=1)(
+            arch, params, ids, weight, vat_key, virtual_adversarial
+        )
+        grads = jax.tree.map(jnp.add, grads, vat_grads)
     updates, opt_state = arch.make_optimizer().update(grads, opt_state, params)
     params = jax.tree.map(lambda p, u: p + u, params, updates)
     return params, opt_state, loss * weight.sum(), correct
@@ -258,6 +239,7 @@ def fit(
     history=None,
     best=None,
     adversarial=0.0,
+    virtual_adversarial=0.0,
 ):
     """Train from `params` on ids and labels (from `training_data`); returns (params, opt_state, history).
 
@@ -279,6 +261,8 @@ def fit(
         averaged weights, and the model ends with them (or with the best epoch's average).
         adversarial: epsilon of adversarial training on the embedded inputs, in token lengths
             (`adversarial_perturbation`); 0 = off.
+        virtual_adversarial: epsilon of virtual adversarial training on the same inputs, in token
+            lengths (`lstmkit.nn.adversarial.virtual_adversarial_loss`); 0 = off.
         initial_epoch, opt_state, history, best: continue an interrupted run (resume); best is
             early stopping's {"value", "epoch", "params", "wait"} so far.
     """
@@ -289,7 +273,7 @@ def fit(
     val = None
     if validation_data is not None:
         val = (model._ids(validation_data[0], inference=True), _labels(validation_data[1]))
-    adversarial = float(adversarial or 0.0)
+    perturbations = (float(adversarial or 0.0), float(virtual_adversarial or 0.0))
     base_key = jax.random.key(seed)
     best = dict(best) if best is not None else {"value": None, "epoch": None, "params": None, "wait": 0}
     for epoch in range(initial_epoch, epochs):
@@ -313,7 +297,7 @@ def fit(
             dynamic_ncols=True,
         )
         params, opt_state, loss, accuracy = _train_epoch(
-            model, params, opt_state, batches, jax.random.fold_in(base_key, epoch), adversarial, bar
+            model, params, opt_state, batches, jax.random.fold_in(base_key, epoch), perturbations, bar
         )
         history["loss"].append(loss)
         history["accuracy"].append(accuracy)
@@ -329,7 +313,7 @@ def fit(
             message += f"; val_loss {v['loss']:.4f}, val_accuracy {v['accuracy']:.4f}"
         if verbose:
             print(message, flush=True)
-            _warn_if_adversarial_stalls(model, history, adversarial)
+            _warn_if_adversarial_stalls(model, history, perturbations[0])
         stop = False
         if early_stopping_patience is not None and val is not None:
             stop = _early_stopping(
@@ -350,7 +334,7 @@ def fit(
     return params, opt_state, history
 
 
-def training_data(model, x, y, adversarial=0.0):
+def training_data(model, x, y, adversarial=0.0, virtual_adversarial=0.0):
     """(ids, labels, class_names, input_length) to train on, after the checks that need the data.
 
     class_names: the model's, or "0", "1", ... from the labels; input_length: the id matrix's
@@ -367,8 +351,14 @@ def training_data(model, x, y, adversarial=0.0):
         raise LstmkitError(
             f"--adversarial must be 0 (off) or a positive perturbation size in token lengths, got {adversarial}"
         )
-    if adversarial:
-        _embedding_index(model)
+    virtual_adversarial = float(virtual_adversarial or 0.0)
+    if not virtual_adversarial >= 0:
+        raise LstmkitError(
+            "--virtual-adversarial must be 0 (off) or a positive perturbation size in token lengths, "
+            f"got {virtual_adversarial}"
+        )
+    if adversarial or virtual_adversarial:
+        embedding_index(model)
     class_names = model.class_names
     if class_names is None:
         n_classes = labels.shape[1] if labels.ndim == 2 else max(int(labels.max()) + 1, 2)
@@ -385,7 +375,7 @@ class FitInterrupted(KeyboardInterrupt):
         self.params = params
 
 
-def _train_epoch(model, params, opt_state, batches, epoch_key, adversarial, bar):
+def _train_epoch(model, params, opt_state, batches, epoch_key, perturbations, bar):
     """One pass over the batches; returns (params, opt_state, mean loss, accuracy)."""
     t0 = time.perf_counter()
     loss_sum, correct_sum, seen = 0.0, 0.0, 0
@@ -394,7 +384,7 @@ def _train_epoch(model, params, opt_state, batches, epoch_key, adversarial, bar)
         for step, batch in enumerate(batches):
             key = jax.random.fold_in(epoch_key, step)
             params, opt_state, l, c = _train_step(
-                model.architecture, params, opt_state, batch.ids, batch.labels, batch.weight, key, adversarial
+                model.architecture, params, opt_state, batch.ids, batch.labels, batch.weight, key, *perturbations
             )
             pending.append((l, c, int(batch.weight.sum())))
             # Read metrics one step behind, so the host never waits for the step it just queued.

@@ -19,6 +19,7 @@ SEED = {
     "standardize": "lower_and_strip_punctuation",
     "strip_html": False,  # Keras keeps the token 'br' from '<br />'
     "embedding_dim": 64,
+    "bigram_buckets": 0,  # hash buckets of word-pair vectors added to the word vectors; 0 = off
     "lstm_units": 64,
     "lstm_layers": 1,
     "bidirectional": True,
@@ -36,6 +37,7 @@ SEED = {
     "clipnorm": 0.0,
     "weight_decay": 0.0,
     "adversarial": 0.0,  # adversarial training: size of the embedding perturbation per text, in token lengths; 0 = off
+    "virtual_adversarial": 0.0,  # virtual adversarial training (no labels needed): its perturbation size, in token lengths; 0 = off
     "weight_average": 0.0,  # decay of a moving average of the weights, used for validation and the final model; 0 = off
     "shuffle_buffer": 10000,
     "bucket": True,
@@ -103,6 +105,7 @@ STUDENT_KEYS = (
     "sequence_length",
     "inference_length",
     "embedding_dim",
+    "bigram_buckets",
     "lstm_units",
     "lstm_layers",
     "pooling",
@@ -115,6 +118,7 @@ STUDENT_KEYS = (
     "clipnorm",
     "weight_decay",
     "adversarial",
+    "virtual_adversarial",
     "weight_average",
 )
 

@@ -340,6 +340,7 @@ def _train_one(
         history=history,
         best=best,
         adversarial=config.get("adversarial", 0.0),  # absent from runs saved before it existed
+        virtual_adversarial=config.get("virtual_adversarial", 0.0),
     )
     return model
 

@@ -1,0 +1,102 @@
+"""Virtual adversarial training (lstmkit.nn.adversarial), against NumPy and by its properties."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from lstmkit import LstmkitError
+from lstmkit.nn.adversarial import kl_divergence, scaled_direction, virtual_adversarial_loss
+from lstmkit.nn.layers import LSTM, Bidirectional, Dense, Embedding
+from lstmkit.nn.model import Sequential
+
+
+def _model(classes=1, seed=1):
+    activation = "sigmoid" if classes == 1 else "softmax"
+    model = Sequential([Embedding(30, 8, mask_zero=True), Bidirectional(LSTM(5)), Dense(classes, activation)])
+    model.compile(optimizer=optax.sgd(1.0))
+    return model, model.build(seed=seed)
+
+
+def _batch(seed=2, B=6, T=7):
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(1, 30, (B, T)).astype(np.int32)
+    ids[1, 4:] = 0  # one padded text
+    return jnp.asarray(ids), jnp.asarray(rng.integers(0, 2, B)), jnp.ones(B)
+
+
+def _kl_numpy(p, q):
+    """KL(p || q) between rows of probabilities, in float64."""
+    p, q = np.asarray(p, np.float64), np.asarray(q, np.float64)
+    return np.sum(p * (np.log(p) - np.log(q)), axis=-1)
+
+
+def test_kl_divergence_equals_numpy_for_one_logit_and_for_softmax():
+    rng = np.random.default_rng(0)
+    z_ref, z = rng.normal(size=(5, 1)) * 3, rng.normal(size=(5, 1)) * 3
+    p, q = 1 / (1 + np.exp(-z_ref[:, 0])), 1 / (1 + np.exp(-z[:, 0]))
+    expected = _kl_numpy(np.stack([p, 1 - p], -1), np.stack([q, 1 - q], -1))
+    np.testing.assert_allclose(kl_divergence(jnp.asarray(z_ref), jnp.asarray(z)), expected, rtol=1e-5, atol=1e-7)
+    z_ref, z = rng.normal(size=(5, 4)), rng.normal(size=(5, 4))
+    softmax = lambda a: np.exp(a) / np.exp(a).sum(-1, keepdims=True)
+    np.testing.assert_allclose(
+        kl_divergence(jnp.asarray(z_ref), jnp.asarray(z)), _kl_numpy(softmax(z_ref), softmax(z)), rtol=1e-5, atol=1e-7
+    )
+    assert np.allclose(kl_divergence(jnp.asarray(z), jnp.asarray(z)), 0.0, atol=1e-6)
+
+
+@pytest.mark.parametrize("classes", [1, 3])
+def test_virtual_adversarial_direction_changes_the_prediction_more_than_a_random_one(classes):
+    """eps = 0 costs nothing; at eps > 0 the power iteration's direction moves the prediction more than
+    random directions of the same size (it follows the gradient of the KL, on the embedded words)."""
+    model, params = _model(classes)
+    ids, _, weight = _batch()
+    arch, key = model.architecture, jax.random.key(4)
+    assert float(virtual_adversarial_loss(arch, params, ids, weight, key, 0.0)) == pytest.approx(0.0, abs=1e-9)
+    vat = float(virtual_adversarial_loss(arch, params, ids, weight, key, 2.0))
+    assert vat > 0
+    embedded, mask = model.layers[0].apply(params[0], ids, None)
+    z_clean = model.apply(params, ids, logits=True)
+    rng = np.random.default_rng(5)
+    random_kls = []
+    for _ in range(8):
+        d = jnp.asarray(rng.normal(size=embedded.shape), jnp.float32) * mask[..., None]
+        r = scaled_direction(d, embedded, mask, 2.0)
+        random_kls.append(float(kl_divergence(z_clean, model.apply(params, ids, logits=True, perturb=r)).mean()))
+    assert vat > 2 * np.median(random_kls)
+
+
+def test_training_step_adds_the_gradient_of_the_virtual_adversarial_loss():
+    """One `_train_step` with plain SGD(lr=1) and virtual_adversarial=eps moves the weights by minus the
+    clean gradient minus the VAT loss's gradient; and the VAT term needs no labels (changing them
+    changes only the clean part)."""
+    from lstmkit.nn.train import _train_step
+
+    model, params = _model()
+    ids, labels, weight = _batch()
+    arch = model.architecture
+
+    def clean(p):
+        return model.loss_fn(p, ids, labels, weight)[0]
+
+    vat_key = jax.random.key(0)  # what the step uses when it is given no dropout key
+    vat_grad = jax.grad(virtual_adversarial_loss, argnums=1)(arch, params, ids, weight, vat_key, 0.5)
+    expected = jax.tree.map(lambda p, g0, g1: p - g0 - g1, params, jax.grad(clean)(params), vat_grad)
+    copy = jax.tree.map(jnp.copy, params)
+    new, *_ = _train_step(arch, copy, model.optimizer.init(copy), ids, labels, weight, None, 0.0, 0.5)
+    for a, b in zip(jax.tree.leaves(new), jax.tree.leaves(expected)):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    assert any(float(jnp.abs(g).max()) > 0 for g in jax.tree.leaves(vat_grad))
+
+
+def test_fit_with_virtual_adversarial_learns_and_refuses_a_negative_size():
+    model, _ = _model()
+    model.compile(optimizer="adam", learning_rate=0.01)
+    rng = np.random.default_rng(0)
+    ids = rng.integers(2, 30, (64, 6)).astype(np.int32)
+    y = (ids[:, 0] < 16).astype(np.int32)  # the first word decides
+    history = model.fit(ids, y, epochs=15, batch_size=16, virtual_adversarial=0.5, verbose=False)
+    assert history["loss"][-1] < 0.5 * history["loss"][0]
+    with pytest.raises(LstmkitError, match="--virtual-adversarial must be"):
+        model.fit(ids, y, virtual_adversarial=-0.1, verbose=False)
