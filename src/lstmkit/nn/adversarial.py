@@ -72,22 +72,34 @@ def kl_divergence(z_ref, z):
     return jnp.sum(jnp.exp(log_p) * (log_p - log_q), axis=-1)
 
 
-def virtual_adversarial_loss(arch, params, ids, weight, key, epsilon):
-    """The weighted mean of KL(p(e) || p(e + r_vadv)) over the batch; differentiable in params.
+def virtual_adversarial_direction(arch, params, ids, key, epsilon):
+    """The clean logits (B, K) and the perturbation r_vadv (B, T, E) of virtual adversarial training.
 
-    The clean prediction p(e) and the direction r_vadv are constants (stop_gradient), as in
-    Miyato et al.: the loss pulls the perturbed prediction towards the clean one. key drives
+    One power iteration from a random direction d: r_vadv is the gradient of KL(p(e) || p(e + r))
+    at r = xi d, rescaled to epsilon token lengths. Both are constants of the training step (the
+    step differentiates `virtual_adversarial_kl`, never this), as in Miyato et al. key drives
     dropout (the same for every pass, so all see one network) and the random start d.
     """
     embedded, mask = embedded_inputs(arch, params, ids)
-    embedded = jax.lax.stop_gradient(embedded)
-    z_clean = jax.lax.stop_gradient(arch.apply(params, ids, key=key, logits=True, perturb=jnp.zeros_like(embedded)))
+    z_clean = arch.apply(params, ids, key=key, logits=True, perturb=jnp.zeros_like(embedded))
     d = jax.random.normal(jax.random.fold_in(key, 0x7A7), embedded.shape, embedded.dtype) * mask[..., None]
-    r = scaled_direction(d, embedded, mask, XI)
 
     def kl_at(r):
         return kl_divergence(z_clean, arch.apply(params, ids, key=key, logits=True, perturb=r)).sum()
 
-    r_vadv = jax.lax.stop_gradient(scaled_direction(jax.grad(kl_at)(r), embedded, mask, epsilon))
+    g = jax.grad(kl_at)(scaled_direction(d, embedded, mask, XI))
+    return jax.lax.stop_gradient(z_clean), jax.lax.stop_gradient(scaled_direction(g, embedded, mask, epsilon))
+
+
+def virtual_adversarial_kl(arch, params, ids, weight, key, z_clean, r_vadv):
+    """The weighted mean of KL(p_clean || p(e + r_vadv)): the loss that pulls the perturbed prediction
+    towards the clean one; differentiable in params (z_clean and r_vadv are constants)."""
     kl = kl_divergence(z_clean, arch.apply(params, ids, key=key, logits=True, perturb=r_vadv))
     return (kl * weight).sum() / jnp.maximum(weight.sum(), 1.0)
+
+
+def virtual_adversarial_loss(arch, params, ids, weight, key, epsilon):
+    """The virtual adversarial loss of a batch at these params (its value; training differentiates
+    `virtual_adversarial_kl` with the direction held fixed)."""
+    z_clean, r_vadv = virtual_adversarial_direction(arch, params, ids, key, epsilon)
+    return virtual_adversarial_kl(arch, params, ids, weight, key, z_clean, r_vadv)

@@ -24,7 +24,8 @@ from lstmkit.nn.adversarial import (
     adversarial_perturbation,
     embedded_inputs,
     embedding_index,
-    virtual_adversarial_loss,
+    virtual_adversarial_direction,
+    virtual_adversarial_kl,
 )
 from lstmkit.nn.optim import averaged_weights
 
@@ -75,9 +76,8 @@ def _train_step(arch, params, opt_state, ids, labels, weight, key, adversarial=0
         (loss, correct), grads = jax.value_and_grad(arch.loss_fn, has_aux=True)(params, ids, labels, weight, key)
     if virtual_adversarial:
         vat_key = jax.random.key(0) if key is None else key
-        vat_grads = jax.grad(virtual_adversarial_loss, argnums=1)(
-            arch, params, ids, weight, vat_key, virtual_adversarial
-        )
+        z_clean, r_vadv = virtual_adversarial_direction(arch, params, ids, vat_key, virtual_adversarial)
+        vat_grads = jax.grad(virtual_adversarial_kl, argnums=1)(arch, params, ids, weight, vat_key, z_clean, r_vadv)
         grads = jax.tree.map(jnp.add, grads, vat_grads)
     updates, opt_state = arch.make_optimizer().update(grads, opt_state, params)
     params = jax.tree.map(lambda p, u: p + u, params, updates)
