@@ -224,3 +224,19 @@ def test_bigram_model_skips_the_projected_table_path_and_round_trips(tmp_path):
     model.compile()
     model.save(tmp_path / "m")
     np.testing.assert_allclose(load_model(tmp_path / "m").predict(texts), model.predict(texts), atol=1e-6)
+
+
+def test_bigram_dropout_drops_whole_pair_vectors_in_training_only():
+    layer = Embedding(40, 6, mask_zero=True, bigram_buckets=97, bigram_dropout=0.5)
+    params, _ = layer.init(jax.random.key(3), (None,))
+    ids = jnp.asarray(np.random.default_rng(0).integers(1, 40, (4, 50)).astype(np.int32))
+    words_only = jnp.take(params["table"], ids, axis=0)
+    full, _ = layer.apply(params, ids, None)
+    trained, _ = layer.apply(params, ids, None, key=jax.random.key(1))
+    dropped = np.all(np.isclose(trained, words_only, atol=1e-7), -1)  # (4, 50): the pair's vector is gone
+    kept = np.all(np.isclose(trained, full, atol=1e-7), -1)
+    assert np.all(dropped ^ kept)  # each position whole: its pair dropped or kept, never scaled
+    assert 0.35 < dropped.mean() < 0.65
+    np.testing.assert_array_equal(layer.apply(params, ids, None, key=None)[0], full)
+    with pytest.raises(LstmkitError, match="bigram_dropout"):
+        Embedding(40, 6, bigram_buckets=97, bigram_dropout=1.0)

@@ -93,11 +93,13 @@ class Embedding(Layer):
     ((1, 5, 8), [[True, True, False, False, False]])
     """
 
-    def __init__(self, input_dim, output_dim, mask_zero=False, bigram_buckets=0):
+    def __init__(self, input_dim, output_dim, mask_zero=False, bigram_buckets=0, bigram_dropout=0.0):
         self.input_dim, self.output_dim, self.mask_zero = int(input_dim), int(output_dim), bool(mask_zero)
-        self.bigram_buckets = int(bigram_buckets)
+        self.bigram_buckets, self.bigram_dropout = int(bigram_buckets), float(bigram_dropout)
         if self.bigram_buckets < 0:
             raise LstmkitError(f"bigram_buckets must be 0 (off) or a number of hash buckets, got {bigram_buckets}")
+        if not 0.0 <= self.bigram_dropout < 1.0:
+            raise LstmkitError(f"bigram_dropout must be in [0, 1), got {bigram_dropout}")
 
     def init(self, key, in_shape):
         # Keras's default: uniform(-0.05, 0.05).
@@ -113,13 +115,20 @@ class Embedding(Layer):
         # Ids past the table (a vocabulary larger than input_dim) are clipped by take's mode.
         x = jnp.take(params["table"], ids, axis=0, mode="clip")
         if self.bigram_buckets:
-            x = x + jnp.take(params["bigram_table"], bigram_ids(ids, self.bigram_buckets), axis=0)
+            pairs = jnp.take(params["bigram_table"], bigram_ids(ids, self.bigram_buckets), axis=0)
+            if key is not None and self.bigram_dropout:
+                # In training a position loses its pair's vector with this probability (not rescaled,
+                # as word dropout): the LSTM must read the words when the pair is missing or rare.
+                pairs = pairs * jax.random.bernoulli(key, 1.0 - self.bigram_dropout, ids.shape)[..., None]
+            x = x + pairs
         return x, mask
 
     def get_config(self):
         config = {"input_dim": self.input_dim, "output_dim": self.output_dim, "mask_zero": self.mask_zero}
         if self.bigram_buckets:  # absent when off, so configs saved before bigrams read the same
             config["bigram_buckets"] = self.bigram_buckets
+        if self.bigram_dropout:
+            config["bigram_dropout"] = self.bigram_dropout
         return config
 
 

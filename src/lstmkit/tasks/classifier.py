@@ -28,7 +28,16 @@ def build_model(config, n_classes, steps_per_epoch=None, *, class_names=None, ve
     if config.get("word_dropout"):
         model.add(L.WordDropout(config["word_dropout"]))
     bigrams = config.get("bigram_buckets", 0)  # absent from runs saved before it existed
-    model.add(L.Embedding(config["max_tokens"], config["embedding_dim"], mask_zero=True, bigram_buckets=bigrams))
+    pair_dropout = config.get("bigram_dropout", 0.0) if bigrams else 0.0
+    model.add(
+        L.Embedding(
+            config["max_tokens"],
+            config["embedding_dim"],
+            mask_zero=True,
+            bigram_buckets=bigrams,
+            bigram_dropout=pair_dropout,
+        )
+    )
     if config["embedding_dropout"]:
         model.add(L.SpatialDropout1D(config["embedding_dropout"]))
     pooled = config["pooling"] != "last"

@@ -20,6 +20,7 @@ SEED = {
     "strip_html": False,  # Keras keeps the token 'br' from '<br />'
     "embedding_dim": 64,
     "bigram_buckets": 0,  # hash buckets of word-pair vectors added to the word vectors; 0 = off
+    "bigram_dropout": 0.0,  # in training each position loses its pair's vector with this probability
     "lstm_units": 64,
     "lstm_layers": 1,
     "bidirectional": True,
@@ -106,6 +107,7 @@ STUDENT_KEYS = (
     "inference_length",
     "embedding_dim",
     "bigram_buckets",
+    "bigram_dropout",
     "lstm_units",
     "lstm_layers",
     "pooling",
