@@ -45,10 +45,23 @@ from pathlib import Path
 import numpy as np
 
 from lstmkit.atomic import write_bytes, write_json
-from lstmkit.data.tokens import PUNCTUATION as PUNCTUATION  # re-exported: importable from here as before
-from lstmkit.data.tokens import make_ngrams, ngram_widths, scatter, standardize_text, strip_html_breaks, translation
-from lstmkit.data.tokens import pad_sequences as pad_sequences  # re-exported, as PUNCTUATION
+from lstmkit.data.tokens import (
+    PUNCTUATION,
+    make_ngrams,
+    ngram_widths,
+    pad_sequences,
+    scatter,
+    standardize_text,
+    strip_html_breaks,
+    translation,
+)
 from lstmkit.errors import LstmkitError
+
+# PUNCTUATION, strip_html_breaks, make_ngrams and pad_sequences stay importable from here, as before tokens.py.
+__all__ = [
+    "CONFIG_FILE", "OOV_ID", "OOV_TOKEN", "PAD_ID", "PAD_TOKEN", "PUNCTUATION", "SPLIT_MODES", "STANDARDIZE_MODES",
+    "VOCAB_FILE", "TextVectorizer", "make_ngrams", "pad_sequences", "strip_html_breaks",
+]  # fmt: skip
 
 PAD_TOKEN = ""
 OOV_TOKEN = "[UNK]"
