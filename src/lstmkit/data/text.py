@@ -23,7 +23,7 @@ Keras details this module reproduces exactly (checked against keras 3 / TF 2.21)
 Because every one of these steps touches ASCII bytes only, the built-in modes run on UTF-8
 bytes: one `bytes.translate` lowercases and strips, and `bytes.split()` splits on exactly the
 ASCII blanks. That is what makes it as fast as the TensorFlow kernels.
-The steps themselves (standardize, HTML breaks, n-grams, padding) are `lstmkit.data.tokens`.
+The steps themselves (standardize, HTML breaks, n-grams, vocabulary order, padding) are `lstmkit.data.tokens`.
 
     >>> v = TextVectorizer(output_sequence_length=4)
     >>> v.adapt(["The cat sat.", "the CAT!"])
@@ -47,6 +47,7 @@ import numpy as np
 from lstmkit.atomic import write_bytes, write_json
 from lstmkit.data.tokens import (
     PUNCTUATION,
+    keras_order,
     make_ngrams,
     ngram_widths,
     pad_sequences,
@@ -178,7 +179,7 @@ class TextVectorizer:
             tokens = list(counts)
             tokens_b = [t.encode("utf-8", "surrogatepass") for t in tokens]
             freq = np.fromiter(counts.values(), dtype=np.int64, count=len(counts))
-        order = _keras_order(tokens_b, freq)
+        order = keras_order(tokens_b, freq)
         if self.max_tokens is not None:
             order = order[: self.max_tokens - 2]
         keys = tokens_b if self._fast else tokens
@@ -364,18 +365,6 @@ class TextVectorizer:
             if self.ngrams is not None:
                 tokens = make_ngrams(tokens, self.ngrams)
             yield tokens
-
-
-def _keras_order(tokens_b: list[bytes], counts: np.ndarray) -> np.ndarray:
-    """Indices sorting tokens by count descending, ties by UTF-8 bytes descending (as Keras)."""
-    if not tokens_b:
-        return np.zeros(0, dtype=np.int64)
-    # Rank the bytes once (Python sort), then a pure integer lexsort: same order as Keras's
-    # np.lexsort((tokens, counts))[::-1], whose stable ascending sort reversed gives
-    # ties in descending token order.
-    byte_rank = np.empty(len(tokens_b), dtype=np.int64)
-    byte_rank[sorted(range(len(tokens_b)), key=tokens_b.__getitem__)] = np.arange(len(tokens_b))
-    return np.lexsort((byte_rank, counts))[::-1]
 
 
 def _as_text_list(texts) -> list[str]:

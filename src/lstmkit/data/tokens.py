@@ -1,4 +1,5 @@
-"""The vectorizer's text steps as plain functions: ASCII standardization, HTML breaks, n-grams, padding.
+"""The vectorizer's steps as plain functions: ASCII standardization, HTML breaks, n-grams, Keras's
+vocabulary order, padding.
 
 Shape legend: N texts, L output sequence length.
 
@@ -89,6 +90,18 @@ def scatter(flat: np.ndarray, lengths: np.ndarray, length: int) -> np.ndarray:
         offsets = np.arange(len(lengths)) * length - (np.cumsum(lengths) - lengths)
         out.reshape(-1)[np.arange(len(flat)) + np.repeat(offsets, lengths)] = flat
     return out
+
+
+def keras_order(tokens_b: list[bytes], counts: np.ndarray) -> np.ndarray:
+    """Indices sorting tokens by count descending, ties by UTF-8 bytes descending (as Keras)."""
+    if not tokens_b:
+        return np.zeros(0, dtype=np.int64)
+    # Rank the bytes once (Python sort), then a pure integer lexsort: same order as Keras's
+    # np.lexsort((tokens, counts))[::-1], whose stable ascending sort reversed gives
+    # ties in descending token order.
+    byte_rank = np.empty(len(tokens_b), dtype=np.int64)
+    byte_rank[sorted(range(len(tokens_b)), key=tokens_b.__getitem__)] = np.arange(len(tokens_b))
+    return np.lexsort((byte_rank, counts))[::-1]
 
 
 def ngram_widths(ngrams) -> tuple[int, ...] | None:
