@@ -23,6 +23,7 @@ Keras details this module reproduces exactly (checked against keras 3 / TF 2.21)
 Because every one of these steps touches ASCII bytes only, the built-in modes run on UTF-8
 bytes: one `bytes.translate` lowercases and strips, and `bytes.split()` splits on exactly the
 ASCII blanks. That is what makes it as fast as the TensorFlow kernels.
+The steps themselves (standardize, HTML breaks, n-grams, vocabulary order, padding) are `lstmkit.data.tokens`.
 
     >>> v = TextVectorizer(output_sequence_length=4)
     >>> v.adapt(["The cat sat.", "the CAT!"])
@@ -37,7 +38,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -45,7 +45,24 @@ from pathlib import Path
 import numpy as np
 
 from lstmkit.atomic import write_bytes, write_json
+from lstmkit.data.tokens import (
+    PUNCTUATION,
+    keras_order,
+    make_ngrams,
+    ngram_widths,
+    pad_sequences,
+    scatter,
+    standardize_text,
+    strip_html_breaks,
+    translation,
+)
 from lstmkit.errors import LstmkitError
+
+# PUNCTUATION, strip_html_breaks, make_ngrams and pad_sequences stay importable from here, as before tokens.py.
+__all__ = [
+    "CONFIG_FILE", "OOV_ID", "OOV_TOKEN", "PAD_ID", "PAD_TOKEN", "PUNCTUATION", "SPLIT_MODES", "STANDARDIZE_MODES",
+    "VOCAB_FILE", "TextVectorizer", "make_ngrams", "pad_sequences", "strip_html_breaks",
+]  # fmt: skip
 
 PAD_TOKEN = ""
 OOV_TOKEN = "[UNK]"
@@ -55,23 +72,7 @@ CONFIG_FILE = "vectorizer.json"
 
 STANDARDIZE_MODES = ("lower_and_strip_punctuation", "lower", "strip_punctuation", None)
 SPLIT_MODES = ("whitespace", "character")
-
-# Keras's regex: [!"#$%&()\*\+,-\./:;<=>?@\[\\\]^_`{|}~\'] -- `,-\.` is a range, so ',', '-', '.'.
-PUNCTUATION = b"!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
-_LOWER_TABLE = bytes.maketrans(bytes(range(65, 91)), bytes(range(97, 123)))
-_IDENTITY_TABLE = bytes(range(256))
-# IMDB writes line breaks as '<br />'; Keras keeps them as the token 'br'.
-_HTML_BREAK = re.compile(r"<\s*br\s*/?\s*>", re.IGNORECASE)
 _SEP = b"\x00"  # ends each text when a whole batch is split at once (see _encode_joined)
-
-
-def strip_html_breaks(text: str) -> str:
-    """Replace HTML line breaks ('<br />', '<br>', '<BR/>') by one space.
-
-    >>> strip_html_breaks("Good.<br /><br />Bad.")
-    'Good.  Bad.'
-    """
-    return _HTML_BREAK.sub(" ", text)
 
 
 class TextVectorizer:
@@ -116,7 +117,7 @@ class TextVectorizer:
         self.standardize = standardize
         self.split = split
         self.output_sequence_length = output_sequence_length
-        self.ngrams = _ngram_widths(ngrams)
+        self.ngrams = ngram_widths(ngrams)
         self._ngrams_arg = list(ngrams) if isinstance(ngrams, (tuple, list)) else ngrams
         self.strip_html = bool(strip_html)
         self._vocab: list[str] = [PAD_TOKEN, OOV_TOKEN]
@@ -178,7 +179,7 @@ class TextVectorizer:
             tokens = list(counts)
             tokens_b = [t.encode("utf-8", "surrogatepass") for t in tokens]
             freq = np.fromiter(counts.values(), dtype=np.int64, count=len(counts))
-        order = _keras_order(tokens_b, freq)
+        order = keras_order(tokens_b, freq)
         if self.max_tokens is not None:
             order = order[: self.max_tokens - 2]
         keys = tokens_b if self._fast else tokens
@@ -198,7 +199,7 @@ class TextVectorizer:
         length = self.output_sequence_length
         if length is None:
             length = int(lengths.max()) if len(lengths) else 0
-        return _scatter(flat, lengths, length)
+        return scatter(flat, lengths, length)
 
     def encode_ragged(self, texts: Iterable[str], max_length: int | None = None) -> list[np.ndarray]:
         """Encode texts to one int32 array per text, unpadded (truncated to L when L is set).
@@ -222,7 +223,7 @@ class TextVectorizer:
         if self._fast:
             if self.strip_html:
                 texts = [strip_html_breaks(t) for t in texts]
-            table, delete = _translation(self.standardize)
+            table, delete = translation(self.standardize)
             if not limit and _SEP not in self._index and not any("\x00" in t for t in texts):
                 return self._encode_joined(texts, table, delete)
             # split(None, L) stops after L tokens: the rest of a long text is never cut into tokens.
@@ -347,14 +348,14 @@ class TextVectorizer:
 
     def _standardize_bytes(self, text: str) -> bytes:
         """One text standardized, as UTF-8 bytes (one C-level translate, see the module doc)."""
-        return text.encode("utf-8", "surrogatepass").translate(*_translation(self.standardize))
+        return text.encode("utf-8", "surrogatepass").translate(*translation(self.standardize))
 
     def _tokenize_slow(self, texts: list[str]):
         """Yield each text's token list: standardize, split, ngrams, one text at a time."""
         for text in texts:
             if self.strip_html:
                 text = strip_html_breaks(text)
-            text = _standardize(text, self.standardize)
+            text = standardize_text(text, self.standardize)
             if callable(self.split):
                 tokens = list(self.split(text))
             elif self.split == "character":
@@ -364,84 +365,6 @@ class TextVectorizer:
             if self.ngrams is not None:
                 tokens = make_ngrams(tokens, self.ngrams)
             yield tokens
-
-
-def _translation(mode) -> tuple[bytes, bytes]:
-    """(table, delete) for bytes.translate: A-Z to a-z when lowering, ASCII punctuation deleted."""
-    lower = mode in ("lower", "lower_and_strip_punctuation")
-    strip = mode in ("strip_punctuation", "lower_and_strip_punctuation")
-    return (_LOWER_TABLE if lower else _IDENTITY_TABLE), (PUNCTUATION if strip else b"")
-
-
-def _standardize(text: str, mode) -> str:
-    """Apply one standardize mode to one str (Keras semantics: ASCII-only lower and strip)."""
-    if callable(mode):
-        return mode(text)
-    if mode is None:
-        return text
-    return text.encode("utf-8", "surrogatepass").translate(*_translation(mode)).decode("utf-8", "surrogatepass")
-
-
-def make_ngrams(tokens: list[str], widths: tuple[int, ...]) -> list[str]:
-    """All n-grams of each width in turn, joined by one space (as `tf.strings.ngrams`).
-
-    >>> make_ngrams(["a", "b", "c"], (1, 2))
-    ['a', 'b', 'c', 'a b', 'b c']
-    """
-    out: list[str] = []
-    for n in widths:
-        out.extend(" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
-    return out
-
-
-def pad_sequences(docs: Sequence[np.ndarray], length: int) -> np.ndarray:
-    """Right-pad (with 0) or truncate int sequences into one int32 (N, length) array.
-
-    >>> pad_sequences([np.array([5, 6, 7]), np.array([8])], 2).tolist()
-    [[5, 6], [8, 0]]
-    """
-    lengths = np.fromiter((min(len(d), length) for d in docs), dtype=np.int64, count=len(docs))
-    flat = (
-        np.concatenate([np.asarray(d, dtype=np.int32)[:length] for d in docs])
-        if lengths.sum()
-        else np.zeros(0, np.int32)
-    )
-    return _scatter(flat, lengths, length)
-
-
-def _scatter(flat: np.ndarray, lengths: np.ndarray, length: int) -> np.ndarray:
-    """Place back-to-back sequences (each already <= length) into a zero int32 (N, length) array."""
-    out = np.zeros((len(lengths), length), dtype=np.int32)
-    if len(flat) and len(lengths) * length <= 4 * len(flat):
-        out[np.arange(length) < lengths[:, None]] = flat  # dense enough: one boolean mask
-    elif len(flat):
-        # Token j of row r goes to flat position r * length + j: its index in `flat` plus the
-        # row's offset (r * length - tokens before row r). O(tokens), not O(N * length).
-        offsets = np.arange(len(lengths)) * length - (np.cumsum(lengths) - lengths)
-        out.reshape(-1)[np.arange(len(flat)) + np.repeat(offsets, lengths)] = flat
-    return out
-
-
-def _keras_order(tokens_b: list[bytes], counts: np.ndarray) -> np.ndarray:
-    """Indices sorting tokens by count descending, ties by UTF-8 bytes descending (as Keras)."""
-    if not tokens_b:
-        return np.zeros(0, dtype=np.int64)
-    # Rank the bytes once (Python sort), then a pure integer lexsort: same order as Keras's
-    # np.lexsort((tokens, counts))[::-1], whose stable ascending sort reversed gives
-    # ties in descending token order.
-    byte_rank = np.empty(len(tokens_b), dtype=np.int64)
-    byte_rank[sorted(range(len(tokens_b)), key=tokens_b.__getitem__)] = np.arange(len(tokens_b))
-    return np.lexsort((byte_rank, counts))[::-1]
-
-
-def _ngram_widths(ngrams) -> tuple[int, ...] | None:
-    if ngrams is None:
-        return None
-    if isinstance(ngrams, int) and not isinstance(ngrams, bool) and ngrams >= 1:
-        return tuple(range(1, ngrams + 1))
-    if isinstance(ngrams, (tuple, list)) and ngrams and all(isinstance(n, int) and n >= 1 for n in ngrams):
-        return tuple(ngrams)
-    raise LstmkitError(f"ngrams must be None, a positive int or a tuple of positive ints, got {ngrams!r}")
 
 
 def _as_text_list(texts) -> list[str]:

@@ -33,14 +33,7 @@ def save_png(explanation, path, *, layer=-1, direction=0, max_words=600):
     # Lay the words out first, in monospace: chars per line from the axis width in points.
     fig_w, font = 14.0, 7.5
     per_line = int(fig_w * 0.94 * 72 / (0.6 * font)) - 2
-    placed, x, y = [], 0, 0
-    for k, word in enumerate(e["words"][:max_words]):
-        w = word if len(word) < 40 else word[:37] + "..."
-        if x + len(w) > per_line and x > 0:
-            x, y = 0, y + 1
-        placed.append((x, y, w, k))
-        x += len(w) + 1
-    lines = y + 1 if placed else 1
+    placed, lines = _place_words(e["words"][:max_words], per_line)
     extra = ([f"... {len(e['words']) - max_words:,} more words not drawn"] if len(e["words"]) > max_words else []) + [
         "note: " + s for s in e["notes"]
     ]
@@ -51,8 +44,32 @@ def save_png(explanation, path, *, layer=-1, direction=0, max_words=600):
     title = f"{e['label']} (probability {e['probability']:.3f})   {n:,} of {e['n_tokens']:,} tokens read"
     fig.suptitle("lstmkit explain: " + title, fontsize=13, y=1 - 0.12 / (sum(heights) + 1.6))
 
-    # 1. the words, each read word on its attribution's colour; unread words grey.
-    ax = fig.add_subplot(grid[0, :])
+    _draw_words(fig.add_subplot(grid[0, :]), e, placed, lines, extra, per_line, font)
+    _draw_trajectory(fig.add_subplot(grid[1, :]), e)
+    _draw_forget_and_norm(fig.add_subplot(grid[2, :]), n, lay, dr)
+    _draw_heat_maps(fig, grid, n, lay, dr)
+    fig.subplots_adjust(left=0.045, right=0.965, top=1 - 0.75 / fig.get_figheight(), bottom=0.45 / fig.get_figheight())
+    try:
+        return write_with(path, lambda tmp: fig.savefig(tmp, dpi=90, format="png"), suffix=".png")
+    finally:
+        plt.close(fig)
+
+
+def _place_words(words, per_line):
+    """Wrap the words into lines of per_line characters: ([(x, y, shown word, k)], number of lines)."""
+    placed, x, y = [], 0, 0
+    for k, word in enumerate(words):
+        w = word if len(word) < 40 else word[:37] + "..."
+        if x + len(w) > per_line and x > 0:
+            x, y = 0, y + 1
+        placed.append((x, y, w, k))
+        x += len(w) + 1
+    return placed, (y + 1 if placed else 1)
+
+
+def _draw_words(ax, e, placed, lines, extra, per_line, font):
+    """1. the words, each read word on its attribution's colour; unread words grey."""
+    n = e["n_used"]
     ax.set_axis_off()
     ax.set_title(
         f"words coloured by occlusion attribution, in log-odds (blue: towards {e['target_class']!r}, red: away; grey: not read)",
@@ -69,8 +86,10 @@ def save_png(explanation, path, *, layer=-1, direction=0, max_words=600):
     ax.set_xlim(-0.5, per_line + 0.5)
     ax.set_ylim(lines + 1.6 * len(extra), -0.6)
 
-    # 2. the trajectory, with the attribution as bars on its own axis.
-    ax = fig.add_subplot(grid[1, :])
+
+def _draw_trajectory(ax, e):
+    """2. the trajectory, with the attribution as bars on its own axis."""
+    n = e["n_used"]
     steps = np.arange(n)
     if n:
         bars = ax.twinx()
@@ -92,8 +111,10 @@ def save_png(explanation, path, *, layer=-1, direction=0, max_words=600):
     ax.set_title("trajectory (line) and attribution (bars)", fontsize=10, loc="left")
     ax.grid(alpha=0.3)
 
-    # 3. mean forget gate and cell norm.
-    ax = fig.add_subplot(grid[2, :])
+
+def _draw_forget_and_norm(ax, n, lay, dr):
+    """3. mean forget gate and cell norm."""
+    steps = np.arange(n)
     if n:
         ax.plot(steps, dr["mean_forget"], color="#21918c", lw=1.2, label="mean forget gate (left)")
         ax.set_ylim(0, 1)
@@ -105,16 +126,21 @@ def save_png(explanation, path, *, layer=-1, direction=0, max_words=600):
     ax.set_title(f"mean forget gate and cell norm   (layer {lay['index']}, {dr['name']})", fontsize=10, loc="left")
     ax.grid(alpha=0.3)
 
-    # 4. heat maps, units x tokens.
-    specs = [
-        ("i", "input gate i", "viridis", 0, 1),
-        ("f", "forget gate f", "viridis", 0, 1),
-        ("g", "candidate g", "RdBu", -1, 1),
-        ("o", "output gate o", "viridis", 0, 1),
-        ("c", "cell c", "RdBu", None, None),
-        ("h", "hidden h", "RdBu", -1, 1),
-    ]
-    for k, (key, name, cmap, lo, hi) in enumerate(specs):
+
+# The heat maps: key, title, colour map, range (None: symmetric around 0 at the largest |value|).
+_HEAT_MAPS = [
+    ("i", "input gate i", "viridis", 0, 1),
+    ("f", "forget gate f", "viridis", 0, 1),
+    ("g", "candidate g", "RdBu", -1, 1),
+    ("o", "output gate o", "viridis", 0, 1),
+    ("c", "cell c", "RdBu", None, None),
+    ("h", "hidden h", "RdBu", -1, 1),
+]
+
+
+def _draw_heat_maps(fig, grid, n, lay, dr):
+    """4. heat maps, units x tokens, two per row of the grid from its row 3."""
+    for k, (key, name, cmap, lo, hi) in enumerate(_HEAT_MAPS):
         ax = fig.add_subplot(grid[3 + k // 2, k % 2])
         m = np.asarray(dr[key], np.float64).reshape(n, -1).T if n else np.full((lay["units"], 1), np.nan)
         if lo is None:
@@ -128,8 +154,3 @@ def save_png(explanation, path, *, layer=-1, direction=0, max_words=600):
         if k >= 4:
             ax.set_xlabel("token")
         fig.colorbar(im, ax=ax, fraction=0.03, pad=0.01)
-    fig.subplots_adjust(left=0.045, right=0.965, top=1 - 0.75 / fig.get_figheight(), bottom=0.45 / fig.get_figheight())
-    try:
-        return write_with(path, lambda tmp: fig.savefig(tmp, dpi=90, format="png"), suffix=".png")
-    finally:
-        plt.close(fig)

@@ -148,8 +148,48 @@ def explain(model, text):
         raise LstmkitError("the model has no weights; load a trained model or fit one first")
     fused.available()  # build the LSTM kernel now, not inside the first trace
     arch, params = _inference_view(model)
+    head = _check_explainable(model, arch, text)
     v = model.vectorizer
-    if v is None:
+    tokens, used, ids_all = _token_ids(model, text)
+    n = len(used)
+    words = _words(v, text, tokens)
+    P = max(CHUNK, -(-n // CHUNK) * CHUNK)
+    padded = np.zeros(P, np.int32)
+    padded[:n] = used
+
+    logits, traces, trajectory, occluded = jax.device_get(explain_arrays(arch, params, padded))
+    names, target, probabilities, traj, attribution = _outputs(model, head, logits, trajectory, occluded, used)
+    label_k = int(np.argmax(probabilities))
+    return {
+        "text": text,
+        "label": names[label_k],
+        "probability": float(probabilities[label_k]),
+        "probabilities": [float(p) for p in probabilities],
+        "class_names": names,
+        "target_class": names[target],
+        "target_probability": float(probabilities[target]),
+        "tokens": list(tokens),
+        "words": words,
+        "ids": [int(i) for i in ids_all],
+        "known": [int(i) != OOV_ID for i in ids_all],
+        "n_tokens": len(tokens),
+        "n_used": n,
+        "sequence_length": model.inference_length or v.output_sequence_length,
+        "truncated": len(tokens) > n,
+        "empty": not tokens,
+        "vocab_size": v.vocab_size,
+        "trajectory": _round(traj),
+        "attribution": _round(attribution),
+        "layers": _layer_traces(arch, traces, n),
+        "methods": _methods(is_causal(arch), names[target]),
+        "notes": _notes(model, arch, tokens, used),
+    }
+
+
+def _check_explainable(model, arch, text):
+    """Refuse what explain cannot read: no vectorizer, no Embedding first, no LSTM, no classifier
+    head, or a text that is not a str. Returns the head (the last Dense layer)."""
+    if model.vectorizer is None:
         raise LstmkitError("explain needs a model that reads text (a TextVectorizer first); this one takes token ids")
     if not arch.layers or not isinstance(arch.layers[0], L.Embedding):
         raise LstmkitError("explain needs an Embedding as the first layer after the TextVectorizer")
@@ -165,7 +205,12 @@ def explain(model, text):
         raise LstmkitError(
             "explain needs a classifier: a last Dense layer with 1 unit and sigmoid, or K units and softmax"
         )
+    return head
 
+
+def _token_ids(model, text):
+    """(every token of the text, the ids the model reads (n,) as predict does, the ids of all tokens)."""
+    v = model.vectorizer
     tokens = v.tokenize(text)  # every token of the text, before truncation
     used = np.asarray(model._ids([text], inference=True)[0], np.int32)  # the ids the model reads, as predict does
     n = len(used)
@@ -173,12 +218,13 @@ def explain(model, text):
     ids_all = [index.get(tok, OOV_ID) for tok in tokens]
     if ids_all[:n] != used.tolist():  # cannot happen with a consistent vectorizer; trust the model's ids
         ids_all = used.tolist() + ids_all[n:]
-    words = _words(v, text, tokens)
-    P = max(CHUNK, -(-n // CHUNK) * CHUNK)
-    padded = np.zeros(P, np.int32)
-    padded[:n] = used
+    return tokens, used, ids_all
 
-    logits, traces, trajectory, occluded = jax.device_get(explain_arrays(arch, params, padded))
+
+def _outputs(model, head, logits, trajectory, occluded, used):
+    """(class names, target class, probabilities (K or 2), trajectory (n,), attribution (n,)) from
+    the explain pass's logits, with the model's own output activation."""
+    n = len(used)
     activate = L.ACTIVATIONS[head.activation]  # the model's own output activation, as predict applies it
     proba = np.asarray(activate(jnp.asarray(logits)), np.float64)
     K = proba.shape[-1]
@@ -187,12 +233,14 @@ def explain(model, text):
         target, probabilities = 1, [1.0 - float(proba[0]), float(proba[0])]
     else:
         target, probabilities = int(np.argmax(proba)), proba.tolist()
-    label_k = int(np.argmax(probabilities))
-    p_target = float(probabilities[target])
     traj = np.asarray(activate(jnp.asarray(trajectory[:n])), np.float64)[:, min(target, K - 1)]
     attribution = log_odds(logits, target) - log_odds(np.asarray(occluded)[:n], target)
     attribution[used == OOV_ID] = 0.0  # replacing [UNK] by [UNK] changes nothing; exact zero
+    return names, target, probabilities, traj, attribution
 
+
+def _layer_traces(arch, traces, n):
+    """Per LSTM layer: index, type, units, and per direction its gates, states and summaries (n steps)."""
     layer_out = []
     for k, trace in zip(recurrent_indices(arch), traces):
         layer = arch.layers[k]
@@ -211,7 +259,12 @@ def explain(model, text):
             entry["cell_norm"] = _round(np.linalg.norm(trace["c"][d, :n], axis=-1) if n else [])
             directions.append(entry)
         layer_out.append({"index": k, "type": type(layer).__name__, "units": lstm.units, "directions": directions})
+    return layer_out
 
+
+def _notes(model, arch, tokens, used):
+    """Plain-language remarks for the page: empty text, truncation, unknown words, unmasked padding."""
+    v, n = model.vectorizer, len(used)
     L_seq = model.inference_length or v.output_sequence_length
     n_unknown = int(np.sum(used == OOV_ID))
     notes = []
@@ -240,9 +293,12 @@ def explain(model, text):
             "This model's Embedding does not mask padding (mask_zero=False): padded steps are read as tokens, "
             "so the numbers depend on padding, as they do in predict."
         )
+    return notes
 
-    causal = is_causal(arch)
-    methods = {
+
+def _methods(causal, target_name):
+    """How the trajectory, the attribution and the trace were computed, in words."""
+    return {
         "trajectory": (
             "p_t = the model's probability for the prefix ids[:t+1]. The model is causal (forward LSTMs then Dense), "
             "so p_t is the Dense head applied to the last LSTM layer's state h_t from the traced pass."
@@ -250,34 +306,10 @@ def explain(model, text):
             else "p_t = the model's probability for the prefix ids[:t+1]: the model runs on every prefix, one padded batch "
             "(row t = tokens 0..t). A backward direction reads each prefix from token t back to the first token."
         ),
-        "attribution": f"occlusion: a_t = log-odds of {names[target]!r} for the text minus its log-odds with token t "
-        f"replaced by [UNK], log-odds = log(p / (1 - p)) from the logits. Positive: the word pushed towards {names[target]!r}.",
+        "attribution": f"occlusion: a_t = log-odds of {target_name!r} for the text minus its log-odds with token t "
+        f"replaced by [UNK], log-odds = log(p / (1 - p)) from the logits. Positive: the word pushed towards {target_name!r}.",
         "trace": "each LSTM layer run with lstmkit.core.bptt's plain forward functions (input_projection_forward, "
         "recurrence_forward); gates in text order per direction.",
-    }
-    return {
-        "text": text,
-        "label": names[label_k],
-        "probability": float(probabilities[label_k]),
-        "probabilities": [float(p) for p in probabilities],
-        "class_names": names,
-        "target_class": names[target],
-        "target_probability": p_target,
-        "tokens": list(tokens),
-        "words": words,
-        "ids": [int(i) for i in ids_all],
-        "known": [int(i) != OOV_ID for i in ids_all],
-        "n_tokens": len(tokens),
-        "n_used": n,
-        "sequence_length": L_seq,
-        "truncated": len(tokens) > n,
-        "empty": not tokens,
-        "vocab_size": v.vocab_size,
-        "trajectory": _round(traj),
-        "attribution": _round(attribution),
-        "layers": layer_out,
-        "methods": methods,
-        "notes": notes,
     }
 
 

@@ -62,23 +62,44 @@ def model_from_weights(
         raise LstmkitError(
             f"dense_layout must be 'keras' (W is (in, out)) or 'torch' (W is (out, in)), got {dense_layout!r}"
         )
-    if isinstance(vocabulary, TextVectorizer):
-        vectorizer = vocabulary
-        if sequence_length is not None:
-            vectorizer.output_sequence_length = int(sequence_length)
-    else:
-        vectorizer = TextVectorizer(
-            standardize=standardize, output_sequence_length=sequence_length, strip_html=strip_html
-        )
-        vectorizer.set_vocabulary(list(vocabulary))
+    vectorizer = _vectorizer(vocabulary, sequence_length, standardize, strip_html)
     if vectorizer.vocab_size > table.shape[0]:
         raise LstmkitError(
             f"the vocabulary has {vectorizer.vocab_size} ids but the embedding only {table.shape[0]} rows"
         )
 
     layers, params = [L.Embedding(table.shape[0], table.shape[1], mask_zero=True)], [{"table": jnp.asarray(table)}]
-    width = table.shape[1]
-    pooled = pooling != "last"
+    width = _add_lstm_layers(layers, params, lstm_layers, table.shape[1], pooled=pooling != "last")
+    if pooling != "last":
+        layers.append({"max": L.GlobalMaxPool, "mean": L.GlobalAveragePool, "maxmean": L.MaxMeanPool}[pooling]())
+        params.append({})
+        width = 2 * width if pooling == "maxmean" else width
+    if not dense:
+        raise LstmkitError("model_from_weights needs at least one Dense layer (the classifier's output)")
+    width = _add_dense_layers(layers, params, dense, width, dense_layout, activations)
+    if class_names is None:
+        class_names = [str(k) for k in range(max(width, 2))]
+    return Sequential(layers, class_names=class_names, vectorizer=vectorizer, params=params)
+
+
+def _vectorizer(vocabulary, sequence_length, standardize, strip_html):
+    """The given TextVectorizer (its length set to sequence_length, if given), or one around the tokens."""
+    if isinstance(vocabulary, TextVectorizer):
+        vectorizer = vocabulary
+        if sequence_length is not None:
+            vectorizer.output_sequence_length = int(sequence_length)
+        return vectorizer
+    vectorizer = TextVectorizer(standardize=standardize, output_sequence_length=sequence_length, strip_html=strip_html)
+    vectorizer.set_vocabulary(list(vocabulary))
+    return vectorizer
+
+
+def _add_lstm_layers(layers, params, lstm_layers, width, *, pooled):
+    """Append an LSTM (or Bidirectional) layer and its float32 params per entry; returns the output width.
+
+    width: E, the input width of the first LSTM layer. Every layer but the last returns sequences,
+    and the last too when a pooling layer follows.
+    """
     for k, layer_params in enumerate(lstm_layers):
         last = k == len(lstm_layers) - 1
         bidirectional = isinstance(layer_params, dict) and set(layer_params) == {"forward", "backward"}
@@ -93,12 +114,12 @@ def model_from_weights(
         layers.append(L.Bidirectional(lstm) if bidirectional else lstm)
         params.append({"forward": converted[0], "backward": converted[1]} if bidirectional else converted[0])
         width = H * len(directions)
-    if pooled:
-        layers.append({"max": L.GlobalMaxPool, "mean": L.GlobalAveragePool, "maxmean": L.MaxMeanPool}[pooling]())
-        params.append({})
-        width = 2 * width if pooling == "maxmean" else width
-    if not dense:
-        raise LstmkitError("model_from_weights needs at least one Dense layer (the classifier's output)")
+    return width
+
+
+def _add_dense_layers(layers, params, dense, width, dense_layout, activations):
+    """Append a Dense layer and its float32 (W, b) per entry, checked against the width before it;
+    returns the output width (K)."""
     for k, (W, b) in enumerate(dense):
         W, b = as_numpy(W, f"Dense {k} W").astype(np.float32), as_numpy(b, f"Dense {k} b").astype(np.float32)
         if dense_layout == "torch":
@@ -116,6 +137,4 @@ def model_from_weights(
         layers.append(L.Dense(W.shape[1], act))
         params.append({"W": jnp.asarray(W), "b": jnp.asarray(b)})
         width = W.shape[1]
-    if class_names is None:
-        class_names = [str(k) for k in range(max(width, 2))]
-    return Sequential(layers, class_names=class_names, vectorizer=vectorizer, params=params)
+    return width

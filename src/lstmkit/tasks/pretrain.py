@@ -1,15 +1,9 @@
-"""Language-model pretraining on unlabeled text (`lstmkit pretrain`), and the pretrained directory.
+"""Language-model pretraining on unlabeled text (`lstmkit pretrain`).
 
-The model and its losses are `lstmkit.tasks.lm`'s. Long texts are cut into consecutive windows of
-`sequence_length` tokens (truncated BPTT: each window starts from a zero state), so every token of
-the corpus is read, not only the first T.
-
-The pretrained directory (written atomically, as a model directory is):
-    config.json          kind "lstmkit-pretrained", settings, corpus counts, file checksums
-    vocabulary.txt, vectorizer.json    the TextVectorizer (adapted on the 98% training texts)
-    weights.safetensors  embedding.table (V, E); lstm.{forward,backward}.{W_x,W_h,b};
-                         head.{forward,backward}.{W (H, K), b (K,)}
-    history.json         per epoch: sampled training loss, held-out loss and perplexity (2%)
+The model and its losses are `lstmkit.tasks.lm`'s; the directory it writes is
+`lstmkit.tasks.pretrained`'s (whose names this module also exports, as it did before). Long texts
+are cut into consecutive windows of `sequence_length` tokens (truncated BPTT: each window starts
+from a zero state), so every token of the corpus is read, not only the first T.
 
     >>> texts = ["the cat sat on the mat"] * 40
     >>> history = pretrain(texts, "/tmp/lm", max_tokens=20, embedding_dim=8, lstm_units=8,
@@ -20,34 +14,39 @@ The pretrained directory (written atomically, as a model directory is):
 
 from __future__ import annotations
 
-import json
 import math
 import time
-from dataclasses import asdict
 from functools import partial
 from pathlib import Path
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lstmkit.atomic import write_json
 from lstmkit.core import fused
 from lstmkit.data.batching import iterate_batches, prefetch
 from lstmkit.data.text import OOV_ID, PAD_ID, TextVectorizer
 from lstmkit.data.unlabeled import pretraining_texts
 from lstmkit.errors import LstmkitError
 from lstmkit.io import checkpoint
-from lstmkit.nn import layers as L
 from lstmkit.nn.optim import make_optimizer
 from lstmkit.nn.train import pad_multiple
 from lstmkit.tasks.lm import SAMPLING_POWER, init_lm, lm_nll
 from lstmkit.tasks.presets import LMConfig
-from lstmkit.version import __version__
+from lstmkit.tasks.pretrained import (
+    KIND,
+    Pretrained,
+    check_settings,
+    install_pretrained,
+    load_pretrained,
+    save_pretrained,
+)
 
-KIND = checkpoint.PRETRAINED_KIND
-
+# The pretrained directory's names stay importable from here, as they were before pretrained.py.
+__all__ = [
+    "HELD_OUT", "KIND", "Pretrained", "check_settings", "evaluate_lm", "install_pretrained", "load_pretrained",
+    "pretrain", "pretrain_run", "save_pretrained", "windows",
+]  # fmt: skip
 
 HELD_OUT = 0.02  # share of the texts kept for the LM's held-out loss and perplexity
 
@@ -138,8 +137,6 @@ def pretrain(texts, out, *, verbose=True, progress=None, sources=None, overwrite
     Returns the history: per epoch loss (sampled, training), val_loss and val_perplexity (exact,
     held-out 2%), per-direction perplexities, tokens_per_second and epoch_time.
     """
-    from tqdm.auto import tqdm
-
     config = LMConfig(**settings).check()
     out = Path(out)
     checkpoint.check_output(out, overwrite=overwrite, kind="pretrained")
@@ -148,23 +145,8 @@ def pretrain(texts, out, *, verbose=True, progress=None, sources=None, overwrite
     if len(texts) < 2:
         raise LstmkitError(f"pretraining needs at least 2 non-empty texts (one is held out), got {len(texts)}")
     t_start = time.perf_counter()
-    rng = np.random.default_rng(config.seed)
-    order = rng.permutation(len(texts))
-    n_val = min(max(1, round(HELD_OUT * len(texts))), len(texts) - 1)
-    train_texts, val_texts = [texts[i] for i in order[n_val:]], [texts[i] for i in order[:n_val]]
-
-    vectorizer = TextVectorizer(
-        max_tokens=config.max_tokens,
-        standardize=None if config.standardize == "none" else config.standardize,
-        strip_html=config.strip_html,
-    )
-    vectorizer.adapt(train_texts)
-    train_seqs = windows(vectorizer.encode_ragged(train_texts), config.sequence_length)
-    val_seqs = windows(vectorizer.encode_ragged(val_texts), config.sequence_length)
-    if not train_seqs or not val_seqs:
-        raise LstmkitError(
-            "the texts are too short to pretrain on: every text needs at least two tokens, in training and held-out parts alike"
-        )
+    train_texts, val_texts = _hold_out(texts, config.seed)
+    vectorizer, train_seqs, val_seqs = _windows_of(train_texts, val_texts, config)
     n_outputs = min(config.output_vocab, vectorizer.vocab_size)
     flat = np.concatenate(train_seqs)
     counts = np.bincount(np.where(flat < n_outputs, flat, OOV_ID), minlength=n_outputs)
@@ -177,7 +159,57 @@ def pretrain(texts, out, *, verbose=True, progress=None, sources=None, overwrite
             f"({time.perf_counter() - t_start:.1f} s)",
             flush=True,
         )
+    show_bar = verbose if progress is None else progress
+    params, history, step = _train_lm(
+        config, train_seqs, val_seqs, counts, n_outputs, tokens, verbose=verbose, show_bar=show_bar
+    )
+    corpus = {
+        "texts": len(train_texts),
+        "held_out_texts": len(val_texts),
+        "tokens": tokens,
+        "steps": step,
+        "output_vocab": n_outputs,
+        "sources": list(sources or []),
+    }
+    save_pretrained(out, params, vectorizer, config, history, corpus)
+    if verbose:
+        print(
+            f"pretrained weights saved to {out} ({time.perf_counter() - t_start:.0f} s in all); use them with `lstmkit train --pretrained {out}`",
+            flush=True,
+        )
+    return history
 
+
+def _hold_out(texts, seed):
+    """(training texts, held-out texts): a seeded shuffle, HELD_OUT of them (at least one) held out."""
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(texts))
+    n_val = min(max(1, round(HELD_OUT * len(texts))), len(texts) - 1)
+    return [texts[i] for i in order[n_val:]], [texts[i] for i in order[:n_val]]
+
+
+def _windows_of(train_texts, val_texts, config: LMConfig):
+    """The vectorizer adapted on the training texts, and both parts as windows of ids."""
+    vectorizer = TextVectorizer(
+        max_tokens=config.max_tokens,
+        standardize=None if config.standardize == "none" else config.standardize,
+        strip_html=config.strip_html,
+    )
+    vectorizer.adapt(train_texts)
+    train_seqs = windows(vectorizer.encode_ragged(train_texts), config.sequence_length)
+    val_seqs = windows(vectorizer.encode_ragged(val_texts), config.sequence_length)
+    if not train_seqs or not val_seqs:
+        raise LstmkitError(
+            "the texts are too short to pretrain on: every text needs at least two tokens, in training and held-out parts alike"
+        )
+    return vectorizer, train_seqs, val_seqs
+
+
+def _train_lm(config: LMConfig, train_seqs, val_seqs, counts, n_outputs, tokens, *, verbose, show_bar):
+    """Initialise the LM and train it epoch by epoch: (params, history, steps taken).
+
+    counts: (K,) how often each of the n_outputs = K output ids is a training target; tokens: their sum.
+    """
     key = jax.random.key(config.seed)
     params = init_lm(jax.random.fold_in(key, 0), config, n_outputs, counts)
     steps_per_epoch = math.ceil(len(train_seqs) / config.batch_size)
@@ -201,72 +233,81 @@ def pretrain(texts, out, *, verbose=True, progress=None, sources=None, overwrite
     history.update({f"val_perplexity_{d}": [] for d in config.directions})
     step = 0
     for epoch in range(config.epochs):
-        t0 = time.perf_counter()
-        bar = tqdm(
-            total=tokens,
-            desc=f"epoch {epoch + 1}/{config.epochs}",
-            unit="tok",
-            unit_scale=True,
-            disable=not (verbose if progress is None else progress),
-            dynamic_ncols=True,
+        bar = _epoch_bar(tokens, epoch, config, show_bar)
+        params, opt_state, step, loss, seen, elapsed = _train_epoch(
+            train_step, params, opt_state, train_seqs, config, key, epoch=epoch, step=step, bar=bar
         )
-        loss_sum, n_targets, seen, pending = 0.0, 0, 0, []
-        for batch in _batches(train_seqs, config, seed=config.seed * 100003 + epoch, shuffle=True):
-            if config.max_steps and step >= config.max_steps:
-                break
-            mask = batch.mask & (batch.weight[:, None] > 0)  # filler rows repeat a real row: no loss
-            params, opt_state, s, c = train_step(params, opt_state, batch.ids, mask, jax.random.fold_in(key, 1 + step))
-            pending.append((s, c, int(mask.sum())))
-            step += 1
-            # Read the loss one step behind, so the host never waits for the step it just queued.
-            while len(pending) > 1 or (pending and step % 10 == 0):
-                s_, c_, n_ = pending.pop(0)
-                loss_sum, n_targets, seen = loss_sum + float(s_), n_targets + int(c_), seen + n_
-                bar.update(n_)
-            bar.set_postfix(
-                loss=f"{loss_sum / max(n_targets, 1):.3f}",
-                tok_s=f"{seen / (time.perf_counter() - t0):.0f}",
-                refresh=False,
-            )
-        for s_, c_, n_ in pending:
-            loss_sum, n_targets, seen = loss_sum + float(s_), n_targets + int(c_), seen + n_
-            bar.update(n_)
-        elapsed = time.perf_counter() - t0
-        bar.set_postfix(loss=f"{loss_sum / max(n_targets, 1):.3f}", tok_s=f"{seen / elapsed:.0f}")
-        bar.close()
         if seen == 0:
             break
         val = evaluate_lm(eval_step, params, val_seqs, config)
-        history["loss"].append(loss_sum / max(n_targets, 1))
+        history["loss"].append(loss)
         history["tokens_per_second"].append(seen / elapsed)
         history["epoch_time"].append(elapsed)
         for k, v in val.items():
             history[k].append(v)
         if verbose:
-            per_dir = ", ".join(f"{d} {val[f'val_perplexity_{d}']:.1f}" for d in config.directions)
-            print(
-                f"epoch {epoch + 1}/{config.epochs}: loss {history['loss'][-1]:.4f} ({'sampled' if config.negatives and config.negatives < n_outputs - 1 else 'exact'}), "
-                f"{seen / elapsed:,.0f} tokens/s, {elapsed:.1f} s; held-out loss {val['val_loss']:.4f}, perplexity {val['val_perplexity']:.1f} "
-                f"({per_dir}; uniform would be {n_outputs - 1:,})",
-                flush=True,
-            )
+            _print_epoch(epoch, config, history, val, seen, elapsed, n_outputs)
         if config.max_steps and step >= config.max_steps:
             break
-    corpus = {
-        "texts": len(train_texts),
-        "held_out_texts": len(val_texts),
-        "tokens": tokens,
-        "steps": step,
-        "output_vocab": n_outputs,
-        "sources": list(sources or []),
-    }
-    save_pretrained(out, params, vectorizer, config, history, corpus)
-    if verbose:
-        print(
-            f"pretrained weights saved to {out} ({time.perf_counter() - t_start:.0f} s in all); use them with `lstmkit train --pretrained {out}`",
-            flush=True,
+    return params, history, step
+
+
+def _epoch_bar(tokens, epoch, config: LMConfig, show):
+    """One epoch's progress bar, counted in target tokens."""
+    from tqdm.auto import tqdm
+
+    return tqdm(
+        total=tokens,
+        desc=f"epoch {epoch + 1}/{config.epochs}",
+        unit="tok",
+        unit_scale=True,
+        disable=not show,
+        dynamic_ncols=True,
+    )
+
+
+def _train_epoch(train_step, params, opt_state, train_seqs, config: LMConfig, key, *, epoch, step, bar):
+    """One pass over the shuffled windows (stopping at max_steps in all), the bar closed at its end.
+
+    Returns (params, opt_state, step, mean sampled loss, tokens seen, seconds).
+    """
+    t0 = time.perf_counter()
+    loss_sum, n_targets, seen, pending = 0.0, 0, 0, []
+    for batch in _batches(train_seqs, config, seed=config.seed * 100003 + epoch, shuffle=True):
+        if config.max_steps and step >= config.max_steps:
+            break
+        mask = batch.mask & (batch.weight[:, None] > 0)  # filler rows repeat a real row: no loss
+        params, opt_state, s, c = train_step(params, opt_state, batch.ids, mask, jax.random.fold_in(key, 1 + step))
+        pending.append((s, c, int(mask.sum())))
+        step += 1
+        # Read the loss one step behind, so the host never waits for the step it just queued.
+        while len(pending) > 1 or (pending and step % 10 == 0):
+            s_, c_, n_ = pending.pop(0)
+            loss_sum, n_targets, seen = loss_sum + float(s_), n_targets + int(c_), seen + n_
+            bar.update(n_)
+        bar.set_postfix(
+            loss=f"{loss_sum / max(n_targets, 1):.3f}",
+            tok_s=f"{seen / (time.perf_counter() - t0):.0f}",
+            refresh=False,
         )
-    return history
+    for s_, c_, n_ in pending:
+        loss_sum, n_targets, seen = loss_sum + float(s_), n_targets + int(c_), seen + n_
+        bar.update(n_)
+    elapsed = time.perf_counter() - t0
+    bar.set_postfix(loss=f"{loss_sum / max(n_targets, 1):.3f}", tok_s=f"{seen / elapsed:.0f}")
+    bar.close()
+    return params, opt_state, step, loss_sum / max(n_targets, 1), seen, elapsed
+
+
+def _print_epoch(epoch, config: LMConfig, history, val, seen, elapsed, n_outputs):
+    """The epoch's line: sampled training loss, speed, held-out loss and perplexities."""
+    per_dir = ", ".join(f"{d} {val[f'val_perplexity_{d}']:.1f}" for d in config.directions)
+    print(
+        f"epoch {epoch + 1}/{config.epochs}: loss {history['loss'][-1]:.4f} ({'sampled' if config.negatives and config.negatives < n_outputs - 1 else 'exact'}), "
+        f"{seen / elapsed:,.0f} tokens/s, {elapsed:.1f} s; held-out loss {val['val_loss']:.4f}, perplexity {val['val_perplexity']:.1f} "
+        f"({per_dir}; uniform would be {n_outputs - 1:,})",
+        flush=True,
+    )
 
 
 def pretrain_run(
@@ -287,141 +328,3 @@ def pretrain_run(
         texts = pretraining_texts(data, unlabeled, text_column=text_column, seed=config.seed)
         sources = ([f"data:{data}"] if data is not None else []) + [f"unlabeled:{u}" for u in unlabeled]
         return pretrain(texts, out, progress=progress, sources=sources, **settings)
-
-
-class Pretrained(NamedTuple):
-    """A loaded pretrained directory: vectorizer, params (as `init_lm`), LMConfig, history, corpus."""
-
-    vectorizer: object
-    params: dict
-    config: LMConfig
-    history: dict
-    corpus: dict
-    directory: Path
-
-
-def save_pretrained(directory, params, vectorizer, config: LMConfig, history, corpus):
-    """Write the pretrained directory atomically: build it beside the target, then swap it in."""
-    from safetensors.numpy import save_file
-
-    with checkpoint.staged_directory(directory, kind="pretrained") as tmp:
-        save_file(checkpoint.flatten_params(params), tmp / checkpoint.WEIGHTS)
-        vectorizer.save(tmp)
-        write_json(tmp / "history.json", history)
-        meta = {
-            "format_version": checkpoint.FORMAT_VERSION, "kind": KIND, "lstmkit_version": __version__,
-            "config": asdict(config), "corpus": corpus, "files": checkpoint.file_checksums(tmp),
-        }  # fmt: skip
-        write_json(tmp / "config.json", meta)
-
-
-def load_pretrained(directory) -> Pretrained:
-    """Read a pretrained directory, verifying its format, kind, checksums and tensor shapes."""
-    from safetensors.numpy import load_file
-
-    path = checkpoint.resolve_dir(directory)
-    if not path.is_dir():
-        raise LstmkitError(
-            f"pretrained directory {directory} does not exist; write one with `lstmkit pretrain --out {directory}`"
-        )
-    if not (path / "config.json").exists():
-        raise LstmkitError(
-            f"{directory} is not a pretrained directory (no config.json); pass the --out folder of `lstmkit pretrain`"
-        )
-    path, meta = checkpoint.read_config(path)
-    if meta.get("kind") != KIND:
-        raise LstmkitError(
-            f"{directory} is a model directory, not a pretrained one; pass the --out folder of `lstmkit pretrain`"
-        )
-    config = LMConfig(**meta["config"])
-    n_outputs = int(meta["corpus"]["output_vocab"])
-    template = jax.eval_shape(lambda k: init_lm(k, config, n_outputs), jax.random.key(0))
-    params = checkpoint.unflatten_like(template, load_file(path / checkpoint.WEIGHTS))
-    history = json.loads((path / "history.json").read_text())
-    return Pretrained(TextVectorizer.load(path), params, config, history, meta["corpus"], path)
-
-
-def check_settings(pretrained: Pretrained, settings: dict):
-    """Refuse a classifier config (a resolved preset) whose sizes differ from the pretrained ones."""
-    pre = pretrained.config
-    for key in ("max_tokens", "embedding_dim", "lstm_units", "bidirectional", "standardize", "strip_html"):
-        if key in settings and settings[key] != getattr(pre, key):
-            flag = key.replace("_", "-")
-            hint = (
-                f"--{flag} {getattr(pre, key)}"
-                if not isinstance(getattr(pre, key), bool)
-                else f"--{'' if getattr(pre, key) else 'no-'}{flag}"
-            )
-            raise LstmkitError(
-                f"the pretrained weights in {pretrained.directory} have {key}={getattr(pre, key)!r} but the classifier has {settings[key]!r}; "
-                f"train with {hint}, or pretrain again with the classifier's sizes"
-            )
-
-
-def install_pretrained(model, pretrained):
-    """Put the pretrained vocabulary, embedding and first LSTM layer's weights into a built classifier.
-
-    model: a `Sequential` that starts with a TextVectorizer and an Embedding, with an LSTM or
-    Bidirectional layer after it; its params are replaced (the vectorizer's vocabulary too).
-    pretrained: a directory or a loaded `Pretrained`. Sizes must match exactly.
-
-    >>> install_pretrained(model, "runs/lm")                  # doctest: +SKIP
-    """
-    pre = pretrained if isinstance(pretrained, Pretrained) else load_pretrained(pretrained)
-    if model.vectorizer is None:
-        raise LstmkitError(
-            "this classifier takes token ids; pretrained weights need one that starts with a TextVectorizer"
-        )
-    mine, theirs = model.vectorizer.get_config(), pre.vectorizer.get_config()
-    for key in ("standardize", "split", "ngrams", "strip_html"):
-        if mine[key] != theirs[key]:
-            raise LstmkitError(
-                f"the pretrained vocabulary was built with {key}={theirs[key]!r} but the classifier's vectorizer has {mine[key]!r}; use the same text settings"
-            )
-    emb = next((i for i, layer in enumerate(model.layers) if isinstance(layer, L.Embedding)), None)
-    rec = next(
-        (
-            i
-            for i, layer in enumerate(model.layers)
-            if isinstance(layer, (L.LSTM, L.Bidirectional)) and emb is not None and i > emb
-        ),
-        None,
-    )
-    if emb is None or rec is None:
-        raise LstmkitError(
-            "the classifier needs an Embedding followed by an LSTM or Bidirectional layer to take pretrained weights"
-        )
-    if model.params is None:
-        model.build()
-    table = pre.params["embedding"]["table"]
-    if tuple(table.shape) != tuple(model.params[emb]["table"].shape):
-        (V, E), (v, e) = table.shape, model.params[emb]["table"].shape
-        raise LstmkitError(
-            f"the pretrained embedding is {V} tokens x {E} dims but the classifier's is {v} x {e}; train with --max-tokens {V} --embedding-dim {E}"
-        )
-    layer = model.layers[rec]
-    bidirectional = isinstance(layer, L.Bidirectional)
-    if bidirectional != pre.config.bidirectional:
-        raise LstmkitError(
-            f"the pretrained LSTM is {'bi' if pre.config.bidirectional else 'uni'}directional but the classifier's first LSTM layer is "
-            f"{'bi' if bidirectional else 'uni'}directional; train with --{'' if pre.config.bidirectional else 'no-'}bidirectional"
-        )
-    units = (layer.layer if bidirectional else layer).units
-    if units != pre.config.lstm_units:
-        raise LstmkitError(
-            f"the pretrained LSTM has {pre.config.lstm_units} units but the classifier's first LSTM layer has {units}; train with --lstm-units {pre.config.lstm_units}"
-        )
-    lstm = pre.params["lstm"]
-    if not bidirectional and layer.go_backwards and "backward" not in lstm:
-        raise LstmkitError(
-            "the classifier's first LSTM reads backwards but the pretrained LM has only a forward direction; pretrain with --bidirectional"
-        )
-    if bidirectional:
-        new_rec = {"forward": dict(lstm["forward"]), "backward": dict(lstm["backward"])}
-    else:
-        new_rec = dict(lstm["backward" if layer.go_backwards else "forward"])
-    params = list(model.params)
-    params[emb] = {"table": jnp.asarray(table)}
-    params[rec] = jax.tree.map(jnp.asarray, new_rec)
-    model.vectorizer.set_vocabulary(pre.vectorizer.vocabulary)
-    return model.set_weights(params)

@@ -1,0 +1,44 @@
+"""The `lstmkit` command line: a thin layer over the Python API.
+
+User mistakes raise `LstmkitError` (or a click usage error) and end as one line on stderr with
+exit status 2; anything else is a bug and keeps its traceback.
+
+The group is here; its commands live one module per kind: `neuron` (cell), `training` (train,
+pretrain), `saved_model` (evaluate, predict, explain, plot) and `machine` (info, build-kernel).
+"""
+
+from __future__ import annotations
+
+import click
+
+from lstmkit.cli.machine import build_kernel, info
+from lstmkit.cli.neuron import CELL_DEFAULTS, GATE_MEANING, cell
+from lstmkit.cli.saved_model import evaluate, explain_command, plot, predict
+from lstmkit.cli.training import pretrain_command, train
+from lstmkit.errors import LstmkitError
+
+__all__ = ["CELL_DEFAULTS", "GATE_MEANING", "main"]
+
+
+class _UserError(click.ClickException):
+    exit_code = 2
+
+
+class _Group(click.Group):
+    """A click group that turns LstmkitError into one clean line instead of a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except LstmkitError as e:
+            raise _UserError(str(e)) from None
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="lstmkit")
+def main():
+    """lstmkit: understand, train and use LSTM text classifiers."""
+
+
+for _command in (cell, train, evaluate, predict, plot, explain_command, info, build_kernel, pretrain_command):
+    main.add_command(_command)

@@ -1,0 +1,190 @@
+"""The commands that use a saved model: evaluate, predict, explain and plot."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from lstmkit.cli.compile_cache import enable_compile_cache
+from lstmkit.errors import LstmkitError
+
+
+@click.command()
+@click.argument("model_dir", type=click.Path())
+@click.option(
+    "--data", required=True, help="labelled data: imdb, an aclImdb folder or .tar.gz, or a CSV/TSV/JSONL/folder dataset"
+)
+@click.option(
+    "--split",
+    default="test",
+    show_default=True,
+    type=click.Choice(["train", "test"]),
+    help="split of a source that has splits",
+)
+@click.option("--text-column", default=None)
+@click.option("--label-column", default=None)
+@click.option(
+    "--positive-class",
+    default=None,
+    help="for two classes: the one whose precision, recall and F1 lead (default the second)",
+)
+@click.option("--json", "as_json", is_flag=True, help="print the metrics as one JSON object")
+def evaluate(model_dir, data, split, text_column, label_column, positive_class, as_json):
+    """Accuracy; precision, recall, F1 and support per class, their macro and weighted averages;
+    ROC AUC for two classes; the confusion matrix."""
+    from lstmkit.tasks.run import evaluate_run
+
+    enable_compile_cache()
+    m = evaluate_run(
+        model_dir, data, split=split, text_column=text_column, label_column=label_column, positive_class=positive_class
+    )
+    if as_json:
+        click.echo(json.dumps(m))
+        return
+    _echo_report(m)
+
+
+def _echo_report(m):
+    """The metrics as tables: per class, the averages, the confusion matrix."""
+    names = m["class_names"]
+    width = max(10, *(len(n) + 2 for n in names))
+    click.echo(f"{'examples':<{width}} {m['n']}\n{'accuracy':<{width}} {m['accuracy']:.4f}")
+    if "positive_class" in m:
+        click.echo(
+            f"{'ROC AUC':<{width}} {m['roc_auc']:.4f}   (positive class: {m['positive_class']}; --positive-class chooses)"
+        )
+    click.echo(f"\n{'':<{width}} {'precision':>10} {'recall':>10} {'f1':>10} {'support':>10}")
+    for name in names:
+        c = m["per_class"][name]
+        click.echo(f"{name:<{width}} {c['precision']:>10.4f} {c['recall']:>10.4f} {c['f1']:>10.4f} {c['support']:>10}")
+    for average in ("macro", "weighted"):
+        a = m[average]
+        click.echo(
+            f"{average + ' avg':<{width}} {a['precision']:>10.4f} {a['recall']:>10.4f} {a['f1']:>10.4f} {m['n']:>10}"
+        )
+    click.echo("\nconfusion matrix (rows: true, columns: predicted)")
+    click.echo(" " * width + "".join(f"{n:>{width}}" for n in names))
+    for n, row in zip(names, m["confusion_matrix"]):
+        click.echo(f"{n:<{width}}" + "".join(f"{v:>{width}}" for v in row))
+
+
+@click.command()
+@click.argument("model_dir", type=click.Path())
+@click.argument("texts", nargs=-1)
+@click.option(
+    "--file",
+    "file",
+    type=click.Path(),
+    default=None,
+    help="texts from a file: one per line (lines end at \\n only), or a .csv/.tsv/.jsonl file's text column",
+)
+@click.option("--text-column", default=None, help="the text column of a --file table (autodetected)")
+@click.option(
+    "--id-column",
+    default=None,
+    help="a --file table's column that names each row in the output (default: its row number)",
+)
+@click.option(
+    "--keep-blank", is_flag=True, help="score blank lines too (by default they are skipped, and counted on stderr)"
+)
+@click.option(
+    "--top-k", type=click.IntRange(min=0), default=0, help="also print the K likeliest classes with their probabilities"
+)
+@click.option(
+    "--all", "all_classes", is_flag=True, help="print every class's probability (the same as --top-k with every class)"
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="one JSON object per line: line (or id), text, label, probability, top_k"
+)
+@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
+def predict(model_dir, texts, file, text_column, id_column, keep_blank, top_k, all_classes, as_json, batch_size):
+    """Label texts with a saved model: arguments, --file, or standard input (one text per line).
+
+    Every row of the output starts with where its text came from: the line number of the file or
+    of standard input (the position, for texts given as arguments), or --id-column's value.
+    Output is written as the input is read, a batch at a time.
+    """
+    from lstmkit.data import inputs
+    from lstmkit.nn.model import load_model
+    from lstmkit.tasks.run import predict_texts
+
+    enable_compile_cache()
+    if file is not None:
+        rows = inputs.file_texts(file, text_column=text_column, id_column=id_column)
+    elif texts:
+        rows = enumerate(texts, 1)
+    elif sys.stdin.isatty():
+        raise LstmkitError("no text to label: pass texts as arguments, --file PATH, or pipe them in, one per line")
+    else:
+        rows = inputs.stdin_lines()
+    model = load_model(model_dir)
+    if model.vectorizer is None:
+        raise LstmkitError(f"{model_dir} is a model over token ids, with no vocabulary; predict needs a text model")
+    k = len(model.class_names) if all_classes else min(top_k, len(model.class_names))
+    skipped, seen = [], 0
+    for chunk in inputs.chunks(rows if keep_blank else inputs.non_blank(rows, skipped), 4 * batch_size):
+        seen += len(chunk)
+        for (where, _), r in zip(chunk, predict_texts(model, [t for _, t in chunk], batch_size=batch_size, top_k=k)):
+            _echo_prediction("id" if id_column else "line", where, r, as_json)
+    if skipped:
+        shown = ", ".join(map(str, skipped[:10])) + (", ..." if len(skipped) > 10 else "")
+        click.echo(f"skipped {len(skipped)} blank line(s): {shown} (--keep-blank scores them)", err=True)
+    if not seen:
+        raise LstmkitError("no text to label: the input holds no non-blank line")
+
+
+def _echo_prediction(key, where, r, as_json):
+    if as_json:
+        click.echo(json.dumps({key: where, **r}))
+        return
+    top = "".join(f"\t{t['label']}={t['probability']:.4f}" for t in r.get("top_k", []))
+    preview = " ".join(r["text"][:200].split())[:80]  # one output line per text, whatever its whitespace
+    click.echo(f"{where}\t{r['label']}\t{r['probability']:.4f}{top}\t{preview}")
+
+
+@click.command()
+@click.argument("model_dir", type=click.Path())
+@click.option("--out", "out", type=click.Path(), default=None, help="PNG path (default MODEL_DIR/curves.png)")
+def plot(model_dir, out):
+    """Training curves (loss and accuracy, train against validation) as a PNG."""
+    from lstmkit.tasks.plots import plot_history
+
+    path = plot_history(model_dir, out)
+    click.echo(f"wrote {path}")
+
+
+@click.command("explain")
+@click.argument("model_dir", type=click.Path())
+@click.argument("text")
+@click.option(
+    "--html",
+    "html_out",
+    type=click.Path(),
+    default=None,
+    help="write the self-contained page (text, trajectory, gate heat maps)",
+)
+@click.option("--png", "png_out", type=click.Path(), default=None, help="write the same as a PNG (matplotlib)")
+@click.option("--json", "as_json", is_flag=True, help="print all the numbers as one JSON object")
+def explain_command(model_dir, text, html_out, png_out, as_json):
+    """Look inside one prediction: gates, trajectory and word attributions for TEXT ('-' reads stdin).
+
+    Without --html, --png or --json, prints the label, its probability and the words that moved
+    it most (occlusion: the change in log-odds when the word is replaced by [UNK]).
+    """
+    from lstmkit import explain as explain_mod
+    from lstmkit.nn.model import load_model
+
+    enable_compile_cache()
+    if text == "-":
+        text = sys.stdin.read()
+    result = explain_mod.explain(load_model(model_dir), text)
+    if html_out:
+        click.echo(f"wrote {explain_mod.save_html(result, html_out)}", err=as_json)
+    if png_out:
+        click.echo(f"wrote {explain_mod.save_png(result, png_out)}", err=as_json)
+    if as_json:
+        click.echo(json.dumps(result, ensure_ascii=False))
+    elif not (html_out or png_out):
+        click.echo(explain_mod.summary(result))
