@@ -140,3 +140,43 @@ def test_a_second_writer_is_refused_while_the_first_holds_the_folder(tmp_path):
     with checkpoint.output_lock(out):  # released: it can be taken again, and leaves no lock file
         pass
     assert list(tmp_path.iterdir()) == []
+
+
+def _edit_config(directory, edit):
+    path = directory / "config.json"
+    config = json.loads(path.read_text())
+    path.write_text(json.dumps(edit(config)))
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda c: {**c, "kind": "pretrained"}, "holds a pretrained language model, not a classifier"),
+        (lambda c: [c], "is not an lstmkit config"),
+        (lambda c: {**c, "format_version": True}, "has no format_version"),
+        (lambda c: {**c, "files": {"../outside.bin": "0" * 64}}, "lists its files wrongly"),
+        (lambda c: {**c, "files": {"/etc/passwd": "0" * 64}}, "lists its files wrongly"),
+        (lambda c: {**c, "model": {**c["model"], "layers": "Embedding"}}, "has no model layers"),
+        (
+            lambda c: {**c, "model": {**c["model"], "layers": [{"type": "Embedding", "input_dim": 5}]}},
+            "describes layers lstmkit cannot build",
+        ),
+        (
+            lambda c: {
+                **c,
+                "model": {
+                    **c["model"],
+                    "layers": [{**c["model"]["layers"][0], "input_dim": 3}, *c["model"]["layers"][1:]],
+                },
+            },
+            "tokens but its Embedding 3 rows",
+        ),
+    ],
+)
+def test_a_damaged_or_foreign_config_is_one_clear_line(tmp_path, edit, message):
+    """predict, evaluate and explain load through load_model: each refusal is one line, exit 2."""
+    directory = saved_model(tmp_path / "m")
+    _edit_config(directory, edit)
+    with pytest.raises(LstmkitError, match=message):
+        load_model(directory)
+    one_line_exit_2(CliRunner().invoke(main, ["predict", str(directory), "a fine film"]), message)

@@ -346,14 +346,21 @@ def read_config(directory):
         raise LstmkitError(
             f"{path} is corrupted ({e.msg if hasattr(e, 'msg') else e}); retrain or restore the model"
         ) from None
+    if not isinstance(config, dict):
+        raise LstmkitError(f"{path} is not an lstmkit config (a JSON object); retrain or restore the model")
     version = config.get("format_version")
-    if not isinstance(version, int):
+    if not isinstance(version, int) or isinstance(version, bool):
         raise LstmkitError(f"{path} has no format_version; it is not an lstmkit model directory")
     if version > FORMAT_VERSION:
         raise LstmkitError(
             f"{directory} uses model format {version}, newer than this lstmkit supports ({FORMAT_VERSION}); upgrade lstmkit"
         )
-    for name, digest in config.get("files", {}).items():
+    files = config.get("files", {})
+    if not isinstance(files, dict) or not all(_plain_name(n) and isinstance(d, str) for n, d in files.items()):
+        raise LstmkitError(
+            f"{path} lists its files wrongly (names inside the folder only); retrain or restore the model"
+        )
+    for name, digest in files.items():
         file = directory / name
         if not file.exists():
             raise LstmkitError(f"{directory} is incomplete: {name} is missing; retrain or restore the model")
@@ -362,12 +369,24 @@ def read_config(directory):
     return directory, config
 
 
+def _plain_name(name) -> bool:
+    """A file name inside the directory: no folders, no '..', not absolute."""
+    return isinstance(name, str) and name not in ("", ".", "..") and "/" not in name and "\\" not in name
+
+
 def read_model(directory):
     """(directory, config, {tensor name: array}, TextVectorizer or None) of a verified model
     directory; `lstmkit.nn.model.load_model` builds the model from them."""
     from safetensors.numpy import load_file
 
     directory, config = read_config(directory)
+    if config.get("kind", "model") != "model":
+        raise LstmkitError(
+            f"{directory} holds a pretrained language model, not a classifier; train one from it with "
+            f"`lstmkit train --pretrained {directory}`"
+        )
+    if not isinstance(config.get("model"), dict) or not isinstance(config["model"].get("layers"), list):
+        raise LstmkitError(f"{directory}/config.json has no model layers; retrain or restore the model")
     vectorizer = TextVectorizer.load(directory) if config.get("has_vectorizer") else None
     return directory, config, load_file(directory / WEIGHTS), vectorizer
 

@@ -394,8 +394,15 @@ def load_model(directory):
     config, weights by name, shapes and checksums verified."""
     directory, config, weights, vectorizer = checkpoint.read_model(directory)
     mc = config["model"]
-    architecture = Architecture([L.layer_from_config(c) for c in mc["layers"]])
-    template = jax.eval_shape(architecture.init_params, jax.random.key(0))
+    try:
+        architecture = Architecture([L.layer_from_config(c) for c in mc["layers"]])
+        template = jax.eval_shape(architecture.init_params, jax.random.key(0))
+    except (KeyError, TypeError, ValueError) as e:  # a config.json edited or written by something else
+        raise LstmkitError(
+            f"{directory}/config.json describes layers lstmkit cannot build ({type(e).__name__}: {e}); "
+            "retrain or restore the model"
+        ) from None
+    _check_vocabulary(directory, vectorizer, architecture)
     return Sequential(
         architecture.layers,
         class_names=mc.get("class_names"),
@@ -406,6 +413,16 @@ def load_model(directory):
         train_config=config.get("train_config"),
         directory=directory,
     )
+
+
+def _check_vocabulary(directory, vectorizer, architecture):
+    """A vocabulary larger than the Embedding's table would have its extra words read as other words."""
+    embeddings = [layer for layer in architecture.layers if isinstance(layer, L.Embedding)]
+    if vectorizer is not None and embeddings and vectorizer.vocab_size > embeddings[0].input_dim:
+        raise LstmkitError(
+            f"{directory}: its vocabulary has {vectorizer.vocab_size} tokens but its Embedding "
+            f"{embeddings[0].input_dim} rows; the vocabulary and weights are from different models"
+        )
 
 
 def _saved_loss(architecture, loss):
