@@ -389,6 +389,10 @@ def test_student_pairs_parse_to_typed_settings():
         (["train", "--unlabeled", "x.txt"], "only for self-training"),
         (["train", "--pseudo-confidence", "0.3"], "--pseudo-confidence must be"),
         (["train", "--adversarial", "-1"], "--adversarial must be"),
+        (["train", "--adversarial", "nan"], "--adversarial must be"),
+        (["train", "--virtual-adversarial", "-0.5"], "--virtual-adversarial must be"),
+        (["train", "--bigram-buckets", "-5"], "--bigram-buckets must be"),
+        (["train", "--bigram-dropout", "1"], "--bigram-dropout must be in [0, 1)"),
         (["train", "--self-training", "1", "--student", "seed=3"], "--student takes KEY=VALUE with KEY one of"),
         (["train", "--self-training", "1", "--student", "lstm_units"], "--student takes KEY=VALUE"),
         (["train", "--self-training", "1", "--student", "lstm_units=wide"], "--student lstm_units needs an integer"),
@@ -414,6 +418,20 @@ def test_adversarial_training_from_the_command_line(csv_data, tmp_path):
     )
     assert r.exit_code == 0, r.output
     assert json.loads((tmp_path / "m" / "config.json").read_text())["train_config"]["adversarial"] == 0.5
+
+
+def test_bigrams_and_virtual_adversarial_training_from_the_command_line(csv_data, tmp_path):
+    """Both reach the saved model: its Embedding has a bigram table, and predict reads it back."""
+    out = tmp_path / "m"
+    flags = ["--bigram-buckets", "64", "--bigram-dropout", "0.2", "--virtual-adversarial", "0.3"]
+    r = CliRunner().invoke(main, ["train", "--data", str(csv_data), "--out", str(out), *flags, *TINY])
+    assert r.exit_code == 0, r.output
+    config = json.loads((out / "config.json").read_text())
+    assert config["train_config"]["virtual_adversarial"] == 0.3
+    embedding = next(layer for layer in config["model"]["layers"] if layer["type"] == "Embedding")
+    assert embedding["bigram_buckets"] == 64 and embedding["bigram_dropout"] == 0.2
+    r = CliRunner().invoke(main, ["predict", str(out), "a good film", "--json"])
+    assert r.exit_code == 0, r.output
 
 
 def test_group_validation_falls_back_to_a_random_split_without_imdb_names(csv_data, tmp_path):

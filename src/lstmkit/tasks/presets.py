@@ -221,10 +221,18 @@ def _check(config):
         )
     if not 0.5 <= float(config["pseudo_confidence"]) < 1.0:
         raise LstmkitError(f"--pseudo-confidence must be in [0.5, 1), got {config['pseudo_confidence']}")
-    if float(config["adversarial"]) < 0:
+    for key in ("adversarial", "virtual_adversarial"):
+        if not float(config[key]) >= 0:  # also refuses NaN
+            raise LstmkitError(
+                f"--{key.replace('_', '-')} must be 0 (off) or a positive perturbation size in token lengths, "
+                f"got {config[key]}"
+            )
+    if int(config["bigram_buckets"]) < 0:
         raise LstmkitError(
-            f"--adversarial must be 0 (off) or a positive perturbation size in token lengths, got {config['adversarial']}"
+            f"--bigram-buckets must be 0 (off) or a number of hash buckets, got {config['bigram_buckets']}"
         )
+    if not 0.0 <= float(config["bigram_dropout"]) < 1.0:
+        raise LstmkitError(f"--bigram-dropout must be in [0, 1), got {config['bigram_dropout']}")
     if config["max_tokens"] < 3:
         raise LstmkitError("--max-tokens must be at least 3 (padding, [UNK] and one word)")
     if not float(config["learning_rate"]) >= 0:  # also refuses NaN; 0 keeps the weights as they start
