@@ -7,7 +7,8 @@ Each baseline trains on the 25,000 IMDB train reviews and is scored once on the 
 reviews. It prints one line per baseline: test accuracy and wall time, which covers everything
 after loading (tokenizing, counting n-grams, choosing a hyperparameter where one is chosen,
 fitting, predicting the test set); the loading time (reading and decoding the archive) is
-printed once, above them. Needs scikit-learn and fasttext (benchmarks/requirements-bench.txt).
+printed once, above them. Needs scikit-learn and fastText (benchmarks/requirements-bench.txt:
+the fasttext-wheel 0.9.2 build, see fasttext_distribution for why not fasttext 0.9.3).
 
 Tokens (all baselines): lowercase, `<br />` replaced by a space, then words (runs of letters,
 digits and _, with inner apostrophes kept: "don't") and every other non-space character as a
@@ -29,7 +30,9 @@ token of its own ("!!" is two "!").
 - fasttext-bigrams: fastText supervised (Joulin et al. 2016's setting for sentiment: 10
   dimensions, 5 epochs, wordNgrams=2, softmax loss, learning rate chosen from 0.05, 0.1, 0.25,
   0.5 on the same validation split, then refit on all of train), thread=1 and seed=0, so a
-  rerun gives the same model.
+  rerun gives the same model. (fastText initializes only a tenth of its input matrix per
+  thread, the first tenth with thread=1; the rest starts at zero. That is fastText's own
+  behaviour at thread=1, kept here for the determinism.)
 
 No choice is made on the test set: NBSVM uses its published fixed settings, and the other two
 choose on the validation split.
@@ -285,21 +288,48 @@ def baselines(nbsvm_kind: str) -> dict[str, Callable[[Dataset, Dataset], Result]
     }
 
 
+def fasttext_distribution() -> tuple[str, str]:
+    """(distribution, version) of the installed fastText module; exits on fasttext 0.9.3 and later.
+
+    fasttext 0.9.3 (PyPI, built from source) keeps its matrices in a vector that does not
+    zero its memory, and with thread < 10 initializes only part of the input matrix, so the
+    rest is whatever the allocator hands back: after other work in the same process that can be
+    NaN ("RuntimeError: Encountered NaN", seen here for lr=0.05 after scikit-learn had run) or
+    silently change the model. fasttext-wheel 0.9.2 zero-fills that memory.
+    """
+    from importlib.metadata import PackageNotFoundError
+
+    for name in ("fasttext-wheel", "fasttext"):
+        try:
+            found = version(name)
+        except PackageNotFoundError:
+            continue
+        if name == "fasttext" and tuple(int(p) for p in found.split(".")[:3] if p.isdigit()) >= (0, 9, 3):
+            sys.exit(
+                f"fasttext {found} reads uninitialized memory with thread=1 (see fasttext_distribution); "
+                "pip uninstall fasttext && pip install fasttext-wheel==0.9.2"
+            )
+        return name, found
+    sys.exit("fastText is missing: pip install -r benchmarks/requirements-bench.txt (scikit-learn, fasttext-wheel)")
+
+
 def versions() -> dict[str, str]:
-    """The versions that matter; exits with the install command when scikit-learn or fasttext is missing."""
+    """The versions that matter; exits with the install command when scikit-learn or fastText is missing."""
     try:
-        import fasttext  # noqa: F401
         import sklearn
-    except ImportError as e:
-        sys.exit(f"{e.name} is missing: pip install -r benchmarks/requirements-bench.txt (scikit-learn, fasttext)")
+    except ImportError:
+        sys.exit(
+            "scikit-learn is missing: pip install -r benchmarks/requirements-bench.txt (scikit-learn, fasttext-wheel)"
+        )
     import scipy
 
+    fasttext_name, fasttext_version = fasttext_distribution()
     return {
         "python": platform.python_version(),
         "numpy": np.__version__,
         "scipy": scipy.__version__,
         "scikit-learn": sklearn.__version__,
-        "fasttext": version("fasttext"),
+        fasttext_name: fasttext_version,
     }
 
 
