@@ -1,6 +1,6 @@
 """Bag-of-n-grams baselines on IMDB: what a practitioner would train instead of an LSTM.
 
-    python benchmarks/bench_baselines.py                      # all four, about 10 minutes on 2 cores
+    python benchmarks/bench_baselines.py                      # all four
     python benchmarks/bench_baselines.py --only nbsvm-bigrams,fasttext-bigrams --json out.json
 
 Each baseline trains on the 25,000 IMDB train reviews and is scored once on the 25,000 test
@@ -18,8 +18,8 @@ token of its own ("!!" is two "!").
   counts x, log-count ratio r = log((p/|p|1) / (q/|q|1)) with p = 1 + sum of x over positive
   reviews, q the same over negative ones (alpha = 1), features x * r. Classifier:
   LogisticRegression(solver="liblinear", C=1), as in Mesnil et al. 2014's public nbsvm.py
-  (LIBLINEAR -s 0, its default C=1), which reports 91.87% for trigrams; published: 91.22%
-  (bigrams, Wang and Manning), 91.87% (trigrams, Mesnil et al.). `--nbsvm-classifier svm`
+  (LIBLINEAR -s 0, its default C=1; that script takes r from raw counts and fits no intercept);
+  published: 91.22% (bigrams, Wang and Manning), 91.87% (trigrams, Mesnil et al.). `--nbsvm-classifier svm`
   uses Wang and Manning's own: LinearSVC(C=1) (L2-regularized squared hinge, LIBLINEAR's
   default) with the interpolation w' = (1 - beta) * mean(|w|) + beta * w, beta = 0.25, the
   intercept kept.
@@ -291,9 +291,10 @@ def baselines(nbsvm_kind: str) -> dict[str, Callable[[Dataset, Dataset], Result]
 def fasttext_distribution() -> tuple[str, str]:
     """(distribution, version) of the installed fastText module; exits on fasttext 0.9.3 and later.
 
-    fasttext 0.9.3 (PyPI, built from source) keeps its matrices in a vector that does not
-    zero its memory, and with thread < 10 initializes only part of the input matrix, so the
-    rest is whatever the allocator hands back: after other work in the same process that can be
+    With thread < 10 fastText initializes only thread/10 of its input matrix (one block of ten
+    per thread). 0.9.2 keeps it in a std::vector, so the rest is zero; 0.9.3 (PyPI, built from
+    source) keeps it in an intgemm::AlignedVector that does not zero its memory, so the rest is
+    whatever the allocator hands back: after other work in the same process that can be
     NaN ("RuntimeError: Encountered NaN", seen here for lr=0.05 after scikit-learn had run) or
     silently change the model. fasttext-wheel 0.9.2 zero-fills that memory.
     """
