@@ -71,7 +71,7 @@ def model_from_weights(
     layers, params = [L.Embedding(table.shape[0], table.shape[1], mask_zero=True)], [{"table": jnp.asarray(table)}]
     width = _add_lstm_layers(layers, params, lstm_layers, table.shape[1], pooled=pooling != "last")
     if pooling != "last":
-        layers.append({"max": L.GlobalMaxPool, "mean": L.GlobalAveragePool, "maxmean": L.MaxMeanPool}[pooling]())
+        layers.append(L.POOLINGS[pooling]())
         params.append({})
         width = 2 * width if pooling == "maxmean" else width
     if not dense:

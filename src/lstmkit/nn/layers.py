@@ -22,6 +22,28 @@ from lstmkit.core import lstm as lstm_ops
 from lstmkit.core.cell import sigmoid, tanh
 from lstmkit.core.init import SCHEMES, glorot_uniform, init_lstm
 from lstmkit.errors import LstmkitError
+from lstmkit.nn.base import Layer
+from lstmkit.nn.pooling import POOLINGS, GlobalAveragePool, GlobalMaxPool, MaxMeanPool
+
+__all__ = [  # the pooling layers live in lstmkit.nn.pooling and are layers like the rest
+    "ACTIVATIONS",
+    "LAYER_TYPES",
+    "LSTM",
+    "POOLINGS",
+    "Bidirectional",
+    "Dense",
+    "Dropout",
+    "Embedding",
+    "GlobalAveragePool",
+    "GlobalMaxPool",
+    "Layer",
+    "MaxMeanPool",
+    "SpatialDropout1D",
+    "WordDropout",
+    "bigram_ids",
+    "layer_from_config",
+    "layer_to_config",
+]
 
 ACTIVATIONS = {
     None: lambda x: x,
@@ -36,45 +58,6 @@ ACTIVATIONS = {
 def _check_choice(name, value, choices):
     if value not in choices:
         raise LstmkitError(f"unknown {name} {value!r}; use one of {', '.join(str(c) for c in choices)}")
-
-
-def _freeze(value):
-    """A config value as a hashable one: dicts as sorted (key, value) tuples, lists as tuples."""
-    if isinstance(value, dict):
-        return tuple(sorted((k, _freeze(v)) for k, v in value.items()))
-    if isinstance(value, (list, tuple)):
-        return tuple(_freeze(v) for v in value)
-    return value
-
-
-class Layer:
-    """Base class: no parameters, shape unchanged.
-
-    Layers are equal, and hash, by value: by `spec()`, their type and configuration. Two models
-    with equal layers trace the same code, so jit shares its compiled programs between them. A
-    layer's configuration is fixed when it is constructed; build a new layer to change it.
-    """
-
-    return_state = False  # True: apply returns [output, *states], which no next layer of a Sequential takes
-
-    def spec(self):
-        """(type name, frozen config): everything about this layer that the traced code reads."""
-        return (type(self).__name__, _freeze(self.get_config()))
-
-    def __eq__(self, other):
-        return type(other) is type(self) and other.spec() == self.spec()
-
-    def __hash__(self):
-        return hash(self.spec())
-
-    def init(self, key, in_shape):
-        return {}, in_shape
-
-    def apply(self, params, x, mask, *, key=None):
-        return x, mask
-
-    def get_config(self):
-        return {}
 
 
 class Embedding(Layer):
@@ -369,54 +352,6 @@ class WordDropout(Dropout):
             return x, mask
         drop = jax.random.bernoulli(key, self.rate, x.shape) & (x > 1)
         return jnp.where(drop, 1, x).astype(x.dtype), mask
-
-
-def _require_sequence(name, x):
-    if x.ndim != 3:
-        raise LstmkitError(
-            f"{name} pools over time and needs (batch, time, features); set return_sequences=True on the LSTM before it"
-        )
-
-
-class GlobalMaxPool(Layer):
-    """Max over the real (unmasked) time steps: (B, T, H) -> (B, H)."""
-
-    def init(self, key, in_shape):
-        return {}, (in_shape[-1],)
-
-    def apply(self, params, x, mask, *, key=None):
-        _require_sequence("GlobalMaxPool", x)
-        if mask is not None:
-            x = jnp.where(mask[..., None], x, -jnp.inf)
-            # A fully padded row has no real step: give it zeros, not -inf.
-            return jnp.where(mask.any(1)[:, None], x.max(1), 0.0), None
-        return x.max(1), None
-
-
-class GlobalAveragePool(Layer):
-    """Mean over the real (unmasked) time steps: (B, T, H) -> (B, H)."""
-
-    def init(self, key, in_shape):
-        return {}, (in_shape[-1],)
-
-    def apply(self, params, x, mask, *, key=None):
-        _require_sequence("GlobalAveragePool", x)
-        if mask is None:
-            return x.mean(1), None
-        m = mask[..., None].astype(x.dtype)
-        return (x * m).sum(1) / jnp.maximum(m.sum(1), 1.0), None
-
-
-class MaxMeanPool(Layer):
-    """Concatenate max and mean over real steps: (B, T, H) -> (B, 2H)."""
-
-    def init(self, key, in_shape):
-        return {}, (2 * in_shape[-1],)
-
-    def apply(self, params, x, mask, *, key=None):
-        mx, _ = GlobalMaxPool().apply({}, x, mask)
-        mean, _ = GlobalAveragePool().apply({}, x, mask)
-        return jnp.concatenate([mx, mean], axis=-1), None
 
 
 LAYER_TYPES = {

@@ -48,7 +48,7 @@ def build_model(config, n_classes, steps_per_epoch=None, *, class_names=None, ve
         if not last and config["dropout"]:
             model.add(L.Dropout(config["dropout"]))
     if pooled:
-        model.add({"max": L.GlobalMaxPool, "mean": L.GlobalAveragePool, "maxmean": L.MaxMeanPool}[config["pooling"]]())
+        model.add(L.POOLINGS[config["pooling"]]())
     if config["dropout"]:
         model.add(L.Dropout(config["dropout"]))
     if config["dense_units"]:

@@ -1,0 +1,23 @@
+"""Presets: their choices match the layers that implement them, and every preset builds."""
+
+import pytest
+
+from lstmkit.nn import layers as L
+from lstmkit.nn.pooling import POOLINGS
+from lstmkit.tasks.classifier import build_model
+from lstmkit.tasks.presets import CHOICES, PRESETS, resolve
+
+
+def test_pooling_choices_are_the_pooling_layers():
+    assert set(CHOICES["pooling"]) == {"last", *POOLINGS}
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_preset_builds_the_classifier_it_describes(name):
+    config = resolve(name)
+    model = build_model(config, 2, steps_per_epoch=10)
+    embedding = next(layer for layer in model.layers if isinstance(layer, L.Embedding))
+    assert (embedding.input_dim, embedding.output_dim) == (config["max_tokens"], config["embedding_dim"])
+    assert embedding.bigram_buckets == config["bigram_buckets"]
+    pooled = [layer for layer in model.layers if type(layer) in POOLINGS.values()]
+    assert [type(layer) for layer in pooled] == ([] if config["pooling"] == "last" else [POOLINGS[config["pooling"]]])
