@@ -25,6 +25,8 @@ TINY = [
     "8",
     "--dense-units",
     "8",
+    "--bigram-buckets",
+    "256",
     "--batch-size",
     "32",
     "--validation",

@@ -424,7 +424,7 @@ def test_bigrams_and_virtual_adversarial_training_from_the_command_line(csv_data
     """Both reach the saved model: its Embedding has a bigram table, and predict reads it back."""
     out = tmp_path / "m"
     flags = ["--bigram-buckets", "64", "--bigram-dropout", "0.2", "--virtual-adversarial", "0.3"]
-    r = CliRunner().invoke(main, ["train", "--data", str(csv_data), "--out", str(out), *flags, *TINY])
+    r = CliRunner().invoke(main, ["train", "--data", str(csv_data), "--out", str(out), *TINY, *flags])
     assert r.exit_code == 0, r.output
     config = json.loads((out / "config.json").read_text())
     assert config["train_config"]["virtual_adversarial"] == 0.3

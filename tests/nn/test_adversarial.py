@@ -108,3 +108,55 @@ def test_fit_with_virtual_adversarial_learns_and_refuses_a_negative_size():
     assert history["loss"][-1] < 0.5 * history["loss"][0]
     with pytest.raises(LstmkitError, match="--virtual-adversarial must be"):
         model.fit(ids, y, virtual_adversarial=-0.1, verbose=False)
+
+
+def test_a_perturbation_that_stalls_learning_is_held_until_learning_starts():
+    from lstmkit.nn.train import PerturbationStrength
+
+    learns = PerturbationStrength(2)  # leaves chance before STALL steps: full strength throughout
+    for step in range(300):
+        learns.observe(step, 0.693 if step < 100 else 0.5)
+        assert learns(step + 1) == 1.0
+    stalls = PerturbationStrength(2)
+    for step in range(201):  # at chance: log 2 = 0.693 > 0.95 * 0.693 = 0.658
+        stalls.observe(step, 0.693)
+    assert stalls(201) == 0.0  # held from step 200 on
+    for step in range(201, 240):  # learning: the mean of the last 20 steps falls below 0.658 ...
+        stalls.observe(step, 0.60)
+    assert stalls.resumed_at == 208  # ... after 8 steps at 0.60: 0.693 - 8 * 0.093 / 20 = 0.656
+    assert stalls(208) == 0.0 and stalls(258) == 0.5 and stalls(308) == 1.0 and stalls(900) == 1.0
+    assert PerturbationStrength(2, previous_epoch_loss=0.4)(0) == 1.0  # after an epoch that learned
+    assert PerturbationStrength(2, previous_epoch_loss=0.69)(0) == 0.0  # after one at chance: held
+    assert PerturbationStrength(10).threshold == pytest.approx(0.95 * np.log(10))
+
+
+def test_a_training_step_at_strength_zero_fits_the_clean_batch_twice():
+    """strength scales the perturbations: at 0 the adversarial copy of the batch is the batch itself,
+    so SGD(lr=1) moves the weights by twice the clean gradient; at 1 by something else."""
+    from lstmkit.nn.train import _train_step
+
+    model, params = _model()
+    ids, labels, weight = _batch()
+    arch = model.architecture
+    g = jax.grad(lambda p: model.loss_fn(p, ids, labels, weight)[0])(params)
+    expected = jax.tree.leaves(jax.tree.map(lambda p, g: p - 2 * g, params, g))
+    zero, full = (
+        jax.tree.leaves(
+            _train_step(
+                arch,
+                jax.tree.map(jnp.copy, params),
+                model.optimizer.init(params),
+                ids,
+                labels,
+                weight,
+                None,
+                0.4,
+                0.0,
+                s,
+            )[0]
+        )
+        for s in (0.0, 1.0)
+    )
+    for a, b in zip(zero, expected):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    assert any(not np.allclose(a, b, atol=1e-5) for a, b in zip(full, expected))

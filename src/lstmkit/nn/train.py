@@ -53,7 +53,9 @@ def check_ready(model, *, training=True):
 
 
 @partial(jax.jit, static_argnums=(0, 7, 8), donate_argnums=(1, 2))
-def _train_step(arch, params, opt_state, ids, labels, weight, key, adversarial=0.0, virtual_adversarial=0.0):
+def _train_step(
+    arch, params, opt_state, ids, labels, weight, key, adversarial=0.0, virtual_adversarial=0.0, strength=1.0
+):
     """One optimizer step; returns new params and state, and the batch's loss and correct sums.
 
     adversarial > 0 adds adversarial training (Goodfellow et al. 2015; Miyato et al. 2017 for text):
@@ -63,12 +65,13 @@ def _train_step(arch, params, opt_state, ids, labels, weight, key, adversarial=0
     the prediction on the batch moved by that many token lengths where it changes fastest is
     pulled towards the clean one, no label needed. The loss and gradient are the sums; the
     reported loss is the clean one. Each costs one to two more forward and backward passes.
+    strength (traced, in [0, 1]) scales both sizes (`PerturbationStrength`: 0 until learning starts).
     """
     if adversarial:
         embedded, mask = embedded_inputs(arch, params, ids)  # sizes the perturbation
         grad_fn = jax.value_and_grad(arch.loss_fn, argnums=(0, 5), has_aux=True)
         (loss, correct), (grads, d_embedded) = grad_fn(params, ids, labels, weight, key, jnp.zeros_like(embedded))
-        r_adv = jax.lax.stop_gradient(adversarial_perturbation(d_embedded, embedded, mask, adversarial))
+        r_adv = jax.lax.stop_gradient(adversarial_perturbation(d_embedded, embedded, mask, adversarial * strength))
         # The same dropout key: the direction was computed for this very network.
         adv_grads = jax.grad(lambda p: arch.loss_fn(p, ids, labels, weight, key, r_adv)[0])(params)
         grads = jax.tree.map(jnp.add, grads, adv_grads)
@@ -76,7 +79,7 @@ def _train_step(arch, params, opt_state, ids, labels, weight, key, adversarial=0
         (loss, correct), grads = jax.value_and_grad(arch.loss_fn, has_aux=True)(params, ids, labels, weight, key)
     if virtual_adversarial:
         vat_key = jax.random.key(0) if key is None else key
-        z_clean, r_vadv = virtual_adversarial_direction(arch, params, ids, vat_key, virtual_adversarial)
+        z_clean, r_vadv = virtual_adversarial_direction(arch, params, ids, vat_key, virtual_adversarial * strength)
         vat_grads = jax.grad(virtual_adversarial_kl, argnums=1)(arch, params, ids, weight, vat_key, z_clean, r_vadv)
         grads = jax.tree.map(jnp.add, grads, vat_grads)
     updates, opt_state = arch.make_optimizer().update(grads, opt_state, params)
@@ -263,6 +266,7 @@ def fit(
             (`adversarial_perturbation`); 0 = off.
         virtual_adversarial: epsilon of virtual adversarial training on the same inputs, in token
             lengths (`lstmkit.nn.adversarial.virtual_adversarial_loss`); 0 = off.
+            Both start once the training loss leaves chance (`PerturbationStrength`).
         initial_epoch, opt_state, history, best: continue an interrupted run (resume); best is
             early stopping's {"value", "epoch", "params", "wait"} so far.
     """
@@ -296,8 +300,10 @@ def fit(
             leave=True,
             dynamic_ncols=True,
         )
+        previous = history["loss"][-1] if history["loss"] else None
+        ramp = PerturbationStrength(len(model.class_names or ()) or 2, previous) if any(perturbations) else None
         params, opt_state, loss, accuracy = _train_epoch(
-            model, params, opt_state, batches, jax.random.fold_in(base_key, epoch), perturbations, bar
+            model, params, opt_state, batches, jax.random.fold_in(base_key, epoch), perturbations, bar, ramp
         )
         history["loss"].append(loss)
         history["accuracy"].append(accuracy)
@@ -375,8 +381,10 @@ class FitInterrupted(KeyboardInterrupt):
         self.params = params
 
 
-def _train_epoch(model, params, opt_state, batches, epoch_key, perturbations, bar):
-    """One pass over the batches; returns (params, opt_state, mean loss, accuracy)."""
+def _train_epoch(model, params, opt_state, batches, epoch_key, perturbations, bar, ramp=None):
+    """One pass over the batches; returns (params, opt_state, mean loss, accuracy).
+
+    ramp: a `PerturbationStrength` (step -> strength in [0, 1]), or None for no perturbations."""
     t0 = time.perf_counter()
     loss_sum, correct_sum, seen = 0.0, 0.0, 0
     pending = []
@@ -384,13 +392,23 @@ def _train_epoch(model, params, opt_state, batches, epoch_key, perturbations, ba
         for step, batch in enumerate(batches):
             key = jax.random.fold_in(epoch_key, step)
             params, opt_state, l, c = _train_step(
-                model.architecture, params, opt_state, batch.ids, batch.labels, batch.weight, key, *perturbations
+                model.architecture,
+                params,
+                opt_state,
+                batch.ids,
+                batch.labels,
+                batch.weight,
+                key,
+                *perturbations,
+                1.0 if ramp is None else ramp(step),
             )
             pending.append((l, c, int(batch.weight.sum())))
             # Read metrics one step behind, so the host never waits for the step it just queued.
             while len(pending) > 1:
                 l_, c_, n_ = pending.pop(0)
                 loss_sum, correct_sum, seen = loss_sum + float(l_), correct_sum + float(c_), seen + n_
+                if ramp is not None:
+                    ramp.observe(step - 1, float(l_) / max(n_, 1))
                 bar.update(n_)
                 if step % 5 == 0:
                     rate = seen / (time.perf_counter() - t0)
@@ -405,6 +423,46 @@ def _train_epoch(model, params, opt_state, batches, epoch_key, perturbations, ba
     bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct_sum / seen:.4f}", ex_s=f"{rate:.0f}")
     bar.close()
     return params, opt_state, loss_sum / seen, correct_sum / seen
+
+
+class PerturbationStrength:
+    """How strongly (0 to 1) a step perturbs its batch: a guard against adversarial training that stalls.
+
+    A perturbation that helps once the model has learned something can keep a model at chance from
+    the first step for good: on short texts each word moves a lot (IMDB's first sentences never
+    left chance at 0.3 word lengths, where whole reviews learn at once). So the strength is 1
+    unless the training loss, over the last WINDOW steps, is still at chance (above HOLD x log K)
+    after STALL steps; it is then 0 until that loss falls below it, and grows back to 1 over RAMP
+    steps. The state at an epoch's start comes from the previous epoch's mean loss (below
+    the line: full strength; above: held until learning starts), so a resumed run computes what an
+    uninterrupted one does.
+    """
+
+    WINDOW, HOLD, STALL, RAMP = 20, 0.95, 200, 100
+
+    def __init__(self, n_classes, previous_epoch_loss=None):
+        self.threshold = self.HOLD * float(np.log(max(n_classes, 2)))
+        self.learned = previous_epoch_loss is not None and previous_epoch_loss < self.threshold
+        self.held = previous_epoch_loss is not None and not self.learned
+        self.resumed_at = None
+        self.recent = []
+
+    def observe(self, step, mean_loss):
+        """The loss per example of a finished step (read one step behind)."""
+        if self.learned:
+            return
+        self.recent = (self.recent + [mean_loss])[-self.WINDOW :]
+        if len(self.recent) == self.WINDOW and sum(self.recent) / self.WINDOW < self.threshold:
+            self.learned = True
+            if self.held:
+                self.resumed_at = step
+        elif step >= self.STALL:
+            self.held = True
+
+    def __call__(self, step):
+        if self.resumed_at is not None:
+            return min(1.0, (step - self.resumed_at) / self.RAMP)
+        return 0.0 if self.held else 1.0
 
 
 def _warn_if_adversarial_stalls(model, history, adversarial):

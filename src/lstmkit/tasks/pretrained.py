@@ -123,7 +123,9 @@ def install_pretrained(model, pretrained):
             f"the pretrained embedding is {V} tokens x {E} dims but the classifier's is {v} x {e}; train with --max-tokens {V} --embedding-dim {E}"
         )
     params = list(model.params)
-    params[emb] = {"table": jnp.asarray(table)}
+    # The word vectors are pretrained; the word-pair vectors (bigram_table), which the language
+    # model does not have, keep their fresh initialisation.
+    params[emb] = {**model.params[emb], "table": jnp.asarray(table)}
     params[rec] = jax.tree.map(jnp.asarray, _recurrent_weights(model.layers[rec], pre))
     model.vectorizer.set_vocabulary(pre.vectorizer.vocabulary)
     return model.set_weights(params)
