@@ -470,7 +470,8 @@ def _warn_if_adversarial_stalls(model, history, adversarial):
     if adversarial and history["loss"][-1] > 0.99 * chance:
         print(
             f"warning: the training loss is still at chance ({chance:.3f}); an --adversarial perturbation "
-            f"this large ({adversarial}) can stop learning altogether: try a smaller one (the default preset uses 0.4)",
+            f"this large ({adversarial}) can stop learning altogether (it is held off until the loss leaves chance; "
+            "if it never does, try a smaller one)",
             flush=True,
         )
 
