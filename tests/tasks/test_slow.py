@@ -17,9 +17,11 @@ def _train(imdb_labeled, out, preset, *extra):
 
 
 @pytest.mark.slow
-def test_default_preset_reaches_89_percent(imdb_labeled, tmp_path):
+def test_default_preset_reaches_90_percent(imdb_labeled, tmp_path):
+    """Word pairs and adversarial training at 0.4, seed 0: 90.40% in about 4 minutes (seeds 0, 1, 2 in
+    docs/accuracy.md)."""
     metrics = _train(imdb_labeled, tmp_path / "default", "default")
-    assert metrics["accuracy"] >= 0.89, metrics
+    assert metrics["accuracy"] >= 0.90, metrics
 
 
 @pytest.mark.slow
