@@ -109,3 +109,13 @@ def test_batched_cell_equals_per_row():
         np.testing.assert_allclose(c[r], c_r, rtol=1e-6, atol=1e-6)
         for name in GATE_NAMES:
             np.testing.assert_allclose(getattr(gates, name)[r], getattr(gates_r, name), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("z", [0.0, -0.0, 1e-30, -1e-30, 0.5, -0.5, 3.0, -3.0])
+def test_activation_derivatives_everywhere_including_zero(z, x64):
+    # sigmoid' = s (1 - s), tanh' = 1 - tanh^2, from the textbook forms (numpy), at 0 too:
+    # a sign(z) factor once made jax.grad(tanh)(0.0) 0.
+    s, t = 1.0 / (1.0 + np.exp(-z)), np.tanh(z)
+    assert float(jax.grad(sigmoid)(jnp.float64(z))) == pytest.approx(s * (1 - s), rel=1e-14)
+    assert float(jax.grad(tanh)(jnp.float64(z))) == pytest.approx(1 - t * t, rel=1e-14)
+    assert float(tanh(jnp.float64(z))) == pytest.approx(t, rel=1e-15, abs=1e-300)
