@@ -1,4 +1,4 @@
-"""One LSTM step: stable activations and the four named gates.
+"""One LSTM step: stable activations, the four named gates, and the step's backward by hand.
 
 Shape legend: B batch, E input features (embedding), H hidden units. Every function also takes
 unbatched input (no B axis), and E = H = 1 gives the seed's scalar neuron.
@@ -14,12 +14,17 @@ Gate order is i, f, g, o, as in PyTorch and Keras, so weights copy across unchan
 
 Parameters are a plain dict (a pytree): W_x (E, 4H), W_h (H, 4H), b (4H,), the four gates side by
 side in the last axis in the order i, f, g, o.
+
+`lstm_cell_backward` is the step's backward: these six lines read bottom-up, given dh and dc
+(the loss's gradients with respect to h and c); `lstm_cell_backward_autodiff` gets the same
+numbers from `jax.vjp`, which is how `lstmkit cell --backward` checks them.
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
 
 GATE_NAMES = ("i", "f", "g", "o")
@@ -121,3 +126,106 @@ def lstm_cell(params, x, h_prev, c_prev):
     c = gates.f * c_prev + gates.i * gates.g  # keep part of the old memory, write part of the new
     h = gates.o * tanh(c)  # expose part of the memory as the output
     return h, c, gates
+
+
+class CellGradients(NamedTuple):
+    """Every derivative of one backward step of `lstm_cell`, named as in its equations.
+
+    d<name> is the gradient of the loss with respect to <name>; dz_<gate> is with respect to the
+    gate's pre-activation. Shapes follow the forward: (..., H) per gate, (..., 4H) for dz.
+    """
+
+    do: jnp.ndarray  # through h = o * tanh(c)
+    dc_tot: jnp.ndarray  # dc from the next step plus the path through tanh(c)
+    di: jnp.ndarray  # through c = f * c_prev + i * g
+    df: jnp.ndarray
+    dg: jnp.ndarray
+    dz_i: jnp.ndarray  # di * i (1 - i)
+    dz_f: jnp.ndarray  # df * f (1 - f)
+    dz_g: jnp.ndarray  # dg * (1 - g^2)
+    dz_o: jnp.ndarray  # do * o (1 - o)
+    dz: jnp.ndarray  # (..., 4H): the four side by side, order i, f, g, o
+    dc_prev: jnp.ndarray  # (..., H)
+    dh_prev: jnp.ndarray  # (..., H)
+    dx: jnp.ndarray  # (..., E)
+    dW_x: jnp.ndarray  # (E, 4H), summed over the batch
+    dW_h: jnp.ndarray  # (H, 4H), summed over the batch
+    db: jnp.ndarray  # (4H,), summed over the batch
+
+
+def lstm_cell_backward(params, x, h_prev, c_prev, c, gates, dh, dc) -> CellGradients:
+    """The backward of `lstm_cell`: its equations read bottom-up, one line per equation.
+
+    Given the forward's inputs, its new cell c and its gates, and dh, dc (the loss's gradients
+    with respect to the step's outputs h and c), returns every derivative of the step:
+
+        do      = dh * tanh(c)                        h = o * tanh(c), through o
+        dc_tot  = dc + dh * o * (1 - tanh(c)^2)       ... and through tanh(c)
+        di      = dc_tot * g                          c = f * c_prev + i * g
+        df      = dc_tot * c_prev
+        dg      = dc_tot * i
+        dc_prev = dc_tot * f
+        dz_i    = di * i * (1 - i)                    i = sigmoid(z_i): sigmoid' = s (1 - s)
+        dz_f    = df * f * (1 - f)                    f = sigmoid(z_f)
+        dz_g    = dg * (1 - g^2)                      g = tanh(z_g):    tanh' = 1 - tanh^2
+        dz_o    = do * o * (1 - o)                    o = sigmoid(z_o)
+        dx      = dz W_x^T                            z = x W_x + h_prev W_h + b
+        dh_prev = dz W_h^T
+        dW_x    = x^T dz,  dW_h = h_prev^T dz,  db = sum over the batch of dz
+
+    Shapes as in `lstm_cell` (unbatched or (B, ...)). `lstmkit.core.bptt` runs the same
+    equations inside a scan, carrying dh_prev and dc_prev from step t to step t-1.
+
+    >>> import jax.numpy as jnp
+    >>> p = {"W_x": jnp.zeros((1, 4)), "W_h": jnp.zeros((1, 4)), "b": jnp.zeros(4)}
+    >>> x, h_prev, c_prev = jnp.ones(1), jnp.zeros(1), jnp.ones(1)
+    >>> h, c, gates = lstm_cell(p, x, h_prev, c_prev)
+    >>> grads = lstm_cell_backward(p, x, h_prev, c_prev, c, gates, dh=jnp.zeros(1), dc=jnp.ones(1))
+    >>> grads.dc_prev.tolist(), grads.df.tolist()  # c = f * c_prev + i * g with f = 0.5, c_prev = 1
+    ([0.5], [1.0])
+    """
+    i, f, g, o = gates
+    tanh_c = tanh(c)
+    do = dh * tanh_c
+    dc_tot = dc + dh * o * (1 - tanh_c * tanh_c)
+    di = dc_tot * g
+    df = dc_tot * c_prev
+    dg = dc_tot * i
+    dc_prev = dc_tot * f
+    dz_i = di * i * (1 - i)
+    dz_f = df * f * (1 - f)
+    dz_g = dg * (1 - g * g)
+    dz_o = do * o * (1 - o)
+    dz = jnp.concatenate([dz_i, dz_f, dz_g, dz_o], axis=-1)
+    dx = dz @ params["W_x"].T
+    dh_prev = dz @ params["W_h"].T
+    dW_x = jnp.einsum("...e,...k->ek", x, dz)  # one outer product per row, summed over the batch
+    dW_h = jnp.einsum("...h,...k->hk", h_prev, dz)
+    db = dz.reshape(-1, dz.shape[-1]).sum(0)
+    return CellGradients(do, dc_tot, di, df, dg, dz_i, dz_f, dz_g, dz_o, dz, dc_prev, dh_prev, dx, dW_x, dW_h, db)
+
+
+def lstm_cell_backward_autodiff(params, x, h_prev, c_prev, dh, dc) -> CellGradients:
+    """`lstm_cell_backward`'s derivatives by `jax.vjp` of the forward instead of by hand: its check.
+
+    Each group comes from the vjp of the forward from that point on, with (dh, dc) on its outputs
+    (h, c): the gates (i, f, g, o) -> (h, c) gives di, df, dg, do; c -> (h, c) gives dc_tot;
+    z -> (h, c) gives dz; (params, x, h_prev, c_prev) -> (h, c) gives the rest.
+    """
+    z = x @ params["W_x"] + h_prev @ params["W_h"] + params["b"]
+    gates = gates_from_preactivation(z)
+
+    def from_gates(i, f, g, o):
+        c = f * c_prev + i * g
+        return o * tanh(c), c
+
+    di, df, dg, do = jax.vjp(from_gates, *gates)[1]((dh, dc))
+    c = gates.f * c_prev + gates.i * gates.g
+    (dc_tot,) = jax.vjp(lambda c: (gates.o * tanh(c), c), c)[1]((dh, dc))
+    (dz,) = jax.vjp(lambda z: from_gates(*gates_from_preactivation(z)), z)[1]((dh, dc))
+    dz_i, dz_f, dz_g, dz_o = split_gates(dz)
+    step = lambda p, x, h_prev, c_prev: lstm_cell(p, x, h_prev, c_prev)[:2]
+    dp, dx, dh_prev, dc_prev = jax.vjp(step, params, x, h_prev, c_prev)[1]((dh, dc))
+    return CellGradients(
+        do, dc_tot, di, df, dg, dz_i, dz_f, dz_g, dz_o, dz, dc_prev, dh_prev, dx, dp["W_x"], dp["W_h"], dp["b"]
+    )
