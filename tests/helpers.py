@@ -136,3 +136,31 @@ def rel_err(a, b):
     a, b = np.asarray(a), np.asarray(b)
     scale = np.max(np.abs(b))
     return float(np.max(np.abs(a - b)) / scale) if scale > 0 else float(np.max(np.abs(a)))
+
+
+def textbook_last_output(lstm, rnn, xs):
+    """(LSTM, RNN) sum of the last h over xs (T, E) from zero states, written with jax.nn.sigmoid and
+    jnp.tanh (not lstmkit's cell), gate order i, f, g, o: the reference for the sequence gradients."""
+    H = lstm["W_h"].shape[0]
+    zeros = jnp.zeros(H, xs.dtype)
+
+    def lstm_step(carry, x):
+        h, c = carry
+        z = x @ lstm["W_x"] + h @ lstm["W_h"] + lstm["b"]
+        i, f, o = (jax.nn.sigmoid(z[k * H : (k + 1) * H]) for k in (0, 1, 3))
+        c = f * c + i * jnp.tanh(z[2 * H : 3 * H])
+        return (o * jnp.tanh(c), c), None
+
+    def rnn_step(h, x):
+        return jnp.tanh(x @ rnn["W_x"] + h @ rnn["W_h"] + rnn["b"]), None
+
+    (h_lstm, _), _ = jax.lax.scan(lstm_step, (zeros, zeros), xs)
+    h_rnn, _ = jax.lax.scan(rnn_step, jnp.zeros(rnn["W_h"].shape[0], xs.dtype), xs)
+    return jnp.sum(h_lstm), jnp.sum(h_rnn)
+
+
+def textbook_input_gradients(lstm, rnn, xs):
+    """(LSTM, RNN) d(last output)/dx_t (T, E) by jax.grad of `textbook_last_output`."""
+    lstm_dx = jax.jit(jax.grad(lambda xs: textbook_last_output(lstm, rnn, xs)[0]))(xs)
+    rnn_dx = jax.jit(jax.grad(lambda xs: textbook_last_output(lstm, rnn, xs)[1]))(xs)
+    return lstm_dx, rnn_dx

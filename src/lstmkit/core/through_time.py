@@ -22,7 +22,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from lstmkit.core.cell import CellGradients, Gates, lstm_cell, lstm_cell_backward, tanh
+from lstmkit.core.cell import Gates, lstm_cell, lstm_cell_backward, tanh
 from lstmkit.core.init import glorot_uniform, init_lstm, orthogonal
 
 # The default sequence: 25 draws of a standard normal (numpy's default_rng(0)), rounded to 0.1.
@@ -86,14 +86,14 @@ class LSTMSteps(NamedTuple):
 
 def lstm_forward(params, xs):
     """Run `lstm_cell` over xs (T, E) from h = c = 0; returns `LSTMSteps`."""
-    H = params["W_h"].shape[0]
-    h = c = jnp.zeros(H, xs.dtype)
-    rows = []
-    for x in xs:
-        h_prev, c_prev = h, c
+    zeros = jnp.zeros(params["W_h"].shape[0], xs.dtype)
+
+    def step(carry, x):  # one loop iteration: for x in xs
+        h_prev, c_prev = carry
         h, c, gates = lstm_cell(params, x, h_prev, c_prev)
-        rows.append((h_prev, c_prev, gates, c, h))
-    return LSTMSteps(*jax.tree.map(lambda *a: jnp.stack(a), *rows))
+        return (h, c), LSTMSteps(h_prev, c_prev, gates, c, h)
+
+    return jax.lax.scan(step, (zeros, zeros), xs)[1]
 
 
 def lstm_backward(params, xs, steps: LSTMSteps):
@@ -103,40 +103,38 @@ def lstm_backward(params, xs, steps: LSTMSteps):
     step, from step t+1 before it). grads: `CellGradients` of every step, stacked on a T axis;
     grads.dx (T, E) is dy/dx_t, how much of the last output's gradient reaches input t.
     """
-    dh = jnp.ones_like(steps.h[-1])
-    dc = jnp.zeros_like(steps.c[-1])
-    dhs, dcs, rows = [], [], []
-    for t in reversed(range(len(xs))):
-        gates = Gates(*(a[t] for a in steps.gates))
-        grads = lstm_cell_backward(params, xs[t], steps.h_prev[t], steps.c_prev[t], steps.c[t], gates, dh, dc)
-        dhs.append(dh)
-        dcs.append(dc)
-        rows.append(grads)
-        dh, dc = grads.dh_prev, grads.dc_prev  # carried to step t-1
-    stacked = CellGradients(*jax.tree.map(lambda *a: jnp.stack(a[::-1]), *rows))
-    return jnp.stack(dhs[::-1]), jnp.stack(dcs[::-1]), stacked
+
+    def step(carry, saved):  # one loop iteration: for t in reversed(range(T))
+        dh, dc = carry
+        x, h_prev, c_prev, gates, c = saved
+        grads = lstm_cell_backward(params, x, h_prev, c_prev, c, gates, dh, dc)
+        return (grads.dh_prev, grads.dc_prev), (dh, dc, grads)  # dh_prev, dc_prev go on to step t-1
+
+    start = (jnp.ones_like(steps.h[-1]), jnp.zeros_like(steps.c[-1]))  # y = sum(h_{T-1})
+    saved = (xs, steps.h_prev, steps.c_prev, steps.gates, steps.c)
+    _, (dh, dc, grads) = jax.lax.scan(step, start, saved, reverse=True)
+    return dh, dc, grads
 
 
 def rnn_forward(params, xs):
     """h (T, H): a plain tanh RNN over xs (T, E) from h = 0."""
-    h = jnp.zeros(params["W_h"].shape[0], xs.dtype)
-    hs = []
-    for x in xs:
-        h = tanh(x @ params["W_x"] + h @ params["W_h"] + params["b"])
-        hs.append(h)
-    return jnp.stack(hs)
+
+    def step(h_prev, x):
+        h = tanh(x @ params["W_x"] + h_prev @ params["W_h"] + params["b"])
+        return h, h
+
+    return jax.lax.scan(step, jnp.zeros(params["W_h"].shape[0], xs.dtype), xs)[1]
 
 
 def rnn_backward(params, xs, hs):
     """The backward of y = sum(h_{T-1}) through the RNN: (dh (T, H) arriving at h_t, dx (T, E))."""
-    dh = jnp.ones_like(hs[-1])
-    dhs, dxs = [], []
-    for t in reversed(range(len(xs))):
-        dz = dh * (1 - hs[t] * hs[t])  # h_t = tanh(z_t)
-        dhs.append(dh)
-        dxs.append(dz @ params["W_x"].T)  # z_t = x_t W_x + h_{t-1} W_h + b
-        dh = dz @ params["W_h"].T
-    return jnp.stack(dhs[::-1]), jnp.stack(dxs[::-1])
+
+    def step(dh, h):  # for t in reversed(range(T))
+        dz = dh * (1 - h * h)  # h_t = tanh(z_t)
+        dx = dz @ params["W_x"].T  # z_t = x_t W_x + h_{t-1} W_h + b
+        return dz @ params["W_h"].T, (dh, dx)  # dh_{t-1}
+
+    return jax.lax.scan(step, jnp.ones_like(hs[-1]), hs, reverse=True)[1]
 
 
 def lstm_last_output(params, xs):
@@ -147,3 +145,12 @@ def lstm_last_output(params, xs):
 def rnn_last_output(params, xs):
     """y = sum(h_{T-1}) of the RNN, for `jax.grad`: the check of `rnn_backward`'s dx."""
     return jnp.sum(rnn_forward(params, xs)[-1])
+
+
+def sequence_gradients(lstm, rnn, xs):
+    """Everything `lstmkit cell --sequence` shows, in one function to compile once:
+    (steps, (dh, dc, grads)) of the LSTM, (h, (dh, dx)) of the RNN, and jax.grad's dy/dx of each."""
+    steps = lstm_forward(lstm, xs)
+    rnn_h = rnn_forward(rnn, xs)
+    checks = (jax.grad(lstm_last_output, argnums=1)(lstm, xs), jax.grad(rnn_last_output, argnums=1)(rnn, xs))
+    return (steps, lstm_backward(lstm, xs, steps)), (rnn_h, rnn_backward(rnn, xs, rnn_h)), checks
