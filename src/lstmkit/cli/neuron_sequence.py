@@ -148,8 +148,11 @@ def _print_report(r):
     click.echo(
         f"\nby hand against jax.grad of the whole sequence's last output: largest relative difference {worst:.1e}"
     )
-    first = abs(lstm["dy_dx"][0]) / max(abs(rnn["dy_dx"][0]), 1e-300)
-    click.echo(f"the first input reaches the last output {first:.1e} times more through the LSTM than through the RNN")
+    a, b = abs(lstm["dy_dx"][0]), abs(rnn["dy_dx"][0])
+    ratio = f"{a / b:.1e}" if b else "inf"
+    click.echo(
+        f"at the first input |dy/dx_0| is {a:.1e} through the LSTM and {b:.1e} through the RNN: a ratio of {ratio}"
+    )
     if r["png"]:
         click.echo(f"plot: {r['png']}")
 
