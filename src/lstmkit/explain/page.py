@@ -22,6 +22,20 @@ def render_html(explanation):
     return template.replace("__TITLE__", title).replace("__DATA__", data)
 
 
+class Explanation(dict):
+    """An explanation (the dict `explain` returns) that draws itself in Jupyter: its page, inline.
+
+    It is a plain dict otherwise (json.dumps, indexing, equality). Jupyter calls `_repr_html_`
+    and shows the self-contained page in an iframe, so its script and styles stay its own.
+    """
+
+    def _repr_html_(self):
+        page = html_lib.escape(render_html(self), quote=True)
+        return (
+            f'<iframe srcdoc="{page}" style="width: 100%; height: 900px; border: 0" sandbox="allow-scripts"></iframe>'
+        )
+
+
 def save_html(explanation, path):
     """Write the page; returns the path."""
     return write_bytes(path, render_html(explanation).encode("utf-8"))

@@ -59,6 +59,7 @@ import numpy as np
 from lstmkit.core import fused
 from lstmkit.data.text import OOV_ID, strip_html_breaks
 from lstmkit.errors import LstmkitError
+from lstmkit.explain.page import Explanation
 from lstmkit.explain.trace import (
     CHUNK,
     GATES,
@@ -119,7 +120,8 @@ def _inference_view(model):
 
 
 def explain(model, text):
-    """Explain one prediction of a text classifier; returns a JSON-able dict.
+    """Explain one prediction of a text classifier; returns a JSON-able dict (an `Explanation`,
+    which Jupyter draws as the page).
 
     Args:
         model: a `Sequential` with a TextVectorizer and weights (e.g. `load_model(dir)`),
@@ -160,30 +162,32 @@ def explain(model, text):
     logits, traces, trajectory, occluded = jax.device_get(explain_arrays(arch, params, padded))
     names, target, probabilities, traj, attribution = _outputs(model, head, logits, trajectory, occluded, used)
     label_k = int(np.argmax(probabilities))
-    return {
-        "text": text,
-        "label": names[label_k],
-        "probability": float(probabilities[label_k]),
-        "probabilities": [float(p) for p in probabilities],
-        "class_names": names,
-        "target_class": names[target],
-        "target_probability": float(probabilities[target]),
-        "tokens": list(tokens),
-        "words": words,
-        "ids": [int(i) for i in ids_all],
-        "known": [int(i) != OOV_ID for i in ids_all],
-        "n_tokens": len(tokens),
-        "n_used": n,
-        "sequence_length": model.inference_length or v.output_sequence_length,
-        "truncated": len(tokens) > n,
-        "empty": not tokens,
-        "vocab_size": v.vocab_size,
-        "trajectory": _round(traj),
-        "attribution": _round(attribution),
-        "layers": _layer_traces(arch, traces, n),
-        "methods": _methods(is_causal(arch), names[target]),
-        "notes": _notes(model, arch, tokens, used),
-    }
+    return Explanation(
+        {
+            "text": text,
+            "label": names[label_k],
+            "probability": float(probabilities[label_k]),
+            "probabilities": [float(p) for p in probabilities],
+            "class_names": names,
+            "target_class": names[target],
+            "target_probability": float(probabilities[target]),
+            "tokens": list(tokens),
+            "words": words,
+            "ids": [int(i) for i in ids_all],
+            "known": [int(i) != OOV_ID for i in ids_all],
+            "n_tokens": len(tokens),
+            "n_used": n,
+            "sequence_length": model.inference_length or v.output_sequence_length,
+            "truncated": len(tokens) > n,
+            "empty": not tokens,
+            "vocab_size": v.vocab_size,
+            "trajectory": _round(traj),
+            "attribution": _round(attribution),
+            "layers": _layer_traces(arch, traces, n),
+            "methods": _methods(is_causal(arch), names[target]),
+            "notes": _notes(model, arch, tokens, used),
+        }
+    )
 
 
 def _check_explainable(model, arch, text):
