@@ -1,5 +1,6 @@
 """A tiny model trained here on synthetic reviews, and `lstmkit serve` as a real process on 127.0.0.1."""
 
+import os
 import re
 import signal
 import subprocess
@@ -41,12 +42,13 @@ def model_dir(tmp_path_factory):
 class Server:
     """`python -m lstmkit.cli serve MODEL_DIR --port 0 ...` in a process of its own; `url` once ready."""
 
-    def __init__(self, model_dir, *flags):
+    def __init__(self, model_dir, *flags, env=None):
         self.log = tempfile.TemporaryFile("w+")  # noqa: SIM115  (a file, not a pipe: a full pipe would stall the server; closed by stop)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "lstmkit.cli", "serve", str(model_dir), "--port", "0", *flags],
             stdout=subprocess.PIPE,
             stderr=self.log,
+            env={**os.environ, **(env or {})},
             text=True,
         )
         line = self.process.stdout.readline()  # the one line it prints when ready (or nothing if it died)
@@ -80,11 +82,11 @@ class Server:
 
 @pytest.fixture(scope="session")
 def start_server():
-    """start_server(model_dir, *flags) -> a running `Server`; every one still running is stopped at the end."""
+    """start_server(model_dir, *flags, env={...}) -> a running `Server`; every one still running is stopped at the end."""
     started = []
 
-    def start(model_dir, *flags):
-        started.append(Server(model_dir, *flags))
+    def start(model_dir, *flags, env=None):
+        started.append(Server(model_dir, *flags, env=env))
         return started[-1]
 
     yield start

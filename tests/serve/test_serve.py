@@ -92,6 +92,8 @@ def test_health_model_info_and_page(server, model_dir):
         ("/v1/predict", b"{", 400, "body"),
         ("/v1/predict", b"\xff\xfe not utf-8", 400, "body"),
         ("/v1/predict", b"", 400, "body"),
+        ("/v1/predict", b'{"texts": ["ok"]} and more', 400, "body"),
+        ("/v1/predict", b'{"texts": ["\\ud800 a lone surrogate"]}', 400, "body"),
         ("/v1/predict", b"[]", 422, "body"),
         ("/v1/predict", b'{"texts": "one text"}', 422, "texts"),
         ("/v1/predict", b'{"texts": ["ok", 3]}', 422, "texts.1"),
@@ -164,12 +166,14 @@ def test_concurrent_requests_are_batched_and_each_gets_its_own_answer(server, of
 
 
 def test_sigterm_answers_the_requests_in_flight_then_exits(model_dir, offline, start_server):
-    # Batches wait 1.5 s to fill, so the requests are surely in flight when SIGTERM comes.
-    server = start_server(model_dir, "--max-wait-ms", "1500")
+    # Batches wait 1.5 s to fill, so the requests are surely in flight when SIGTERM comes. The key
+    # comes from the environment this time.
+    server = start_server(model_dir, "--max-wait-ms", "1500", env={"LSTMKIT_API_KEY": "from-env"})
     texts = TEXTS[:4]
+    assert httpx.get(server.url + "/v1/model", timeout=30).status_code == 401
 
     async def ask_then_terminate():
-        async with server.async_client() as http:
+        async with server.async_client(headers={"X-API-Key": "from-env"}) as http:
             asks = [asyncio.create_task(http.post("/v1/predict", json={"texts": [t]})) for t in texts]
             await asyncio.sleep(0.5)
             assert not any(a.done() for a in asks)

@@ -95,7 +95,6 @@ def create_app(model, settings=ServeSettings(), *, model_info=None, on_ready=Non
     if model.vectorizer is None or model.params is None:
         raise LstmkitError("lstmkit serve needs a trained text model (one with a vocabulary and weights)")
     names = model.class_names or [str(k) for k in range(max(2, model.n_outputs))]
-
     sizes, lengths = batch_shapes(model, settings.max_batch)
 
     def predict_rows(texts):
@@ -122,12 +121,14 @@ def create_app(model, settings=ServeSettings(), *, model_info=None, on_ready=Non
     app = FastAPI(title="lstmkit", version=__version__, lifespan=lifespan)
     app.state.batcher = batcher
     _install_error_handlers(app)
-    info = {
-        "classes": names,
-        "lstmkit_version": __version__,
-        "limits": settings.limits(),
-        **(model_info or {}),
-    }
+    info = {"classes": names, "lstmkit_version": __version__, "limits": settings.limits(), **(model_info or {})}
+    _add_info_routes(app, batcher, settings, info)
+    _add_model_routes(app, model, batcher, settings, names)
+    return app
+
+
+def _add_info_routes(app, batcher, settings, info):
+    """GET /health, GET / and GET /v1/model."""
 
     @app.get("/health")
     async def health():
@@ -141,6 +142,10 @@ def create_app(model, settings=ServeSettings(), *, model_info=None, on_ready=Non
     async def model_details(request: Request):
         authorize(request, settings.api_key)
         return info
+
+
+def _add_model_routes(app, model, batcher, settings, names):
+    """POST /v1/predict (batched), POST /v1/explain and /v1/explain/page (on the model's thread)."""
 
     @app.post("/v1/predict")
     async def predict(request: Request):
@@ -172,8 +177,6 @@ def create_app(model, settings=ServeSettings(), *, model_info=None, on_ready=Non
     @app.post("/v1/explain/page", response_class=HTMLResponse)
     async def explain_page(request: Request):
         return render_html(await explained(request))
-
-    return app
 
 
 def batch_shapes(model, max_batch):
