@@ -166,17 +166,21 @@ def test_concurrent_requests_are_batched_and_each_gets_its_own_answer(server, of
 
 
 def test_sigterm_answers_the_requests_in_flight_then_exits(model_dir, offline, start_server):
-    # Batches wait 1.5 s to fill, so the requests are surely in flight when SIGTERM comes. The key
-    # comes from the environment this time.
-    server = start_server(model_dir, "--max-wait-ms", "1500", env={"LSTMKIT_API_KEY": "from-env"})
+    # A batch waits 3 s to fill: SIGTERM comes once the server holds all four requests, unanswered.
+    # The key comes from the environment this time.
+    server = start_server(model_dir, "--max-wait-ms", "3000", env={"LSTMKIT_API_KEY": "from-env"})
     texts = TEXTS[:4]
     assert httpx.get(server.url + "/v1/model", timeout=30).status_code == 401
 
     async def ask_then_terminate():
         async with server.async_client(headers={"X-API-Key": "from-env"}) as http:
             asks = [asyncio.create_task(http.post("/v1/predict", json={"texts": [t]})) for t in texts]
-            await asyncio.sleep(0.5)
-            assert not any(a.done() for a in asks)
+            for _ in range(100):
+                waiting = (await http.get("/health")).json()["waiting"]
+                if waiting == len(texts):
+                    break
+                await asyncio.sleep(0.02)
+            assert waiting == len(texts) and not any(a.done() for a in asks)
             server.process.send_signal(signal.SIGTERM)
             return await asyncio.gather(*asks)
 

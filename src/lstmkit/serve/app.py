@@ -5,7 +5,8 @@
     POST /v1/explain        {"text": ...}  ->  the JSON `lstmkit explain --json` prints
     POST /v1/explain/page   {"text": ...}  ->  explain's self-contained HTML page
     GET  /v1/model          classes, config, lstmkit version, the weights' SHA-256, the limits
-    GET  /health            {"status": "ok", "model_calls", "texts"}: texts predicted, in how many calls
+    GET  /health            {"status": "ok", "model_calls", "texts", "waiting"}: texts predicted, in
+                            how many model calls, and how many wait for an answer now
     GET  /                  a page to type a text and see its prediction and explanation
 
 Every error is JSON, {"error": message, "field": where}: 400 a body that is not JSON, 422 one
@@ -132,7 +133,7 @@ def _add_info_routes(app, batcher, settings, info):
 
     @app.get("/health")
     async def health():
-        return {"status": "ok", "model_calls": batcher.model_calls, "texts": batcher.texts}
+        return {"status": "ok", "model_calls": batcher.model_calls, "texts": batcher.texts, "waiting": batcher.waiting}
 
     @app.get("/", response_class=HTMLResponse)
     async def page():

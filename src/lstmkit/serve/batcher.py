@@ -30,6 +30,7 @@ class Batcher:
     def __init__(self, predict_fn, *, max_batch=64, max_wait=0.005):
         self.predict_fn, self.max_batch, self.max_wait = predict_fn, max_batch, max_wait
         self.model_calls, self.texts = 0, 0  # so far; GET /health shows them (how well requests batch)
+        self.waiting = 0  # texts asked for and not yet answered
         self._queue: asyncio.Queue | None = None
         self._task: asyncio.Task | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lstmkit-model")
@@ -51,9 +52,14 @@ class Batcher:
 
     async def predict(self, texts):
         """predict_fn's rows for these texts, computed in a batch with other requests' texts."""
+        texts = list(texts)
         future = asyncio.get_running_loop().create_future()
-        await self._queue.put((list(texts), future))
-        return await future
+        self.waiting += len(texts)
+        try:
+            await self._queue.put((texts, future))
+            return await future
+        finally:
+            self.waiting -= len(texts)
 
     async def _collect_forever(self):
         loop = asyncio.get_running_loop()
