@@ -4,7 +4,7 @@ User mistakes raise `LstmkitError` (or a click usage error) and end as one line 
 exit status 2; anything else is a bug and keeps its traceback.
 
 The group is here; its commands live one module per kind: `neuron` (cell), `training` (train,
-pretrain), `saved_model` (evaluate, predict, explain, plot) and `machine` (info, build-kernel).
+pretrain), `saved_model` (evaluate, predict, explain, plot), `serving` (serve) and `machine` (info, build-kernel).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import click
 from lstmkit.cli.machine import build_kernel, info
 from lstmkit.cli.neuron import CELL_DEFAULTS, GATE_MEANING, cell
 from lstmkit.cli.saved_model import evaluate, explain_command, plot, predict
+from lstmkit.cli.serving import serve_command
 from lstmkit.cli.training import pretrain_command, train
 from lstmkit.errors import LstmkitError
 
@@ -40,5 +41,16 @@ def main():
     """lstmkit: understand, train and use LSTM text classifiers."""
 
 
-for _command in (cell, train, evaluate, predict, plot, explain_command, info, build_kernel, pretrain_command):
+for _command in (
+    cell,
+    train,
+    evaluate,
+    predict,
+    plot,
+    explain_command,
+    info,
+    build_kernel,
+    pretrain_command,
+    serve_command,
+):
     main.add_command(_command)

@@ -34,6 +34,7 @@ from lstmkit.io import checkpoint
 from lstmkit.nn import layers as L
 from lstmkit.nn import train
 from lstmkit.nn.optim import OptimizerSettings
+from lstmkit.nn.predictions import Predictions
 
 LOSSES = ("binary_crossentropy", "sparse_categorical_crossentropy")
 
@@ -360,9 +361,19 @@ class Sequential:
         result = train.evaluate(self, x, y, batch_size=batch_size)
         return result if return_dict else (result["loss"], result["accuracy"])
 
-    def predict(self, x, *, batch_size=256):
-        """Probabilities: (N, 1) for a binary model (of class 1), (N, K) for K classes."""
-        return train.predict(self, x, batch_size=batch_size)
+    def predict(self, x, *, batch_size=256, pad_lengths=None):
+        """Probabilities as Keras gives them, which also know each text's label (`Predictions`).
+
+        As an array: (N, 1) for a binary model (the second class's probability), (N, K) for K
+        classes. `.labels`: N class names; `.probabilities`: (N, K), every class's, a binary
+        model's as [1 - p, p]; `.class_names`: the columns' names. `pad_lengths`: the lengths a
+        batch may be padded to, instead of the training ones (a server compiles few shapes).
+
+            >>> p = load_model("runs/m").predict(["What a film."])
+            >>> p.labels[0], p.probabilities[0]
+            ('pos', array([0.031, 0.969], dtype=float32))
+        """
+        return Predictions(train.predict(self, x, batch_size=batch_size, pad_lengths=pad_lengths), self.class_names)
 
     def save(self, directory, **extra):
         checkpoint.save_model(self, directory, **extra)

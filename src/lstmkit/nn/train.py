@@ -125,10 +125,11 @@ def _batches(model, ids, labels, batch_size, *, seed, shuffle, bucket, shuffle_b
     return prefetch(it, 2)
 
 
-def _inference_batches(model, ids, labels, batch_size):
+def _inference_batches(model, ids, labels, batch_size, pad_lengths=None):
     """Batches for evaluation and prediction, sorted by length (one bucket window over all), so
     little padding is computed; each Batch's `index` says which input rows it holds. Batches
-    longer than training are split to hold no more tokens than batch_size x the training length."""
+    longer than training are split to hold no more tokens than batch_size x the training length.
+    pad_lengths: the lengths a batch may take, instead of the training ones and their doublings."""
     window = len(ids) // batch_size + 1
     trained, longest = _max_length(model), _max_length(model, inference=True)
     batches = iterate_batches(
@@ -140,7 +141,7 @@ def _inference_batches(model, ids, labels, batch_size):
         bucket_window=window,
         max_length=longest,
         pad_multiple=pad_multiple(trained),
-        pad_lengths=_inference_pad_lengths(trained, longest),
+        pad_lengths=pad_lengths or _inference_pad_lengths(trained, longest),
     )
     return _split_long(batches, batch_size * trained) if trained and longest and longest > trained else batches
 
@@ -204,8 +205,12 @@ def _evaluate_ids(model, ids, labels, batch_size=256, params=None):
     return {"loss": loss_sum / max(len(ids), 1), "accuracy": correct / max(len(ids), 1)}
 
 
-def predict(model, x, *, batch_size=256):
-    """Probabilities in input order: (N, 1) for a binary model, (N, K) for K classes."""
+def predict(model, x, *, batch_size=256, pad_lengths=None):
+    """Probabilities in input order: (N, 1) for a binary model, (N, K) for K classes.
+
+    pad_lengths: the lengths T a batch may be padded to (ascending), instead of the training
+    ones; a server passes a few, so that few shapes are ever compiled.
+    """
     check_ready(model, training=False)
     ids = model._ids(x, inference=True)
     out = np.zeros((len(ids), model.n_outputs), np.float32)
@@ -213,7 +218,7 @@ def predict(model, x, *, batch_size=256):
         return out
     pending = [
         (b.index, _predict_step(model.architecture, model.params, b.ids))
-        for b in _inference_batches(model, ids, None, batch_size)
+        for b in _inference_batches(model, ids, None, batch_size, pad_lengths)
     ]
     for index, proba in pending:
         out[index[index >= 0]] = np.asarray(proba)[index >= 0]

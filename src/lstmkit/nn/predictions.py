@@ -1,0 +1,66 @@
+"""What `Sequential.predict` returns: Keras's array of probabilities, which also knows the labels.
+
+Shape legend: N texts, K classes.
+
+As an array it is exactly Keras's output, so `proba[:, 0] > 0.5` and `np.argmax(proba, -1)` work
+as before: (N, 1) for a binary model (the sigmoid: the second class's probability), (N, K) for a
+K-class model (the softmax). On top of that, for each text:
+
+    labels          N class names (the class indices when the model has no names): the likeliest
+                    class, or for a binary model the second class when p >= 0.5
+    probabilities   (N, K) every class's probability, a binary model's two as [1 - p, p]
+    class_names     the K names, in the order of the columns of `probabilities`
+
+    >>> p = lstmkit.load_model("runs/m").predict(["What a film.", "Dull."])
+    >>> p.labels, p.probabilities.round(3)
+    (['pos', 'neg'], array([[0.031, 0.969], [0.902, 0.098]], dtype=float32))
+
+Arithmetic and comparisons give plain arrays (their results are no longer probabilities); slices
+of rows keep the labels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class Predictions(np.ndarray):
+    """Probabilities (N, 1) or (N, K), as Keras gives them, with `labels`, `probabilities` and
+    `class_names` per row (see the module's docstring)."""
+
+    class_names: list | None
+
+    def __new__(cls, proba, class_names=None):
+        obj = np.asarray(proba).view(cls)
+        obj.class_names = list(class_names) if class_names is not None else None
+        return obj
+
+    def __array_finalize__(self, obj):
+        self.class_names = getattr(obj, "class_names", None)
+
+    def __array_wrap__(self, out, context=None, return_scalar=False):
+        # A ufunc's result (p > 0.5, 1 - p, p.sum()) is a plain array: it holds no probabilities.
+        out = np.asarray(out).view(np.ndarray)
+        return out[()] if return_scalar else out
+
+    def __reduce__(self):
+        # Pickled (sent to another process) as the plain array plus the names.
+        return (Predictions, (np.asarray(self).view(np.ndarray), self.class_names))
+
+    @property
+    def probabilities(self):
+        """(N, K) float32: every class's probability; a binary model's (N, 1) becomes [1 - p, p]."""
+        p = self.view(np.ndarray)
+        if p.ndim != 2:
+            raise ValueError(
+                f"probabilities need the (N, outputs) array predict returned, not a slice of shape {p.shape}"
+            )
+        return np.concatenate([1.0 - p, p], axis=-1) if p.shape[-1] == 1 else p.copy()
+
+    @property
+    def labels(self):
+        """N labels: the likeliest class's name (its index without names); binary: p >= 0.5 is the second class."""
+        p = self.view(np.ndarray)
+        index = (p[:, 0] >= 0.5).astype(int) if p.ndim == 2 and p.shape[-1] == 1 else self.probabilities.argmax(-1)
+        names = self.class_names
+        return [names[k] if names is not None else int(k) for k in index]
