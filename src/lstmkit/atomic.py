@@ -18,6 +18,15 @@ from pathlib import Path
 from lstmkit.errors import LstmkitError
 
 
+def _read_umask():
+    mask = os.umask(0)  # reading the umask means setting it; put it straight back (once, at import)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+
+
 def sha256(path) -> str:
     """Hex SHA-256 of a file, read in 1 MiB blocks."""
     h = hashlib.sha256()
@@ -45,6 +54,9 @@ def write_with(path, write, *, suffix=""):
         raise LstmkitError(f"cannot write in {folder} ({e.strerror}); choose a writable folder") from None
     os.close(fd)
     try:
+        # mkstemp makes the file private (0600); the finished file gets what open() would give it
+        # (0666 less the umask), so a model or a picture is as readable as the user's other files.
+        os.chmod(tmp, 0o666 & ~_UMASK)
         write(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
