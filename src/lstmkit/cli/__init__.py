@@ -24,14 +24,28 @@ class _UserError(click.ClickException):
     exit_code = 2
 
 
+def _one_line(e: click.UsageError) -> _UserError:
+    """A usage error as one line (click prints the usage, a hint and the error on four)."""
+    where = f" (see `{e.ctx.command_path} --help`)" if e.ctx is not None else ""
+    return _UserError(" ".join(e.format_message().split()) + where)
+
+
 class _Group(click.Group):
-    """A click group that turns LstmkitError into one clean line instead of a traceback."""
+    """A click group that turns LstmkitError and usage errors into one clean line, exit status 2."""
+
+    def parse_args(self, ctx, args):
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as e:
+            raise _one_line(e) from None
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except LstmkitError as e:
             raise _UserError(str(e)) from None
+        except click.UsageError as e:
+            raise _one_line(e) from None
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

@@ -198,6 +198,11 @@ def output_lock(target):
     import fcntl
 
     target = Path(target)
+    here = Path.cwd().resolve()
+    if target.resolve() == here or target.resolve() in here.parents:
+        raise LstmkitError(
+            f"--out {target} is the folder you are working in (or one above it); name a new folder, e.g. --out runs/model"
+        )
     lock = target.with_name(f".{target.name}.lock")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
