@@ -59,7 +59,7 @@ def synthetic_reviews(n, seed):
     return texts, np.array(labels)
 
 
-def small_model(pooling=None, vocab=32, length=24):
+def small_model(pooling=None, vocab=32, length=24, inference_length=None):
     v = TextVectorizer(max_tokens=vocab, output_sequence_length=length)
     layers = [v, Embedding(vocab, 16, mask_zero=True)]
     if pooling:
@@ -67,7 +67,7 @@ def small_model(pooling=None, vocab=32, length=24):
     else:
         layers += [Bidirectional(LSTM(16))]
     layers += [Dense(16, "relu"), Dense(1, "sigmoid")]
-    return Sequential(layers)
+    return Sequential(layers, inference_length=inference_length)
 
 
 def saved_model(directory, status="complete"):
