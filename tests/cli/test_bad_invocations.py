@@ -234,3 +234,54 @@ def test_text_that_is_not_utf8_is_explained_not_a_traceback(root, tmp_path):
     assert done.returncode == 0, done.stderr.decode()
     assert json.loads(done.stdout)["text"] == "a \ufffd\ufffd film"
     assert np.isfinite(json.loads(done.stdout)["probability"])
+
+
+def test_a_disk_too_small_for_a_checkpoint_is_refused_before_the_first_epoch(root, tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    from helpers import TINY
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10 << 20, 10 << 20, 1 << 20))
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["train", "--data", str(root / "good.csv"), "--out", "m", *TINY])
+    assert result.exit_code == 2, result.output
+    assert "has 1 MiB free; a checkpoint of this model needs about" in result.stderr
+    assert "epoch 1" not in result.stdout and os.listdir(tmp_path) == []
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_a_read_only_parent_of_out_is_refused_before_the_data_is_read(tmp_path):
+    parent = tmp_path / "read-only"
+    parent.mkdir()
+    parent.chmod(0o555)
+    result = CliRunner().invoke(main, ["train", "--data", str(tmp_path / "absent.csv"), "--out", str(parent / "m")])
+    parent.chmod(0o755)
+    assert result.exit_code == 2 and "choose a writable output folder" in result.stderr
+
+
+def test_resume_with_other_data_is_refused(root, tmp_path, monkeypatch):
+    """--resume used to continue silently on whatever --data said; the checkpoint now knows its data."""
+    from helpers import TINY
+    from lstmkit.io import checkpoint
+
+    real_save = checkpoint.save_model
+
+    def save_then_interrupt(*a, **kw):
+        real_save(*a, **kw)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(checkpoint, "save_model", save_then_interrupt)
+    out = tmp_path / "run"
+    args = ["train", "--out", str(out), "--epochs", "2", *TINY]
+    assert CliRunner().invoke(main, [*args, "--data", str(root / "good.csv")]).exit_code == 130
+    monkeypatch.setattr(checkpoint, "save_model", real_save)
+    other = tmp_path / "other.csv"
+    _csv(other, [r.replace("film", "movie") for r in _reviews(60)])
+    result = CliRunner().invoke(main, [*args, "--data", str(other), "--resume"])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip().splitlines() == [
+        f"Error: the interrupted run in {out} trained on other data (or another split of it); "
+        "resume it with the same --data, or start again with --overwrite"
+    ]

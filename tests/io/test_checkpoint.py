@@ -238,3 +238,20 @@ def test_tensor_shapes_are_checked_from_the_header_before_loading(tmp_path):
     with pytest.raises(LstmkitError, match="not a safetensors file lstmkit wrote"):
         checkpoint.load_weights(hostile, template)
     assert set(checkpoint.load_weights(weights, template)) == set(real)
+
+
+def test_a_full_disk_during_a_save_is_one_line_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
+    import errno
+
+    import safetensors.numpy
+
+    directory = saved_model(tmp_path / "m")
+    before = listing(directory)
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(safetensors.numpy, "save_file", full)
+    with pytest.raises(LstmkitError, match="No space left on device.*the last checkpoint, if any\\) is intact"):
+        saved_model(directory)
+    assert listing(directory) == before and sorted(p.name for p in tmp_path.iterdir()) == ["m"]

@@ -148,6 +148,11 @@ def staged_directory(directory, kind="model"):
     try:
         yield tmp
         _swap_in(tmp, target, kind)
+    except OSError as e:  # a full disk, say: the previous version is still in place
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise LstmkitError(
+            f"could not write {target} ({e.strerror or e}); what it held before (the last checkpoint, if any) is intact"
+        ) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
