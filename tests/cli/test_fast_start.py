@@ -29,3 +29,10 @@ def test_shell_completion_does_not_import_jax():
     done = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=120, env=env)
     assert done.stderr.strip().splitlines()[-1] == "exit 0 no-jax", done.stderr
     assert "predict" in done.stdout and "pretrain" in done.stdout
+
+
+def test_lstmkit_alone_shows_the_help_not_a_one_line_error():
+    """Usage errors are one line (tests/cli/test_bad_invocations.py); no arguments at all is not an error."""
+    done = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=120)
+    assert "Commands:" in done.stdout + done.stderr and "predict" in done.stdout + done.stderr
+    assert "no-jax" in done.stderr.strip().splitlines()[-1]

@@ -24,6 +24,10 @@ class _UserError(click.ClickException):
     exit_code = 2
 
 
+# click 8.2 and later signal "no arguments: show the help" with a UsageError of its own
+_NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
 def _one_line(e: click.UsageError) -> _UserError:
     """A usage error as one line (click prints the usage, a hint and the error on four)."""
     where = f" (see `{e.ctx.command_path} --help`)" if e.ctx is not None else ""
@@ -36,6 +40,8 @@ class _Group(click.Group):
     def parse_args(self, ctx, args):
         try:
             return super().parse_args(ctx, args)
+        except _NO_ARGS_IS_HELP:  # plain `lstmkit`: the help, as click shows it
+            raise
         except click.UsageError as e:
             raise _one_line(e) from None
 
