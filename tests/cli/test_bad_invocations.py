@@ -232,7 +232,7 @@ def test_text_that_is_not_utf8_is_explained_not_a_traceback(root, tmp_path):
     assert "\ufffd" in page.read_text(encoding="utf-8")
     done = subprocess.run([*cli, "-", "--json"], input=b"a \xff\xfe film", capture_output=True, env=env)
     assert done.returncode == 0, done.stderr.decode()
-    assert json.loads(done.stdout)["text"] == "a \ufffd\ufffd film"
+    assert json.loads(done.stdout)["text"] == "a \ufffd\ufffd film" and json.loads(done.stdout)["schema_version"] == 1
     assert np.isfinite(json.loads(done.stdout)["probability"])
 
 

@@ -6,6 +6,8 @@ import json
 
 import click
 
+from lstmkit.version import JSON_SCHEMA_VERSION
+
 # The seed's neuron, and documented output-gate defaults (the seed never reached the output gate).
 CELL_DEFAULTS = {
     "x": 0.0, "h_prev": 100.0, "c_prev": 0.3,
@@ -57,7 +59,7 @@ def cell(as_json, **v):
     act = {"i": float(gates.i[0]), "f": float(gates.f[0]), "g": float(gates.g[0]), "o": float(gates.o[0])}
     out = {**act, "c": float(c[0]), "h": float(h[0]), "preactivation": pre, "inputs": dict(v)}
     if as_json:
-        click.echo(json.dumps(out))
+        click.echo(json.dumps({"schema_version": JSON_SCHEMA_VERSION, **out}))
         return
     x_, hp, cp = v["x"], v["h_prev"], v["c_prev"]
     rows = [

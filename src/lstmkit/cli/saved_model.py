@@ -9,6 +9,7 @@ import click
 
 from lstmkit.cli.compile_cache import enable_compile_cache
 from lstmkit.errors import LstmkitError
+from lstmkit.version import JSON_SCHEMA_VERSION
 
 
 @click.command()
@@ -41,7 +42,7 @@ def evaluate(model_dir, data, split, text_column, label_column, positive_class, 
         model_dir, data, split=split, text_column=text_column, label_column=label_column, positive_class=positive_class
     )
     if as_json:
-        click.echo(json.dumps(m))
+        click.echo(json.dumps({"schema_version": JSON_SCHEMA_VERSION, **m}))
         return
     _echo_report(m)
 
@@ -140,7 +141,7 @@ def predict(model_dir, texts, file, text_column, id_column, keep_blank, top_k, a
 
 def _echo_prediction(key, where, r, as_json):
     if as_json:
-        click.echo(json.dumps({key: where, **r}))
+        click.echo(json.dumps({"schema_version": JSON_SCHEMA_VERSION, key: where, **r}))
         return
     top = "".join(f"\t{t['label']}={t['probability']:.4f}" for t in r.get("top_k", []))
     preview = " ".join(r["text"][:200].split())[:80]  # one output line per text, whatever its whitespace
@@ -189,6 +190,6 @@ def explain_command(model_dir, text, html_out, png_out, as_json):
     if png_out:
         click.echo(f"wrote {save_png(result, png_out)}", err=as_json)
     if as_json:
-        click.echo(json.dumps(result, ensure_ascii=False))
+        click.echo(json.dumps({"schema_version": JSON_SCHEMA_VERSION, **result}, ensure_ascii=False))
     elif not (html_out or png_out):
         click.echo(summary(result))
