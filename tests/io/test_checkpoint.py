@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -255,3 +256,24 @@ def test_a_full_disk_during_a_save_is_one_line_and_keeps_the_last_checkpoint(tmp
     with pytest.raises(LstmkitError, match="No space left on device.*the last checkpoint, if any\\) is intact"):
         saved_model(directory)
     assert listing(directory) == before and sorted(p.name for p in tmp_path.iterdir()) == ["m"]
+
+
+def test_the_training_state_is_checked_from_its_header_before_loading(tmp_path):
+    """--resume reads training_state.safetensors: a tensor the optimizer does not have is refused
+    from the header, as the weights' are."""
+    import optax
+    from safetensors.numpy import load_file, save_file
+
+    from lstmkit.atomic import sha256
+
+    directory = saved_model(tmp_path / "m")
+    model = load_model(directory)
+    opt_state = optax.adam(1e-3).init(model.params)
+    checkpoint.save_model(model, directory, opt_state=opt_state, training={"epoch": 0}, status="training")
+    loaded = checkpoint.load_training_state(directory, opt_state, model.params)
+    assert len(jax.tree.leaves(loaded[0])) == len(jax.tree.leaves(opt_state))
+    state = directory / checkpoint.STATE
+    save_file({**load_file(state), "huge": np.zeros(4, np.float32)}, state)
+    resign_config(directory, lambda c: {**c, "files": {**c["files"], checkpoint.STATE: sha256(state)}})
+    with pytest.raises(LstmkitError, match="training state .* does not match this configuration .*'huge'"):
+        checkpoint.load_training_state(directory, opt_state, model.params)

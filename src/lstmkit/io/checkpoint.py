@@ -404,8 +404,16 @@ def load_training_state(directory, opt_state_template, params_template):
     directory, config = read_config(directory)
     if not (directory / STATE).exists():
         raise LstmkitError(f"{directory} has no training state to resume from; train without --resume")
-    flat = load_file(directory / STATE)
     leaves, treedef = jax.tree.flatten(opt_state_template)
+    opt_shapes = {f"opt.{k}": tuple(np.shape(a)) for k, a in enumerate(leaves)}
+    best_shapes = {f"best.{n}": s for n, s in flatten_params(params_template, leaf=lambda a: tuple(a.shape)).items()}
+    try:
+        check_tensor_header(directory / STATE, opt_shapes, optional=best_shapes, free_prefix="extra.")
+    except LstmkitError as e:
+        raise LstmkitError(
+            f"the training state in {directory} does not match this configuration ({e}); resume with the same flags"
+        ) from None
+    flat = load_file(directory / STATE)
     if sum(k.startswith("opt.") for k in flat) != len(leaves):
         raise LstmkitError(
             f"the optimizer state in {directory} does not match this configuration; resume with the same flags"

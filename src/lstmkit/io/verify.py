@@ -100,11 +100,12 @@ def plain_name(name) -> bool:
     return isinstance(name, str) and name not in ("", ".", "..") and "/" not in name and "\\" not in name
 
 
-def check_tensor_header(path: Path, shapes: dict[str, tuple]) -> None:
+def check_tensor_header(path: Path, shapes: dict[str, tuple], optional=None, free_prefix=None) -> None:
     """Refuse a safetensors file whose tensors are not exactly `shapes` ({name: shape}), from its header.
 
-    The file starts with the header's length (8 bytes, little-endian) and the header, JSON:
-    {name: {"dtype", "shape", "data_offsets": [begin, end]}}; nothing after it is read here.
+    `optional`: more {name: shape} that may be absent; `free_prefix`: names starting with it may
+    have any shape. The file starts with the header's length (8 bytes, little-endian) and the
+    header, JSON: {name: {"dtype", "shape", "data_offsets": [begin, end]}}; nothing after it is read.
     """
     size = os.path.getsize(path)
     with open(path, "rb") as f:
@@ -118,7 +119,10 @@ def check_tensor_header(path: Path, shapes: dict[str, tuple]) -> None:
     if not isinstance(header, dict):
         raise LstmkitError(f"{path} has a damaged safetensors header; retrain or restore the model")
     header.pop("__metadata__", None)
-    extra, missing = sorted(set(header) - set(shapes)), sorted(set(shapes) - set(header))
+    optional = optional or {}
+    free = {n for n in header if free_prefix and n.startswith(free_prefix)}
+    extra = sorted(set(header) - set(shapes) - set(optional) - free)
+    missing = sorted(set(shapes) - set(header))
     if extra:
         raise LstmkitError(
             f"{path} holds a tensor {extra[0]!r} that the config's layers do not have; "
@@ -128,9 +132,11 @@ def check_tensor_header(path: Path, shapes: dict[str, tuple]) -> None:
         raise LstmkitError(
             f"the weights file has no tensor {missing[0]!r}; the model directory does not match its config"
         )
-    for name, expected in shapes.items():
-        entry = header[name]
+    expected_shapes = {**{n: s for n, s in optional.items() if n in header}, **shapes}
+    for name, entry in header.items():
         if not isinstance(entry, dict) or entry.get("dtype") not in _DTYPES:
             raise LstmkitError(f"{path}: tensor {name!r} has no dtype lstmkit reads; retrain or restore the model")
+    for name, expected in expected_shapes.items():
+        entry = header[name]
         if not isinstance(entry.get("shape"), list) or tuple(entry["shape"]) != tuple(expected):
             raise LstmkitError(f"tensor {name!r} has shape {tuple(entry.get('shape') or ())} but the config expects {tuple(expected)}")  # fmt: skip
