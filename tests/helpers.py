@@ -59,7 +59,7 @@ def synthetic_reviews(n, seed):
     return texts, np.array(labels)
 
 
-def small_model(pooling=None, vocab=32, length=24):
+def small_model(pooling=None, vocab=32, length=24, inference_length=None):
     v = TextVectorizer(max_tokens=vocab, output_sequence_length=length)
     layers = [v, Embedding(vocab, 16, mask_zero=True)]
     if pooling:
@@ -67,7 +67,35 @@ def small_model(pooling=None, vocab=32, length=24):
     else:
         layers += [Bidirectional(LSTM(16))]
     layers += [Dense(16, "relu"), Dense(1, "sigmoid")]
-    return Sequential(layers)
+    return Sequential(layers, inference_length=inference_length)
+
+
+def saved_model(directory, status="complete"):
+    """A model directory as `lstmkit train` leaves it, without training (built weights)."""
+    from lstmkit.io import checkpoint
+
+    texts, _ = synthetic_reviews(50, seed=1)
+    model = small_model()
+    model.vectorizer.adapt(texts)
+    model.build(seed=0)
+    model.class_names = ["negative", "positive"]
+    checkpoint.save_model(model, directory, status=status)
+    return directory
+
+
+def resign_config(directory, edit):
+    """Rewrite a model directory's config.json through `edit`, with its own checksum recomputed
+    as a consistent writer would, so that the check after the checksum is what refuses it."""
+    import hashlib
+    import json
+
+    path = directory / "config.json"
+    config = edit(json.loads(path.read_text()))
+    if isinstance(config, dict) and "config_sha256" in config:
+        body = {k: v for k, v in config.items() if k != "config_sha256"}
+        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        config["config_sha256"] = hashlib.sha256(canonical.encode()).hexdigest()
+    path.write_text(json.dumps(config))
 
 
 def random_lstm_problem(seed, B, T, E, H, reverse, lengths, V=None):

@@ -54,6 +54,7 @@ def test_evaluate_json_and_table(trained, csv_data):
     for key in ("accuracy", "precision", "recall", "f1", "roc_auc", "confusion_matrix"):
         assert key in m
     assert m["class_names"] == ["negative", "positive"] and np.sum(m["confusion_matrix"]) == 1200
+    assert m["schema_version"] == 1
     assert m["positive_class"] == "positive" and m["f1"] == m["per_class"]["positive"]["f1"]
     r = CliRunner().invoke(main, ["evaluate", str(out), "--data", str(csv_data)])
     assert "confusion matrix" in r.output and "positive class: positive" in r.output
@@ -86,6 +87,7 @@ def test_predict_arguments_file_stdin(trained, tmp_path):
     assert r.exit_code == 0, r.output
     rows = [json.loads(line) for line in r.stdout.splitlines()]
     assert [(row["line"], row["label"]) for row in rows] == [(1, "positive"), (3, "negative")]
+    assert all(row["schema_version"] == 1 for row in rows)
     assert all(0.5 <= row["probability"] <= 1.0 for row in rows)
     assert "skipped 1 blank line(s): 2" in r.stderr
     texts = tmp_path / "texts.txt"

@@ -40,7 +40,7 @@ def test_json_defaults():
     r = run("--json")
     assert r.exit_code == 0, r.output
     out = json.loads(r.output)
-    assert {"f", "i", "g", "o", "c", "h"} <= set(out)
+    assert {"f", "i", "g", "o", "c", "h"} <= set(out) and out["schema_version"] == 1
     want = expected(CELL_DEFAULTS)
     for k in want:
         assert isinstance(out[k], float)

@@ -235,3 +235,32 @@ def test_final_state_only(input_kind):
     kernel_only_final = grad("bptt", False)
     assert_close(kernel_only_final, grad("autodiff", True), "final-state-only kernel vs autodiff")
     assert_close(kernel_only_final, grad("bptt", True), "final-state-only kernel vs full kernel")
+
+
+def test_cxx_is_split_as_a_shell_would(monkeypatch):
+    monkeypatch.setenv("CXX", f"{sys.executable} -O0")  # any program: only the split is checked
+    assert fused._compiler() == [sys.executable, "-O0"]
+    monkeypatch.setenv("CXX", "/nonexistent/c++ -O2")
+    with pytest.raises(RuntimeError, match="is not a program here"):
+        fused._compiler()
+
+
+@pytest.mark.parametrize("problem", ["home is a file", "compiler hangs"])
+def test_a_failed_build_names_its_cause(tmp_path, monkeypatch, problem):
+    """An unwritable LSTMKIT_HOME is not 'install a C++ compiler'; a hanging compiler is cut off."""
+    if problem == "home is a file":
+        home = tmp_path / "home"
+        home.write_text("")
+        message = "cannot write the kernel cache .* set LSTMKIT_HOME to a writable folder"
+    else:
+        home = tmp_path
+        slow = tmp_path / "slow-c++"
+        slow.write_text('#!/bin/sh\n[ "$1" = --version ] && echo slow 1.0 && exit 0\nexec sleep 30\n')
+        slow.chmod(0o755)
+        monkeypatch.setenv("CXX", str(slow))
+        monkeypatch.setattr(fused, "COMPILE_TIMEOUT", 1)
+        message = "slow-c\\+\\+ did not finish in 1 s"
+    monkeypatch.setenv("LSTMKIT_HOME", str(home))
+    monkeypatch.setattr(fused, "_state", {})
+    with pytest.warns(UserWarning, match=message):
+        assert not fused.available()

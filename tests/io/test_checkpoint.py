@@ -6,10 +6,12 @@ import os
 import subprocess
 import sys
 
+import jax
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from helpers import TINY, small_model, synthetic_reviews
+from helpers import TINY, resign_config, saved_model, synthetic_reviews
 from lstmkit.cli import main
 from lstmkit.errors import LstmkitError
 from lstmkit.io import checkpoint
@@ -26,17 +28,6 @@ def project(tmp_path):
     (proj / "topics.csv").write_text("\n".join(lines) + "\n")
     (proj / "notes.txt").write_text("my notes\n")
     return proj
-
-
-def saved_model(directory, status="complete"):
-    """A model directory as `lstmkit train` leaves it, without training (built weights)."""
-    texts, labels = synthetic_reviews(50, seed=1)
-    model = small_model()
-    model.vectorizer.adapt(texts)
-    model.build(seed=0)
-    model.class_names = ["negative", "positive"]
-    checkpoint.save_model(model, directory, status=status)
-    return directory
 
 
 def listing(folder):
@@ -142,10 +133,12 @@ def test_a_second_writer_is_refused_while_the_first_holds_the_folder(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def _edit_config(directory, edit):
+def _edit_config(directory, edit, sign=True):
+    if sign:
+        resign_config(directory, edit)
+        return
     path = directory / "config.json"
-    config = json.loads(path.read_text())
-    path.write_text(json.dumps(edit(config)))
+    path.write_text(json.dumps(edit(json.loads(path.read_text()))))
 
 
 @pytest.mark.parametrize(
@@ -154,6 +147,14 @@ def _edit_config(directory, edit):
         (lambda c: {**c, "kind": "pretrained"}, "holds a pretrained language model, not a classifier"),
         (lambda c: [c], "is not an lstmkit config"),
         (lambda c: {**c, "format_version": True}, "has no format_version"),
+        (lambda c: {**c, "format_version": -5}, "has format_version -5, which no lstmkit writes"),
+        (lambda c: {**c, "format_version": 0}, "has format_version 0, which no lstmkit writes"),
+        (lambda c: {k: v for k, v in c.items() if k != "files"}, "lists no files to verify"),
+        (lambda c: {**c, "files": {}}, "lists no files to verify"),
+        (lambda c: {**c, "surprise": 1}, "holds an unknown key 'surprise'"),
+        (lambda c: {**c, "has_vectorizer": "yes"}, "'has_vectorizer' is a str"),
+        (lambda c: {**c, "model": {**c["model"], "loss": 3}}, "'model.loss' is a int"),
+        (lambda c: {**c, "model": {**c["model"], "class_names": [1, 2]}}, "class_names must be a list of strings"),
         (lambda c: {**c, "files": {"../outside.bin": "0" * 64}}, "lists its files wrongly"),
         (lambda c: {**c, "files": {"/etc/passwd": "0" * 64}}, "lists its files wrongly"),
         (lambda c: {**c, "model": {**c["model"], "layers": "Embedding"}}, "has no model layers"),
@@ -180,3 +181,99 @@ def test_a_damaged_or_foreign_config_is_one_clear_line(tmp_path, edit, message):
     with pytest.raises(LstmkitError, match=message):
         load_model(directory)
     one_line_exit_2(CliRunner().invoke(main, ["predict", str(directory), "a fine film"]), message)
+
+
+def test_config_json_is_covered_by_its_own_checksum(tmp_path):
+    """An edit that does not recompute config_sha256 (dropping `files` to skip verification, say) is refused."""
+    directory = saved_model(tmp_path / "m")
+    config = json.loads((directory / "config.json").read_text())
+    assert len(config["config_sha256"]) == 64
+    _edit_config(directory, lambda c: {k: v for k, v in c.items() if k != "files"}, sign=False)
+    with pytest.raises(LstmkitError, match="corrupted or was edited"):
+        load_model(directory)
+
+
+def test_format_1_directories_without_a_config_checksum_still_load(tmp_path):
+    directory = saved_model(tmp_path / "m")
+    _edit_config(directory, lambda c: {k: v for k, v in c.items() if k != "config_sha256"} | {"format_version": 1})
+    assert load_model(directory).class_names == ["negative", "positive"]
+
+
+def _sparse_safetensors(path, tensors, extra_bytes):
+    """A safetensors file whose header declares `tensors` ({name: (dtype, shape, nbytes)}) and
+    whose data is a hole of the declared size: large on paper, nothing on disk."""
+    header, offset = {}, 0
+    for name, (dtype, shape, nbytes) in tensors.items():
+        header[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [offset, offset + nbytes]}
+        offset += nbytes
+    raw = json.dumps(header).encode()
+    raw += b" " * (-len(raw) % 8)
+    with open(path, "wb") as f:
+        f.write(len(raw).to_bytes(8, "little") + raw)
+        f.truncate(8 + len(raw) + offset + extra_bytes)
+
+
+def test_tensor_shapes_are_checked_from_the_header_before_loading(tmp_path):
+    """An extra 1 GiB tensor (a sparse file) is refused from the header: no gigabyte is read."""
+    import resource
+
+    from safetensors.numpy import load_file
+
+    directory = saved_model(tmp_path / "m")
+    weights = directory / checkpoint.WEIGHTS
+    real = load_file(weights)
+    tensors = {n: ("F32", a.shape, a.nbytes) for n, a in real.items()}
+    template = {n: np.zeros(a.shape, np.float32) for n, a in real.items()}
+    hostile = tmp_path / "hostile.safetensors"
+    _sparse_safetensors(hostile, {**tensors, "huge": ("F32", (2**28,), 2**30)}, 0)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(LstmkitError, match="holds a tensor 'huge' that the config's layers do not have"):
+        checkpoint.load_weights(hostile, template)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100_000  # KiB: far below the 1 GiB
+    name = next(iter(tensors))
+    wrong = {**tensors, name: ("F32", (1, 2, 3), 24)}
+    _sparse_safetensors(hostile, wrong, 0)
+    with pytest.raises(LstmkitError, match=f"tensor '{name}' has shape \\(1, 2, 3\\)"):
+        checkpoint.load_weights(hostile, template)
+    hostile.write_bytes((2**40).to_bytes(8, "little") + b"{}")
+    with pytest.raises(LstmkitError, match="not a safetensors file lstmkit wrote"):
+        checkpoint.load_weights(hostile, template)
+    assert set(checkpoint.load_weights(weights, template)) == set(real)
+
+
+def test_a_full_disk_during_a_save_is_one_line_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
+    import errno
+
+    import safetensors.numpy
+
+    directory = saved_model(tmp_path / "m")
+    before = listing(directory)
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(safetensors.numpy, "save_file", full)
+    with pytest.raises(LstmkitError, match="No space left on device.*the last checkpoint, if any\\) is intact"):
+        saved_model(directory)
+    assert listing(directory) == before and sorted(p.name for p in tmp_path.iterdir()) == ["m"]
+
+
+def test_the_training_state_is_checked_from_its_header_before_loading(tmp_path):
+    """--resume reads training_state.safetensors: a tensor the optimizer does not have is refused
+    from the header, as the weights' are."""
+    import optax
+    from safetensors.numpy import load_file, save_file
+
+    from lstmkit.atomic import sha256
+
+    directory = saved_model(tmp_path / "m")
+    model = load_model(directory)
+    opt_state = optax.adam(1e-3).init(model.params)
+    checkpoint.save_model(model, directory, opt_state=opt_state, training={"epoch": 0}, status="training")
+    loaded = checkpoint.load_training_state(directory, opt_state, model.params)
+    assert len(jax.tree.leaves(loaded[0])) == len(jax.tree.leaves(opt_state))
+    state = directory / checkpoint.STATE
+    save_file({**load_file(state), "huge": np.zeros(4, np.float32)}, state)
+    resign_config(directory, lambda c: {**c, "files": {**c["files"], checkpoint.STATE: sha256(state)}})
+    with pytest.raises(LstmkitError, match="training state .* does not match this configuration .*'huge'"):
+        checkpoint.load_training_state(directory, opt_state, model.params)

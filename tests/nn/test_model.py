@@ -455,3 +455,24 @@ def test_ctrl_c_during_an_epoch_leaves_the_last_steps_weights(monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         model.fit(texts, labels, epochs=1, batch_size=32, verbose=False)
     assert model.predict(texts[:4]).shape == (4, 1)  # the weights are live arrays, not donated ones
+
+
+def test_a_small_request_is_predicted_at_its_own_size():
+    """One text of 70 tokens: one (1, 72) batch (72 = 70 rounded up to 8), not a batch of 256 rows
+    at the inference length; three texts: 4 rows. The probabilities equal those of full batches."""
+    from lstmkit.nn import train
+
+    texts, _ = synthetic_reviews(40, seed=2)
+    model = small_model(length=24, inference_length=200)
+    model.vectorizer.adapt(texts)
+    model.build(seed=0)
+    long_text = " ".join(" ".join(texts).split()[:70])
+    ids = model._ids([long_text], inference=True)
+    assert len(ids[0]) == 70
+    assert [b.ids.shape for b in train._inference_batches(model, ids, None, 256)] == [(1, 72)]
+    three = model._ids(texts[:3], inference=True)
+    assert [b.ids.shape[0] for b in train._inference_batches(model, three, None, 256)] == [4]
+    many = [long_text, *texts[:300]] * 7  # more than a batch: the padded shapes as before
+    alone = [float(model.predict([t], batch_size=256)[0, 0]) for t in (long_text, texts[0], texts[1])]
+    together = model.predict(many, batch_size=64)[[0, 1, 2], 0]
+    np.testing.assert_allclose(alone, together, rtol=1e-5, atol=1e-6)

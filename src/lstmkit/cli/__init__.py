@@ -25,14 +25,34 @@ class _UserError(click.ClickException):
     exit_code = 2
 
 
+# click 8.2 and later signal "no arguments: show the help" with a UsageError of its own
+_NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
+def _one_line(e: click.UsageError) -> _UserError:
+    """A usage error as one line (click prints the usage, a hint and the error on four)."""
+    where = f" (see `{e.ctx.command_path} --help`)" if e.ctx is not None else ""
+    return _UserError(" ".join(e.format_message().split()) + where)
+
+
 class _Group(click.Group):
-    """A click group that turns LstmkitError into one clean line instead of a traceback."""
+    """A click group that turns LstmkitError and usage errors into one clean line, exit status 2."""
+
+    def parse_args(self, ctx, args):
+        try:
+            return super().parse_args(ctx, args)
+        except _NO_ARGS_IS_HELP:  # plain `lstmkit`: the help, as click shows it
+            raise
+        except click.UsageError as e:
+            raise _one_line(e) from None
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except LstmkitError as e:
             raise _UserError(str(e)) from None
+        except click.UsageError as e:
+            raise _one_line(e) from None
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

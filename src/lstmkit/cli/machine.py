@@ -8,6 +8,7 @@ import os
 import click
 
 from lstmkit.errors import LstmkitError
+from lstmkit.version import JSON_SCHEMA_VERSION
 
 
 @click.command()
@@ -33,7 +34,7 @@ def info(as_json):
         "kernel_cache": str(fused.kernel_dir()), "compile_cache": str(home / "jax-cache"), "datasets": str(home / "datasets"),
     }  # fmt: skip
     if as_json:
-        click.echo(json.dumps(facts))
+        click.echo(json.dumps({"schema_version": JSON_SCHEMA_VERSION, **facts}))
         return
     for key, value in facts.items():
         click.echo(f"{key:<14} {' '.join(value) if isinstance(value, list) else value}")

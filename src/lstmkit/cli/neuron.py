@@ -10,6 +10,7 @@ import click
 from click.core import ParameterSource
 
 from lstmkit.errors import LstmkitError
+from lstmkit.version import JSON_SCHEMA_VERSION
 
 # The seed's neuron, and documented output-gate defaults (the seed never reached the output gate).
 CELL_DEFAULTS = {
@@ -152,7 +153,7 @@ def _walk_through(v, backward, dh, dc, as_json):
         out["backward"] = {"dh": dh, "dc": dc, "derivatives": {r["name"]: r for r in rows}}
         out["backward"]["max_abs_difference"] = max(abs(r["value"] - r["jax_grad"]) for r in rows)
     if as_json:
-        click.echo(json.dumps(out))
+        click.echo(json.dumps({"schema_version": JSON_SCHEMA_VERSION, **out}))
         return
     _print_forward(v, pre, act, out)
     if backward:

@@ -9,6 +9,7 @@ import click
 
 from lstmkit.cli.compile_cache import enable_compile_cache
 from lstmkit.errors import LstmkitError
+from lstmkit.version import JSON_SCHEMA_VERSION
 
 
 @click.command()
@@ -41,7 +42,7 @@ def evaluate(model_dir, data, split, text_column, label_column, positive_class, 
         model_dir, data, split=split, text_column=text_column, label_column=label_column, positive_class=positive_class
     )
     if as_json:
-        click.echo(json.dumps(m))
+        click.echo(json.dumps({"schema_version": JSON_SCHEMA_VERSION, **m}))
         return
     _echo_report(m)
 
@@ -119,6 +120,7 @@ def predict(model_dir, texts, file, text_column, id_column, keep_blank, top_k, a
         raise LstmkitError("no text to label: pass texts as arguments, --file PATH, or pipe them in, one per line")
     else:
         rows = inputs.stdin_lines()
+    rows = ((where, inputs.valid_utf8(text)) for where, text in rows)  # bytes that are not UTF-8 become U+FFFD
     model = load_model(model_dir)
     if model.vectorizer is None:
         raise LstmkitError(f"{model_dir} is a model over token ids, with no vocabulary; predict needs a text model")
@@ -128,16 +130,18 @@ def predict(model_dir, texts, file, text_column, id_column, keep_blank, top_k, a
         seen += len(chunk)
         for (where, _), r in zip(chunk, predict_texts(model, [t for _, t in chunk], batch_size=batch_size, top_k=k)):
             _echo_prediction("id" if id_column else "line", where, r, as_json)
+    if not seen:
+        raise LstmkitError(
+            f"no text to label: the input holds no non-blank line ({len(skipped)} blank; --keep-blank scores them)"
+        )
     if skipped:
         shown = ", ".join(map(str, skipped[:10])) + (", ..." if len(skipped) > 10 else "")
         click.echo(f"skipped {len(skipped)} blank line(s): {shown} (--keep-blank scores them)", err=True)
-    if not seen:
-        raise LstmkitError("no text to label: the input holds no non-blank line")
 
 
 def _echo_prediction(key, where, r, as_json):
     if as_json:
-        click.echo(json.dumps({key: where, **r}))
+        click.echo(json.dumps({"schema_version": JSON_SCHEMA_VERSION, key: where, **r}))
         return
     top = "".join(f"\t{t['label']}={t['probability']:.4f}" for t in r.get("top_k", []))
     preview = " ".join(r["text"][:200].split())[:80]  # one output line per text, whatever its whitespace
@@ -173,18 +177,19 @@ def explain_command(model_dir, text, html_out, png_out, as_json):
     Without --html, --png or --json, prints the label, its probability and the words that moved
     it most (occlusion: the change in log-odds when the word is replaced by [UNK]).
     """
-    from lstmkit import explain as explain_mod
+    # by name from the subpackage: `lstmkit.explain` is also the public API's function of that name
+    from lstmkit.data import inputs
+    from lstmkit.explain import explain, save_html, save_png, summary
     from lstmkit.nn.model import load_model
 
     enable_compile_cache()
-    if text == "-":
-        text = sys.stdin.read()
-    result = explain_mod.explain(load_model(model_dir), text)
+    text = inputs.stdin_text() if text == "-" else inputs.valid_utf8(text)  # bytes not UTF-8 become U+FFFD
+    result = explain(load_model(model_dir), text)
     if html_out:
-        click.echo(f"wrote {explain_mod.save_html(result, html_out)}", err=as_json)
+        click.echo(f"wrote {save_html(result, html_out)}", err=as_json)
     if png_out:
-        click.echo(f"wrote {explain_mod.save_png(result, png_out)}", err=as_json)
+        click.echo(f"wrote {save_png(result, png_out)}", err=as_json)
     if as_json:
-        click.echo(json.dumps(result, ensure_ascii=False))
+        click.echo(json.dumps({"schema_version": JSON_SCHEMA_VERSION, **result}, ensure_ascii=False))
     elif not (html_out or png_out):
-        click.echo(explain_mod.summary(result))
+        click.echo(summary(result))

@@ -22,6 +22,7 @@ import ctypes
 import hashlib
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import sys
@@ -47,6 +48,9 @@ _TARGETS = {
 }
 _lock = threading.Lock()
 _state = {}  # "ok": bool once tried; "error": why it is unavailable
+
+
+COMPILE_TIMEOUT = 600  # seconds; the build takes a few, and says so on stderr before it starts
 
 
 def kernel_dir() -> Path:
@@ -76,11 +80,30 @@ def cpu_summary() -> dict:
     }
 
 
-def _compiler() -> str:
-    cxx = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")
-    if not cxx:
+def _compiler() -> list[str]:
+    """The compiler command: $CXX split as a shell would ("g++ -O0" is g++ and a flag), else c++, g++ or clang++."""
+    if os.environ.get("CXX"):
+        cxx = shlex.split(os.environ["CXX"])
+        if not shutil.which(cxx[0]):
+            raise RuntimeError(f"CXX={os.environ['CXX']!r}: {cxx[0]} is not a program here (set CXX to a C++ compiler)")
+        return cxx
+    found = shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")
+    if not found:
         raise RuntimeError("no C++ compiler found (install g++ or clang++, or set CXX)")
-    return cxx
+    return [found]
+
+
+def _writable_cache() -> Path:
+    folder = kernel_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-"):
+            pass
+    except OSError as e:
+        raise RuntimeError(
+            f"cannot write the kernel cache {folder} ({e.strerror}); set LSTMKIT_HOME to a writable folder"
+        ) from None
+    return folder
 
 
 def build() -> Path:
@@ -93,7 +116,7 @@ def build() -> Path:
     would crash the process with SIGBUS) is rebuilt.
     """
     cxx = _compiler()
-    version = subprocess.run([cxx, "--version"], capture_output=True, text=True, timeout=60).stdout
+    version = subprocess.run([*cxx, "--version"], capture_output=True, text=True, timeout=60).stdout
     key = hashlib.sha256()
     for part in (
         SOURCE.read_bytes(),
@@ -108,7 +131,7 @@ def build() -> Path:
         return target
     if target.exists():
         warnings.warn(f"lstmkit: the cached kernel {target} does not match its checksum; rebuilding it", stacklevel=2)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    _writable_cache()
     print(
         f"lstmkit: building the LSTM kernel for this CPU, once (a few seconds; kept in {target.parent})",
         file=sys.stderr,
@@ -117,11 +140,14 @@ def build() -> Path:
     fd, tmp = tempfile.mkstemp(prefix=".recurrence-", suffix=".so", dir=target.parent)
     os.close(fd)
     try:
-        cmd = [cxx, *FLAGS, "-isystem", jax.ffi.include_dir(), str(SOURCE), "-o", tmp]
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        cmd = [*cxx, *FLAGS, "-isystem", jax.ffi.include_dir(), str(SOURCE), "-o", tmp]
+        try:
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=COMPILE_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(f"{Path(cxx[0]).name} did not finish in {COMPILE_TIMEOUT} s") from None
         if done.returncode != 0:
             last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
-            raise RuntimeError(f"{Path(cxx).name} failed: {last}")
+            raise RuntimeError(f"{Path(cxx[0]).name} failed: {last}")
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         write_bytes(_checksum_file(target), f"{os.path.getsize(tmp)} {sha256(tmp)}\n".encode())
@@ -163,8 +189,8 @@ def available() -> bool:
             except (OSError, RuntimeError, subprocess.SubprocessError, AttributeError) as e:
                 _state["ok"], _state["error"] = False, str(e)
                 warnings.warn(
-                    f"lstmkit: the fused LSTM kernel is unavailable ({e}); using the slower JAX scan. "
-                    "Install a C++ compiler, or set LSTMKIT_KERNEL=0 to choose the scan and silence this.",
+                    f"lstmkit: the fused LSTM kernel is unavailable ({e}); using the slower JAX scan "
+                    "(LSTMKIT_KERNEL=0 chooses it and silences this)",
                     stacklevel=2,
                 )
         return _state["ok"]

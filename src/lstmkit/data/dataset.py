@@ -149,6 +149,10 @@ def parse_labels(values, where: str = "labels", min_classes: int = 2) -> tuple[n
             name = str(v)
         elif isinstance(v, float) and v.is_integer():
             name = str(int(v))
+        elif isinstance(v, str) and v.strip().lower() == "nan":  # what pandas writes for a missing value
+            raise LstmkitError(
+                f"{where} row {i + 1}: the label is {v.strip()} (a missing value); fill it in or remove the row"
+            )
         elif isinstance(v, str) and v.strip():
             name = v.strip()
             if _FLOAT.fullmatch(name):

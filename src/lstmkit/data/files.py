@@ -63,6 +63,15 @@ def load_table(path: Path, text_column: str | None, label_column: str | None, mi
     return drop_empty(ds, min_classes)
 
 
+def _encodes(text: str) -> bool:
+    """Whether a text can be written as UTF-8 (a JSON escape like "\\ud800" gives one that cannot)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def read_delimited(text: str, delimiter: str, path: Path) -> tuple[list[str], list[dict]]:
     csv.field_size_limit(2**31 - 1)  # reviews longer than csv's 128 KiB default are fine
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
@@ -71,6 +80,11 @@ def read_delimited(text: str, delimiter: str, path: Path) -> tuple[list[str], li
         if header is None:
             raise LstmkitError(f"{path} is empty; the dataset needs a header row and at least one row per class")
         header = [h.strip() for h in header]
+        twice = sorted({h for h in header if header.count(h) > 1})
+        if twice:
+            raise LstmkitError(
+                f"{path.name}: the header names column '{twice[0]}' more than once; give each column its own name"
+            )
         rows = []
         for line in reader:
             if not line or line == [""]:
@@ -90,16 +104,29 @@ def read_json_lines(text: str, path: Path) -> tuple[list[str], list[dict]]:
     try:
         if stripped.startswith("["):  # a plain JSON array of objects is accepted too
             rows = json.loads(text)
+            where = [f"row {i}" for i in range(1, len(rows) + 1)] if isinstance(rows, list) else []
         else:
-            rows = []
-            for n, line in enumerate(text.splitlines(), 1):  # noqa: B007 (n names the bad line below)
+            rows, where = [], []
+            for n, line in enumerate(text.splitlines(), 1):
                 if line.strip():
                     rows.append(json.loads(line))
+                    where.append(f"line {n}")
     except json.JSONDecodeError as e:
         where = f"line {n}" if not stripped.startswith("[") else f"line {e.lineno}"
         raise LstmkitError(f"{path.name} {where} is not valid JSON ({e.msg}); write one JSON object per line") from None
+    except RecursionError:  # json's decoder recurses once per level of nesting
+        where = f"line {n}" if not stripped.startswith("[") else "the array"
+        raise LstmkitError(
+            f"{path.name} {where} nests its JSON too deeply to read; write one flat object per line"
+        ) from None
     if not all(isinstance(r, dict) for r in rows):
         raise LstmkitError(f'{path.name}: every line must be a JSON object like {{"text": ..., "label": ...}}')
+    for row, at in zip(rows, where):
+        if not all(_encodes(v) for v in row.values() if isinstance(v, str)):
+            raise LstmkitError(
+                f"{path.name} {at}: a text holds a lone surrogate (such as \\ud800), which is not valid UTF-8 "
+                "and could not be saved; fix or remove that row"
+            )
     columns = list(dict.fromkeys(k for r in rows for k in r))
     return columns, rows
 

@@ -220,7 +220,13 @@ def download_imdb(cache_dir=None, *, progress: bool = True, timeout: float = 30.
         if sha256(target) == expected:
             return target
         target.unlink()  # a corrupted cache is downloaded again
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise LstmkitError(
+            f"cannot keep the download in {folder} ({e.strerror}); set LSTMKIT_HOME to a writable folder, "
+            f"or pass a local copy with --data path/to/{IMDB_FILENAME}"
+        ) from None
     part = target.with_name(target.name + ".part")
     _fetch(url, part, progress, timeout)
     digest = sha256(part)

@@ -13,6 +13,7 @@ as they arrive, so a long stream is labelled as it goes.
 from __future__ import annotations
 
 import io
+import re
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -30,6 +31,34 @@ def numbered_lines(stream) -> Iterator[tuple[int, str]]:
     n = 0
     for n, line in enumerate(stream, 1):
         yield n, line.removesuffix("\n").removesuffix("\r")
+
+
+def valid_utf8(text: str) -> str:
+    """The text with what is not UTF-8 replaced by U+FFFD, as files are read: bytes the shell
+    passed through undecoded (Python keeps them as U+DC80..U+DCFF) and lone surrogates (a JSON
+    escape such as "\\ud800"), which could be neither printed nor saved.
+
+    >>> valid_utf8("caf\\udce9 \\ud800!")
+    'caf\\ufffd \\ufffd!'
+    """
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        pass
+    lone = _LONE_SURROGATE.sub("\ufffd", text)  # what surrogateescape cannot turn back into bytes
+    return decode_text(lone.encode("utf-8", "surrogateescape"))[0]
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udc7f\udd00-\udfff]")
+
+
+def stdin_text() -> str:
+    """All of standard input as one text, decoded as UTF-8 (bad bytes replaced)."""
+    raw = getattr(sys.stdin, "buffer", None)
+    return decode_text(raw.read())[0] if raw else valid_utf8(sys.stdin.read())
 
 
 def stdin_lines() -> Iterator[tuple[int, str]]:

@@ -30,23 +30,38 @@ import numpy as np
 from lstmkit.atomic import fsync_dir, sha256, write_json
 from lstmkit.data.text import TextVectorizer
 from lstmkit.errors import LstmkitError
+from lstmkit.io.verify import DIGEST_KEY, FORMAT_VERSION, check_config, check_keys, check_tensor_header, config_digest
 from lstmkit.version import __version__
 
-FORMAT_VERSION = 1
 PRETRAINED_KIND = "lstmkit-pretrained"  # config.json's "kind" in a `lstmkit pretrain` directory
 WEIGHTS = "weights.safetensors"
 STATE = "training_state.safetensors"
 
 
-def flatten_params(tree, prefix=""):
-    """Nested dicts/lists of arrays -> {"0.table": array, "2.forward.W_x": array, ...}."""
+def flatten_params(tree, prefix="", leaf=np.asarray):
+    """Nested dicts/lists of arrays -> {"0.table": array, "2.forward.W_x": array, ...} (each leaf through `leaf`)."""
     items = tree.items() if isinstance(tree, dict) else enumerate(tree) if isinstance(tree, (list, tuple)) else None
     if items is None:
-        return {prefix[:-1]: np.asarray(tree)}
+        return {prefix[:-1]: leaf(tree)}
     out = {}
     for k, v in items:
-        out.update(flatten_params(v, f"{prefix}{k}."))
+        out.update(flatten_params(v, f"{prefix}{k}.", leaf))
     return out
+
+
+def load_weights(path, template):
+    """The tensors of a safetensors file as `template`'s pytree, once the file's header shows
+    exactly the template's names and shapes (nothing is read before that)."""
+    from safetensors.numpy import load_file
+
+    check_tensor_header(Path(path), flatten_params(template, leaf=lambda a: tuple(a.shape)))
+    return unflatten_like(template, load_file(path))
+
+
+def write_config(folder, config):
+    """config.json in `folder`, vouching for every other file there and for itself (`config_sha256`)."""
+    config = {"format_version": FORMAT_VERSION, **config, "files": file_checksums(folder)}
+    write_json(Path(folder) / "config.json", {**config, DIGEST_KEY: config_digest(config)})
 
 
 def unflatten_like(template, flat, prefix=""):
@@ -133,6 +148,11 @@ def staged_directory(directory, kind="model"):
     try:
         yield tmp
         _swap_in(tmp, target, kind)
+    except OSError as e:  # a full disk, say: the previous version is still in place
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise LstmkitError(
+            f"could not write {target} ({e.strerror or e}); what it held before (the last checkpoint, if any) is intact"
+        ) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -183,6 +203,11 @@ def output_lock(target):
     import fcntl
 
     target = Path(target)
+    here = Path.cwd().resolve()
+    if target.resolve() == here or target.resolve() in here.parents:
+        raise LstmkitError(
+            f"--out {target} is the folder you are working in (or one above it); name a new folder, e.g. --out runs/model"
+        )
     lock = target.with_name(f".{target.name}.lock")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -317,15 +342,13 @@ def save_model(
             save_file(state, tmp / STATE)
             write_json(tmp / "training_state.json", training or {})
         config = {
-            "format_version": FORMAT_VERSION,
             "lstmkit_version": __version__,
             "status": status,
             "model": model.get_config(),
             "has_vectorizer": model.vectorizer is not None,
             "train_config": train_config,
-            "files": file_checksums(tmp),
         }
-        write_json(tmp / "config.json", config)
+        write_config(tmp, config)
 
 
 def read_config(directory):
@@ -346,20 +369,8 @@ def read_config(directory):
         raise LstmkitError(
             f"{path} is corrupted ({e.msg if hasattr(e, 'msg') else e}); retrain or restore the model"
         ) from None
-    if not isinstance(config, dict):
-        raise LstmkitError(f"{path} is not an lstmkit config (a JSON object); retrain or restore the model")
-    version = config.get("format_version")
-    if not isinstance(version, int) or isinstance(version, bool):
-        raise LstmkitError(f"{path} has no format_version; it is not an lstmkit model directory")
-    if version > FORMAT_VERSION:
-        raise LstmkitError(
-            f"{directory} uses model format {version}, newer than this lstmkit supports ({FORMAT_VERSION}); upgrade lstmkit"
-        )
-    files = config.get("files", {})
-    if not isinstance(files, dict) or not all(_plain_name(n) and isinstance(d, str) for n, d in files.items()):
-        raise LstmkitError(
-            f"{path} lists its files wrongly (names inside the folder only); retrain or restore the model"
-        )
+    check_config(config, path)
+    files = config["files"]
     for name, digest in files.items():
         file = directory / name
         if not file.exists():
@@ -369,16 +380,9 @@ def read_config(directory):
     return directory, config
 
 
-def _plain_name(name) -> bool:
-    """A file name inside the directory: no folders, no '..', not absolute."""
-    return isinstance(name, str) and name not in ("", ".", "..") and "/" not in name and "\\" not in name
-
-
 def read_model(directory):
-    """(directory, config, {tensor name: array}, TextVectorizer or None) of a verified model
-    directory; `lstmkit.nn.model.load_model` builds the model from them."""
-    from safetensors.numpy import load_file
-
+    """(directory, config, TextVectorizer or None) of a verified model directory;
+    `lstmkit.nn.model.load_model` builds the model and reads its weights with `load_weights`."""
     directory, config = read_config(directory)
     if config.get("kind", "model") != "model":
         raise LstmkitError(
@@ -387,8 +391,9 @@ def read_model(directory):
         )
     if not isinstance(config.get("model"), dict) or not isinstance(config["model"].get("layers"), list):
         raise LstmkitError(f"{directory}/config.json has no model layers; retrain or restore the model")
+    check_keys(config, "model", directory / "config.json")
     vectorizer = TextVectorizer.load(directory) if config.get("has_vectorizer") else None
-    return directory, config, load_file(directory / WEIGHTS), vectorizer
+    return directory, config, vectorizer
 
 
 def load_training_state(directory, opt_state_template, params_template):
@@ -399,8 +404,16 @@ def load_training_state(directory, opt_state_template, params_template):
     directory, config = read_config(directory)
     if not (directory / STATE).exists():
         raise LstmkitError(f"{directory} has no training state to resume from; train without --resume")
-    flat = load_file(directory / STATE)
     leaves, treedef = jax.tree.flatten(opt_state_template)
+    opt_shapes = {f"opt.{k}": tuple(np.shape(a)) for k, a in enumerate(leaves)}
+    best_shapes = {f"best.{n}": s for n, s in flatten_params(params_template, leaf=lambda a: tuple(a.shape)).items()}
+    try:
+        check_tensor_header(directory / STATE, opt_shapes, optional=best_shapes, free_prefix="extra.")
+    except LstmkitError as e:
+        raise LstmkitError(
+            f"the training state in {directory} does not match this configuration ({e}); resume with the same flags"
+        ) from None
+    flat = load_file(directory / STATE)
     if sum(k.startswith("opt.") for k in flat) != len(leaves):
         raise LstmkitError(
             f"the optimizer state in {directory} does not match this configuration; resume with the same flags"

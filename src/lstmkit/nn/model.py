@@ -403,7 +403,7 @@ class Sequential:
 def load_model(directory):
     """A `Sequential` from its model directory (see `lstmkit.io.checkpoint`): layers from the
     config, weights by name, shapes and checksums verified."""
-    directory, config, weights, vectorizer = checkpoint.read_model(directory)
+    directory, config, vectorizer = checkpoint.read_model(directory)
     mc = config["model"]
     try:
         architecture = Architecture([L.layer_from_config(c) for c in mc["layers"]])
@@ -419,7 +419,7 @@ def load_model(directory):
         class_names=mc.get("class_names"),
         inference_length=mc.get("inference_length"),
         vectorizer=vectorizer,
-        params=checkpoint.unflatten_like(template, weights),
+        params=checkpoint.load_weights(directory / checkpoint.WEIGHTS, template),
         loss=_saved_loss(architecture, mc.get("loss")),
         train_config=config.get("train_config"),
         directory=directory,

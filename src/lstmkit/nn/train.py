@@ -129,19 +129,28 @@ def _inference_batches(model, ids, labels, batch_size, pad_lengths=None):
     """Batches for evaluation and prediction, sorted by length (one bucket window over all), so
     little padding is computed; each Batch's `index` says which input rows it holds. Batches
     longer than training are split to hold no more tokens than batch_size x the training length.
-    pad_lengths: the lengths a batch may take, instead of the training ones and their doublings."""
-    window = len(ids) // batch_size + 1
+
+    A request smaller than a batch is not padded to one: its rows are the next power of two
+    (1 for one text) and its length its longest text's, rounded up to `pad_multiple`, so one
+    review of 993 tokens is one (1, 1000) batch, not two (128, 1600) ones.
+    pad_lengths: the lengths a batch may take, instead of the training ones and their doublings;
+    a caller that gives them (the server, which compiles its shapes ahead) gets batch_size rows."""
+    if pad_lengths is None:
+        rows = min(batch_size, 1 << max(len(ids) - 1, 0).bit_length())
+    else:
+        rows = batch_size
+    window = len(ids) // rows + 1
     trained, longest = _max_length(model), _max_length(model, inference=True)
     batches = iterate_batches(
         ids,
         labels,
-        batch_size,
+        rows,
         shuffle=False,
         bucket=True,
         bucket_window=window,
         max_length=longest,
         pad_multiple=pad_multiple(trained),
-        pad_lengths=pad_lengths or _inference_pad_lengths(trained, longest),
+        pad_lengths=pad_lengths or (_inference_pad_lengths(trained, longest) if len(ids) > rows else None),
     )
     return _split_long(batches, batch_size * trained) if trained and longest and longest > trained else batches
 

@@ -25,6 +25,7 @@ from lstmkit.atomic import write_json
 from lstmkit.data.text import TextVectorizer
 from lstmkit.errors import LstmkitError
 from lstmkit.io import checkpoint
+from lstmkit.io.verify import check_keys
 from lstmkit.nn import layers as L
 from lstmkit.tasks.lm import init_lm
 from lstmkit.tasks.presets import LMConfig
@@ -52,17 +53,12 @@ def save_pretrained(directory, params, vectorizer, config: LMConfig, history, co
         save_file(checkpoint.flatten_params(params), tmp / checkpoint.WEIGHTS)
         vectorizer.save(tmp)
         write_json(tmp / "history.json", history)
-        meta = {
-            "format_version": checkpoint.FORMAT_VERSION, "kind": KIND, "lstmkit_version": __version__,
-            "config": asdict(config), "corpus": corpus, "files": checkpoint.file_checksums(tmp),
-        }  # fmt: skip
-        write_json(tmp / "config.json", meta)
+        meta = {"kind": KIND, "lstmkit_version": __version__, "config": asdict(config), "corpus": corpus}
+        checkpoint.write_config(tmp, meta)
 
 
 def load_pretrained(directory) -> Pretrained:
     """Read a pretrained directory, verifying its format, kind, checksums and tensor shapes."""
-    from safetensors.numpy import load_file
-
     path = checkpoint.resolve_dir(directory)
     if not path.is_dir():
         raise LstmkitError(
@@ -77,10 +73,16 @@ def load_pretrained(directory) -> Pretrained:
         raise LstmkitError(
             f"{directory} is a model directory, not a pretrained one; pass the --out folder of `lstmkit pretrain`"
         )
-    config = LMConfig(**meta["config"])
-    n_outputs = int(meta["corpus"]["output_vocab"])
-    template = jax.eval_shape(lambda k: init_lm(k, config, n_outputs), jax.random.key(0))
-    params = checkpoint.unflatten_like(template, load_file(path / checkpoint.WEIGHTS))
+    check_keys(meta, KIND, path / "config.json")
+    try:
+        config = LMConfig(**meta["config"])
+        n_outputs = int(meta["corpus"]["output_vocab"])
+        template = jax.eval_shape(lambda k: init_lm(k, config, n_outputs), jax.random.key(0))
+    except (KeyError, TypeError, ValueError) as e:  # a config.json edited or written by something else
+        raise LstmkitError(
+            f"{path}/config.json describes a language model lstmkit cannot build ({type(e).__name__}: {e}); pretrain again"
+        ) from None
+    params = checkpoint.load_weights(path / checkpoint.WEIGHTS, template)
     history = json.loads((path / "history.json").read_text())
     return Pretrained(TextVectorizer.load(path), params, config, history, meta["corpus"], path)
 

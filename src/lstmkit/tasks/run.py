@@ -20,6 +20,7 @@ from lstmkit.data.unlabeled import read_unlabeled
 from lstmkit.errors import LstmkitError
 from lstmkit.io import checkpoint
 from lstmkit.nn.model import load_model
+from lstmkit.tasks import preflight
 from lstmkit.tasks.classifier import build_model
 from lstmkit.tasks.metrics import classification_report
 from lstmkit.tasks.presets import student_config
@@ -73,7 +74,13 @@ def _train_run(
     unlabeled_texts = _unlabeled_texts(unlabeled, rounds, text_column, seed)
     print("config: " + json.dumps(config, sort_keys=True), flush=True)
 
+    data_digest = preflight.data_digest(train)
     state = _resume_state(out, config, class_names) if resume else None
+    if state is not None and state["training"].get("data_sha256", data_digest) != data_digest:
+        raise LstmkitError(
+            f"the interrupted run in {out} trained on other data (or another split of it); resume it with "
+            "the same --data, or start again with --overwrite"
+        )
     first_round = state["training"].get("round", 0) if state else 0
     rounds_log = list(state["training"].get("rounds", [])) if state else []
     model = None
@@ -97,7 +104,7 @@ def _train_run(
             state=state if r == first_round else None,
             verbose=verbose,
             progress=progress,
-            checkpoint_extra={"round": r, "rounds": rounds_log},
+            checkpoint_extra={"round": r, "rounds": rounds_log, "data_sha256": data_digest},
             arrays=arrays,
         )
         state = None
@@ -301,6 +308,8 @@ def _train_one(
                 f"pretrained: vocabulary ({model.vectorizer.vocab_size:,} tokens), embedding and first LSTM layer from {config['pretrained']}",
                 flush=True,
             )
+
+    preflight.check_room(out, model.params)
 
     def save_checkpoint(epoch, model, opt_state, history, best):
         training = {
