@@ -68,7 +68,7 @@ from lstmkit.explain.trace import (
     recurrent_indices,
 )
 from lstmkit.nn import layers as L
-from lstmkit.nn.model import Architecture
+from lstmkit.nn.architecture import Architecture
 
 
 def _words(vectorizer, text, tokens):

@@ -18,7 +18,7 @@ from lstmkit.data.imdb import imdb_groups
 from lstmkit.data.sources import load_source, load_splits
 from lstmkit.data.unlabeled import read_unlabeled
 from lstmkit.errors import LstmkitError
-from lstmkit.io import checkpoint
+from lstmkit.io import checkpoint, output_folder
 from lstmkit.nn.model import load_model
 from lstmkit.tasks.classifier import build_model
 from lstmkit.tasks.metrics import classification_report
@@ -35,11 +35,11 @@ def train_run(config, data, out, *, overwrite=False, resume=False, **kw):
     `_train_run`'s.
     """
     out = Path(out)
-    with checkpoint.output_lock(out):
-        said = checkpoint.recover_interrupted_save(out)
+    with output_folder.output_lock(out):
+        said = output_folder.recover_interrupted_save(out)
         if said:
             print(said, flush=True)
-        checkpoint.check_output(out, overwrite=overwrite, resume=resume)
+        output_folder.check_output(out, overwrite=overwrite, resume=resume)
         return _train_run(config, data, out, resume=resume, **kw)
 
 
@@ -277,51 +277,12 @@ def _train_one(
         class_names=class_names,
         vectorizer=state["model"].vectorizer if state is not None else None,
     )
-    opt_state, history, initial_epoch, best = None, None, 0, None
     if state is not None:
-        model.set_weights(state["model"].params)
-        opt_state, history = state["opt_state"], state["history"]
-        training = state["training"]
-        initial_epoch = training["epoch"] + 1
-        best = {
-            "value": training["best_value"],
-            "epoch": training["best_epoch"],
-            "params": state["best_params"],
-            "wait": training["wait"],
-        }
+        opt_state, history, initial_epoch, best = _resume_into(model, state)
     else:
-        t0 = time.perf_counter()
-        if pre is None:
-            model.vectorizer.adapt(texts)
-            print(f"vocabulary: {model.vectorizer.vocab_size:,} tokens ({time.perf_counter() - t0:.1f} s)", flush=True)
-        model.build(seed=seed)
-        if pre is not None:
-            install_pretrained(model, pre)
-            print(
-                f"pretrained: vocabulary ({model.vectorizer.vocab_size:,} tokens), embedding and first LSTM layer from {config['pretrained']}",
-                flush=True,
-            )
-
-    def save_checkpoint(epoch, model, opt_state, history, best):
-        training = {
-            "epoch": epoch,
-            "best_value": best["value"],
-            "best_epoch": best["epoch"],
-            "wait": best["wait"],
-            **checkpoint_extra,
-        }
-        checkpoint.save_model(
-            model,
-            out,
-            train_config=config,
-            history=history,
-            opt_state=opt_state,
-            training=training,
-            best_params=best["params"],
-            arrays=arrays,
-            status="training",
-        )
-
+        _start_fresh(model, texts, pre, seed, config)
+        opt_state, history, initial_epoch, best = None, None, 0, None
+    save_checkpoint = _checkpoint_saver(out, config, checkpoint_extra, arrays)
     model.fit(
         texts,
         labels,
@@ -343,6 +304,63 @@ def _train_one(
         virtual_adversarial=config.get("virtual_adversarial", 0.0),
     )
     return model
+
+
+def _resume_into(model, state):
+    """Give a fresh model the interrupted fit's weights; returns (opt_state, history, initial_epoch,
+    early stopping's best) to continue it from."""
+    model.set_weights(state["model"].params)
+    training = state["training"]
+    best = {
+        "value": training["best_value"],
+        "epoch": training["best_epoch"],
+        "params": state["best_params"],
+        "wait": training["wait"],
+    }
+    return state["opt_state"], state["history"], training["epoch"] + 1, best
+
+
+def _start_fresh(model, texts, pre, seed, config):
+    """A new run's vocabulary (adapted to texts, or the pretrained one) and seeded weights, the
+    pretrained layers installed."""
+    t0 = time.perf_counter()
+    if pre is None:
+        model.vectorizer.adapt(texts)
+        print(f"vocabulary: {model.vectorizer.vocab_size:,} tokens ({time.perf_counter() - t0:.1f} s)", flush=True)
+    model.build(seed=seed)
+    if pre is not None:
+        install_pretrained(model, pre)
+        print(
+            f"pretrained: vocabulary ({model.vectorizer.vocab_size:,} tokens), embedding and first LSTM layer from {config['pretrained']}",
+            flush=True,
+        )
+
+
+def _checkpoint_saver(out, config, checkpoint_extra, arrays):
+    """The `on_epoch_end` callback of a run: the model directory saved as "training" after each
+    epoch, with what --resume needs (optimizer state, epoch, early stopping's state, `arrays`)."""
+
+    def save_checkpoint(epoch, model, opt_state, history, best):
+        training = {
+            "epoch": epoch,
+            "best_value": best["value"],
+            "best_epoch": best["epoch"],
+            "wait": best["wait"],
+            **checkpoint_extra,
+        }
+        checkpoint.save_model(
+            model,
+            out,
+            train_config=config,
+            history=history,
+            opt_state=opt_state,
+            training=training,
+            best_params=best["params"],
+            arrays=arrays,
+            status="training",
+        )
+
+    return save_checkpoint
 
 
 def evaluate_run(
