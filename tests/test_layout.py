@@ -1,5 +1,5 @@
-"""The package's promises about itself: no import cycles, every module documented in
-docs/development.md, the README's Python example runs as written."""
+"""The package's promises about itself: no import cycles, small modules and functions, every
+module documented in docs/development.md, the README's Python example runs as written."""
 
 import ast
 import re
@@ -32,6 +32,26 @@ def test_every_module_is_in_the_development_guide():
     assert {m for m in listed if m.endswith(".py")} - modules == set(), "these are gone from the package"
     for path in PACKAGE.rglob("*.py"):
         assert ast.get_docstring(ast.parse(path.read_text())), f"{path} has no module docstring"
+
+
+MAX_MODULE_LINES = 400  # a module longer than this does several jobs: split it along one
+MAX_FUNCTION_LINES = 80  # from `def` to the last line, docstring included: name the steps
+
+
+def test_modules_and_functions_stay_small():
+    long_modules, long_functions = [], []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        source = path.read_text()
+        name = path.relative_to(PACKAGE).as_posix()
+        if source.count("\n") > MAX_MODULE_LINES:
+            long_modules.append((name, source.count("\n")))
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES:
+                    long_functions.append((f"{name}:{node.lineno} {node.name}", lines))
+    assert long_modules == [], f"over {MAX_MODULE_LINES} lines"
+    assert long_functions == [], f"over {MAX_FUNCTION_LINES} lines"
 
 
 def fake_imdb_archive(folder, n=60):
