@@ -80,14 +80,16 @@ class Architecture:
             params.append(p)
         return params
 
-    def apply(self, params, ids, *, key=None, logits=False, perturb=None):
+    def apply(self, params, ids, *, key=None, logits=False, perturb=None, trace=False):
         """Forward pass on ids (B, T); returns probabilities, or logits (B, K) with logits=True.
 
         key: a PRNG key in training (dropout on), None at inference.
         perturb: (B, T, E) added to the Embedding's output (adversarial training), or None.
+        trace: also return each LSTM layer's gates and states from this very pass, one dict per
+            LSTM or Bidirectional layer in order (see `LSTM.apply`): (output, traces).
         """
         layers = self.layers
-        x, mask = ids, None
+        x, mask, traces = ids, None, []
         n = len(layers)
         keys = jax.random.split(key, n) if key is not None else [None] * n
         done = -1  # layers up to this index already ran, fused into an LSTM
@@ -95,7 +97,8 @@ class Architecture:
             if idx <= done:
                 continue
             if logits and idx == n - 1 and isinstance(layer, L.Dense):
-                return layer.logits(p, x)
+                x = layer.logits(p, x)
+                break
             nxt = idx + 1
             while key is None and nxt < n and isinstance(layers[nxt], L.Dropout):
                 nxt += 1  # dropout is the identity at inference: look past it
@@ -112,11 +115,15 @@ class Architecture:
             ):
                 # x W_x = (table W_x)[ids]: project the small table instead of every token.
                 mask = (x != 0) if layer.mask_zero else None
-                x, mask = layers[nxt].apply(params[nxt], x, mask, embedding=p["table"])
+                x, mask, *traced = layers[nxt].apply(params[nxt], x, mask, embedding=p["table"], trace=trace)
+                traces += traced
                 done = nxt
-                continue
-            x, mask = layer.apply(p, x, mask, key=k)
-        return x
+            elif isinstance(layer, (L.LSTM, L.Bidirectional)):
+                x, mask, *traced = layer.apply(p, x, mask, key=k, trace=trace)
+                traces += traced
+            else:
+                x, mask = layer.apply(p, x, mask, key=k)
+        return (x, traces) if trace else x
 
     def loss_fn(self, params, ids, labels, weight, key=None, perturb=None):
         """Weighted mean of the compiled loss, from logits, and the number of correct predictions.

@@ -154,9 +154,9 @@ class Sequential:
     def n_outputs(self):
         return self.architecture.n_outputs
 
-    def apply(self, params, ids, *, key=None, logits=False, perturb=None):
+    def apply(self, params, ids, *, key=None, logits=False, perturb=None, trace=False):
         """Forward pass on ids (B, T); see `Architecture.apply`."""
-        return self.architecture.apply(params, ids, key=key, logits=logits, perturb=perturb)
+        return self.architecture.apply(params, ids, key=key, logits=logits, perturb=perturb, trace=trace)
 
     def loss_fn(self, params, ids, labels, weight, key=None, perturb=None):
         """Weighted mean loss and correct count; see `Architecture.loss_fn`."""
