@@ -25,6 +25,14 @@ def test_no_module_imports_itself_around_a_loop():
     assert cycles == []
 
 
+def test_no_top_level_name_hides_a_subpackage():
+    """`lstmkit.NAME` resolves lazily; a name that is also a subpackage (explain) would be the
+    function or the package depending on what was imported first (`lstmkit explain` broke so)."""
+    import lstmkit
+
+    assert [name for name in lstmkit.__all__ if (PACKAGE / name).is_dir()] == []
+
+
 def test_every_module_is_in_the_development_guide():
     listed = set(re.findall(r"^\| `([\w/.]+)` \|", (ROOT / "docs" / "development.md").read_text(), flags=re.M))
     modules = {p.relative_to(PACKAGE).as_posix() for p in PACKAGE.rglob("*.py")}

@@ -173,18 +173,18 @@ def explain_command(model_dir, text, html_out, png_out, as_json):
     Without --html, --png or --json, prints the label, its probability and the words that moved
     it most (occlusion: the change in log-odds when the word is replaced by [UNK]).
     """
-    from lstmkit import explain as explain_mod
+    from lstmkit.explain import explain, save_html, save_png, summary
     from lstmkit.nn.model import load_model
 
     enable_compile_cache()
     if text == "-":
         text = sys.stdin.read()
-    result = explain_mod.explain(load_model(model_dir), text)
+    result = explain(load_model(model_dir), text)
     if html_out:
-        click.echo(f"wrote {explain_mod.save_html(result, html_out)}", err=as_json)
+        click.echo(f"wrote {save_html(result, html_out)}", err=as_json)
     if png_out:
-        click.echo(f"wrote {explain_mod.save_png(result, png_out)}", err=as_json)
+        click.echo(f"wrote {save_png(result, png_out)}", err=as_json)
     if as_json:
         click.echo(json.dumps(result, ensure_ascii=False))
     elif not (html_out or png_out):
-        click.echo(explain_mod.summary(result))
+        click.echo(summary(result))
