@@ -137,14 +137,7 @@ def run_directions(
             input: the gates (0 on masked steps, where none is computed) and the states after
             each step (carried unchanged over masked steps).
     """
-    sizes = {check_params(p) for p in params_list}
-    if len(sizes) != 1:
-        raise LstmkitError(f"the directions' weights differ in size: {sorted(sizes)}")
-    ((E, H),) = sizes
-    _check_input(x, mask, 3 if embedding is None else 2)
-    features = (x if embedding is None else embedding).shape[-1]
-    if features != E:
-        raise LstmkitError(f"the input has {features} features but the weights W_x expect {E}")
+    H = _check_sizes(params_list, x, mask, embedding)
     dtype = params_list[0]["W_x"].dtype  # compute in the weights' precision
     if embedding is None:
         x = x.astype(dtype)
@@ -168,6 +161,20 @@ def run_directions(
     D = len(params_list)
     hs, states = [hs[d] if sequences else None for d in range(D)], [LSTMState(h_T[d], c_T[d]) for d in range(D)]
     return (hs, states, _trace(*saved[0], mask, reverse)) if trace else (hs, states)
+
+
+def _check_sizes(params_list, x, mask, embedding):
+    """The directions' hidden size H, after checking that their weights agree with each other and
+    with the input (or the embedding table the ids index)."""
+    sizes = {check_params(p) for p in params_list}
+    if len(sizes) != 1:
+        raise LstmkitError(f"the directions' weights differ in size: {sorted(sizes)}")
+    ((E, H),) = sizes
+    _check_input(x, mask, 3 if embedding is None else 2)
+    features = (x if embedding is None else embedding).shape[-1]
+    if features != E:
+        raise LstmkitError(f"the input has {features} features but the weights W_x expect {E}")
+    return H
 
 
 def _trace(gates, h_seq, c_seq, mask, reverse):
