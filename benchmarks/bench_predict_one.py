@@ -11,7 +11,7 @@ import statistics
 import time
 from collections import Counter
 
-from lstmkit.nn import train
+from lstmkit.nn import batches
 from lstmkit.nn.model import load_model
 
 
@@ -25,7 +25,7 @@ def main():
     words = [w for w in model.vectorizer.vocabulary[2:] if w.isalpha()] or ["film"]
     text = " ".join(words[i % len(words)] for i in range(args.tokens))
     ids = model._ids([text], inference=True)
-    shapes = Counter(b.ids.shape for b in train._inference_batches(model, ids, None, 256))
+    shapes = Counter(b.ids.shape for b in batches.inference_batches(model, ids, None, 256))
     t0 = time.perf_counter()
     model.predict([text])
     first = time.perf_counter() - t0

@@ -1,5 +1,5 @@
-"""The package's promises about itself: no import cycles, every module documented in
-docs/development.md, the README's Python example runs as written."""
+"""The package's promises about itself: no import cycles, small modules and functions, every
+module documented in docs/development.md, the README's Python example runs as written."""
 
 import ast
 import re
@@ -25,6 +25,14 @@ def test_no_module_imports_itself_around_a_loop():
     assert cycles == []
 
 
+def test_no_top_level_name_hides_a_subpackage():
+    """`lstmkit.NAME` resolves lazily; a name that is also a subpackage (explain) would be the
+    function or the package depending on what was imported first (`lstmkit explain` broke so)."""
+    import lstmkit
+
+    assert [name for name in lstmkit.__all__ if (PACKAGE / name).is_dir()] == []
+
+
 def test_every_module_is_in_the_development_guide():
     listed = set(re.findall(r"^\| `([\w/.]+)` \|", (ROOT / "docs" / "development.md").read_text(), flags=re.M))
     modules = {p.relative_to(PACKAGE).as_posix() for p in PACKAGE.rglob("*.py")}
@@ -32,6 +40,26 @@ def test_every_module_is_in_the_development_guide():
     assert {m for m in listed if m.endswith(".py")} - modules == set(), "these are gone from the package"
     for path in PACKAGE.rglob("*.py"):
         assert ast.get_docstring(ast.parse(path.read_text())), f"{path} has no module docstring"
+
+
+MAX_MODULE_LINES = 400  # a module longer than this does several jobs: split it along one
+MAX_FUNCTION_LINES = 80  # from `def` to the last line, docstring included: name the steps
+
+
+def test_modules_and_functions_stay_small():
+    long_modules, long_functions = [], []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        source = path.read_text()
+        name = path.relative_to(PACKAGE).as_posix()
+        if source.count("\n") > MAX_MODULE_LINES:
+            long_modules.append((name, source.count("\n")))
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES:
+                    long_functions.append((f"{name}:{node.lineno} {node.name}", lines))
+    assert long_modules == [], f"over {MAX_MODULE_LINES} lines"
+    assert long_functions == [], f"over {MAX_FUNCTION_LINES} lines"
 
 
 def fake_imdb_archive(folder, n=60):

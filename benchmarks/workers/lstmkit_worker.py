@@ -20,9 +20,10 @@ try:
     import jax
 
     import lstmkit
-    from lstmkit.nn import train as lk_train
+    from lstmkit.nn.batches import training_batches
     from lstmkit.nn.layers import LSTM, Bidirectional, Dense, Embedding
     from lstmkit.nn.model import Sequential
+    from lstmkit.nn.steps import train_step
 except ImportError as error:
     protocol.unavailable(f"lstmkit is not importable ({error}); pip install -e . from the repository root")
 
@@ -44,8 +45,8 @@ def main() -> None:
     times_ms, loss = [], float("nan")
     for k, start in enumerate(protocol.training_batch_starts(len(x), b, args.warmup + args.batches)):
         t0 = time.perf_counter()
-        model.params, opt_state, loss_sum, _ = lk_train._train_step(
-            model,
+        model.params, opt_state, loss_sum, _ = train_step(
+            model.architecture,
             model.params,
             opt_state,
             x[start : start + b],
@@ -61,12 +62,12 @@ def main() -> None:
         # Compile every bucketed shape first (the peers compile in their warmup too).
         lengths = (x != 0).sum(1)
         shapes = set()
-        for batch in lk_train._batches(model, model._ids(x), y, b, seed=args.seed, shuffle=True, bucket=True):
+        for batch in training_batches(model, model._ids(x), y, b, seed=args.seed, shuffle=True, bucket=True):
             if batch.ids.shape not in shapes:
                 shapes.add(batch.ids.shape)
                 jax.block_until_ready(
-                    lk_train._train_step(
-                        model,
+                    train_step(
+                        model.architecture,
                         jax.tree.map(lambda a: a.copy(), model.params),
                         jax.tree.map(lambda a: a.copy(), opt_state),
                         batch.ids,

@@ -34,7 +34,9 @@ _reuse_freed_memory()
 from lstmkit.version import __version__  # noqa: E402  (after the allocator is set)
 
 # The public API, imported on first use (PEP 562), so `import lstmkit` and the command line's
-# --help start without loading JAX.
+# --help start without loading JAX. No name here may be a subpackage's: `lstmkit.explain` is the
+# package (`from lstmkit.explain import explain`), which a lazy function of that name would
+# replace or not depending on what was imported first.
 _API = {
     "lstmkit.core.cell": ("Gates", "lstm_cell", "sigmoid", "tanh"),
     "lstmkit.core.init": ("init_bidirectional", "init_lstm"),
@@ -44,7 +46,6 @@ _API = {
     "lstmkit.data.sources": ("load_dataset",),
     "lstmkit.data.text": ("TextVectorizer",),
     "lstmkit.errors": ("LstmkitError",),
-    "lstmkit.explain.report": ("explain",),
     "lstmkit.io.checkpoint": ("save_model",),
     "lstmkit.nn.layers": (
         "LSTM",

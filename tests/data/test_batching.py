@@ -219,7 +219,7 @@ def test_pad_lengths_pick_the_shortest_that_fits():
 
 
 def test_long_inference_batches_are_split_to_the_token_budget():
-    from lstmkit.nn.train import _split_long
+    from lstmkit.nn.batches import split_long
 
     rng = np.random.default_rng(0)
     seqs = [np.ones(n, np.int32) for n in rng.integers(1, 1000, 300)]
@@ -234,7 +234,7 @@ def test_long_inference_batches_are_split_to_the_token_budget():
         max_length=1000,
     )
     seen, shapes = [], set()
-    for b in _split_long(batches, 64 * 200):
+    for b in split_long(batches, 64 * 200):
         assert b.ids.shape[0] * b.ids.shape[1] <= 64 * 200 or b.ids.shape[1] <= 200
         assert np.all(b.weight[b.index < 0] == 0) and np.all(b.weight[b.index >= 0] == 1)
         seen += b.index[b.index >= 0].tolist()

@@ -3,6 +3,7 @@
 import json
 import re
 
+import jax
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -12,7 +13,7 @@ from lstmkit.cli import main
 from lstmkit.data.text import TextVectorizer
 from lstmkit.explain.page import render_html
 from lstmkit.explain.report import explain, summary
-from lstmkit.explain.trace import is_causal
+from lstmkit.explain.trace import is_causal, traced_forward
 from lstmkit.io.interop import from_torch_state_dict
 from lstmkit.nn.from_weights import model_from_weights
 from lstmkit.nn.layers import (
@@ -111,6 +112,49 @@ def test_gates_are_per_token_per_direction(bilstm, causal):
     np.testing.assert_allclose(d["h"], np.asarray(d["o"]) * np.tanh(d["c"]), atol=2e-3)
     e2 = explain(causal, "a good movie")
     assert [len(lay["directions"][0]["h"][0]) for lay in e2["layers"]] == [6, 5]
+
+
+@pytest.mark.parametrize("backward", ["bptt", "bptt-scan"])
+def test_the_trace_is_the_models_own_forward_pass(backward):
+    """The traced pass is `Architecture.apply(..., trace=True)`: the code training and predict run,
+    down to the kernel ("bptt", float32 on the CPU) or the JAX scans ("bptt-scan"). So its logits
+    equal the plain forward's bit for bit, its h are the layers' outputs, and its gates and states
+    obey the cell's equations: c = f c_prev + i g, h = o tanh(c) on every real step."""
+    model = Sequential(
+        [
+            Embedding(30, 8, mask_zero=True),
+            Bidirectional(LSTM(8, return_sequences=True, backward=backward)),
+            LSTM(8, go_backwards=True, return_sequences=True, backward=backward),
+            LSTM(8, backward=backward),
+            Dense(3, "softmax"),
+        ]
+    )
+    params = model.build(seed=3)
+    rng = np.random.default_rng(4)
+    ids = rng.integers(1, 30, (4, 12)).astype(np.int32)
+    for row, n in enumerate([12, 7, 3, 1]):
+        ids[row, n:] = 0
+    arch = model.architecture
+    plain = jax.jit(lambda p, i: arch.apply(p, i, logits=True))(params, ids)
+    logits, traces = jax.jit(lambda p, i: traced_forward(arch, p, i))(params, ids)
+    np.testing.assert_array_equal(np.asarray(logits), np.asarray(plain))
+    assert [t["h"].shape for t in traces] == [(2, 4, 12, 8), (1, 4, 12, 8), (1, 4, 12, 8)]
+
+    real = (ids != 0)[None, :, :, None]  # (1, B, T, 1)
+    x, mask = model.layers[0].apply(params[0], ids, None)
+    hs, _ = model.layers[1].apply(params[1], x, mask)
+    first = np.where(real, traces[0]["h"], 0.0)  # the output is 0 on padding, the carried h is not
+    np.testing.assert_allclose(np.concatenate([first[0], first[1]], -1), hs, atol=1e-6)
+    # Who reads the text which way: layer 1 forward and backward; layer 2 backward; layer 3 forward
+    # over layer 2's reversed sequence, so backward in the text too.
+    for trace, d, backward in [(traces[0], 0, False), (traces[0], 1, True), (traces[1], 0, True), (traces[2], 0, True)]:
+        i, f, g, o, c, h = (np.asarray(trace[k][d], np.float64) for k in "ifgoch")  # each (B, T, H)
+        zero = np.zeros_like(c[:, :1])  # the state before the first token read (padding leaves it)
+        c_prev = np.concatenate([c[:, 1:], zero], 1) if backward else np.concatenate([zero, c[:, :-1]], 1)
+        m = real[0]
+        assert np.all(i[~m[..., 0]] == 0) and np.all(o[~m[..., 0]] == 0)  # nothing computed on masked steps
+        np.testing.assert_allclose(np.where(m, f * c_prev + i * g, 0), np.where(m, c, 0), atol=1e-6)
+        np.testing.assert_allclose(np.where(m, o * np.tanh(c), 0), np.where(m, h, 0), atol=1e-6)
 
 
 def test_traces_stay_in_text_order_after_a_reversed_sequence():

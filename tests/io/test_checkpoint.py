@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from helpers import TINY, resign_config, saved_model, synthetic_reviews
 from lstmkit.cli import main
 from lstmkit.errors import LstmkitError
-from lstmkit.io import checkpoint
+from lstmkit.io import checkpoint, output_folder
 from lstmkit.nn.model import load_model
 
 
@@ -114,7 +114,7 @@ def test_a_kill_between_the_two_renames_is_recovered(tmp_path):
     leftover = tmp_path / f".model.tmp-{dead}"
     leftover.mkdir()
     (leftover / "weights.safetensors").write_bytes(b"half")
-    said = checkpoint.recover_interrupted_save(out)
+    said = output_folder.recover_interrupted_save(out)
     assert "recovered" in said
     assert listing(out) == before and not (tmp_path / "model.old").exists() and not leftover.exists()
     load_model(out)
@@ -122,13 +122,13 @@ def test_a_kill_between_the_two_renames_is_recovered(tmp_path):
 
 def test_a_second_writer_is_refused_while_the_first_holds_the_folder(tmp_path):
     out = tmp_path / "model"
-    with checkpoint.output_lock(out):
-        with pytest.raises(LstmkitError, match="another lstmkit process is writing"), checkpoint.output_lock(out):
+    with output_folder.output_lock(out):
+        with pytest.raises(LstmkitError, match="another lstmkit process is writing"), output_folder.output_lock(out):
             pass
-        probe = "from lstmkit import errors\nfrom lstmkit.io import checkpoint\ntry:\n    checkpoint.output_lock(%r).__enter__()\nexcept errors.LstmkitError as e:\n    print(e)"
+        probe = "from lstmkit import errors\nfrom lstmkit.io import output_folder\ntry:\n    output_folder.output_lock(%r).__enter__()\nexcept errors.LstmkitError as e:\n    print(e)"
         other = subprocess.run([sys.executable, "-c", probe % str(out)], capture_output=True, text=True, timeout=120)
         assert "another lstmkit process is writing" in other.stdout, other.stderr
-    with checkpoint.output_lock(out):  # released: it can be taken again, and leaves no lock file
+    with output_folder.output_lock(out):  # released: it can be taken again, and leaves no lock file
         pass
     assert list(tmp_path.iterdir()) == []
 

@@ -75,10 +75,10 @@ def test_virtual_adversarial_direction_changes_the_prediction_more_than_a_random
 
 
 def test_training_step_adds_the_gradient_of_the_virtual_adversarial_loss():
-    """One `_train_step` with plain SGD(lr=1) and virtual_adversarial=eps moves the weights by minus the
+    """One `train_step` with plain SGD(lr=1) and virtual_adversarial=eps moves the weights by minus the
     clean gradient minus the VAT loss's gradient; and the VAT term needs no labels (changing them
     changes only the clean part)."""
-    from lstmkit.nn.train import _train_step
+    from lstmkit.nn.steps import train_step
 
     model, params = _model()
     ids, labels, weight = _batch()
@@ -92,7 +92,7 @@ def test_training_step_adds_the_gradient_of_the_virtual_adversarial_loss():
     vat_grad = jax.grad(virtual_adversarial_kl, argnums=1)(arch, params, ids, weight, vat_key, z_clean, r_vadv)
     expected = jax.tree.map(lambda p, g0, g1: p - g0 - g1, params, jax.grad(clean)(params), vat_grad)
     copy = jax.tree.map(jnp.copy, params)
-    new, *_ = _train_step(arch, copy, model.optimizer.init(copy), ids, labels, weight, None, 0.0, 0.5)
+    new, *_ = train_step(arch, copy, model.optimizer.init(copy), ids, labels, weight, None, 0.0, 0.5)
     for a, b in zip(jax.tree.leaves(new), jax.tree.leaves(expected)):
         np.testing.assert_allclose(a, b, atol=1e-5)
     assert any(float(jnp.abs(g).max()) > 0 for g in jax.tree.leaves(vat_grad))
@@ -111,7 +111,7 @@ def test_fit_with_virtual_adversarial_learns_and_refuses_a_negative_size():
 
 
 def test_a_perturbation_that_stalls_learning_is_held_until_learning_starts():
-    from lstmkit.nn.train import PerturbationStrength
+    from lstmkit.nn.adversarial import PerturbationStrength
 
     learns = PerturbationStrength(2)  # leaves chance before STALL steps: full strength throughout
     for step in range(300):
@@ -133,7 +133,7 @@ def test_a_perturbation_that_stalls_learning_is_held_until_learning_starts():
 def test_a_training_step_at_strength_zero_fits_the_clean_batch_twice():
     """strength scales the perturbations: at 0 the adversarial copy of the batch is the batch itself,
     so SGD(lr=1) moves the weights by twice the clean gradient; at 1 by something else."""
-    from lstmkit.nn.train import _train_step
+    from lstmkit.nn.steps import train_step
 
     model, params = _model()
     ids, labels, weight = _batch()
@@ -142,7 +142,7 @@ def test_a_training_step_at_strength_zero_fits_the_clean_batch_twice():
     expected = jax.tree.leaves(jax.tree.map(lambda p, g: p - 2 * g, params, g))
     zero, full = (
         jax.tree.leaves(
-            _train_step(
+            train_step(
                 arch,
                 jax.tree.map(jnp.copy, params),
                 model.optimizer.init(params),

@@ -9,7 +9,7 @@ import pytest
 
 from helpers import synthetic_reviews
 from lstmkit import LstmkitError
-from lstmkit.nn import train
+from lstmkit.nn import steps
 from lstmkit.nn.layers import LSTM, Bidirectional, Dense, Embedding
 from lstmkit.nn.model import Sequential, load_model
 from lstmkit.nn.optim import OptimizerSettings
@@ -20,7 +20,7 @@ SIZES = {"max_tokens": 16, "embedding_dim": 8, "lstm_units": 6, "sequence_length
 
 
 def _cache_sizes():
-    return train._train_step._cache_size(), train._eval_step._cache_size(), train._predict_step._cache_size()
+    return steps.train_step._cache_size(), steps.eval_step._cache_size(), steps.predict_step._cache_size()
 
 
 def _fit_once(units=6):

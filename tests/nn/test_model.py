@@ -341,7 +341,7 @@ def test_inference_fuses_embedding_and_lstm_past_dropout():
 
 
 def test_adversarial_perturbation_is_epsilon_token_lengths_along_the_gradient():
-    from lstmkit.nn.train import adversarial_perturbation
+    from lstmkit.nn.adversarial import adversarial_perturbation
 
     rng = np.random.default_rng(0)
     g = jnp.asarray(rng.normal(size=(3, 5, 4)), jnp.float32).at[2].set(0.0)  # row 2: padding
@@ -362,7 +362,7 @@ def test_adversarial_perturbation_is_epsilon_token_lengths_along_the_gradient():
 def test_perturbation_enters_after_the_embedding_and_zero_changes_nothing():
     """perturb=0 (plain layers) equals the fused path; the adversarial direction raises the loss more
     than a random one of the same size, so it is the loss gradient's direction, on the right tensor."""
-    from lstmkit.nn.train import adversarial_perturbation
+    from lstmkit.nn.adversarial import adversarial_perturbation
 
     model = Sequential([Embedding(50, 8, mask_zero=True), Bidirectional(LSTM(6)), Dense(1, "sigmoid")])
     params = model.build(seed=3)
@@ -385,11 +385,12 @@ def test_perturbation_enters_after_the_embedding_and_zero_changes_nothing():
 
 
 def test_adversarial_training_step_adds_the_perturbed_batch_gradient():
-    """One `_train_step` with adversarial=eps and plain SGD(lr=1) moves the weights by minus the sum
+    """One `train_step` with adversarial=eps and plain SGD(lr=1) moves the weights by minus the sum
     of the clean gradient and the gradient at the perturbed embeddings, computed here by hand."""
     import optax
 
-    from lstmkit.nn.train import _train_step, adversarial_perturbation
+    from lstmkit.nn.adversarial import adversarial_perturbation
+    from lstmkit.nn.steps import train_step
 
     model = Sequential([Embedding(30, 8, mask_zero=True), Bidirectional(LSTM(5)), Dense(1, "sigmoid")])
     model.compile(optimizer=optax.sgd(1.0))
@@ -408,10 +409,10 @@ def test_adversarial_training_step_adds_the_perturbed_batch_gradient():
         lambda p, g0, g1: p - g0 - g1, params, jax.grad(loss)(params, zero), jax.grad(loss)(params, r_adv)
     )
     copy = jax.tree.map(jnp.copy, params)
-    new, *_ = _train_step(model.architecture, copy, model.optimizer.init(copy), ids, labels, weight, None, 0.3)
+    new, *_ = train_step(model.architecture, copy, model.optimizer.init(copy), ids, labels, weight, None, 0.3)
     for a, b in zip(jax.tree.leaves(new), jax.tree.leaves(expected)):
         np.testing.assert_allclose(a, b, atol=1e-5)
-    plain, *_ = _train_step(
+    plain, *_ = train_step(
         model.architecture, jax.tree.map(jnp.copy, params), model.optimizer.init(params), ids, labels, weight, None, 0.0
     )
     assert not np.allclose(jax.tree.leaves(plain)[0], jax.tree.leaves(new)[0])
@@ -443,7 +444,7 @@ def test_ctrl_c_during_an_epoch_leaves_the_last_steps_weights(monkeypatch):
     model = small_model()
     model.vectorizer.adapt(texts)
     model.compile(optimizer="adam", loss="binary_crossentropy")
-    real = train._batches
+    real = train.training_batches
 
     def interrupted(*args, **kwargs):
         for k, batch in enumerate(real(*args, **kwargs)):
@@ -451,7 +452,7 @@ def test_ctrl_c_during_an_epoch_leaves_the_last_steps_weights(monkeypatch):
                 raise KeyboardInterrupt
             yield batch
 
-    monkeypatch.setattr(train, "_batches", interrupted)
+    monkeypatch.setattr(train, "training_batches", interrupted)
     with pytest.raises(KeyboardInterrupt):
         model.fit(texts, labels, epochs=1, batch_size=32, verbose=False)
     assert model.predict(texts[:4]).shape == (4, 1)  # the weights are live arrays, not donated ones
@@ -460,7 +461,7 @@ def test_ctrl_c_during_an_epoch_leaves_the_last_steps_weights(monkeypatch):
 def test_a_small_request_is_predicted_at_its_own_size():
     """One text of 70 tokens: one (1, 72) batch (72 = 70 rounded up to 8), not a batch of 256 rows
     at the inference length; three texts: 4 rows. The probabilities equal those of full batches."""
-    from lstmkit.nn import train
+    from lstmkit.nn import batches
 
     texts, _ = synthetic_reviews(40, seed=2)
     model = small_model(length=24, inference_length=200)
@@ -469,9 +470,9 @@ def test_a_small_request_is_predicted_at_its_own_size():
     long_text = " ".join(" ".join(texts).split()[:70])
     ids = model._ids([long_text], inference=True)
     assert len(ids[0]) == 70
-    assert [b.ids.shape for b in train._inference_batches(model, ids, None, 256)] == [(1, 72)]
+    assert [b.ids.shape for b in batches.inference_batches(model, ids, None, 256)] == [(1, 72)]
     three = model._ids(texts[:3], inference=True)
-    assert [b.ids.shape[0] for b in train._inference_batches(model, three, None, 256)] == [4]
+    assert [b.ids.shape[0] for b in batches.inference_batches(model, three, None, 256)] == [4]
     many = [long_text, *texts[:300]] * 7  # more than a batch: the padded shapes as before
     alone = [float(model.predict([t], batch_size=256)[0, 0]) for t in (long_text, texts[0], texts[1])]
     together = model.predict(many, batch_size=64)[[0, 1, 2], 0]

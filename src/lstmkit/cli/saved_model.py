@@ -35,7 +35,7 @@ from lstmkit.version import JSON_SCHEMA_VERSION
 def evaluate(model_dir, data, split, text_column, label_column, positive_class, as_json):
     """Accuracy; precision, recall, F1 and support per class, their macro and weighted averages;
     ROC AUC for two classes; the confusion matrix."""
-    from lstmkit.tasks.run import evaluate_run
+    from lstmkit.tasks.use import evaluate_run
 
     enable_compile_cache()
     m = evaluate_run(
@@ -109,7 +109,7 @@ def predict(model_dir, texts, file, text_column, id_column, keep_blank, top_k, a
     """
     from lstmkit.data import inputs
     from lstmkit.nn.model import load_model
-    from lstmkit.tasks.run import predict_texts
+    from lstmkit.tasks.use import predict_texts
 
     enable_compile_cache()
     if file is not None:

@@ -124,7 +124,7 @@ def train(
             unlabeled=unlabeled,
         )
     except KeyboardInterrupt:
-        from lstmkit.io.checkpoint import directory_kind
+        from lstmkit.io.output_folder import directory_kind
 
         if directory_kind(out) == "model":
             click.echo(

@@ -232,7 +232,7 @@ recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
 # -- the layer: projection, recurrence, back to batch-first --------------------------------------
 
 
-def lstm_scan(W_x, W_h, b, x, mask, h0, c0, reverse, *, backward="bptt", table=None):
+def lstm_scan(W_x, W_h, b, x, mask, h0, c0, reverse, *, backward="bptt", table=None, trace=False):
     """D directions of an LSTM over one input, in one scan.
 
     Args:
@@ -242,16 +242,20 @@ def lstm_scan(W_x, W_h, b, x, mask, h0, c0, reverse, *, backward="bptt", table=N
         backward: "bptt" or "bptt-scan" (the hand-written pairs above), or "autodiff"
             (jax.grad of the plain forward functions). `lstmkit.core.lstm.run_directions` is
             what chooses between this and the same pairs in C++ (`lstmkit.core.fused`).
+        trace: also return what the forward saves for the backward (to look at, not to
+            differentiate): the gates [i f g o] (T, D, B, 4H) and the carried h, c (T, D, B, H),
+            in scan order.
 
     Returns:
-        hs (D, B, T, H) aligned with the input and zero on masked steps; h_T, c_T (D, B, H).
+        hs (D, B, T, H) aligned with the input and zero on masked steps; h_T, c_T (D, B, H);
+        with trace, also (gates, h_seq, c_seq).
     """
-    return _directions(W_x, W_h, b, x, mask, h0, c0, tuple(reverse), backward, table)
+    return _directions(W_x, W_h, b, x, mask, h0, c0, tuple(reverse), backward, table, trace)
 
 
-def _directions(W_x, W_h, b, x, mask, h0, c0, reverse, backward, table):
+def _directions(W_x, W_h, b, x, mask, h0, c0, reverse, backward, table, trace=False):
     """`lstm_scan` on the scans: projection, recurrence, and back to batch-first."""
-    hand = backward in ("bptt", "bptt-scan")
+    hand = backward in ("bptt", "bptt-scan") and not trace  # a trace is not differentiated
     m_s = scan_order(jnp.swapaxes(mask, 0, 1)[..., None], reverse)  # (T, D, B, 1)
     ids_s = None
     if table is not None:
@@ -262,7 +266,7 @@ def _directions(W_x, W_h, b, x, mask, h0, c0, reverse, backward, table):
         z_x = (input_projection if hand else input_projection_forward)(W_x, b, x_s)
     if hand:
         y, h_T, c_T = recurrence(W_h, z_x, m_s, h0, c0, ids_s)
-    else:
-        (y, h_T, c_T), _ = recurrence_forward(W_h, z_x, m_s, h0, c0, ids_s)
+    else:  # the same loop that `recurrence` runs forward, with its residuals at hand
+        (y, h_T, c_T), residuals = recurrence_forward(W_h, z_x, m_s, h0, c0, ids_s)
     hs = jnp.transpose(time_order(y, reverse), (1, 2, 0, 3))  # (D, B, T, H)
-    return hs, h_T, c_T
+    return (hs, h_T, c_T, residuals) if trace else (hs, h_T, c_T)

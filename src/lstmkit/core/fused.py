@@ -282,13 +282,16 @@ def _recurrence_bwd(reverse, sequences, saved, cotangents):
 recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
 
 
-def fused_directions(W_x, W_h, b, x, mask, h0, c0, reverse, table=None, sequences=True):
+def fused_directions(W_x, W_h, b, x, mask, h0, c0, reverse, table=None, sequences=True, trace=False):
     """`bptt.lstm_scan` on the kernel: the input projection in XLA, the loops in C++.
 
     Batch-first throughout: the kernel reads step s of a reverse direction at t = T-1-s itself,
     so nothing is flipped or transposed. With `table` (V, E), x is (B, T) ids and the kernel
     gathers rows of the projected table P = table W_x + b (`bptt.embedding_projection`).
-    With sequences=False, hs comes back as None and costs nothing.
+    With sequences=False, hs comes back as None and costs nothing. With trace, the forward
+    also returns what it saves for the backward, as `bptt.lstm_scan` does: the gates [i f g o]
+    (T, D, B, 4H, undefined on masked steps: the kernel computes none there) and the carried
+    h, c (T, D, B, H), in scan order; not differentiable.
     """
     D, E, G = W_x.shape
     B, T = mask.shape
@@ -299,5 +302,10 @@ def fused_directions(W_x, W_h, b, x, mask, h0, c0, reverse, table=None, sequence
         x_2d = x.reshape(B * T, E)
         x_proj = jnp.stack([(x_2d @ W_x[d] + b[d]).reshape(B, T, G) for d in range(D)])  # (D, B, T, G)
         ids = jnp.zeros((0,), jnp.int32)
-    hs, h_T, c_T = recurrence(W_h, x_proj, ids, mask, h0, c0, tuple(bool(r) for r in reverse), bool(sequences))
+    reverse = tuple(bool(r) for r in reverse)
+    if trace:  # the kernel's training forward, which saves its residuals
+        hs, h_T, c_T, *residuals = _forward(W_h, x_proj, ids, mask, h0, c0, reverse, bool(sequences), save=True)
+        residuals = tuple(jnp.swapaxes(a, 0, 1) for a in residuals)  # (D, T, B, .) -> (T, D, B, .)
+        return (hs if sequences else None), h_T, c_T, residuals
+    hs, h_T, c_T = recurrence(W_h, x_proj, ids, mask, h0, c0, reverse, bool(sequences))
     return (hs if sequences else None), h_T, c_T

@@ -100,7 +100,16 @@ BACKWARDS = ("bptt", "bptt-scan", "autodiff")
 
 
 def run_directions(
-    params_list, x, mask=None, *, reverse, initial_state=None, backward="bptt", embedding=None, sequences=True
+    params_list,
+    x,
+    mask=None,
+    *,
+    reverse,
+    initial_state=None,
+    backward="bptt",
+    embedding=None,
+    sequences=True,
+    trace=False,
 ):
     """Run D LSTMs over the same input in one scan, each forward or in reverse.
 
@@ -117,19 +126,18 @@ def run_directions(
             "autodiff" (`jax.grad` of the plain scan).
         sequences: False when only the final states are wanted: hs is then D Nones, and the fused
             kernel neither writes every step's h nor reads its gradient.
+        trace: also return every step's gates and states, from the same forward code (the kernel
+            or the scan that `backward` chooses) as a plain call runs: what it saves for its
+            backward. For looking at (`lstmkit.explain`), not for differentiating.
 
     Returns:
         hs: D arrays (B, T, H), aligned with the input, zero on masked steps;
-        states: D final `LSTMState`s.
+        states: D final `LSTMState`s;
+        with trace, a third: {"i", "f", "g", "o", "c", "h"}, each (D, B, T, H) aligned with the
+            input: the gates (0 on masked steps, where none is computed) and the states after
+            each step (carried unchanged over masked steps).
     """
-    sizes = {check_params(p) for p in params_list}
-    if len(sizes) != 1:
-        raise LstmkitError(f"the directions' weights differ in size: {sorted(sizes)}")
-    ((E, H),) = sizes
-    _check_input(x, mask, 3 if embedding is None else 2)
-    features = (x if embedding is None else embedding).shape[-1]
-    if features != E:
-        raise LstmkitError(f"the input has {features} features but the weights W_x expect {E}")
+    H = _check_sizes(params_list, x, mask, embedding)
     dtype = params_list[0]["W_x"].dtype  # compute in the weights' precision
     if embedding is None:
         x = x.astype(dtype)
@@ -143,15 +151,39 @@ def run_directions(
     mask, reverse = mask.astype(bool), tuple(bool(r) for r in reverse)
     if backward == "bptt" and fused.usable(p["W_h"].dtype, H):
         # The same equations with the loops in C++ (lstmkit.core.fused): float32 on the CPU.
-        hs, h_T, c_T = fused.fused_directions(
-            p["W_x"], p["W_h"], p["b"], x, mask, h0, c0, reverse, embedding, sequences
+        hs, h_T, c_T, *saved = fused.fused_directions(
+            p["W_x"], p["W_h"], p["b"], x, mask, h0, c0, reverse, embedding, sequences, trace=trace
         )
     else:
-        hs, h_T, c_T = bptt.lstm_scan(
-            p["W_x"], p["W_h"], p["b"], x, mask, h0, c0, reverse, backward=backward, table=embedding
+        hs, h_T, c_T, *saved = bptt.lstm_scan(
+            p["W_x"], p["W_h"], p["b"], x, mask, h0, c0, reverse, backward=backward, table=embedding, trace=trace
         )
     D = len(params_list)
-    return [hs[d] if sequences else None for d in range(D)], [LSTMState(h_T[d], c_T[d]) for d in range(D)]
+    hs, states = [hs[d] if sequences else None for d in range(D)], [LSTMState(h_T[d], c_T[d]) for d in range(D)]
+    return (hs, states, _trace(*saved[0], mask, reverse)) if trace else (hs, states)
+
+
+def _check_sizes(params_list, x, mask, embedding):
+    """The directions' hidden size H, after checking that their weights agree with each other and
+    with the input (or the embedding table the ids index)."""
+    sizes = {check_params(p) for p in params_list}
+    if len(sizes) != 1:
+        raise LstmkitError(f"the directions' weights differ in size: {sorted(sizes)}")
+    ((E, H),) = sizes
+    _check_input(x, mask, 3 if embedding is None else 2)
+    features = (x if embedding is None else embedding).shape[-1]
+    if features != E:
+        raise LstmkitError(f"the input has {features} features but the weights W_x expect {E}")
+    return H
+
+
+def _trace(gates, h_seq, c_seq, mask, reverse):
+    """A forward's saved gates [i f g o] (T, D, B, 4H) and states (T, D, B, H), in scan order, as
+    {"i", "f", "g", "o", "c", "h"}, each (D, B, T, H) aligned with the input; gates 0 where masked."""
+    real = jnp.swapaxes(mask, 0, 1)[:, None, :, None]  # (T, 1, B, 1)
+    i, f, g, o = jnp.split(jnp.where(real, bptt.time_order(gates, reverse), 0.0), 4, axis=-1)
+    steps = {"i": i, "f": f, "g": g, "o": o, "c": bptt.time_order(c_seq, reverse), "h": bptt.time_order(h_seq, reverse)}
+    return {name: jnp.transpose(a, (1, 2, 0, 3)) for name, a in steps.items()}
 
 
 def lstm_layer(params, x, mask=None, *, initial_state=None, reverse=False, backward="bptt"):

@@ -7,13 +7,11 @@ H hidden units, K outputs (1 for a binary sigmoid model), N rows of a batch.
 function per padded length P (a text of T tokens is right-padded with id 0, which the Embedding
 masks, so a masked step changes nothing):
 
-1. The traced forward pass. The layers run in order on the text's ids, as `Sequential.apply` runs
-   them, except that each LSTM layer goes through the plain forward functions of `lstmkit.core.bptt`
-   (`input_projection_forward`, then `recurrence_forward`), which hand back every step's gates
-   i, f, g, o and the states c and h. The trained computation is unchanged; the only difference to
-   the fast path is that the embedding row is looked up before it is projected, where the fast path
-   projects the whole table first (equal up to float rounding: a test checks that the probability
-   equals `model.predict`). Gates come per LSTM layer, per direction, per token in *text order*:
+1. The traced forward pass: the model's own forward (`Architecture.apply(..., trace=True)`), the
+   code training and predict run, down to the C++ kernel or the JAX scan, which hands back what it
+   keeps of every step for its backward: the gates i, f, g, o and the states c and h. So the
+   probability is the model's own (a test checks the logits equal `apply`'s bit for bit, and the
+   probability `model.predict`'s). Gates come per LSTM layer, per direction, per token in *text order*:
    for a backward direction, the row of token t holds the step at which it read token t. Summaries
    per token: the mean forget gate over the units, and the cell norm ||c_t||.
 
@@ -69,7 +67,7 @@ from lstmkit.explain.trace import (
     recurrent_indices,
 )
 from lstmkit.nn import layers as L
-from lstmkit.nn.model import Architecture
+from lstmkit.nn.architecture import Architecture
 
 
 def _words(vectorizer, text, tokens):
@@ -312,8 +310,8 @@ def _methods(causal, target_name):
         ),
         "attribution": f"occlusion: a_t = log-odds of {target_name!r} for the text minus its log-odds with token t "
         f"replaced by [UNK], log-odds = log(p / (1 - p)) from the logits. Positive: the word pushed towards {target_name!r}.",
-        "trace": "each LSTM layer run with lstmkit.core.bptt's plain forward functions (input_projection_forward, "
-        "recurrence_forward); gates in text order per direction.",
+        "trace": "the model's own forward pass (the kernel or scan that training runs), which keeps every step's "
+        "gates and states; gates in text order per direction.",
     }
 
 

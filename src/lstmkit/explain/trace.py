@@ -16,8 +16,6 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
-from lstmkit.core import bptt
-from lstmkit.core.lstm import merge
 from lstmkit.data.text import OOV_ID
 from lstmkit.nn import layers as L
 
@@ -30,65 +28,25 @@ GATES = ("i", "f", "g", "o")
 STATES = ("c", "h")
 
 
-def traced_lstm(layer, params, x, mask):
-    """Run an `LSTM` or `Bidirectional` layer through the plain forward functions, keeping the gates.
+def traced_forward(model, params, ids):
+    """Logits (B, K) of the final Dense layer and one trace per LSTM layer, for ids (B, T).
 
-    Args:
-        layer: `layers.LSTM` or `layers.Bidirectional`; params: its parameters.
-        x: (B, T, E) inputs; mask: (B, T) bool or None.
+    The pass is the model's own forward (`Architecture.apply(..., logits=True, trace=True)`): the
+    code that training and predict run, down to the kernel or scan that `run_directions` chooses,
+    which hands back what it keeps of every step. So the logits are the model's, bit for bit.
 
     Returns:
-        out, out_mask: the layer's output exactly as `layer.apply` gives it (reversed in time for
-            go_backwards with return_sequences);
-        trace: {"i", "f", "g", "o", "c", "h"}, each (D, B, T, H) in the order of the layer's input.
+        logits (B, K); traces: per LSTM or Bidirectional layer, {"i", "f", "g", "o", "c", "h"},
+        each (D, B, T, H) in *text order* (after a go_backwards layer that returns its sequence
+        reversed, the layers above it read the text last token first: their traces are flipped back).
     """
-    if isinstance(layer, L.Bidirectional):
-        lstm, directions, reverse = layer.layer, [params["forward"], params["backward"]], (False, True)
-    else:
-        lstm, directions, reverse = layer, [params], (layer.go_backwards,)
-    B, T, _ = x.shape
-    D, H = len(directions), lstm.units
-    if mask is None:
-        mask = jnp.ones((B, T), bool)
-    W_x = jnp.stack([p["W_x"] for p in directions])  # (D, E, 4H)
-    W_h = jnp.stack([p["W_h"] for p in directions])  # (D, H, 4H)
-    b = jnp.stack([p["b"] for p in directions])  # (D, 4H)
-    x_s = bptt.scan_order(jnp.swapaxes(x, 0, 1), reverse)  # (T, D, B, E), scan order
-    z_x = bptt.input_projection_forward(W_x, b, x_s)  # (T, D, B, 4H)
-    m_s = bptt.scan_order(jnp.swapaxes(mask, 0, 1)[..., None], reverse)  # (T, D, B, 1)
-    zeros = jnp.zeros((D, B, H), x.dtype)
-    (y, h_T, _), (gates, h_seq, c_seq) = bptt.recurrence_forward(W_h, z_x, m_s, zeros, zeros)
-    hs = jnp.transpose(bptt.time_order(y, reverse), (1, 2, 0, 3))  # (D, B, T, H)
-    if isinstance(layer, L.Bidirectional):
-        out = (
-            merge(hs[0], hs[1], layer.merge_mode) if lstm.return_sequences else merge(h_T[0], h_T[1], layer.merge_mode)
-        )
-    elif layer.reverses_time:
-        out, mask = jnp.flip(hs[0], 1), jnp.flip(mask, 1)  # as LSTM.apply: the sequence in the order read
-    else:
-        out = hs[0] if lstm.return_sequences else h_T[0]
-    i, f, g, o = jnp.split(gates, 4, axis=-1)  # the kernel keeps the gates as one array [i f g o]
-    steps = {"i": i, "f": f, "g": g, "o": o, "c": c_seq, "h": h_seq}  # each (T, D, B, H) in scan order
-    trace = {k: jnp.transpose(bptt.time_order(a, reverse), (1, 2, 0, 3)) for k, a in steps.items()}
-    return out, (mask if lstm.return_sequences else None), trace
-
-
-def traced_forward(model, params, ids):
-    """Logits (B, K) of the final Dense layer and one trace per LSTM layer, for ids (B, T); see
-    `traced_lstm`. Traces are in text order. The probabilities are the final layer's activation of the logits."""
-    x, mask, traces = ids, None, []
-    flipped = False  # the time axis runs last token first: after an odd number of go_backwards sequences
-    last = len(model.layers) - 1
-    for k, (layer, p) in enumerate(zip(model.layers, params)):
-        if isinstance(layer, (L.LSTM, L.Bidirectional)):
-            x, mask, trace = traced_lstm(layer, p, x, mask)
-            traces.append({key: jnp.flip(a, 2) for key, a in trace.items()} if flipped else trace)
-            flipped ^= isinstance(layer, L.LSTM) and layer.reverses_time
-        elif k == last:
-            x = layer.logits(p, x)
-        else:
-            x, mask = layer.apply(p, x, mask, key=None)
-    return x, traces
+    logits, traces = model.apply(params, ids, logits=True, trace=True)
+    in_text_order, flipped = [], False  # flipped: the time axis runs last token first
+    for k, trace in zip(recurrent_indices(model), traces):
+        in_text_order.append({key: jnp.flip(a, 2) for key, a in trace.items()} if flipped else trace)
+        layer = model.layers[k]
+        flipped ^= isinstance(layer, L.LSTM) and layer.reverses_time
+    return logits, in_text_order
 
 
 def recurrent_indices(model):

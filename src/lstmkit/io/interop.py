@@ -103,6 +103,21 @@ def from_torch_state_dict(state_dict, *, num_layers=None, bidirectional=None):
     >>> sorted(layer), layer["backward"]["W_x"].shape
     (['backward', 'forward'], (3, 8))
     """
+    found = _torch_tensors(state_dict)
+    L, directions = _torch_shape(found, num_layers, bidirectional)
+    layers = TorchLayers(bias=any(name.startswith("bias") for _, _, name in found))
+    input_size = None
+    for k in range(L):
+        converted = [_torch_direction(found, k, reverse, input_size) for reverse in directions]
+        if len({p["W_h"].shape[0] for p in converted}) != 1:
+            raise LstmkitError(f"layer {k}: the two directions have different hidden sizes")
+        input_size = len(directions) * converted[0]["W_h"].shape[0]  # the next layer reads [h_fwd, h_bwd]
+        layers.append({"forward": converted[0], "backward": converted[1]} if len(directions) == 2 else converted[0])
+    return layers
+
+
+def _torch_tensors(state_dict):
+    """{(layer, reverse, name): array} of a torch.nn.LSTM state_dict, its keys checked."""
     if not hasattr(state_dict, "items"):
         raise LstmkitError(f"expected a state_dict (a mapping of names to arrays), got {type(state_dict).__name__}")
     found = {}
@@ -119,7 +134,12 @@ def from_torch_state_dict(state_dict, *, num_layers=None, bidirectional=None):
         found[(layer, reverse, name)] = as_numpy(value, key)
     if not found:
         raise LstmkitError("the state_dict has no torch.nn.LSTM weights (weight_ih_l0, weight_hh_l0, ...)")
+    return found
 
+
+def _torch_shape(found, num_layers, bidirectional):
+    """(number of layers, the directions (False, or False and True for reverse)) the tensors hold,
+    checked against what the caller expects; biases in every layer or in none."""
     layers_seen = sorted({layer for layer, _, _ in found})
     has_reverse = any(reverse for _, reverse, _ in found)
     L = len(layers_seen)
@@ -135,40 +155,35 @@ def from_torch_state_dict(state_dict, *, num_layers=None, bidirectional=None):
     with_bias = {(layer, reverse) for layer, reverse, name in found if name.startswith("bias")}
     if with_bias and len(with_bias) != L * len(directions):
         raise LstmkitError("some layers have bias keys and some have none; a torch.nn.LSTM has them in all or none")
+    return L, directions
 
-    layers = TorchLayers(bias=bool(with_bias))
-    input_size = None
-    for k in range(L):
-        converted = []
-        for reverse in directions:
-            suffix = f"_l{k}{'_reverse' if reverse else ''}"
-            w_ih, w_hh, b_ih, b_hh = (
-                found.get((k, reverse, name)) for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
-            )
-            if w_ih is None or w_hh is None:
-                raise LstmkitError(f"missing weight_ih{suffix} or weight_hh{suffix} in the state_dict")
-            if (b_ih is None) != (b_hh is None):
-                raise LstmkitError(f"bias_ih{suffix} and bias_hh{suffix} come as a pair; only one is present")
-            if w_hh.ndim != 2 or w_hh.shape[0] != 4 * w_hh.shape[1]:
-                raise LstmkitError(f"weight_hh{suffix} must be (4H, H), got {w_hh.shape}")
-            H = w_hh.shape[1]
-            if w_ih.ndim != 2 or w_ih.shape[0] != 4 * H:
-                raise LstmkitError(f"weight_ih{suffix} must be (4H, E) = ({4 * H}, E), got {w_ih.shape}")
-            if b_ih is None:
-                b = np.zeros(4 * H, w_ih.dtype)  # bias=False
-            else:
-                for name, bias in (("bias_ih", b_ih), ("bias_hh", b_hh)):
-                    if bias.shape != (4 * H,):
-                        raise LstmkitError(f"{name}{suffix} must be (4H,) = ({4 * H},), got {bias.shape}")
-                b = b_ih + b_hh  # torch adds both biases at every step; one bias does the same
-            params = {"W_x": np.ascontiguousarray(w_ih.T), "W_h": np.ascontiguousarray(w_hh.T), "b": b}
-            _check_params(params, f"layer {k}{' reverse' if reverse else ''}", input_size)
-            converted.append(params)
-        if len({p["W_h"].shape[0] for p in converted}) != 1:
-            raise LstmkitError(f"layer {k}: the two directions have different hidden sizes")
-        input_size = len(directions) * converted[0]["W_h"].shape[0]  # the next layer reads [h_fwd, h_bwd]
-        layers.append({"forward": converted[0], "backward": converted[1]} if has_reverse else converted[0])
-    return layers
+
+def _torch_direction(found, k, reverse, input_size):
+    """Layer k's params in one direction, {"W_x": (E, 4H), "W_h": (H, 4H), "b": (4H,)}, from torch's
+    (4H, E) and (4H, H) weights and two biases; input_size: what the layer below gives, or None."""
+    suffix = f"_l{k}{'_reverse' if reverse else ''}"
+    w_ih, w_hh, b_ih, b_hh = (
+        found.get((k, reverse, name)) for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+    )
+    if w_ih is None or w_hh is None:
+        raise LstmkitError(f"missing weight_ih{suffix} or weight_hh{suffix} in the state_dict")
+    if (b_ih is None) != (b_hh is None):
+        raise LstmkitError(f"bias_ih{suffix} and bias_hh{suffix} come as a pair; only one is present")
+    if w_hh.ndim != 2 or w_hh.shape[0] != 4 * w_hh.shape[1]:
+        raise LstmkitError(f"weight_hh{suffix} must be (4H, H), got {w_hh.shape}")
+    H = w_hh.shape[1]
+    if w_ih.ndim != 2 or w_ih.shape[0] != 4 * H:
+        raise LstmkitError(f"weight_ih{suffix} must be (4H, E) = ({4 * H}, E), got {w_ih.shape}")
+    if b_ih is None:
+        b = np.zeros(4 * H, w_ih.dtype)  # bias=False
+    else:
+        for name, bias in (("bias_ih", b_ih), ("bias_hh", b_hh)):
+            if bias.shape != (4 * H,):
+                raise LstmkitError(f"{name}{suffix} must be (4H,) = ({4 * H},), got {bias.shape}")
+        b = b_ih + b_hh  # torch adds both biases at every step; one bias does the same
+    params = {"W_x": np.ascontiguousarray(w_ih.T), "W_h": np.ascontiguousarray(w_hh.T), "b": b}
+    _check_params(params, f"layer {k}{' reverse' if reverse else ''}", input_size)
+    return params
 
 
 def to_torch_state_dict(layers, *, bias=None):

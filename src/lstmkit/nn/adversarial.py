@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from lstmkit.errors import LstmkitError
 from lstmkit.nn import layers as L
@@ -33,6 +34,21 @@ def embedding_index(arch):
         if isinstance(layer, L.Embedding):
             return index
     raise LstmkitError("adversarial training perturbs the Embedding's output, and this model has no Embedding layer")
+
+
+def check_sizes(arch, adversarial, virtual_adversarial):
+    """Refuse a negative (or NaN) perturbation size, and perturbations without an Embedding to perturb."""
+    if adversarial < 0:
+        raise LstmkitError(
+            f"--adversarial must be 0 (off) or a positive perturbation size in token lengths, got {adversarial}"
+        )
+    if not virtual_adversarial >= 0:
+        raise LstmkitError(
+            "--virtual-adversarial must be 0 (off) or a positive perturbation size in token lengths, "
+            f"got {virtual_adversarial}"
+        )
+    if adversarial or virtual_adversarial:
+        embedding_index(arch)
 
 
 def embedded_inputs(arch, params, ids):
@@ -103,3 +119,55 @@ def virtual_adversarial_loss(arch, params, ids, weight, key, epsilon):
     `virtual_adversarial_kl` with the direction held fixed)."""
     z_clean, r_vadv = virtual_adversarial_direction(arch, params, ids, key, epsilon)
     return virtual_adversarial_kl(arch, params, ids, weight, key, z_clean, r_vadv)
+
+
+class PerturbationStrength:
+    """How strongly (0 to 1) a step perturbs its batch: a guard against adversarial training that stalls.
+
+    A perturbation that helps once the model has learned something can keep a model at chance from
+    the first step for good: on short texts each word moves a lot (IMDB's first sentences never
+    left chance at 0.3 word lengths, where whole reviews learn at once). So the strength is 1
+    unless the training loss, over the last WINDOW steps, is still at chance (above HOLD x log K)
+    after STALL steps; it is then 0 until that loss falls below it, and grows back to 1 over RAMP
+    steps. The state at an epoch's start comes from the previous epoch's mean loss (below
+    the line: full strength; above: held until learning starts), so a resumed run computes what an
+    uninterrupted one does.
+    """
+
+    WINDOW, HOLD, STALL, RAMP = 20, 0.95, 200, 100
+
+    def __init__(self, n_classes, previous_epoch_loss=None):
+        self.threshold = self.HOLD * float(np.log(max(n_classes, 2)))
+        self.learned = previous_epoch_loss is not None and previous_epoch_loss < self.threshold
+        self.held = previous_epoch_loss is not None and not self.learned
+        self.resumed_at = None
+        self.recent = []
+
+    def observe(self, step, mean_loss):
+        """The loss per example of a finished step (read one step behind)."""
+        if self.learned:
+            return
+        self.recent = (self.recent + [mean_loss])[-self.WINDOW :]
+        if len(self.recent) == self.WINDOW and sum(self.recent) / self.WINDOW < self.threshold:
+            self.learned = True
+            if self.held:
+                self.resumed_at = step
+        elif step >= self.STALL:
+            self.held = True
+
+    def __call__(self, step):
+        if self.resumed_at is not None:
+            return min(1.0, (step - self.resumed_at) / self.RAMP)
+        return 0.0 if self.held else 1.0
+
+
+def warn_if_stalled(class_names, history, adversarial):
+    """Print a warning when the epoch's training loss is still at chance under an --adversarial perturbation."""
+    chance = float(np.log(len(class_names)))
+    if adversarial and history["loss"][-1] > 0.99 * chance:
+        print(
+            f"warning: the training loss is still at chance ({chance:.3f}); an --adversarial perturbation "
+            f"this large ({adversarial}) can stop learning altogether (it is held off until the loss leaves chance; "
+            "if it never does, try a smaller one)",
+            flush=True,
+        )

@@ -50,18 +50,8 @@ def model_from_weights(
         `explain`, `predict` and `save` take.
     """
     table = as_numpy(embedding, "embedding").astype(np.float32)  # torch tensors are detached first
-    if table.ndim != 2:
-        raise LstmkitError(f"embedding must be a (V, E) table, got shape {table.shape}")
-    if isinstance(lstm_layers, dict):
-        lstm_layers = [lstm_layers]
-    if not lstm_layers:
-        raise LstmkitError("model_from_weights needs at least one LSTM layer")
-    if pooling not in ("last", "max", "mean", "maxmean"):
-        raise LstmkitError(f"unknown pooling {pooling!r}; use last, max, mean or maxmean")
-    if dense_layout not in ("keras", "torch"):
-        raise LstmkitError(
-            f"dense_layout must be 'keras' (W is (in, out)) or 'torch' (W is (out, in)), got {dense_layout!r}"
-        )
+    lstm_layers = [lstm_layers] if isinstance(lstm_layers, dict) else lstm_layers
+    _check_arguments(table, lstm_layers, pooling, dense_layout)
     vectorizer = _vectorizer(vocabulary, sequence_length, standardize, strip_html)
     if vectorizer.vocab_size > table.shape[0]:
         raise LstmkitError(
@@ -80,6 +70,20 @@ def model_from_weights(
     if class_names is None:
         class_names = [str(k) for k in range(max(width, 2))]
     return Sequential(layers, class_names=class_names, vectorizer=vectorizer, params=params)
+
+
+def _check_arguments(table, lstm_layers, pooling, dense_layout):
+    """One line for each argument of `model_from_weights` that cannot be right."""
+    if table.ndim != 2:
+        raise LstmkitError(f"embedding must be a (V, E) table, got shape {table.shape}")
+    if not lstm_layers:
+        raise LstmkitError("model_from_weights needs at least one LSTM layer")
+    if pooling not in ("last", "max", "mean", "maxmean"):
+        raise LstmkitError(f"unknown pooling {pooling!r}; use last, max, mean or maxmean")
+    if dense_layout not in ("keras", "torch"):
+        raise LstmkitError(
+            f"dense_layout must be 'keras' (W is (in, out)) or 'torch' (W is (out, in)), got {dense_layout!r}"
+        )
 
 
 def _vectorizer(vocabulary, sequence_length, standardize, strip_html):

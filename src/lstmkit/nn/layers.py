@@ -187,15 +187,18 @@ class LSTM(Layer):
         params = init_lstm(key, E, self.units, scheme=self.init_scheme)
         return params, (T, self.units) if self.return_sequences else (self.units,)
 
-    def apply(self, params, x, mask, *, key=None, embedding=None, initial_state=None):
+    def apply(self, params, x, mask, *, key=None, embedding=None, initial_state=None, trace=False):
         """x (B, T, E); or token ids (B, T) with `embedding`, a (V, E) table (the fused Embedding path).
 
         initial_state: [h0, c0] (or an `LSTMState`), each (B, H) or (H,): the state before the first
             step read (the last one with go_backwards); None for zeros.
+        trace: also return the gates and states of every step, from this very forward pass
+            (`lstmkit.core.lstm.run_directions`): {"i", "f", "g", "o", "c", "h"}, each (1, B, T, H)
+            in the input's time order.
 
-        Returns (output, mask), or ([output, h, c], mask) with return_state.
+        Returns (output, mask), or ([output, h, c], mask) with return_state; and the trace third.
         """
-        (hs,), (state,) = lstm_ops.run_directions(
+        (hs,), (state,), *traced = lstm_ops.run_directions(
             [params],
             x,
             mask,
@@ -204,6 +207,7 @@ class LSTM(Layer):
             backward=self.backward,
             embedding=embedding,
             sequences=self.return_sequences,
+            trace=trace,
         )
         if not self.return_sequences:
             out, mask = state.h, None
@@ -212,7 +216,7 @@ class LSTM(Layer):
             out, mask = jnp.flip(hs, 1), None if mask is None else jnp.flip(mask, 1)
         else:
             out = hs
-        return ([out, state.h, state.c] if self.return_state else out), mask
+        return ([out, state.h, state.c] if self.return_state else out), mask, *traced
 
     def spec(self):
         """The config and the backward pass (not saved in the config: it changes no number)."""
@@ -259,15 +263,18 @@ class Bidirectional(Layer):
         width = 2 * H if self.merge_mode == "concat" else H
         return {"forward": p_f, "backward": p_b}, out[:-1] + (width,)
 
-    def apply(self, params, x, mask, *, key=None, embedding=None, initial_state=None):
+    def apply(self, params, x, mask, *, key=None, embedding=None, initial_state=None, trace=False):
         """x (B, T, E); or token ids (B, T) with `embedding`, a (V, E) table (the fused Embedding path).
 
         initial_state: [h_fwd, c_fwd, h_bwd, c_bwd] (Keras's order) or (forward, backward)
             `LSTMState`s, each (B, H) or (H,); None for zeros.
+        trace: also return the gates and states of every step, as `LSTM.apply` does, each
+            (2, B, T, H): forward, backward.
 
-        Returns (output, mask), or ([output, h_fwd, c_fwd, h_bwd, c_bwd], mask) with return_state.
+        Returns (output, mask), or ([output, h_fwd, c_fwd, h_bwd, c_bwd], mask) with return_state;
+        and the trace third.
         """
-        (hs_f, hs_b), (s_f, s_b) = lstm_ops.run_directions(
+        (hs_f, hs_b), (s_f, s_b), *traced = lstm_ops.run_directions(
             [params["forward"], params["backward"]],
             x,
             mask,
@@ -276,12 +283,13 @@ class Bidirectional(Layer):
             backward=self.layer.backward,
             embedding=embedding,
             sequences=self.layer.return_sequences,
+            trace=trace,
         )
         if self.layer.return_sequences:
             out = lstm_ops.merge(hs_f, hs_b, self.merge_mode)
         else:
             out, mask = lstm_ops.merge(s_f.h, s_b.h, self.merge_mode), None
-        return ([out, s_f.h, s_f.c, s_b.h, s_b.c] if self.return_state else out), mask
+        return ([out, s_f.h, s_f.c, s_b.h, s_b.c] if self.return_state else out), mask, *traced
 
     def spec(self):
         return (type(self).__name__, self.layer.spec(), self.merge_mode)

@@ -20,140 +20,19 @@ Losses are computed from logits: the final sigmoid or softmax is applied only fo
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import replace
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-import optax
 
 from lstmkit.data.text import TextVectorizer
 from lstmkit.errors import LstmkitError
 from lstmkit.io import checkpoint
 from lstmkit.nn import layers as L
 from lstmkit.nn import train
+from lstmkit.nn.architecture import LOSSES, Architecture
 from lstmkit.nn.optim import OptimizerSettings
 from lstmkit.nn.predictions import Predictions
-
-LOSSES = ("binary_crossentropy", "sparse_categorical_crossentropy")
-
-
-@dataclass(frozen=True)
-class Architecture:
-    """What a model computes: its layers, loss and optimizer; immutable, equal by value, hashable.
-
-    The jitted steps (`lstmkit.nn.train`, `lstmkit.explain.trace`) take it as their static
-    argument, so every model of one architecture shares their compiled programs: a sweep or a
-    self-training round does not compile again. Nothing the host does is part of it (the
-    vectorizer, class names, lengths), nor any state (parameters, optimizer state, history).
-
-    Attributes:
-        layers: the numerical layers, a tuple; layers are equal by their configuration.
-        loss: one of LOSSES, or None for the one the last layer implies (1 unit: binary, K: sparse
-            categorical).
-        optimizer: `OptimizerSettings` (equal by value), an optax transformation (equal only to
-            itself: models share code when they are given the same object), or None before compile.
-    """
-
-    layers: tuple = ()
-    loss: str | None = None
-    optimizer: Any = None
-
-    def __post_init__(self):
-        object.__setattr__(self, "layers", tuple(self.layers))
-
-    @property
-    def n_outputs(self):
-        last = self.layers[-1] if self.layers else None
-        if not isinstance(last, L.Dense):
-            raise LstmkitError("a classifier's last layer must be Dense (1 unit with sigmoid, or K units with softmax)")
-        return last.units
-
-    def implied_loss(self):
-        """The loss the last Dense layer's width implies: binary for 1 unit, sparse categorical for K."""
-        return LOSSES[0] if self.n_outputs == 1 else LOSSES[1]
-
-    def check_loss(self):
-        """Raise when the compiled loss does not fit the last layer's width."""
-        if self.loss is not None and self.loss != self.implied_loss():
-            want = "1 output (Dense(1, 'sigmoid'))" if self.loss == LOSSES[0] else "K > 1 outputs (Dense(K, 'softmax'))"
-            raise LstmkitError(
-                f"loss {self.loss!r} needs {want}, but the last Dense layer has {self.n_outputs}; "
-                f"compile with loss={self.implied_loss()!r}, or change the last layer"
-            )
-
-    def make_optimizer(self):
-        """The optax transformation: built from the settings, or the one compile was given."""
-        return self.optimizer.make() if isinstance(self.optimizer, OptimizerSettings) else self.optimizer
-
-    def init_params(self, key):
-        """Fresh parameters for every layer from one key (split per layer); pure."""
-        shape = (None,)  # token ids, any length
-        params = []
-        for layer, k in zip(self.layers, jax.random.split(key, max(len(self.layers), 1))):
-            p, shape = layer.init(k, shape)
-            params.append(p)
-        return params
-
-    def apply(self, params, ids, *, key=None, logits=False, perturb=None):
-        """Forward pass on ids (B, T); returns probabilities, or logits (B, K) with logits=True.
-
-        key: a PRNG key in training (dropout on), None at inference.
-        perturb: (B, T, E) added to the Embedding's output (adversarial training), or None.
-        """
-        layers = self.layers
-        x, mask = ids, None
-        n = len(layers)
-        keys = jax.random.split(key, n) if key is not None else [None] * n
-        done = -1  # layers up to this index already ran, fused into an LSTM
-        for idx, (layer, p, k) in enumerate(zip(layers, params, keys)):
-            if idx <= done:
-                continue
-            if logits and idx == n - 1 and isinstance(layer, L.Dense):
-                return layer.logits(p, x)
-            nxt = idx + 1
-            while key is None and nxt < n and isinstance(layers[nxt], L.Dropout):
-                nxt += 1  # dropout is the identity at inference: look past it
-            if isinstance(layer, L.Embedding) and perturb is not None:
-                x, mask = layer.apply(p, x, mask, key=k)
-                x = x + perturb
-                continue
-            if (
-                isinstance(layer, L.Embedding)
-                and nxt < n
-                and isinstance(layers[nxt], (L.LSTM, L.Bidirectional))
-                and not layer.bigram_buckets
-                and layer.input_dim <= x.size
-            ):
-                # x W_x = (table W_x)[ids]: project the small table instead of every token.
-                mask = (x != 0) if layer.mask_zero else None
-                x, mask = layers[nxt].apply(params[nxt], x, mask, embedding=p["table"])
-                done = nxt
-                continue
-            x, mask = layer.apply(p, x, mask, key=k)
-        return x
-
-    def loss_fn(self, params, ids, labels, weight, key=None, perturb=None):
-        """Weighted mean of the compiled loss, from logits, and the number of correct predictions.
-
-        labels: classes (B,) int; or soft targets (float): P(class 1) (B,) for a binary model,
-        distributions (B, K) for K classes (self-training's soft pseudo-labels). Cross-entropy
-        against a soft target p is -p log q - (1-p) log(1-q); a hard label is the case p in {0, 1}.
-        """
-        z = self.apply(params, ids, key=key, logits=True, perturb=perturb)
-        if (self.loss or self.implied_loss()) == "binary_crossentropy":  # one logit, sigmoid
-            z = z[:, 0]
-            per_example = optax.sigmoid_binary_cross_entropy(z, labels.astype(z.dtype))
-            correct = (z >= 0) == (labels >= 0.5)
-        elif labels.ndim == 2:  # soft targets over K classes
-            per_example = optax.softmax_cross_entropy(z, labels.astype(z.dtype))
-            correct = z.argmax(-1) == labels.argmax(-1)
-        else:
-            per_example = optax.softmax_cross_entropy_with_integer_labels(z, labels)
-            correct = z.argmax(-1) == labels
-        total = jnp.maximum(weight.sum(), 1.0)
-        return (per_example * weight).sum() / total, (correct * weight).sum()
 
 
 class Sequential:
@@ -276,9 +155,9 @@ class Sequential:
     def n_outputs(self):
         return self.architecture.n_outputs
 
-    def apply(self, params, ids, *, key=None, logits=False, perturb=None):
+    def apply(self, params, ids, *, key=None, logits=False, perturb=None, trace=False):
         """Forward pass on ids (B, T); see `Architecture.apply`."""
-        return self.architecture.apply(params, ids, key=key, logits=logits, perturb=perturb)
+        return self.architecture.apply(params, ids, key=key, logits=logits, perturb=perturb, trace=trace)
 
     def loss_fn(self, params, ids, labels, weight, key=None, perturb=None):
         """Weighted mean loss and correct count; see `Architecture.loss_fn`."""

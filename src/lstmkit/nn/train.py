@@ -1,16 +1,15 @@
 """Training, evaluation and prediction loops on top of Optax, for a `Sequential`.
 
-Everything inside a step is jitted, keyed on the model's `Architecture` (a value: models of one
-architecture share the compiled steps), never on the model object; one compiled train step per batch shape (batches are
-length-bucketed, so few shapes occur), parameters and optimizer state donated so they update in
-place, and the next batch prepared on a background thread while the step runs. Metrics stay on
-the device until the progress bar asks for them.
+The loops run on the host: batches (`lstmkit.nn.batches`) go to the jitted steps
+(`lstmkit.nn.steps`, keyed on the model's `Architecture`, so models of one architecture share the
+compiled steps) while the next batch is prepared on a background thread. Metrics stay on the
+device until the progress bar asks for them, one step behind.
 """
 
 from __future__ import annotations
 
 import time
-from functools import partial
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -18,16 +17,13 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from lstmkit.core import fused
-from lstmkit.data.batching import Batch, iterate_batches, prefetch
 from lstmkit.errors import LstmkitError
-from lstmkit.nn.adversarial import (
-    adversarial_perturbation,
-    embedded_inputs,
-    embedding_index,
-    virtual_adversarial_direction,
-    virtual_adversarial_kl,
-)
+from lstmkit.nn.adversarial import PerturbationStrength, check_sizes, warn_if_stalled
+from lstmkit.nn.batches import inference_batches, training_batches
 from lstmkit.nn.optim import averaged_weights
+from lstmkit.nn.steps import eval_step, predict_step, train_step
+
+HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "epoch_time")
 
 
 def _labels(y):
@@ -52,151 +48,6 @@ def check_ready(model, *, training=True):
     model.architecture.check_loss()
 
 
-@partial(jax.jit, static_argnums=(0, 7, 8), donate_argnums=(1, 2))
-def _train_step(
-    arch, params, opt_state, ids, labels, weight, key, adversarial=0.0, virtual_adversarial=0.0, strength=1.0
-):
-    """One optimizer step; returns new params and state, and the batch's loss and correct sums.
-
-    adversarial > 0 adds adversarial training (Goodfellow et al. 2015; Miyato et al. 2017 for text):
-    the batch is fitted a second time with its embedded inputs moved by `adversarial` token
-    lengths (`adversarial_perturbation`) in the direction that raises the loss most, to first
-    order. virtual_adversarial > 0 adds the virtual adversarial loss (`virtual_adversarial_loss`):
-    the prediction on the batch moved by that many token lengths where it changes fastest is
-    pulled towards the clean one, no label needed. The loss and gradient are the sums; the
-    reported loss is the clean one. Each costs one to two more forward and backward passes.
-    strength (traced, in [0, 1]) scales both sizes (`PerturbationStrength`: 0 until learning starts).
-    """
-    if adversarial:
-        embedded, mask = embedded_inputs(arch, params, ids)  # sizes the perturbation
-        grad_fn = jax.value_and_grad(arch.loss_fn, argnums=(0, 5), has_aux=True)
-        (loss, correct), (grads, d_embedded) = grad_fn(params, ids, labels, weight, key, jnp.zeros_like(embedded))
-        r_adv = jax.lax.stop_gradient(adversarial_perturbation(d_embedded, embedded, mask, adversarial * strength))
-        # The same dropout key: the direction was computed for this very network.
-        adv_grads = jax.grad(lambda p: arch.loss_fn(p, ids, labels, weight, key, r_adv)[0])(params)
-        grads = jax.tree.map(jnp.add, grads, adv_grads)
-    else:
-        (loss, correct), grads = jax.value_and_grad(arch.loss_fn, has_aux=True)(params, ids, labels, weight, key)
-    if virtual_adversarial:
-        vat_key = jax.random.key(0) if key is None else key
-        z_clean, r_vadv = virtual_adversarial_direction(arch, params, ids, vat_key, virtual_adversarial * strength)
-        vat_grads = jax.grad(virtual_adversarial_kl, argnums=1)(arch, params, ids, weight, vat_key, z_clean, r_vadv)
-        grads = jax.tree.map(jnp.add, grads, vat_grads)
-    updates, opt_state = arch.make_optimizer().update(grads, opt_state, params)
-    params = jax.tree.map(lambda p, u: p + u, params, updates)
-    return params, opt_state, loss * weight.sum(), correct
-
-
-@partial(jax.jit, static_argnums=(0,))
-def _eval_step(arch, params, ids, labels, weight):
-    """The batch's summed loss and correct count (B,) -> two scalars."""
-    loss, correct = arch.loss_fn(params, ids, labels, weight)
-    return loss * weight.sum(), correct
-
-
-@partial(jax.jit, static_argnums=(0,))
-def _predict_step(arch, params, ids):
-    """Probabilities (B, K) for ids (B, T)."""
-    return arch.apply(params, ids)
-
-
-# jit keys on the architecture, a value: every model of one architecture compiles once per batch
-# shape, and the cache holds the architecture, not the model (its weights are arguments).
-
-
-def pad_multiple(max_length):
-    """Batch lengths are rounded up to a quarter of the maximum: at most 4 shapes to compile."""
-    return max(8, -(-max_length // 4)) if max_length else 32
-
-
-def _batches(model, ids, labels, batch_size, *, seed, shuffle, bucket, shuffle_buffer=None):
-    max_length = _max_length(model)
-    it = iterate_batches(
-        ids,
-        labels,
-        batch_size,
-        seed=seed,
-        shuffle=shuffle,
-        bucket=bucket,
-        shuffle_buffer=shuffle_buffer,
-        pad_multiple=pad_multiple(max_length),
-        max_length=max_length,
-    )
-    return prefetch(it, 2)
-
-
-def _inference_batches(model, ids, labels, batch_size, pad_lengths=None):
-    """Batches for evaluation and prediction, sorted by length (one bucket window over all), so
-    little padding is computed; each Batch's `index` says which input rows it holds. Batches
-    longer than training are split to hold no more tokens than batch_size x the training length.
-
-    A request smaller than a batch is not padded to one: its rows are the next power of two
-    (1 for one text) and its length its longest text's, rounded up to `pad_multiple`, so one
-    review of 993 tokens is one (1, 1000) batch, not two (128, 1600) ones.
-    pad_lengths: the lengths a batch may take, instead of the training ones and their doublings;
-    a caller that gives them (the server, which compiles its shapes ahead) gets batch_size rows."""
-    if pad_lengths is None:
-        rows = min(batch_size, 1 << max(len(ids) - 1, 0).bit_length())
-    else:
-        rows = batch_size
-    window = len(ids) // rows + 1
-    trained, longest = _max_length(model), _max_length(model, inference=True)
-    batches = iterate_batches(
-        ids,
-        labels,
-        rows,
-        shuffle=False,
-        bucket=True,
-        bucket_window=window,
-        max_length=longest,
-        pad_multiple=pad_multiple(trained),
-        pad_lengths=pad_lengths or (_inference_pad_lengths(trained, longest) if len(ids) > rows else None),
-    )
-    return _split_long(batches, batch_size * trained) if trained and longest and longest > trained else batches
-
-
-def _split_long(batches, max_tokens):
-    """Each batch of more than max_tokens (rows x steps) as smaller ones of max_tokens // steps
-    rows (the last one filled with weight-0 rows of index -1): memory stays that of a batch at the
-    training length, and each length gets one row count, so one more shape to compile at most."""
-    for b in batches:
-        B, T = b.ids.shape
-        rows = max(1, max_tokens // T)
-        if rows >= B:
-            yield b
-            continue
-        for start in range(0, B, rows):
-            part = Batch(*(a[start : start + rows] for a in b))
-            short = rows - len(part.weight)
-            if short:  # filler: copies of the first row, weight 0, index -1
-                fill = Batch(*(np.repeat(a[:1], short, axis=0) for a in part))
-                fill = fill._replace(weight=np.zeros_like(fill.weight), index=np.full_like(fill.index, -1))
-                part = Batch(*(np.concatenate([a, f]) for a, f in zip(part, fill)))
-            yield part
-
-
-def _inference_pad_lengths(trained, longest):
-    """Batch lengths for inference: the training ones, then doubling up to the inference length
-    (2L, 4L, ... capped at it), so texts longer than training add few shapes to compile."""
-    if not trained or not longest or longest <= trained:
-        return None
-    step = pad_multiple(trained)
-    lengths = list(range(step, trained, step)) + [trained]
-    while lengths[-1] < longest:
-        lengths.append(min(2 * lengths[-1], longest))
-    return lengths
-
-
-def _max_length(model, inference=False):
-    """The longest sequence the model reads: the vectorizer's length (its inference length when
-    inference and one is set), or the id matrix's width."""
-    if model.vectorizer is not None:
-        if inference and model.inference_length:
-            return model.inference_length
-        return model.vectorizer.output_sequence_length
-    return model.input_length
-
-
 def evaluate(model, x, y, *, batch_size=256):
     """Mean loss and accuracy over labelled data."""
     check_ready(model, training=False)
@@ -206,8 +57,8 @@ def evaluate(model, x, y, *, batch_size=256):
 def _evaluate_ids(model, ids, labels, batch_size=256, params=None):
     params = model.params if params is None else params
     pending = [
-        _eval_step(model.architecture, params, b.ids, b.labels, b.weight)
-        for b in _inference_batches(model, ids, labels, batch_size)
+        eval_step(model.architecture, params, b.ids, b.labels, b.weight)
+        for b in inference_batches(model, ids, labels, batch_size)
     ]
     loss_sum = sum(float(l) for l, _ in pending)
     correct = sum(float(c) for _, c in pending)
@@ -226,8 +77,8 @@ def predict(model, x, *, batch_size=256, pad_lengths=None):
     if not ids:
         return out
     pending = [
-        (b.index, _predict_step(model.architecture, model.params, b.ids))
-        for b in _inference_batches(model, ids, None, batch_size, pad_lengths)
+        (b.index, predict_step(model.architecture, model.params, b.ids))
+        for b in inference_batches(model, ids, None, batch_size, pad_lengths)
     ]
     for index, proba in pending:
         out[index[index >= 0]] = np.asarray(proba)[index >= 0]
@@ -274,7 +125,7 @@ def fit(
             restore the best weights.
         on_epoch_end: callback(epoch, params, opt_state, history, best) after each epoch
             (`Sequential.fit` hands the CLI its model with these weights, for checkpoints).
-        An optimizer with a weight average (`lstmkit.nn.model.weight_average`) is validated with the
+        An optimizer with a weight average (`lstmkit.nn.optim.weight_average`) is validated with the
         averaged weights, and the model ends with them (or with the best epoch's average).
         adversarial: epsilon of adversarial training on the embedded inputs, in token lengths
             (`adversarial_perturbation`); 0 = off.
@@ -284,66 +135,26 @@ def fit(
         initial_epoch, opt_state, history, best: continue an interrupted run (resume); best is
             early stopping's {"value", "epoch", "params", "wait"} so far.
     """
-    if opt_state is None:
-        opt_state = model.optimizer.init(params)
-    if history is None:
-        history = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": [], "epoch_time": []}
-    val = None
-    if validation_data is not None:
-        val = (model._ids(validation_data[0], inference=True), _labels(validation_data[1]))
-    perturbations = (float(adversarial or 0.0), float(virtual_adversarial or 0.0))
-    base_key = jax.random.key(seed)
+    opt_state = model.optimizer.init(params) if opt_state is None else opt_state
+    history = {key: [] for key in HISTORY_KEYS} if history is None else history
     best = dict(best) if best is not None else {"value": None, "epoch": None, "params": None, "wait": 0}
+    val = None if validation_data is None else _validation_set(model, *validation_data)
+    perturbations = (float(adversarial or 0.0), float(virtual_adversarial or 0.0))
+    run = _Run(model, ids, labels, val, batch_size, seed, bucket, shuffle_buffer, epochs, verbose, progress)
     for epoch in range(initial_epoch, epochs):
-        t0 = time.perf_counter()
-        batches = _batches(
-            model,
-            ids,
-            labels,
-            batch_size,
-            seed=seed * 100003 + epoch,
-            shuffle=True,
-            bucket=bucket,
-            shuffle_buffer=shuffle_buffer,
-        )
-        bar = tqdm(
-            total=len(ids),
-            desc=f"epoch {epoch + 1}/{epochs}",
-            unit="ex",
-            disable=not (verbose and progress),
-            leave=True,
-            dynamic_ncols=True,
-        )
-        previous = history["loss"][-1] if history["loss"] else None
-        ramp = PerturbationStrength(len(model.class_names or ()) or 2, previous) if any(perturbations) else None
-        params, opt_state, loss, accuracy = _train_epoch(
-            model, params, opt_state, batches, jax.random.fold_in(base_key, epoch), perturbations, bar, ramp
-        )
-        history["loss"].append(loss)
-        history["accuracy"].append(accuracy)
-        history["epoch_time"].append(time.perf_counter() - t0)
-        message = (
-            f"epoch {epoch + 1}/{epochs}: loss {loss:.4f}, accuracy {accuracy:.4f}, {history['epoch_time'][-1]:.1f} s"
-        )
-        averaged = averaged_weights(opt_state)
-        if val is not None:
-            v = _evaluate_ids(model, *val, params=params if averaged is None else averaged)
-            history["val_loss"].append(v["loss"])
-            history["val_accuracy"].append(v["accuracy"])
-            message += f"; val_loss {v['loss']:.4f}, val_accuracy {v['accuracy']:.4f}"
-        if verbose:
-            print(message, flush=True)
-            _warn_if_adversarial_stalls(model, history, perturbations[0])
-        stop = False
-        if early_stopping_patience is not None and val is not None:
-            stop = _early_stopping(
+        params, opt_state = _fit_epoch(run, epoch, params, opt_state, history, perturbations)
+        stop = (
+            early_stopping_patience is not None
+            and val is not None
+            and _early_stopping(
                 best,
                 history[monitor][-1],
                 epoch,
-                params if averaged is None else averaged,
+                _validated_weights(params, opt_state),
                 patience=early_stopping_patience,
                 lower_is_better="loss" in monitor,
             )
+        )
         if on_epoch_end is not None:
             on_epoch_end(epoch, params, opt_state, history, best)
         if stop:
@@ -352,6 +163,89 @@ def fit(
             break
     params = _finish(params, opt_state, history, best, monitor, verbose)
     return params, opt_state, history
+
+
+def _validation_set(model, x, y):
+    """(ids, labels) to validate on, read as evaluation reads them."""
+    return model._ids(x, inference=True), _labels(y)
+
+
+class _Run(NamedTuple):
+    """What every epoch of one `fit` reads: the data, how it is batched, and how much it says."""
+
+    model: Any
+    ids: list
+    labels: np.ndarray
+    val: tuple | None  # (ids, labels) to validate on after each epoch
+    batch_size: int
+    seed: int
+    bucket: bool
+    shuffle_buffer: int | None
+    epochs: int
+    verbose: bool
+    progress: bool
+
+
+def _fit_epoch(run, epoch, params, opt_state, history, perturbations):
+    """One epoch: train on every batch, validate, record it in history and say it; returns (params, opt_state)."""
+    t0 = time.perf_counter()
+    model = run.model
+    batches = training_batches(
+        model,
+        run.ids,
+        run.labels,
+        run.batch_size,
+        seed=run.seed * 100003 + epoch,
+        shuffle=True,
+        bucket=run.bucket,
+        shuffle_buffer=run.shuffle_buffer,
+    )
+    bar = _progress_bar(len(run.ids), epoch, run.epochs, enabled=run.verbose and run.progress)
+    ramp = _perturbation_strength(model, history, perturbations)
+    epoch_key = jax.random.fold_in(jax.random.key(run.seed), epoch)
+    params, opt_state, loss, accuracy = _train_epoch(
+        model, params, opt_state, batches, epoch_key, perturbations, bar, ramp
+    )
+    history["loss"].append(loss)
+    history["accuracy"].append(accuracy)
+    history["epoch_time"].append(time.perf_counter() - t0)
+    message = (
+        f"epoch {epoch + 1}/{run.epochs}: loss {loss:.4f}, accuracy {accuracy:.4f}, {history['epoch_time'][-1]:.1f} s"
+    )
+    if run.val is not None:
+        v = _evaluate_ids(model, *run.val, params=_validated_weights(params, opt_state))
+        history["val_loss"].append(v["loss"])
+        history["val_accuracy"].append(v["accuracy"])
+        message += f"; val_loss {v['loss']:.4f}, val_accuracy {v['accuracy']:.4f}"
+    if run.verbose:
+        print(message, flush=True)
+        warn_if_stalled(model.class_names, history, perturbations[0])
+    return params, opt_state
+
+
+def _validated_weights(params, opt_state):
+    """The weights validation and early stopping read: the optimizer's weight average when it keeps one."""
+    averaged = averaged_weights(opt_state)
+    return params if averaged is None else averaged
+
+
+def _progress_bar(n_examples, epoch, epochs, *, enabled):
+    return tqdm(
+        total=n_examples,
+        desc=f"epoch {epoch + 1}/{epochs}",
+        unit="ex",
+        disable=not enabled,
+        leave=True,
+        dynamic_ncols=True,
+    )
+
+
+def _perturbation_strength(model, history, perturbations):
+    """The epoch's `PerturbationStrength`, started from the previous epoch's loss; None without perturbations."""
+    if not any(perturbations):
+        return None
+    previous = history["loss"][-1] if history["loss"] else None
+    return PerturbationStrength(len(model.class_names or ()) or 2, previous)
 
 
 def training_data(model, x, y, adversarial=0.0, virtual_adversarial=0.0):
@@ -366,19 +260,7 @@ def training_data(model, x, y, adversarial=0.0, virtual_adversarial=0.0):
     ids, labels = model._ids(x), _labels(y)
     if len(ids) == 0:
         raise LstmkitError("no training examples")
-    adversarial = float(adversarial or 0.0)
-    if adversarial < 0:
-        raise LstmkitError(
-            f"--adversarial must be 0 (off) or a positive perturbation size in token lengths, got {adversarial}"
-        )
-    virtual_adversarial = float(virtual_adversarial or 0.0)
-    if not virtual_adversarial >= 0:
-        raise LstmkitError(
-            "--virtual-adversarial must be 0 (off) or a positive perturbation size in token lengths, "
-            f"got {virtual_adversarial}"
-        )
-    if adversarial or virtual_adversarial:
-        embedding_index(model)
+    check_sizes(model, float(adversarial or 0.0), float(virtual_adversarial or 0.0))
     class_names = model.class_names
     if class_names is None:
         n_classes = labels.shape[1] if labels.ndim == 2 else max(int(labels.max()) + 1, 2)
@@ -405,7 +287,7 @@ def _train_epoch(model, params, opt_state, batches, epoch_key, perturbations, ba
     try:
         for step, batch in enumerate(batches):
             key = jax.random.fold_in(epoch_key, step)
-            params, opt_state, l, c = _train_step(
+            params, opt_state, l, c = train_step(
                 model.architecture,
                 params,
                 opt_state,
@@ -437,57 +319,6 @@ def _train_epoch(model, params, opt_state, batches, epoch_key, perturbations, ba
     bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct_sum / seen:.4f}", ex_s=f"{rate:.0f}")
     bar.close()
     return params, opt_state, loss_sum / seen, correct_sum / seen
-
-
-class PerturbationStrength:
-    """How strongly (0 to 1) a step perturbs its batch: a guard against adversarial training that stalls.
-
-    A perturbation that helps once the model has learned something can keep a model at chance from
-    the first step for good: on short texts each word moves a lot (IMDB's first sentences never
-    left chance at 0.3 word lengths, where whole reviews learn at once). So the strength is 1
-    unless the training loss, over the last WINDOW steps, is still at chance (above HOLD x log K)
-    after STALL steps; it is then 0 until that loss falls below it, and grows back to 1 over RAMP
-    steps. The state at an epoch's start comes from the previous epoch's mean loss (below
-    the line: full strength; above: held until learning starts), so a resumed run computes what an
-    uninterrupted one does.
-    """
-
-    WINDOW, HOLD, STALL, RAMP = 20, 0.95, 200, 100
-
-    def __init__(self, n_classes, previous_epoch_loss=None):
-        self.threshold = self.HOLD * float(np.log(max(n_classes, 2)))
-        self.learned = previous_epoch_loss is not None and previous_epoch_loss < self.threshold
-        self.held = previous_epoch_loss is not None and not self.learned
-        self.resumed_at = None
-        self.recent = []
-
-    def observe(self, step, mean_loss):
-        """The loss per example of a finished step (read one step behind)."""
-        if self.learned:
-            return
-        self.recent = (self.recent + [mean_loss])[-self.WINDOW :]
-        if len(self.recent) == self.WINDOW and sum(self.recent) / self.WINDOW < self.threshold:
-            self.learned = True
-            if self.held:
-                self.resumed_at = step
-        elif step >= self.STALL:
-            self.held = True
-
-    def __call__(self, step):
-        if self.resumed_at is not None:
-            return min(1.0, (step - self.resumed_at) / self.RAMP)
-        return 0.0 if self.held else 1.0
-
-
-def _warn_if_adversarial_stalls(model, history, adversarial):
-    chance = float(np.log(len(model.class_names)))
-    if adversarial and history["loss"][-1] > 0.99 * chance:
-        print(
-            f"warning: the training loss is still at chance ({chance:.3f}); an --adversarial perturbation "
-            f"this large ({adversarial}) can stop learning altogether (it is held off until the loss leaves chance; "
-            "if it never does, try a smaller one)",
-            flush=True,
-        )
 
 
 def _early_stopping(best, value, epoch, params, *, patience, lower_is_better):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from lstmkit.atomic import write_with
 from lstmkit.errors import LstmkitError
-from lstmkit.io.checkpoint import resolve_dir
+from lstmkit.io.output_folder import resolve_dir
 
 FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
 PANELS = (

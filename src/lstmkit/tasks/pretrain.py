@@ -28,9 +28,9 @@ from lstmkit.data.batching import iterate_batches, prefetch
 from lstmkit.data.text import OOV_ID, PAD_ID, TextVectorizer
 from lstmkit.data.unlabeled import pretraining_texts
 from lstmkit.errors import LstmkitError
-from lstmkit.io import checkpoint
+from lstmkit.io import output_folder
+from lstmkit.nn.batches import pad_multiple
 from lstmkit.nn.optim import make_optimizer
-from lstmkit.nn.train import pad_multiple
 from lstmkit.tasks.lm import SAMPLING_POWER, init_lm, lm_nll
 from lstmkit.tasks.presets import LMConfig
 from lstmkit.tasks.pretrained import (
@@ -139,7 +139,7 @@ def pretrain(texts, out, *, verbose=True, progress=None, sources=None, overwrite
     """
     config = LMConfig(**settings).check()
     out = Path(out)
-    checkpoint.check_output(out, overwrite=overwrite, kind="pretrained")
+    output_folder.check_output(out, overwrite=overwrite, kind="pretrained")
     fused.available()  # build the LSTM kernel now, not inside the first trace
     texts = [t for t in texts if isinstance(t, str) and t.strip()]
     if len(texts) < 2:
@@ -322,9 +322,9 @@ def pretrain_run(
     """
     config = LMConfig(**settings).check()  # fail on a bad flag before reading 50,000 reviews
     out = Path(out)
-    with checkpoint.output_lock(out):
-        checkpoint.recover_interrupted_save(out, kind="pretrained")
-        checkpoint.check_output(out, overwrite=overwrite, kind="pretrained")
+    with output_folder.output_lock(out):
+        output_folder.recover_interrupted_save(out, kind="pretrained")
+        output_folder.check_output(out, overwrite=overwrite, kind="pretrained")
         texts = pretraining_texts(data, unlabeled, text_column=text_column, seed=config.seed)
         sources = ([f"data:{data}"] if data is not None else []) + [f"unlabeled:{u}" for u in unlabeled]
         return pretrain(texts, out, progress=progress, sources=sources, **settings)

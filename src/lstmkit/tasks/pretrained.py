@@ -24,14 +24,14 @@ import jax.numpy as jnp
 from lstmkit.atomic import write_json
 from lstmkit.data.text import TextVectorizer
 from lstmkit.errors import LstmkitError
-from lstmkit.io import checkpoint
+from lstmkit.io import checkpoint, output_folder
 from lstmkit.io.verify import check_keys
 from lstmkit.nn import layers as L
 from lstmkit.tasks.lm import init_lm
 from lstmkit.tasks.presets import LMConfig
 from lstmkit.version import __version__
 
-KIND = checkpoint.PRETRAINED_KIND
+KIND = output_folder.PRETRAINED_KIND
 
 
 class Pretrained(NamedTuple):
@@ -49,7 +49,7 @@ def save_pretrained(directory, params, vectorizer, config: LMConfig, history, co
     """Write the pretrained directory atomically: build it beside the target, then swap it in."""
     from safetensors.numpy import save_file
 
-    with checkpoint.staged_directory(directory, kind="pretrained") as tmp:
+    with output_folder.staged_directory(directory, kind="pretrained") as tmp:
         save_file(checkpoint.flatten_params(params), tmp / checkpoint.WEIGHTS)
         vectorizer.save(tmp)
         write_json(tmp / "history.json", history)
@@ -59,7 +59,7 @@ def save_pretrained(directory, params, vectorizer, config: LMConfig, history, co
 
 def load_pretrained(directory) -> Pretrained:
     """Read a pretrained directory, verifying its format, kind, checksums and tensor shapes."""
-    path = checkpoint.resolve_dir(directory)
+    path = output_folder.resolve_dir(directory)
     if not path.is_dir():
         raise LstmkitError(
             f"pretrained directory {directory} does not exist; write one with `lstmkit pretrain --out {directory}`"

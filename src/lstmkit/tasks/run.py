@@ -15,10 +15,10 @@ import numpy as np
 
 from lstmkit.data.dataset import train_val_split
 from lstmkit.data.imdb import imdb_groups
-from lstmkit.data.sources import load_source, load_splits
+from lstmkit.data.sources import load_splits
 from lstmkit.data.unlabeled import read_unlabeled
 from lstmkit.errors import LstmkitError
-from lstmkit.io import checkpoint
+from lstmkit.io import checkpoint, output_folder
 from lstmkit.nn.model import load_model
 from lstmkit.tasks import preflight
 from lstmkit.tasks.classifier import build_model
@@ -36,11 +36,11 @@ def train_run(config, data, out, *, overwrite=False, resume=False, **kw):
     `_train_run`'s.
     """
     out = Path(out)
-    with checkpoint.output_lock(out):
-        said = checkpoint.recover_interrupted_save(out)
+    with output_folder.output_lock(out):
+        said = output_folder.recover_interrupted_save(out)
         if said:
             print(said, flush=True)
-        checkpoint.check_output(out, overwrite=overwrite, resume=resume)
+        output_folder.check_output(out, overwrite=overwrite, resume=resume)
         return _train_run(config, data, out, resume=resume, **kw)
 
 
@@ -284,53 +284,13 @@ def _train_one(
         class_names=class_names,
         vectorizer=state["model"].vectorizer if state is not None else None,
     )
-    opt_state, history, initial_epoch, best = None, None, 0, None
     if state is not None:
-        model.set_weights(state["model"].params)
-        opt_state, history = state["opt_state"], state["history"]
-        training = state["training"]
-        initial_epoch = training["epoch"] + 1
-        best = {
-            "value": training["best_value"],
-            "epoch": training["best_epoch"],
-            "params": state["best_params"],
-            "wait": training["wait"],
-        }
+        opt_state, history, initial_epoch, best = _resume_into(model, state)
     else:
-        t0 = time.perf_counter()
-        if pre is None:
-            model.vectorizer.adapt(texts)
-            print(f"vocabulary: {model.vectorizer.vocab_size:,} tokens ({time.perf_counter() - t0:.1f} s)", flush=True)
-        model.build(seed=seed)
-        if pre is not None:
-            install_pretrained(model, pre)
-            print(
-                f"pretrained: vocabulary ({model.vectorizer.vocab_size:,} tokens), embedding and first LSTM layer from {config['pretrained']}",
-                flush=True,
-            )
-
+        _start_fresh(model, texts, pre, seed, config)
+        opt_state, history, initial_epoch, best = None, None, 0, None
     preflight.check_room(out, model.params)
-
-    def save_checkpoint(epoch, model, opt_state, history, best):
-        training = {
-            "epoch": epoch,
-            "best_value": best["value"],
-            "best_epoch": best["epoch"],
-            "wait": best["wait"],
-            **checkpoint_extra,
-        }
-        checkpoint.save_model(
-            model,
-            out,
-            train_config=config,
-            history=history,
-            opt_state=opt_state,
-            training=training,
-            best_params=best["params"],
-            arrays=arrays,
-            status="training",
-        )
-
+    save_checkpoint = _checkpoint_saver(out, config, checkpoint_extra, arrays)
     model.fit(
         texts,
         labels,
@@ -354,34 +314,58 @@ def _train_one(
     return model
 
 
-def evaluate_run(
-    model_dir, data, *, split="test", text_column=None, label_column=None, batch_size=256, positive_class=None
-):
-    """Metrics of a saved model on a labelled source, its labels mapped through the model's classes
-    (a subset of them is fine; a class the model does not know is an error)."""
-    model = load_model(model_dir)
-    ds = load_source(data, split, text_column=text_column, label_column=label_column, min_classes=1)
-    ds = ds.relabeled(model.class_names, what=str(data))
-    proba = model.predict(ds.texts, batch_size=batch_size)
-    return classification_report(ds.labels, proba, model.class_names, positive_class=positive_class)
+def _resume_into(model, state):
+    """Give a fresh model the interrupted fit's weights; returns (opt_state, history, initial_epoch,
+    early stopping's best) to continue it from."""
+    model.set_weights(state["model"].params)
+    training = state["training"]
+    best = {
+        "value": training["best_value"],
+        "epoch": training["best_epoch"],
+        "params": state["best_params"],
+        "wait": training["wait"],
+    }
+    return state["opt_state"], state["history"], training["epoch"] + 1, best
 
 
-def predict_texts(model, texts, batch_size=256, *, top_k=0):
-    """[{"text", "label", "probability"}] per text; probability is that of the predicted label.
+def _start_fresh(model, texts, pre, seed, config):
+    """A new run's vocabulary (adapted to texts, or the pretrained one) and seeded weights, the
+    pretrained layers installed."""
+    t0 = time.perf_counter()
+    if pre is None:
+        model.vectorizer.adapt(texts)
+        print(f"vocabulary: {model.vectorizer.vocab_size:,} tokens ({time.perf_counter() - t0:.1f} s)", flush=True)
+    model.build(seed=seed)
+    if pre is not None:
+        install_pretrained(model, pre)
+        print(
+            f"pretrained: vocabulary ({model.vectorizer.vocab_size:,} tokens), embedding and first LSTM layer from {config['pretrained']}",
+            flush=True,
+        )
 
-    top_k: also "top_k", the K likeliest classes as [{"label", "probability"}], most likely first
-    (a binary model's two classes are 1 - p and p).
-    """
-    proba = model.predict(list(texts), batch_size=batch_size)
-    binary = proba.shape[-1] == 1
-    if binary:  # the sigmoid is the second class's probability
-        proba = np.concatenate([1.0 - proba, proba], axis=-1)
-    out = []
-    for text, p in zip(texts, proba):
-        k = int(p[1] >= 0.5) if binary else int(np.argmax(p))
-        row = {"text": text, "label": model.class_names[k], "probability": float(p[k])}
-        if top_k:
-            order = np.argsort(-p, kind="stable")[:top_k]
-            row["top_k"] = [{"label": model.class_names[j], "probability": float(p[j])} for j in order]
-        out.append(row)
-    return out
+
+def _checkpoint_saver(out, config, checkpoint_extra, arrays):
+    """The `on_epoch_end` callback of a run: the model directory saved as "training" after each
+    epoch, with what --resume needs (optimizer state, epoch, early stopping's state, `arrays`)."""
+
+    def save_checkpoint(epoch, model, opt_state, history, best):
+        training = {
+            "epoch": epoch,
+            "best_value": best["value"],
+            "best_epoch": best["epoch"],
+            "wait": best["wait"],
+            **checkpoint_extra,
+        }
+        checkpoint.save_model(
+            model,
+            out,
+            train_config=config,
+            history=history,
+            opt_state=opt_state,
+            training=training,
+            best_params=best["params"],
+            arrays=arrays,
+            status="training",
+        )
+
+    return save_checkpoint

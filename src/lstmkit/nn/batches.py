@@ -1,0 +1,107 @@
+"""The batches a model reads: shuffled, length-bucketed ones for training, and ones sorted by
+length for evaluation and prediction, split when texts are longer than training's.
+
+Shape legend: N examples, B batch size, T padded time steps of one batch, L the longest sequence
+the model reads. `lstmkit.data.batching` makes the batches; this module chooses their lengths
+for a model, so that few shapes (few compilations) occur.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lstmkit.data.batching import Batch, iterate_batches, prefetch
+
+
+def pad_multiple(max_length):
+    """Batch lengths are rounded up to a quarter of the maximum: at most 4 shapes to compile."""
+    return max(8, -(-max_length // 4)) if max_length else 32
+
+
+def max_length(model, inference=False):
+    """The longest sequence the model reads: the vectorizer's length (its inference length when
+    inference and one is set), or the id matrix's width."""
+    if model.vectorizer is not None:
+        if inference and model.inference_length:
+            return model.inference_length
+        return model.vectorizer.output_sequence_length
+    return model.input_length
+
+
+def training_batches(model, ids, labels, batch_size, *, seed, shuffle, bucket, shuffle_buffer=None):
+    """One epoch's batches, prepared on a background thread while the steps run."""
+    longest = max_length(model)
+    it = iterate_batches(
+        ids,
+        labels,
+        batch_size,
+        seed=seed,
+        shuffle=shuffle,
+        bucket=bucket,
+        shuffle_buffer=shuffle_buffer,
+        pad_multiple=pad_multiple(longest),
+        max_length=longest,
+    )
+    return prefetch(it, 2)
+
+
+def inference_batches(model, ids, labels, batch_size, pad_lengths=None):
+    """Batches for evaluation and prediction, sorted by length (one bucket window over all), so
+    little padding is computed; each Batch's `index` says which input rows it holds. Batches
+    longer than training are split to hold no more tokens than batch_size x the training length.
+
+    A request smaller than a batch is not padded to one: its rows are the next power of two
+    (1 for one text) and its length its longest text's, rounded up to `pad_multiple`, so one
+    review of 993 tokens is one (1, 1000) batch, not two (128, 1600) ones.
+    pad_lengths: the lengths a batch may take, instead of the training ones and their doublings;
+    a caller that gives them (the server, which compiles its shapes ahead) gets batch_size rows."""
+    if pad_lengths is None:
+        rows = min(batch_size, 1 << max(len(ids) - 1, 0).bit_length())
+    else:
+        rows = batch_size
+    window = len(ids) // rows + 1
+    trained, longest = max_length(model), max_length(model, inference=True)
+    batches = iterate_batches(
+        ids,
+        labels,
+        rows,
+        shuffle=False,
+        bucket=True,
+        bucket_window=window,
+        max_length=longest,
+        pad_multiple=pad_multiple(trained),
+        pad_lengths=pad_lengths or (inference_pad_lengths(trained, longest) if len(ids) > rows else None),
+    )
+    return split_long(batches, batch_size * trained) if trained and longest and longest > trained else batches
+
+
+def split_long(batches, max_tokens):
+    """Each batch of more than max_tokens (rows x steps) as smaller ones of max_tokens // steps
+    rows (the last one filled with weight-0 rows of index -1): memory stays that of a batch at the
+    training length, and each length gets one row count, so one more shape to compile at most."""
+    for b in batches:
+        B, T = b.ids.shape
+        rows = max(1, max_tokens // T)
+        if rows >= B:
+            yield b
+            continue
+        for start in range(0, B, rows):
+            part = Batch(*(a[start : start + rows] for a in b))
+            short = rows - len(part.weight)
+            if short:  # filler: copies of the first row, weight 0, index -1
+                fill = Batch(*(np.repeat(a[:1], short, axis=0) for a in part))
+                fill = fill._replace(weight=np.zeros_like(fill.weight), index=np.full_like(fill.index, -1))
+                part = Batch(*(np.concatenate([a, f]) for a, f in zip(part, fill)))
+            yield part
+
+
+def inference_pad_lengths(trained, longest):
+    """Batch lengths for inference: the training ones, then doubling up to the inference length
+    (2L, 4L, ... capped at it), so texts longer than training add few shapes to compile."""
+    if not trained or not longest or longest <= trained:
+        return None
+    step = pad_multiple(trained)
+    lengths = list(range(step, trained, step)) + [trained]
+    while lengths[-1] < longest:
+        lengths.append(min(2 * lengths[-1], longest))
+    return lengths

@@ -1,0 +1,45 @@
+"""The jobs on a saved model: its metrics on labelled data, and its predictions as rows.
+
+This is what `lstmkit evaluate` and `lstmkit predict` run; the numerics are `lstmkit.nn.model`'s.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lstmkit.data.sources import load_source
+from lstmkit.nn.model import load_model
+from lstmkit.tasks.metrics import classification_report
+
+
+def evaluate_run(
+    model_dir, data, *, split="test", text_column=None, label_column=None, batch_size=256, positive_class=None
+):
+    """Metrics of a saved model on a labelled source, its labels mapped through the model's classes
+    (a subset of them is fine; a class the model does not know is an error)."""
+    model = load_model(model_dir)
+    ds = load_source(data, split, text_column=text_column, label_column=label_column, min_classes=1)
+    ds = ds.relabeled(model.class_names, what=str(data))
+    proba = model.predict(ds.texts, batch_size=batch_size)
+    return classification_report(ds.labels, proba, model.class_names, positive_class=positive_class)
+
+
+def predict_texts(model, texts, batch_size=256, *, top_k=0):
+    """[{"text", "label", "probability"}] per text; probability is that of the predicted label.
+
+    top_k: also "top_k", the K likeliest classes as [{"label", "probability"}], most likely first
+    (a binary model's two classes are 1 - p and p).
+    """
+    proba = model.predict(list(texts), batch_size=batch_size)
+    binary = proba.shape[-1] == 1
+    if binary:  # the sigmoid is the second class's probability
+        proba = np.concatenate([1.0 - proba, proba], axis=-1)
+    out = []
+    for text, p in zip(texts, proba):
+        k = int(p[1] >= 0.5) if binary else int(np.argmax(p))
+        row = {"text": text, "label": model.class_names[k], "probability": float(p[k])}
+        if top_k:
+            order = np.argsort(-p, kind="stable")[:top_k]
+            row["top_k"] = [{"label": model.class_names[j], "probability": float(p[j])} for j in order]
+        out.append(row)
+    return out
