@@ -1,13 +1,12 @@
 """The architecture is a value: equal models share compiled code; nothing sets a model's attributes from outside; the compiled loss."""
 
 import ast
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from helpers import synthetic_reviews
+from helpers import resign_config, synthetic_reviews
 from lstmkit import LstmkitError
 from lstmkit.nn import steps
 from lstmkit.nn.layers import LSTM, Bidirectional, Dense, Embedding
@@ -109,7 +108,7 @@ def test_compile_loss_is_honoured_or_refused(tmp_path):
     model = _three_classes().compile()
     model.build(seed=0)
     model.save(tmp_path / "m")
-    config = json.loads((tmp_path / "m" / "config.json").read_text())
-    config["model"]["loss"] = "binary_crossentropy"
-    (tmp_path / "m" / "config.json").write_text(json.dumps(config))
+    resign_config(
+        tmp_path / "m", lambda config: {**config, "model": {**config["model"], "loss": "binary_crossentropy"}}
+    )
     assert load_model(tmp_path / "m").loss == "sparse_categorical_crossentropy"

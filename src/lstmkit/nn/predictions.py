@@ -31,9 +31,9 @@ class Predictions(np.ndarray):
     class_names: list | None
 
     def __new__(cls, proba, class_names=None):
-        obj = np.asarray(proba).view(cls)
-        obj.class_names = list(class_names) if class_names is not None else None
-        return obj
+        self = np.asarray(proba).view(cls)  # the new array is this object: its own attribute, set here
+        self.class_names = list(class_names) if class_names is not None else None
+        return self
 
     def __array_finalize__(self, obj):
         self.class_names = getattr(obj, "class_names", None)
