@@ -8,13 +8,16 @@ import sys
 import click
 
 from lstmkit.cli.compile_cache import enable_compile_cache
+from lstmkit.cli.file_options import file_options
 from lstmkit.errors import LstmkitError
 
 
 @click.command()
 @click.argument("model_dir", type=click.Path())
 @click.option(
-    "--data", required=True, help="labelled data: imdb, an aclImdb folder or .tar.gz, or a CSV/TSV/JSONL/folder dataset"
+    "--data",
+    required=True,
+    help="labelled data: imdb, an aclImdb folder or .tar.gz, a CSV/TSV/JSONL/fastText file (gzipped or not), or class folders",
 )
 @click.option(
     "--split",
@@ -23,22 +26,30 @@ from lstmkit.errors import LstmkitError
     type=click.Choice(["train", "test"]),
     help="split of a source that has splits",
 )
-@click.option("--text-column", default=None)
-@click.option("--label-column", default=None)
+@click.option("--text-column", default=None, help="a name or 0-based index (autodetected)")
+@click.option("--label-column", default=None, help="a name or 0-based index (autodetected)")
+@file_options("--data")
 @click.option(
     "--positive-class",
     default=None,
     help="for two classes: the one whose precision, recall and F1 lead (default the second)",
 )
 @click.option("--json", "as_json", is_flag=True, help="print the metrics as one JSON object")
-def evaluate(model_dir, data, split, text_column, label_column, positive_class, as_json):
+def evaluate(model_dir, data, split, text_column, label_column, file_format, header, positive_class, as_json):
     """Accuracy; precision, recall, F1 and support per class, their macro and weighted averages;
     ROC AUC for two classes; the confusion matrix."""
     from lstmkit.tasks.run import evaluate_run
 
     enable_compile_cache()
     m = evaluate_run(
-        model_dir, data, split=split, text_column=text_column, label_column=label_column, positive_class=positive_class
+        model_dir,
+        data,
+        split=split,
+        text_column=text_column,
+        label_column=label_column,
+        file_format=file_format,
+        header=header,
+        positive_class=positive_class,
     )
     if as_json:
         click.echo(json.dumps(m))
@@ -78,9 +89,12 @@ def _echo_report(m):
     "file",
     type=click.Path(),
     default=None,
-    help="texts from a file: one per line (lines end at \\n only), or a .csv/.tsv/.jsonl file's text column",
+    help="texts from a file (gzipped or not): one per line (lines end at \\n only), or a CSV/TSV/JSONL/fastText file's texts",
 )
-@click.option("--text-column", default=None, help="the text column of a --file table (autodetected)")
+@click.option(
+    "--text-column", default=None, help="the text column of a --file table: a name or 0-based index (autodetected)"
+)
+@file_options("--file", txt=True)
 @click.option(
     "--id-column",
     default=None,
@@ -99,7 +113,20 @@ def _echo_report(m):
     "--json", "as_json", is_flag=True, help="one JSON object per line: line (or id), text, label, probability, top_k"
 )
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
-def predict(model_dir, texts, file, text_column, id_column, keep_blank, top_k, all_classes, as_json, batch_size):
+def predict(
+    model_dir,
+    texts,
+    file,
+    text_column,
+    file_format,
+    header,
+    id_column,
+    keep_blank,
+    top_k,
+    all_classes,
+    as_json,
+    batch_size,
+):
     """Label texts with a saved model: arguments, --file, or standard input (one text per line).
 
     Every row of the output starts with where its text came from: the line number of the file or
@@ -112,7 +139,9 @@ def predict(model_dir, texts, file, text_column, id_column, keep_blank, top_k, a
 
     enable_compile_cache()
     if file is not None:
-        rows = inputs.file_texts(file, text_column=text_column, id_column=id_column)
+        rows = inputs.file_texts(
+            file, text_column=text_column, id_column=id_column, file_format=file_format, header=header
+        )
     elif texts:
         rows = enumerate(texts, 1)
     elif sys.stdin.isatty():

@@ -51,6 +51,8 @@ def _train_run(
     test_data=None,
     text_column=None,
     label_column=None,
+    file_format=None,
+    header=None,
     resume=False,
     verbose=True,
     progress=True,
@@ -61,6 +63,8 @@ def _train_run(
 
     pretrained: a directory written by `lstmkit pretrain`; the classifier adopts its vocabulary,
     embedding and first LSTM layer (sizes must match the config) instead of adapting its own.
+    file_format, header: how to read data and test_data files (None: sniffed, detected; see
+    `lstmkit.data.sources.load_dataset`).
     unlabeled: sources of unlabeled text for self-training (config "self_training" rounds > 0,
     see `lstmkit.tasks.selftrain`): each round trains a fresh model on train plus the texts the
     previous model labels with confidence >= config "pseudo_confidence".
@@ -68,7 +72,8 @@ def _train_run(
     t_start = time.perf_counter()
     config, unlabeled, pre = _settle_config(config, out, resume, unlabeled, pretrained)
     rounds, seed = int(config.get("self_training", 0)), int(config["seed"])
-    train, val, test = _load_data(config, data, test_data, text_column, label_column, t_start)
+    reading = {"text_column": text_column, "label_column": label_column, "file_format": file_format, "header": header}
+    train, val, test = _load_data(config, data, test_data, reading, t_start)
     class_names = list(train.class_names)
     unlabeled_texts = _unlabeled_texts(unlabeled, rounds, text_column, seed)
     print("config: " + json.dumps(config, sort_keys=True), flush=True)
@@ -134,10 +139,11 @@ def _settle_config(config, out, resume, unlabeled, pretrained):
     return config, unlabeled, pre
 
 
-def _load_data(config, data, test_data, text_column, label_column, t_start):
-    """(train, validation, test) datasets, validation carved from train per config."""
+def _load_data(config, data, test_data, reading, t_start):
+    """(train, validation, test) datasets, validation carved from train per config; `reading`: the
+    columns, file_format and header keywords of `load_splits`."""
     seed = int(config["seed"])
-    train, test = load_splits(data, test_data=test_data, text_column=text_column, label_column=label_column, seed=seed)
+    train, test = load_splits(data, test_data=test_data, seed=seed, **reading)
     if str(config["validation"]) == "test":
         val = test  # as the seed notebook does; the reported test figure is then not held out
     else:
@@ -346,12 +352,22 @@ def _train_one(
 
 
 def evaluate_run(
-    model_dir, data, *, split="test", text_column=None, label_column=None, batch_size=256, positive_class=None
+    model_dir,
+    data,
+    *,
+    split="test",
+    text_column=None,
+    label_column=None,
+    batch_size=256,
+    positive_class=None,
+    file_format=None,
+    header=None,
 ):
     """Metrics of a saved model on a labelled source, its labels mapped through the model's classes
     (a subset of them is fine; a class the model does not know is an error)."""
     model = load_model(model_dir)
-    ds = load_source(data, split, text_column=text_column, label_column=label_column, min_classes=1)
+    reading = {"text_column": text_column, "label_column": label_column, "file_format": file_format, "header": header}
+    ds = load_source(data, split, **reading, min_classes=1)
     ds = ds.relabeled(model.class_names, what=str(data))
     proba = model.predict(ds.texts, batch_size=batch_size)
     return classification_report(ds.labels, proba, model.class_names, positive_class=positive_class)
