@@ -1,5 +1,6 @@
 """The command line on files as people have them: a headerless TSV with no extension (the SMS spam
-collection's layout), fastText lines, a spreadsheet's BOM + semicolon + CRLF export, gzip."""
+collection's layout), fastText lines, a spreadsheet's BOM + semicolon + CRLF export, gzip; and on
+the model that trains on them, class weights and evaluate's PR AUC and confusion matrix picture."""
 
 import gzip
 import json
@@ -32,7 +33,7 @@ def trained(files, tmp_path_factory):
     root, _ = files
     out = tmp_path_factory.mktemp("runs") / "model"
     args = ["train", "--data", str(root / "collection"), "--test-data", str(root / "test.csv.gz"), "--out", str(out)]
-    r = CliRunner().invoke(main, [*args, "--epochs", "3", *TINY])
+    r = CliRunner().invoke(main, [*args, "--epochs", "4", "--class-weight", '{"neg": 1.2}', *TINY])
     assert r.exit_code == 0, r.output
     return out, r.output
 
@@ -44,6 +45,24 @@ def test_train_on_a_headerless_tsv_without_extension(trained, files):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["n"] == len(files[1])  # every row of the gzipped semicolon export, its header not one
     assert metrics["accuracy"] > 0.8, metrics  # it learned from the right columns: chance is 0.5
+    config = json.loads((out / "config.json").read_text())["train_config"]
+    assert config["class_weights"] == {"neg": 1.2, "pos": 1.0} and "class weights: neg 1.2, pos 1" in output
+
+
+def test_evaluate_reports_pr_auc_and_draws_the_confusion_matrix(trained, files, tmp_path):
+    out, _ = trained
+    root, test = files
+    png = tmp_path / "cm.png"
+    args = ["evaluate", str(out), "--data", str(root / "test.csv.gz")]
+    r = CliRunner().invoke(main, [*args, "--confusion-png", str(png)])
+    assert r.exit_code == 0, r.output
+    assert f"wrote {png}" in r.stderr and "\nPR AUC " in r.stdout and "confusion matrix" in r.stdout
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+    m = json.loads(CliRunner().invoke(main, [*args, "--json"]).stdout)
+    share = sum(y == "pos" for y, _ in test) / len(test)
+    assert share < m["pr_auc"] <= 1.0  # above a random ranking's, the share of positives
+    r = CliRunner().invoke(main, [*args, "--confusion-png", str(tmp_path / "cm.bmp")])
+    assert r.exit_code == 2 and "end it in .png, .svg or .pdf" in r.output
 
 
 def test_evaluate_a_fasttext_file_and_predict_a_headerless_file(trained, files):

@@ -35,11 +35,23 @@ from lstmkit.errors import LstmkitError
     help="for two classes: the one whose precision, recall and F1 lead (default the second)",
 )
 @click.option("--json", "as_json", is_flag=True, help="print the metrics as one JSON object")
-def evaluate(model_dir, data, split, text_column, label_column, file_format, header, positive_class, as_json):
+@click.option(
+    "--confusion-png",
+    type=click.Path(),
+    default=None,
+    help="also draw the confusion matrix as a picture (.png, .svg or .pdf)",
+)
+def evaluate(
+    model_dir, data, split, text_column, label_column, file_format, header, positive_class, as_json, confusion_png
+):
     """Accuracy; precision, recall, F1 and support per class, their macro and weighted averages;
-    ROC AUC for two classes; the confusion matrix."""
+    ROC AUC and PR AUC for two classes; the confusion matrix (as a table, and --confusion-png)."""
     from lstmkit.tasks.run import evaluate_run
 
+    if confusion_png:  # a bad path fails before the model runs
+        from lstmkit.tasks.plots import picture_path
+
+        picture_path(confusion_png, "confusion.png")
     enable_compile_cache()
     m = evaluate_run(
         model_dir,
@@ -51,6 +63,11 @@ def evaluate(model_dir, data, split, text_column, label_column, file_format, hea
         header=header,
         positive_class=positive_class,
     )
+    if confusion_png:
+        from lstmkit.tasks.plots import plot_confusion
+
+        title = f"{m['n']:,} examples of {data}, accuracy {m['accuracy']:.4f}"
+        click.echo(f"wrote {plot_confusion(m['confusion_matrix'], m['class_names'], confusion_png, title)}", err=True)
     if as_json:
         click.echo(json.dumps(m))
         return
@@ -66,6 +83,7 @@ def _echo_report(m):
         click.echo(
             f"{'ROC AUC':<{width}} {m['roc_auc']:.4f}   (positive class: {m['positive_class']}; --positive-class chooses)"
         )
+        click.echo(f"{'PR AUC':<{width}} {m['pr_auc']:.4f}   (average precision; a random ranking scores its share)")
     click.echo(f"\n{'':<{width}} {'precision':>10} {'recall':>10} {'f1':>10} {'support':>10}")
     for name in names:
         c = m["per_class"][name]

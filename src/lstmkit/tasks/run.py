@@ -20,7 +20,7 @@ from lstmkit.data.unlabeled import read_unlabeled
 from lstmkit.errors import LstmkitError
 from lstmkit.io import checkpoint
 from lstmkit.nn.model import load_model
-from lstmkit.tasks.classifier import build_model
+from lstmkit.tasks.classifier import build_model, with_class_weights
 from lstmkit.tasks.metrics import classification_report
 from lstmkit.tasks.presets import student_config
 from lstmkit.tasks.pretrain import check_settings, install_pretrained, load_pretrained
@@ -75,6 +75,7 @@ def _train_run(
     reading = {"text_column": text_column, "label_column": label_column, "file_format": file_format, "header": header}
     train, val, test = _load_data(config, data, test_data, reading, t_start)
     class_names = list(train.class_names)
+    config = with_class_weights(config, train.labels, class_names)
     unlabeled_texts = _unlabeled_texts(unlabeled, rounds, text_column, seed)
     print("config: " + json.dumps(config, sort_keys=True), flush=True)
 
