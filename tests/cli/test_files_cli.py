@@ -10,6 +10,8 @@ from click.testing import CliRunner
 
 from helpers import TINY, synthetic_reviews
 from lstmkit.cli import main
+from lstmkit.nn.model import load_model
+from lstmkit.tasks.calibration import with_temperature
 
 
 def _labelled(n, seed):
@@ -49,18 +51,31 @@ def test_train_on_a_headerless_tsv_without_extension(trained, files):
     assert config["class_weights"] == {"neg": 1.2, "pos": 1.0} and "class weights: neg 1.2, pos 1" in output
 
 
-def test_evaluate_reports_pr_auc_and_draws_the_confusion_matrix(trained, files, tmp_path):
-    out, _ = trained
+def test_evaluate_reports_pr_auc_calibration_and_draws_pictures(trained, files, tmp_path):
+    out, output = trained
     root, test = files
-    png = tmp_path / "cm.png"
+    png, reliability = tmp_path / "cm.png", tmp_path / "reliability.png"
     args = ["evaluate", str(out), "--data", str(root / "test.csv.gz")]
-    r = CliRunner().invoke(main, [*args, "--confusion-png", str(png)])
+    r = CliRunner().invoke(main, [*args, "--confusion-png", str(png), "--reliability-png", str(reliability)])
     assert r.exit_code == 0, r.output
     assert f"wrote {png}" in r.stderr and "\nPR AUC " in r.stdout and "confusion matrix" in r.stdout
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+    for picture in (png, reliability):
+        assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and picture.stat().st_size > 5000
     m = json.loads(CliRunner().invoke(main, [*args, "--json"]).stdout)
     share = sum(y == "pos" for y, _ in test) / len(test)
     assert share < m["pr_auc"] <= 1.0  # above a random ranking's, the share of positives
+    # the temperature train fitted on validation is the model's, and evaluate reports its effect
+    temperature = json.loads((out / "config.json").read_text())["train_config"]["temperature"]
+    assert 0.05 < temperature < 20 and "calibration: temperature" in output
+    c = m["calibration"]
+    assert (
+        c["temperature"] == temperature and f"{c['ece']:.4f} -> {c['ece_calibrated']:.4f} with temperature" in r.stdout
+    )
+    assert sum(c["bins"]["raw"]["count"]) == len(test)
+    text = test[0][1]
+    r = CliRunner().invoke(main, ["predict", str(out), text, "--json"])
+    p = float(with_temperature(load_model(out).predict([text]), temperature)[0, 0])
+    assert json.loads(r.stdout)["probability"] == pytest.approx(max(p, 1 - p), abs=1e-6)  # predict is calibrated
     r = CliRunner().invoke(main, [*args, "--confusion-png", str(tmp_path / "cm.bmp")])
     assert r.exit_code == 2 and "end it in .png, .svg or .pdf" in r.output
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import click
@@ -41,17 +42,34 @@ from lstmkit.errors import LstmkitError
     default=None,
     help="also draw the confusion matrix as a picture (.png, .svg or .pdf)",
 )
+@click.option(
+    "--reliability-png",
+    type=click.Path(),
+    default=None,
+    help="also draw the reliability diagram (accuracy against confidence, before and after the temperature)",
+)
 def evaluate(
-    model_dir, data, split, text_column, label_column, file_format, header, positive_class, as_json, confusion_png
+    model_dir,
+    data,
+    split,
+    text_column,
+    label_column,
+    file_format,
+    header,
+    positive_class,
+    as_json,
+    confusion_png,
+    reliability_png,
 ):
     """Accuracy; precision, recall, F1 and support per class, their macro and weighted averages;
-    ROC AUC and PR AUC for two classes; the confusion matrix (as a table, and --confusion-png)."""
+    ROC AUC and PR AUC for two classes; the confusion matrix (as a table, and --confusion-png); the
+    expected calibration error before and after the model's temperature (--reliability-png)."""
+    from lstmkit.tasks.plots import picture_path, plot_confusion, plot_reliability
     from lstmkit.tasks.run import evaluate_run
 
-    if confusion_png:  # a bad path fails before the model runs
-        from lstmkit.tasks.plots import picture_path
-
-        picture_path(confusion_png, "confusion.png")
+    for path, example in ((confusion_png, "confusion.png"), (reliability_png, "reliability.png")):
+        if path:  # a bad path fails before the model runs
+            picture_path(path, example)
     enable_compile_cache()
     m = evaluate_run(
         model_dir,
@@ -64,10 +82,11 @@ def evaluate(
         positive_class=positive_class,
     )
     if confusion_png:
-        from lstmkit.tasks.plots import plot_confusion
-
-        title = f"{m['n']:,} examples of {data}, accuracy {m['accuracy']:.4f}"
+        title = f"{m['n']:,} examples of {os.path.basename(str(data).rstrip('/'))}, accuracy {m['accuracy']:.4f}"
         click.echo(f"wrote {plot_confusion(m['confusion_matrix'], m['class_names'], confusion_png, title)}", err=True)
+    if reliability_png:
+        title = f"reliability: {m['n']:,} examples of {os.path.basename(str(data).rstrip('/'))}"
+        click.echo(f"wrote {plot_reliability(m['calibration'], reliability_png, title)}", err=True)
     if as_json:
         click.echo(json.dumps(m))
         return
@@ -84,6 +103,8 @@ def _echo_report(m):
             f"{'ROC AUC':<{width}} {m['roc_auc']:.4f}   (positive class: {m['positive_class']}; --positive-class chooses)"
         )
         click.echo(f"{'PR AUC':<{width}} {m['pr_auc']:.4f}   (average precision; a random ranking scores its share)")
+    c = m["calibration"]
+    click.echo(f"{'ECE':<{width}} {c['ece']:.4f} -> {c['ece_calibrated']:.4f} with temperature {c['temperature']:.3f}")
     click.echo(f"\n{'':<{width}} {'precision':>10} {'recall':>10} {'f1':>10} {'support':>10}")
     for name in names:
         c = m["per_class"][name]

@@ -166,9 +166,12 @@ def records(text: str, delimiter: str, quoting: int = csv.QUOTE_MINIMAL):
     """(line number, fields) of each non-blank row, read by Python's csv module (CRLF or LF)."""
     csv.field_size_limit(2**31 - 1)  # reviews longer than csv's 128 KiB default are fine
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quoting=quoting)
-    for fields in reader:
-        if fields and fields != [""]:
-            yield reader.line_num, fields
+    try:
+        for fields in reader:
+            if fields and fields != [""]:
+                yield reader.line_num, fields
+    except csv.Error as e:
+        raise csv.Error(f"line {reader.line_num}: {e}") from None
 
 
 def _is_json_object(line: str) -> bool:

@@ -1,5 +1,5 @@
-"""Pictures drawn with matplotlib: training curves from a model directory's history.json, and a
-confusion matrix."""
+"""Pictures drawn with matplotlib: training curves from a model directory's history.json, a
+confusion matrix, and a reliability diagram."""
 
 from __future__ import annotations
 
@@ -78,6 +78,44 @@ def plot_confusion(matrix, class_names, out, title="confusion matrix"):
     ax.set_ylabel("true")
     ax.set_title(title)
     fig.colorbar(image, ax=ax, label="share of the true class")
+    fig.tight_layout()
+    try:
+        return write_with(
+            out, lambda tmp: fig.savefig(tmp, dpi=100, format=FORMATS[out.suffix.lower()]), suffix=out.suffix
+        )
+    finally:
+        plt.close(fig)
+
+
+def plot_reliability(calibration, out, title="reliability"):
+    """Write the reliability diagram of `calibration_report(..., bins=True)`: per confidence bin,
+    accuracy against mean confidence, before and after the temperature (the diagonal is perfect
+    calibration), and how many texts each bin holds. Returns the path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    out = picture_path(out, "reliability.png")
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(5.5, 6.5), height_ratios=(3, 1), sharex=True)
+    top.plot([0, 1], [0, 1], ":", color="gray", label="perfect")
+    names = (("raw", f"raw (ECE {calibration['ece']:.3f})", "o-"),)
+    names += (("calibrated", f"T = {calibration['temperature']:.2f} (ECE {calibration['ece_calibrated']:.3f})", "s-"),)
+    for key, label, style in names:
+        b = calibration["bins"][key]
+        used = np.asarray(b["count"]) > 0
+        confidence, accuracy = (np.asarray(b[k], dtype=object)[used].astype(float) for k in ("confidence", "accuracy"))
+        top.plot(confidence, accuracy, style, label=label)
+    top.set_ylabel("accuracy")
+    top.set_title(title)
+    top.grid(alpha=0.3)
+    top.legend()
+    counts = calibration["bins"]["calibrated"]["count"]
+    bottom.bar((np.arange(len(counts)) + 0.5) / len(counts), counts, width=0.9 / len(counts), color="C1")
+    bottom.set_xlabel("confidence (the predicted class's probability, after T)")
+    bottom.set_ylabel("texts")
+    bottom.set_xlim(0, 1)
     fig.tight_layout()
     try:
         return write_with(

@@ -20,6 +20,7 @@ from lstmkit.data.unlabeled import read_unlabeled
 from lstmkit.errors import LstmkitError
 from lstmkit.io import checkpoint
 from lstmkit.nn.model import load_model
+from lstmkit.tasks.calibration import calibration_report, describe, fit_temperature, model_temperature, with_temperature
 from lstmkit.tasks.classifier import build_model, with_class_weights
 from lstmkit.tasks.metrics import classification_report
 from lstmkit.tasks.presets import student_config
@@ -107,7 +108,7 @@ def _train_run(
             arrays=arrays,
         )
         state = None
-    return _test_and_save(model, test, class_names, config, out, rounds_log, t_start)
+    return _test_and_save(model, test, val, class_names, config, out, rounds_log, t_start)
 
 
 def _settle_config(config, out, resume, unlabeled, pretrained):
@@ -206,12 +207,16 @@ def _round_data(r, config, model, train, val, unlabeled_texts, state, rounds_log
     return texts, labels, {"pseudo.index": np.asarray(index, np.int32), "pseudo.label": np.asarray(pseudo)}
 
 
-def _test_and_save(model, test, class_names, config, out, rounds_log, t_start):
-    """Score the final model on the test split, write the finished model directory, say so."""
+def _test_and_save(model, test, val, class_names, config, out, rounds_log, t_start):
+    """Fit the temperature on validation (`lstmkit.tasks.calibration`), score the final model on the
+    test split with it, write the finished model directory, say so."""
+    val_proba = model.predict(val.texts)
+    config = {**config, "temperature": fit_temperature(val_proba, val.labels)}
     t0 = time.perf_counter()
-    proba = model.predict(test.texts)
-    metrics = classification_report(test.labels, proba, class_names)
+    raw = model.predict(test.texts)
+    metrics = classification_report(test.labels, with_temperature(raw, config["temperature"]), class_names)
     metrics["predict_seconds"] = time.perf_counter() - t0
+    metrics["calibration"] = calibration_report(raw, test.labels, config["temperature"])
     metrics["train_seconds"] = time.perf_counter() - t_start
     if rounds_log:
         metrics["self_training"] = rounds_log
@@ -222,6 +227,7 @@ def _test_and_save(model, test, class_names, config, out, rounds_log, t_start):
         + f", {_f1_name(metrics)} {metrics['f1']:.4f} on {metrics['n']:,} examples; total {metrics['train_seconds']:.0f} s",
         flush=True,
     )
+    print(f"calibration: {describe(metrics['calibration'])} on test (temperature fitted on validation)", flush=True)
     print(f"model saved to {out}", flush=True)
     return metrics
 
@@ -370,17 +376,22 @@ def evaluate_run(
     reading = {"text_column": text_column, "label_column": label_column, "file_format": file_format, "header": header}
     ds = load_source(data, split, **reading, min_classes=1)
     ds = ds.relabeled(model.class_names, what=str(data))
-    proba = model.predict(ds.texts, batch_size=batch_size)
-    return classification_report(ds.labels, proba, model.class_names, positive_class=positive_class)
+    raw, temperature = model.predict(ds.texts, batch_size=batch_size), model_temperature(model)
+    m = classification_report(
+        ds.labels, with_temperature(raw, temperature), model.class_names, positive_class=positive_class
+    )
+    m["calibration"] = calibration_report(raw, ds.labels, temperature, bins=True)
+    return m
 
 
 def predict_texts(model, texts, batch_size=256, *, top_k=0):
-    """[{"text", "label", "probability"}] per text; probability is that of the predicted label.
+    """[{"text", "label", "probability"}] per text; probability is that of the predicted label,
+    calibrated by the model's temperature.
 
     top_k: also "top_k", the K likeliest classes as [{"label", "probability"}], most likely first
     (a binary model's two classes are 1 - p and p).
     """
-    proba = model.predict(list(texts), batch_size=batch_size)
+    proba = with_temperature(model.predict(list(texts), batch_size=batch_size), model_temperature(model))
     binary = proba.shape[-1] == 1
     if binary:  # the sigmoid is the second class's probability
         proba = np.concatenate([1.0 - proba, proba], axis=-1)
