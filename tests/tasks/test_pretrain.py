@@ -205,7 +205,7 @@ def test_cli_mistakes_are_one_line(pretrained, corpus, tmp_path):
         (["train", "--data", str(corpus[1]), "--pretrained", str(pretrained[0]), "--out", str(tmp_path / "m"), *SIZE_FLAGS, "--embedding-dim", "16"],
          "--embedding-dim 8"),
     ]  # fmt: skip
-    (tmp_path / "odd.xyz").write_text("x\n")
+    (tmp_path / "odd.xyz").write_bytes(b"PK\x03\x04\x00\x00")  # binary: an unknown extension is read as text
     cases.append(
         (["pretrain", "--unlabeled", str(tmp_path / "odd.xyz"), "--out", str(tmp_path / "a")], "unknown file type")
     )

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import click
 
 from lstmkit.cli.compile_cache import enable_compile_cache
+from lstmkit.cli.file_options import file_options
 from lstmkit.errors import LstmkitError
 from lstmkit.version import JSON_SCHEMA_VERSION
 
@@ -15,7 +17,9 @@ from lstmkit.version import JSON_SCHEMA_VERSION
 @click.command()
 @click.argument("model_dir", type=click.Path())
 @click.option(
-    "--data", required=True, help="labelled data: imdb, an aclImdb folder or .tar.gz, or a CSV/TSV/JSONL/folder dataset"
+    "--data",
+    required=True,
+    help="labelled data: imdb, an aclImdb folder or .tar.gz, a CSV/TSV/JSONL/fastText file (gzipped or not), or class folders",
 )
 @click.option(
     "--split",
@@ -24,23 +28,66 @@ from lstmkit.version import JSON_SCHEMA_VERSION
     type=click.Choice(["train", "test"]),
     help="split of a source that has splits",
 )
-@click.option("--text-column", default=None)
-@click.option("--label-column", default=None)
+@click.option("--text-column", default=None, help="a name or 0-based index (autodetected)")
+@click.option("--label-column", default=None, help="a name or 0-based index (autodetected)")
+@file_options("--data")
 @click.option(
     "--positive-class",
     default=None,
     help="for two classes: the one whose precision, recall and F1 lead (default the second)",
 )
 @click.option("--json", "as_json", is_flag=True, help="print the metrics as one JSON object")
-def evaluate(model_dir, data, split, text_column, label_column, positive_class, as_json):
+@click.option(
+    "--confusion-png",
+    type=click.Path(),
+    default=None,
+    help="also draw the confusion matrix as a picture (.png, .svg or .pdf)",
+)
+@click.option(
+    "--reliability-png",
+    type=click.Path(),
+    default=None,
+    help="also draw the reliability diagram (accuracy against confidence, before and after the temperature)",
+)
+def evaluate(
+    model_dir,
+    data,
+    split,
+    text_column,
+    label_column,
+    file_format,
+    header,
+    positive_class,
+    as_json,
+    confusion_png,
+    reliability_png,
+):
     """Accuracy; precision, recall, F1 and support per class, their macro and weighted averages;
-    ROC AUC for two classes; the confusion matrix."""
+    ROC AUC and PR AUC for two classes; the confusion matrix (as a table, and --confusion-png); the
+    expected calibration error before and after the model's temperature (--reliability-png)."""
+    from lstmkit.tasks.plots import picture_path, plot_confusion, plot_reliability
     from lstmkit.tasks.use import evaluate_run
 
+    for path, example in ((confusion_png, "confusion.png"), (reliability_png, "reliability.png")):
+        if path:  # a bad path fails before the model runs
+            picture_path(path, example)
     enable_compile_cache()
     m = evaluate_run(
-        model_dir, data, split=split, text_column=text_column, label_column=label_column, positive_class=positive_class
+        model_dir,
+        data,
+        split=split,
+        text_column=text_column,
+        label_column=label_column,
+        file_format=file_format,
+        header=header,
+        positive_class=positive_class,
     )
+    if confusion_png:
+        title = f"{m['n']:,} examples of {os.path.basename(str(data).rstrip('/'))}, accuracy {m['accuracy']:.4f}"
+        click.echo(f"wrote {plot_confusion(m['confusion_matrix'], m['class_names'], confusion_png, title)}", err=True)
+    if reliability_png:
+        title = f"reliability: {m['n']:,} examples of {os.path.basename(str(data).rstrip('/'))}"
+        click.echo(f"wrote {plot_reliability(m['calibration'], reliability_png, title)}", err=True)
     if as_json:
         click.echo(json.dumps({"schema_version": JSON_SCHEMA_VERSION, **m}))
         return
@@ -56,6 +103,9 @@ def _echo_report(m):
         click.echo(
             f"{'ROC AUC':<{width}} {m['roc_auc']:.4f}   (positive class: {m['positive_class']}; --positive-class chooses)"
         )
+        click.echo(f"{'PR AUC':<{width}} {m['pr_auc']:.4f}   (average precision; a random ranking scores its share)")
+    c = m["calibration"]
+    click.echo(f"{'ECE':<{width}} {c['ece']:.4f} -> {c['ece_calibrated']:.4f} with temperature {c['temperature']:.3f}")
     click.echo(f"\n{'':<{width}} {'precision':>10} {'recall':>10} {'f1':>10} {'support':>10}")
     for name in names:
         c = m["per_class"][name]
@@ -79,9 +129,12 @@ def _echo_report(m):
     "file",
     type=click.Path(),
     default=None,
-    help="texts from a file: one per line (lines end at \\n only), or a .csv/.tsv/.jsonl file's text column",
+    help="texts from a file (gzipped or not): one per line (lines end at \\n only), or a CSV/TSV/JSONL/fastText file's texts",
 )
-@click.option("--text-column", default=None, help="the text column of a --file table (autodetected)")
+@click.option(
+    "--text-column", default=None, help="the text column of a --file table: a name or 0-based index (autodetected)"
+)
+@file_options("--file", txt=True)
 @click.option(
     "--id-column",
     default=None,
@@ -100,7 +153,20 @@ def _echo_report(m):
     "--json", "as_json", is_flag=True, help="one JSON object per line: line (or id), text, label, probability, top_k"
 )
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
-def predict(model_dir, texts, file, text_column, id_column, keep_blank, top_k, all_classes, as_json, batch_size):
+def predict(
+    model_dir,
+    texts,
+    file,
+    text_column,
+    file_format,
+    header,
+    id_column,
+    keep_blank,
+    top_k,
+    all_classes,
+    as_json,
+    batch_size,
+):
     """Label texts with a saved model: arguments, --file, or standard input (one text per line).
 
     Every row of the output starts with where its text came from: the line number of the file or
@@ -113,7 +179,9 @@ def predict(model_dir, texts, file, text_column, id_column, keep_blank, top_k, a
 
     enable_compile_cache()
     if file is not None:
-        rows = inputs.file_texts(file, text_column=text_column, id_column=id_column)
+        rows = inputs.file_texts(
+            file, text_column=text_column, id_column=id_column, file_format=file_format, header=header
+        )
     elif texts:
         rows = enumerate(texts, 1)
     elif sys.stdin.isatty():

@@ -7,6 +7,7 @@ import sys
 import click
 
 from lstmkit.cli.compile_cache import enable_compile_cache
+from lstmkit.cli.file_options import file_options
 
 
 def _pairs(ctx, param, value):
@@ -53,7 +54,7 @@ def _preset_options(f):
     "--data",
     default="imdb",
     show_default=True,
-    help="imdb (download and cache), an aclImdb folder or .tar.gz, or a CSV/TSV/JSONL file or class-per-folder directory",
+    help="imdb (download and cache), an aclImdb folder or .tar.gz, a CSV/TSV/JSONL/fastText file (gzipped or not), or a class-per-folder directory",
 )
 @click.option(
     "--test-data",
@@ -67,8 +68,13 @@ def _preset_options(f):
     help="seed (the seed notebook exactly), default (recommended), or best (self-trains on --unlabeled text; slower)",
 )
 @click.option("--out", default="runs/model", show_default=True, type=click.Path(), help="model directory to write")
-@click.option("--text-column", default=None, help="text column of a CSV/TSV/JSONL file (autodetected)")
-@click.option("--label-column", default=None, help="label column of a CSV/TSV/JSONL file (autodetected)")
+@click.option(
+    "--text-column", default=None, help="text column of a CSV/TSV/JSONL file: a name or 0-based index (autodetected)"
+)
+@click.option(
+    "--label-column", default=None, help="label column of a CSV/TSV/JSONL file: a name or 0-based index (autodetected)"
+)
+@file_options("--data and --test-data")
 @click.option("--resume", is_flag=True, help="continue the interrupted run in --out from its last checkpoint")
 @click.option(
     "--overwrite", is_flag=True, help="replace the model already at --out (a folder of other files is never replaced)"
@@ -83,7 +89,7 @@ def _preset_options(f):
 @click.option(
     "--unlabeled",
     multiple=True,
-    help="unlabeled text for --self-training, repeatable: an aclImdb folder/.tar.gz (its 50k unsup reviews), a .txt file (one text per line), a CSV/TSV/JSONL text column, or a folder of .txt files",
+    help="unlabeled text for --self-training, repeatable: an aclImdb folder/.tar.gz (its 50k unsup reviews), a .txt file (one text per line), a CSV/TSV/JSONL/fastText file's texts (format sniffed, gzipped or not), or a folder of .txt files",
 )
 @_preset_options
 def train(
@@ -93,6 +99,8 @@ def train(
     out,
     text_column,
     label_column,
+    file_format,
+    header,
     resume,
     overwrite,
     quiet,
@@ -117,6 +125,8 @@ def train(
             test_data=test_data,
             text_column=text_column,
             label_column=label_column,
+            file_format=file_format,
+            header=header,
             resume=resume,
             overwrite=overwrite,
             progress=not quiet,
@@ -151,7 +161,7 @@ def _lm_default(key):
 @click.option(
     "--unlabeled",
     multiple=True,
-    help="more text, repeatable: imdb or an aclImdb folder/.tar.gz (its 50k unsup reviews), a .txt file (one text per line), a CSV/TSV/JSONL text column, or a folder of .txt files",
+    help="more text, repeatable: imdb or an aclImdb folder/.tar.gz (its 50k unsup reviews), a .txt file (one text per line), a CSV/TSV/JSONL/fastText file's texts (format sniffed, gzipped or not), or a folder of .txt files",
 )
 @click.option(
     "--out",
@@ -160,7 +170,10 @@ def _lm_default(key):
     help="pretrained directory to write (use it with `lstmkit train --pretrained`)",
 )
 @click.option("--overwrite", is_flag=True, help="replace the pretrained directory already at --out")
-@click.option("--text-column", default=None, help="text column of CSV/TSV/JSONL sources (autodetected)")
+@click.option(
+    "--text-column", default=None, help="text column of CSV/TSV/JSONL sources: a name or 0-based index (autodetected)"
+)
+@file_options("--data")
 @click.option("--epochs", type=int, default=_lm_default("epochs"), show_default=True)
 @click.option(
     "--max-steps",
@@ -209,7 +222,7 @@ def _lm_default(key):
 @click.option("--learning-rate", type=float, default=_lm_default("learning_rate"), show_default=True)
 @click.option("--seed", type=int, default=_lm_default("seed"), show_default=True)
 @click.option("--quiet", is_flag=True, help="no progress bars (the per-epoch lines stay)")
-def pretrain_command(data, unlabeled, out, overwrite, text_column, quiet, **settings):
+def pretrain_command(data, unlabeled, out, overwrite, text_column, file_format, header, quiet, **settings):
     """Pretrain the Embedding and first LSTM layer as a language model on unlabeled text.
 
     The defaults match the default preset's sizes, so `lstmkit train --pretrained OUT` adopts
@@ -220,4 +233,14 @@ def pretrain_command(data, unlabeled, out, overwrite, text_column, quiet, **sett
     from lstmkit.tasks.pretrain import pretrain_run
 
     enable_compile_cache()
-    pretrain_run(data, unlabeled, out, text_column=text_column, progress=not quiet, overwrite=overwrite, **settings)
+    pretrain_run(
+        data,
+        unlabeled,
+        out,
+        text_column=text_column,
+        file_format=file_format,
+        header=header,
+        progress=not quiet,
+        overwrite=overwrite,
+        **settings,
+    )

@@ -164,6 +164,10 @@ def parse_labels(values, where: str = "labels", min_classes: int = 2) -> tuple[n
                 name = str(int(number))
         elif v is None or (isinstance(v, str) and not v.strip()):
             raise LstmkitError(f"{where} row {i + 1}: the label is empty; fill it in or remove the row")
+        elif isinstance(v, (list, tuple)):
+            raise LstmkitError(
+                f"{where} row {i + 1}: label {v!r} does not parse: a list of labels is multi-label classification, not supported yet; give each row one label"
+            )
         else:
             raise LstmkitError(
                 f"{where} row {i + 1}: label {v!r} does not parse; labels must be class names or integers"

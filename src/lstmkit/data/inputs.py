@@ -1,5 +1,5 @@
 """Texts to predict, each with the line (or id) it came from: arguments, a text file, standard
-input, or the text column of a CSV/TSV/JSON Lines file.
+input, or the text column of a CSV/TSV/JSON Lines/fastText file (gzipped or not).
 
 A text file or standard input holds one text per line, and a line ends at "\n" only (a "\r"
 before it is dropped): the other characters Python's `splitlines` breaks at (U+2028, U+0085,
@@ -19,11 +19,9 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from lstmkit.data.dataset import decode_text
-from lstmkit.data.files import TEXT_COLUMNS, pick_column, read_delimited, read_json_lines
-from lstmkit.data.imdb import read_bytes
+from lstmkit.data.formats import open_text, peek_text, sniff_format, suffix_format
+from lstmkit.data.tables import choose_columns, pick_column, read_table
 from lstmkit.errors import LstmkitError
-
-TABLES = {".csv": ",", ".tsv": "\t", ".tab": "\t", ".jsonl": None, ".ndjson": None, ".json": None}
 
 
 def numbered_lines(stream) -> Iterator[tuple[int, str]]:
@@ -68,33 +66,55 @@ def stdin_lines() -> Iterator[tuple[int, str]]:
     return numbered_lines(stream)
 
 
-def file_texts(path, *, text_column=None, id_column=None) -> Iterator[tuple[int | str, str]]:
+def text_format(path: Path, given: str | None = None) -> str:
+    """The format of a file of texts: `given`, else its content's, else its name's; else "txt".
+
+    A .txt file, or one with no or an unknown extension whose content shows no table, holds one
+    text per line; fastText lines (`__label__X text`) give their texts. Commas alone make no
+    table: prose has them too, so a file needs its name (.csv) or --format csv for that.
+    """
+    if given is not None:
+        return given
+    hint = suffix_format(path)
+    head = peek_text(path)
+    sniffed = sniff_format(head, hint) if head.strip() else None
+    if sniffed == "fasttext" or (hint != "txt" and sniffed is not None and (sniffed != "csv" or hint is not None)):
+        return sniffed
+    return hint if hint is not None else "txt"
+
+
+def file_texts(path, *, text_column=None, id_column=None, file_format=None, header=None):
     """(line number or id, text) of a file: one text per line, or a table's text column.
 
-    A .csv/.tsv/.jsonl file gives each row's text column (`text_column`, else the usual names);
-    its row number (from 1, not counting the header), or the value of `id_column`, names it.
+    A table (CSV, TSV, JSON Lines, fastText; gzipped or not; see `text_format`) gives each row's
+    text column (`text_column`, a name or 0-based index, else the usual names, else the longest
+    cells); its row number (from 1, not counting a header), or the value of `id_column`, names it.
     """
     path = Path(path)
     if not path.is_file():
         raise LstmkitError(f"--file {path} does not exist or is not a file")
-    suffix = path.suffix.lower()
-    if suffix not in TABLES:
+    file_format = text_format(path, file_format)
+    if file_format == "txt":
         if text_column is not None or id_column is not None:
-            raise LstmkitError(f"--text-column and --id-column are for .csv/.tsv/.jsonl files, not {path.name}")
-        with open(path, encoding="utf-8", errors="replace", newline="\n") as f:
+            raise LstmkitError(
+                f"--text-column and --id-column are for tables (CSV, TSV, JSON Lines), not {path.name}; "
+                "if it is one, say so with --format csv|tsv|jsonl"
+            )
+        with open_text(path) as f:
             yield from numbered_lines(f)
         return
-    text = decode_text(read_bytes(path))[0].removeprefix("\ufeff")
-    delimiter = TABLES[suffix]
-    columns, rows = read_delimited(text, delimiter, path) if delimiter else read_json_lines(text, path)
-    column = pick_column(columns, text_column, TEXT_COLUMNS, "text", path)
-    if id_column is not None and id_column not in columns:
-        raise LstmkitError(
-            f"{path.name} has no column '{id_column}' (columns: {', '.join(columns)}); pass one with --id-column"
-        )
-    for n, row in enumerate(rows, 1):
+    yield from table_texts(path, file_format, text_column=text_column, id_column=id_column, header=header)
+
+
+def table_texts(path: Path, file_format: str, *, text_column=None, id_column=None, header=None):
+    """(row number or id, text) of each row of a table file, its text column chosen as `file_texts` says."""
+    named = any(c is not None and not c.strip().isdigit() for c in (text_column, id_column))
+    table = read_table(path, file_format=file_format, header=header, named=named, labeled=False)
+    column, _ = choose_columns(table, path, text_column, None, labeled=False, verbose=False)
+    id_key = None if id_column is None else pick_column(table, id_column, (), "id", path)
+    for n, row in enumerate(table.rows, 1):
         value = row.get(column)
-        yield (n if id_column is None else str(row.get(id_column))), value if isinstance(value, str) else ""
+        yield (n if id_key is None else str(row.get(id_key))), value if isinstance(value, str) else ""
 
 
 def non_blank(rows: Iterable[tuple], skipped: list) -> Iterator[tuple]:

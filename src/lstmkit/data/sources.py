@@ -2,7 +2,8 @@
 
 load_dataset("imdb")                         downloads and caches the official archive
 load_dataset("aclImdb_v1.tar.gz", split="test")   read straight from the archive
-load_dataset("reviews.csv", text_column="body")   CSV, TSV, JSON Lines, or class folders
+load_dataset("reviews.csv", text_column="body")   CSV, TSV, JSON Lines, fastText, or class folders
+load_dataset("SMSSpamCollection", text_column="1", label_column="0")   no header, no extension
 """
 
 from __future__ import annotations
@@ -24,20 +25,24 @@ def load_dataset(
     seed: int = 0,
     shuffle: bool = True,
     min_classes: int = 2,
+    file_format: str | None = None,
+    header: bool | None = None,
 ) -> Dataset:
-    """Load labeled texts from 'imdb', an IMDB folder or archive, a CSV/TSV/JSON Lines file, or a
-    folder with one sub-folder per class.
+    """Load labeled texts from 'imdb', an IMDB folder or archive, a CSV/TSV/JSON Lines/fastText file
+    (gzipped or not), or a folder with one sub-folder per class.
 
     split: 'train' (default), 'test' or 'unsup' for IMDB; own files have no predefined split
     (leave it None or 'train' and use `train_val_split`). Examples are shuffled with `seed`
     unless shuffle=False. min_classes: 2 for data to train on, 1 for data to score a model on.
+    file_format ('csv', 'tsv', 'jsonl', 'fasttext'; None: sniffed from the content) and header
+    (None: detected) say how to read a file; columns are names or 0-based indexes.
     """
     if isinstance(source, str) and source.lower() == "imdb":
         return load_imdb(download_imdb(), split=split or "train", seed=seed, shuffle=shuffle)
     path = Path(source).expanduser()
     if not path.exists():
         raise LstmkitError(
-            f"{path} does not exist; pass 'imdb', an aclImdb folder or .tar.gz, a .csv/.tsv/.jsonl file, or a folder of class sub-folders"
+            f"{path} does not exist; pass 'imdb', an aclImdb folder or .tar.gz, a CSV/TSV/JSON Lines/fastText file, or a folder of class sub-folders"
         )
     if is_imdb(path):
         return load_imdb(path, split=split or "train", seed=seed, shuffle=shuffle)
@@ -46,7 +51,7 @@ def load_dataset(
     if path.is_dir():
         ds = load_class_folders(path, min_classes)
     else:
-        ds = load_table(path, text_column, label_column, min_classes)
+        ds = load_table(path, text_column, label_column, min_classes, file_format=file_format, header=header)
     return ds.shuffled(seed) if shuffle else ds
 
 
@@ -59,10 +64,28 @@ def load_source(source, split, **kw):
     return load_dataset(source, **kw)  # min_classes=1 for a source that is only scored
 
 
-def load_splits(data, *, test_data=None, test_fraction=0.2, text_column=None, label_column=None, seed=0):
-    """(train, test) datasets from a source: its own test split, --test-data, or a carved split."""
+def load_splits(
+    data,
+    *,
+    test_data=None,
+    test_fraction=0.2,
+    text_column=None,
+    label_column=None,
+    seed=0,
+    file_format=None,
+    header=None,
+):
+    """(train, test) datasets from a source: its own test split, --test-data, or a carved split.
 
-    kw = {"text_column": text_column, "label_column": label_column, "seed": seed}
+    The columns, file_format and header apply to --test-data as to data."""
+
+    kw = {
+        "text_column": text_column,
+        "label_column": label_column,
+        "seed": seed,
+        "file_format": file_format,
+        "header": header,
+    }
     if test_data is not None:  # the test file's labels are mapped through the training classes
         train = load_source(data, "train", **kw)
         test = load_source(test_data, "test", **kw, min_classes=1)

@@ -38,14 +38,19 @@ class Architecture:
             categorical).
         optimizer: `OptimizerSettings` (equal by value), an optax transformation (equal only to
             itself: models share code when they are given the same object), or None before compile.
+        class_weight: one weight per class that multiplies its examples' loss (K floats, a tuple),
+            or None for all ones; the mean still divides by the number of examples, as Keras's.
     """
 
     layers: tuple = ()
     loss: str | None = None
     optimizer: Any = None
+    class_weight: tuple | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "layers", tuple(self.layers))
+        if self.class_weight is not None:
+            object.__setattr__(self, "class_weight", tuple(float(w) for w in self.class_weight))
 
     @property
     def n_outputs(self):
@@ -59,12 +64,17 @@ class Architecture:
         return LOSSES[0] if self.n_outputs == 1 else LOSSES[1]
 
     def check_loss(self):
-        """Raise when the compiled loss does not fit the last layer's width."""
+        """Raise when the compiled loss, or the number of class weights, does not fit the last layer's width."""
         if self.loss is not None and self.loss != self.implied_loss():
             want = "1 output (Dense(1, 'sigmoid'))" if self.loss == LOSSES[0] else "K > 1 outputs (Dense(K, 'softmax'))"
             raise LstmkitError(
                 f"loss {self.loss!r} needs {want}, but the last Dense layer has {self.n_outputs}; "
                 f"compile with loss={self.implied_loss()!r}, or change the last layer"
+            )
+        n_classes = 2 if self.n_outputs == 1 else self.n_outputs
+        if self.class_weight is not None and len(self.class_weight) != n_classes:
+            raise LstmkitError(
+                f"class_weight has {len(self.class_weight)} weights for {n_classes} classes; give one per class"
             )
 
     def make_optimizer(self):
@@ -143,5 +153,17 @@ class Architecture:
         else:
             per_example = optax.softmax_cross_entropy_with_integer_labels(z, labels)
             correct = z.argmax(-1) == labels
+        if self.class_weight is not None:
+            per_example = per_example * _target_weight(jnp.asarray(self.class_weight, z.dtype), labels)
         total = jnp.maximum(weight.sum(), 1.0)
         return (per_example * weight).sum() / total, (correct * weight).sum()
+
+
+def _target_weight(class_weight, labels):
+    """Each example's class weight (B,): w[y] for a class; for a soft target p, its mean weight
+    (w_0 (1 - p) + w_1 p for a binary P(class 1), p . w for a distribution)."""
+    if labels.ndim == 2:
+        return labels.astype(class_weight.dtype) @ class_weight
+    if jnp.issubdtype(labels.dtype, jnp.floating):
+        return class_weight[0] * (1.0 - labels) + class_weight[1] * labels
+    return class_weight[labels]

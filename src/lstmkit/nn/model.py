@@ -164,7 +164,7 @@ class Sequential:
         return self.architecture.loss_fn(params, ids, labels, weight, key=key, perturb=perturb)
 
     # -- Keras-like verbs ----------------------------------------------------------------------
-    def compile(self, optimizer="adam", loss=None, metrics=("accuracy",), learning_rate=1e-3):
+    def compile(self, optimizer="adam", loss=None, metrics=("accuracy",), learning_rate=1e-3, class_weight=None):
         """Choose the optimizer and the loss, which is the one fit trains with.
 
         optimizer: a name ("adam", "sgd", with learning_rate), `OptimizerSettings`, or an optax
@@ -172,12 +172,17 @@ class Sequential:
         loss: "binary_crossentropy" (the last layer Dense(1, "sigmoid")),
             "sparse_categorical_crossentropy" (Dense(K, "softmax")), or None for the one the last
             layer implies. One that does not fit the last layer is an error, here or in fit.
+        class_weight: a weight per class index (a list, or a dict {index: weight}, as Keras's
+            `fit(class_weight=...)`; missing classes weigh 1) that multiplies its examples' loss, in
+            training and validation; None weighs all alike.
         """
         if loss is not None and loss not in LOSSES:
             raise LstmkitError(f"unknown loss {loss!r}; use one of {', '.join(LOSSES)}")
         if isinstance(optimizer, str):
             optimizer = OptimizerSettings(optimizer, learning_rate)
-        architecture = replace(self.architecture, loss=loss, optimizer=optimizer)
+        if isinstance(class_weight, dict):
+            class_weight = [class_weight.get(k, 1.0) for k in range(max(class_weight) + 1)]
+        architecture = replace(self.architecture, loss=loss, optimizer=optimizer, class_weight=class_weight)
         if self.layers and isinstance(self.layers[-1], L.Dense):
             architecture.check_loss()
             architecture = replace(architecture, loss=architecture.implied_loss())

@@ -1,11 +1,16 @@
-"""The classifier a configuration describes: vectorizer, Embedding, (Bi)LSTM layers, pooling, Dense head, optimizer."""
+"""The classifier a configuration describes: vectorizer, Embedding, (Bi)LSTM layers, pooling, Dense head,
+optimizer, and the loss's class weights."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from lstmkit.data.text import TextVectorizer
+from lstmkit.errors import LstmkitError
 from lstmkit.nn import layers as L
 from lstmkit.nn.model import Sequential
 from lstmkit.nn.optim import OptimizerSettings
+from lstmkit.tasks.presets import parse_class_weight
 
 
 def build_model(config, n_classes, steps_per_epoch=None, *, class_names=None, vectorizer=None):
@@ -23,9 +28,11 @@ def build_model(config, n_classes, steps_per_epoch=None, *, class_names=None, ve
     _add_lstm_layers(model, config)
     _add_head(model, config, n_classes)
     binary = n_classes == 2
+    weights = config.get("class_weights")  # resolved by with_class_weights; absent from runs saved before it existed
     model.compile(
         optimizer=_optimizer(config, steps_per_epoch),
         loss="binary_crossentropy" if binary else "sparse_categorical_crossentropy",
+        class_weight=[weights[name] for name in class_names] if weights and class_names else None,
     )
     return model
 
@@ -97,3 +104,33 @@ def _optimizer(config, steps_per_epoch):
         warmup_steps=config["warmup_steps"],
         average=config.get("weight_average", 0.0),  # absent from runs saved before it existed
     )
+
+
+def with_class_weights(config, labels, class_names, *, verbose=True):
+    """The config with "class_weights", {class name: weight}, resolved from --class-weight on the
+    training labels (None for "none"); the model directory keeps both.
+
+    balanced: w_k = N / (K n_k), so every class weighs as much in the loss as the others (N
+    examples, K classes, n_k of class k; a class with none gets 1). A JSON object names some
+    classes; the others weigh 1.
+
+    >>> with_class_weights({"class_weight": "balanced"}, np.array([0, 0, 0, 1]), ["a", "b"], verbose=False)["class_weights"]
+    {'a': 0.6666666666666666, 'b': 2.0}
+    """
+    setting = parse_class_weight(config.get("class_weight", "none"))
+    if setting == "none":
+        return {**config, "class_weights": None}
+    if setting == "balanced":
+        known = np.asarray(labels)[np.asarray(labels) >= 0]  # unlabeled examples (-1) weigh nothing here
+        counts = np.bincount(known, minlength=len(class_names))
+        weights = {n: float(len(known) / (len(class_names) * c)) if c else 1.0 for n, c in zip(class_names, counts)}
+    else:
+        unknown = [name for name in setting if name not in class_names]
+        if unknown:
+            raise LstmkitError(
+                f"--class-weight names class {unknown[0]!r}, which the training data does not have (its classes: {', '.join(class_names)})"
+            )
+        weights = {name: setting.get(name, 1.0) for name in class_names}
+    if verbose:
+        print("class weights: " + ", ".join(f"{n} {w:.3g}" for n, w in weights.items()), flush=True)
+    return {**config, "class_weights": weights}

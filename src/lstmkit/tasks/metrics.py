@@ -3,8 +3,8 @@
 Always: accuracy, precision/recall/F1 and support per class (by name), their macro average
 (every class alike) and weighted average (by support), and the K x K confusion matrix. Binary
 tasks name their positive class (default the second, the one a sigmoid scores): the top-level
-precision, recall, F1 and ROC AUC are that class's. Multi-class: the top-level three are the
-macro averages, and "average" says so.
+precision, recall, F1, ROC AUC and PR AUC are that class's. Multi-class: the top-level three are
+the macro averages, and "average" says so.
 """
 
 from __future__ import annotations
@@ -38,6 +38,29 @@ def roc_auc(y_true, score):
     avg = first + (counts - 1) / 2.0 + 1.0
     ranks[order] = np.repeat(avg, counts)
     return float((ranks[y_true].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+def pr_auc(y_true, score):
+    """Area under the precision-recall curve, as average precision: sum over thresholds t of
+    (R(t) - R(t_prev)) P(t), thresholds at each distinct score from high to low.
+
+    Unlike ROC AUC it starts from the positives, so a rare class that is ranked badly shows: a
+    random ranking scores the positives' share, not 0.5. NaN without positives.
+
+    >>> pr_auc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8])   # (1/2) 1 + (1/2) (2/3)
+    0.8333333333333333
+    """
+    y_true = np.asarray(y_true).astype(bool)
+    n_pos = int(y_true.sum())
+    if n_pos == 0:
+        return float("nan")
+    order = np.argsort(-np.asarray(score, np.float64), kind="mergesort")
+    sorted_score, hits = np.asarray(score, np.float64)[order], y_true[order]
+    last_of_tie = np.r_[sorted_score[1:] != sorted_score[:-1], True]  # tied scores are one threshold
+    true_pos = np.cumsum(hits)[last_of_tie]
+    predicted = np.arange(1, len(hits) + 1)[last_of_tie]
+    recall_gain = np.diff(np.r_[0, true_pos]) / n_pos
+    return float(np.sum(recall_gain * true_pos / predicted))
 
 
 def _safe_div(a, b):
@@ -87,6 +110,7 @@ def classification_report(y_true, proba, class_names, positive_class=None):
         score = p1 if k == 1 else 1.0 - p1
         out.update(positive_class=positive, precision=precision[k], recall=recall[k], f1=f1[k])
         out["roc_auc"] = roc_auc(y_true == k, score)
+        out["pr_auc"] = pr_auc(y_true == k, score)
     else:
         out.update(average="macro", **out["macro"])
     out.update(class_names=list(class_names), confusion_matrix=cm.tolist())

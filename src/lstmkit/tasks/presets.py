@@ -7,6 +7,7 @@ in the model directory.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from lstmkit.errors import LstmkitError
@@ -51,6 +52,7 @@ SEED = {
     "pseudo_labels": "hard",  # a kept text's target: "hard" (the predicted class) or "soft" (the teacher's probabilities)
     "self_training_epochs": 0,  # epochs of each self-training round's model; 0 = --epochs
     "student": {},  # settings in which the self-training students differ from the first model (--student KEY=VALUE)
+    "class_weight": "none",  # the loss's weight per class: "none", "balanced" (N / (K n_class)), or JSON {"class": weight}
     "seed": 0,
 }
 
@@ -164,6 +166,28 @@ def parse_student(pairs):
     return student
 
 
+def parse_class_weight(setting):
+    """--class-weight as "none", "balanced", or {class name: weight} (from a JSON object).
+
+    >>> parse_class_weight('{"spam": 5}'), parse_class_weight("balanced")
+    ({'spam': 5.0}, 'balanced')
+    """
+    text = str(setting).strip()
+    if text.lower() in ("none", "balanced"):
+        return text.lower()
+    fix = "use none, balanced, or a JSON object of positive weights such as '{\"spam\": 5}'"
+    try:
+        weights = json.loads(text)
+    except ValueError:
+        raise LstmkitError(f"--class-weight {text!r} is not none, balanced or JSON; {fix}") from None
+    if not isinstance(weights, dict) or not weights:
+        raise LstmkitError(f"--class-weight {text!r}: {fix}")
+    for name, w in weights.items():
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not w > 0 or w == float("inf"):
+            raise LstmkitError(f"--class-weight: class {name!r} has weight {w!r}; {fix}")
+    return {str(name): float(w) for name, w in weights.items()}
+
+
 def student_config(config):
     """The configuration of a self-training student: the run's, with its `student` settings applied."""
     return {**config, **config.get("student", {})}
@@ -238,6 +262,7 @@ def _check(config):
         raise LstmkitError(f"--bigram-dropout must be in [0, 1), got {config['bigram_dropout']}")
     if config["max_tokens"] < 3:
         raise LstmkitError("--max-tokens must be at least 3 (padding, [UNK] and one word)")
+    parse_class_weight(config.get("class_weight", "none"))
     if not float(config["learning_rate"]) >= 0:  # also refuses NaN; 0 keeps the weights as they start
         raise LstmkitError(f"--learning-rate must be 0 or more, got {config['learning_rate']}")
 

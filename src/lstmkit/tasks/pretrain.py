@@ -311,7 +311,16 @@ def _print_epoch(epoch, config: LMConfig, history, val, seen, elapsed, n_outputs
 
 
 def pretrain_run(
-    data=None, unlabeled=(), out="runs/lm", *, text_column=None, progress=True, overwrite=False, **settings
+    data=None,
+    unlabeled=(),
+    out="runs/lm",
+    *,
+    text_column=None,
+    progress=True,
+    overwrite=False,
+    file_format=None,
+    header=None,
+    **settings,
 ):
     """What `lstmkit pretrain` runs: check the settings, read the sources, pretrain, write `out`.
 
@@ -325,6 +334,8 @@ def pretrain_run(
     with output_folder.output_lock(out):
         output_folder.recover_interrupted_save(out, kind="pretrained")
         output_folder.check_output(out, overwrite=overwrite, kind="pretrained")
-        texts = pretraining_texts(data, unlabeled, text_column=text_column, seed=config.seed)
+        texts = pretraining_texts(
+            data, unlabeled, text_column=text_column, seed=config.seed, file_format=file_format, header=header
+        )
         sources = ([f"data:{data}"] if data is not None else []) + [f"unlabeled:{u}" for u in unlabeled]
         return pretrain(texts, out, progress=progress, sources=sources, **settings)

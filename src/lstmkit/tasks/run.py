@@ -21,7 +21,8 @@ from lstmkit.errors import LstmkitError
 from lstmkit.io import checkpoint, output_folder
 from lstmkit.nn.model import load_model
 from lstmkit.tasks import preflight
-from lstmkit.tasks.classifier import build_model
+from lstmkit.tasks.calibration import calibration_report, describe, fit_temperature, with_temperature
+from lstmkit.tasks.classifier import build_model, with_class_weights
 from lstmkit.tasks.metrics import classification_report
 from lstmkit.tasks.presets import student_config
 from lstmkit.tasks.pretrain import check_settings, install_pretrained, load_pretrained
@@ -52,6 +53,8 @@ def _train_run(
     test_data=None,
     text_column=None,
     label_column=None,
+    file_format=None,
+    header=None,
     resume=False,
     verbose=True,
     progress=True,
@@ -62,6 +65,8 @@ def _train_run(
 
     pretrained: a directory written by `lstmkit pretrain`; the classifier adopts its vocabulary,
     embedding and first LSTM layer (sizes must match the config) instead of adapting its own.
+    file_format, header: how to read data and test_data files (None: sniffed, detected; see
+    `lstmkit.data.sources.load_dataset`).
     unlabeled: sources of unlabeled text for self-training (config "self_training" rounds > 0,
     see `lstmkit.tasks.selftrain`): each round trains a fresh model on train plus the texts the
     previous model labels with confidence >= config "pseudo_confidence".
@@ -69,8 +74,10 @@ def _train_run(
     t_start = time.perf_counter()
     config, unlabeled, pre = _settle_config(config, out, resume, unlabeled, pretrained)
     rounds, seed = int(config.get("self_training", 0)), int(config["seed"])
-    train, val, test = _load_data(config, data, test_data, text_column, label_column, t_start)
+    reading = {"text_column": text_column, "label_column": label_column, "file_format": file_format, "header": header}
+    train, val, test = _load_data(config, data, test_data, reading, t_start)
     class_names = list(train.class_names)
+    config = with_class_weights(config, train.labels, class_names)
     unlabeled_texts = _unlabeled_texts(unlabeled, rounds, text_column, seed)
     print("config: " + json.dumps(config, sort_keys=True), flush=True)
 
@@ -108,7 +115,7 @@ def _train_run(
             arrays=arrays,
         )
         state = None
-    return _test_and_save(model, test, class_names, config, out, rounds_log, t_start)
+    return _test_and_save(model, test, val, class_names, config, out, rounds_log, t_start)
 
 
 def _settle_config(config, out, resume, unlabeled, pretrained):
@@ -141,10 +148,11 @@ def _settle_config(config, out, resume, unlabeled, pretrained):
     return config, unlabeled, pre
 
 
-def _load_data(config, data, test_data, text_column, label_column, t_start):
-    """(train, validation, test) datasets, validation carved from train per config."""
+def _load_data(config, data, test_data, reading, t_start):
+    """(train, validation, test) datasets, validation carved from train per config; `reading`: the
+    columns, file_format and header keywords of `load_splits`."""
     seed = int(config["seed"])
-    train, test = load_splits(data, test_data=test_data, text_column=text_column, label_column=label_column, seed=seed)
+    train, test = load_splits(data, test_data=test_data, seed=seed, **reading)
     if str(config["validation"]) == "test":
         val = test  # as the seed notebook does; the reported test figure is then not held out
     else:
@@ -206,12 +214,17 @@ def _round_data(r, config, model, train, val, unlabeled_texts, state, rounds_log
     return texts, labels, {"pseudo.index": np.asarray(index, np.int32), "pseudo.label": np.asarray(pseudo)}
 
 
-def _test_and_save(model, test, class_names, config, out, rounds_log, t_start):
-    """Score the final model on the test split, write the finished model directory, say so."""
+def _test_and_save(model, test, val, class_names, config, out, rounds_log, t_start):
+    """Fit the temperature on validation (`lstmkit.tasks.calibration`), score the final model on the
+    test split with it, write the finished model directory, say so. When validation is the test
+    split (the seed preset's), no temperature is fitted (1): test would grade its own fit."""
+    held_out = val is not test
+    config = {**config, "temperature": fit_temperature(model.predict(val.texts), val.labels) if held_out else 1.0}
     t0 = time.perf_counter()
-    proba = model.predict(test.texts)
-    metrics = classification_report(test.labels, proba, class_names)
+    raw = model.predict(test.texts)
+    metrics = classification_report(test.labels, with_temperature(raw, config["temperature"]), class_names)
     metrics["predict_seconds"] = time.perf_counter() - t0
+    metrics["calibration"] = calibration_report(raw, test.labels, config["temperature"])
     metrics["train_seconds"] = time.perf_counter() - t_start
     if rounds_log:
         metrics["self_training"] = rounds_log
@@ -222,6 +235,8 @@ def _test_and_save(model, test, class_names, config, out, rounds_log, t_start):
         + f", {_f1_name(metrics)} {metrics['f1']:.4f} on {metrics['n']:,} examples; total {metrics['train_seconds']:.0f} s",
         flush=True,
     )
+    fitted = "temperature fitted on validation" if held_out else "no temperature: validation is the test split"
+    print(f"calibration: {describe(metrics['calibration'])} on test ({fitted})", flush=True)
     print(f"model saved to {out}", flush=True)
     return metrics
 

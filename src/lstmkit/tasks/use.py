@@ -9,28 +9,44 @@ import numpy as np
 
 from lstmkit.data.sources import load_source
 from lstmkit.nn.model import load_model
+from lstmkit.tasks.calibration import calibration_report, model_temperature, with_temperature
 from lstmkit.tasks.metrics import classification_report
 
 
 def evaluate_run(
-    model_dir, data, *, split="test", text_column=None, label_column=None, batch_size=256, positive_class=None
+    model_dir,
+    data,
+    *,
+    split="test",
+    text_column=None,
+    label_column=None,
+    batch_size=256,
+    positive_class=None,
+    file_format=None,
+    header=None,
 ):
     """Metrics of a saved model on a labelled source, its labels mapped through the model's classes
     (a subset of them is fine; a class the model does not know is an error)."""
     model = load_model(model_dir)
-    ds = load_source(data, split, text_column=text_column, label_column=label_column, min_classes=1)
+    reading = {"text_column": text_column, "label_column": label_column, "file_format": file_format, "header": header}
+    ds = load_source(data, split, **reading, min_classes=1)
     ds = ds.relabeled(model.class_names, what=str(data))
-    proba = model.predict(ds.texts, batch_size=batch_size)
-    return classification_report(ds.labels, proba, model.class_names, positive_class=positive_class)
+    raw, temperature = model.predict(ds.texts, batch_size=batch_size), model_temperature(model)
+    m = classification_report(
+        ds.labels, with_temperature(raw, temperature), model.class_names, positive_class=positive_class
+    )
+    m["calibration"] = calibration_report(raw, ds.labels, temperature, bins=True)
+    return m
 
 
 def predict_texts(model, texts, batch_size=256, *, top_k=0):
-    """[{"text", "label", "probability"}] per text; probability is that of the predicted label.
+    """[{"text", "label", "probability"}] per text; probability is that of the predicted label,
+    calibrated by the model's temperature.
 
     top_k: also "top_k", the K likeliest classes as [{"label", "probability"}], most likely first
     (a binary model's two classes are 1 - p and p).
     """
-    proba = model.predict(list(texts), batch_size=batch_size)
+    proba = with_temperature(model.predict(list(texts), batch_size=batch_size), model_temperature(model))
     binary = proba.shape[-1] == 1
     if binary:  # the sigmoid is the second class's probability
         proba = np.concatenate([1.0 - proba, proba], axis=-1)
