@@ -4,6 +4,8 @@ LSTM problems, the LSTM as a hand loop over the cell, and a scale-aware relative
 Shape legend: B batch, T time, E input features, V table rows, H hidden units, D directions.
 """
 
+import shutil
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -192,3 +194,20 @@ def textbook_input_gradients(lstm, rnn, xs):
     lstm_dx = jax.jit(jax.grad(lambda xs: textbook_last_output(lstm, rnn, xs)[0]))(xs)
     rnn_dx = jax.jit(jax.grad(lambda xs: textbook_last_output(lstm, rnn, xs)[1]))(xs)
     return lstm_dx, rnn_dx
+
+
+# Headless Chromium for the page tests (explain's page, the server's page): where it is, and flags
+# that work as root in a container, with no network of its own and console messages on stderr.
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--enable-logging=stderr",
+    "--v=0",
+]

@@ -10,29 +10,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from helpers import CHROMIUM, CHROMIUM_FLAGS
 from lstmkit.data.text import TextVectorizer
 from lstmkit.explain.page import save_html
 from lstmkit.explain.report import explain
 from lstmkit.nn.layers import LSTM, Bidirectional, Dense, Embedding
 from lstmkit.nn.model import Sequential
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium not installed (Debian: apt-get install chromium)")
 
 # Flags that work as root in a container; a fresh profile per run; console messages on stderr.
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--hide-scrollbars",
-    "--enable-logging=stderr",
-    "--v=0",
-]
+FLAGS = [*CHROMIUM_FLAGS, "--hide-scrollbars"]
 
 
 def chromium(tmp_path, page, *args):

@@ -4,31 +4,18 @@ Skipped without Chromium."""
 
 import html
 import re
-import shutil
 import subprocess
 
 import pytest
 
 import lstmkit
+from helpers import CHROMIUM, CHROMIUM_FLAGS
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium not installed (Debian: apt-get install chromium)")
 
 # As in tests/explain/test_explain_browser.py: flags that work as root in a container, a fresh
 # profile, console messages on stderr; the virtual time budget lets the page's requests finish.
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--enable-logging=stderr",
-    "--v=0",
-    "--virtual-time-budget=30000",
-]
+FLAGS = [*CHROMIUM_FLAGS, "--virtual-time-budget=30000"]
 
 
 def test_the_page_shows_the_label_probabilities_and_gates(model_dir, start_server, tmp_path):

@@ -79,12 +79,7 @@ def plot_confusion(matrix, class_names, out, title="confusion matrix"):
     ax.set_title(title)
     fig.colorbar(image, ax=ax, label="share of the true class")
     fig.tight_layout()
-    try:
-        return write_with(
-            out, lambda tmp: fig.savefig(tmp, dpi=100, format=FORMATS[out.suffix.lower()]), suffix=out.suffix
-        )
-    finally:
-        plt.close(fig)
+    return _save_figure(fig, out)
 
 
 def plot_reliability(calibration, out, title="reliability"):
@@ -117,6 +112,13 @@ def plot_reliability(calibration, out, title="reliability"):
     bottom.set_ylabel("texts")
     bottom.set_xlim(0, 1)
     fig.tight_layout()
+    return _save_figure(fig, out)
+
+
+def _save_figure(fig, out):
+    """Write `fig` to `out` atomically, in the format its suffix names, and close it; returns the path."""
+    import matplotlib.pyplot as plt
+
     try:
         return write_with(
             out, lambda tmp: fig.savefig(tmp, dpi=100, format=FORMATS[out.suffix.lower()]), suffix=out.suffix
