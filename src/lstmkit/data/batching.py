@@ -4,8 +4,9 @@ Shape legend: N examples, B batch size, T padded time steps of one batch.
 
 Every batch has exactly B rows, so JAX compiles once per distinct T and never for a short last
 batch: missing rows are filled with copies of real rows whose `weight` is 0 (copies, not
-all-padding rows, so no row has length 0 and no mean over time divides by zero). T is rounded up
-to a multiple of `pad_multiple`, capped at `max_length`: few distinct shapes, few compilations.
+all-padding rows, so no row has length 0 and no mean over time divides by zero). T is the
+shortest of `pad_lengths` that fits (`bucket_lengths` picks at most 8 from the data), or else
+rounded up to a multiple of `pad_multiple`, capped at `max_length`: few shapes, few compilations.
 
 Two modes:
 - bucket=True: shuffle, cut the order into windows of `bucket_window` batches, sort each window
@@ -14,7 +15,8 @@ Two modes:
 - bucket=False: plain batches of the shuffled order with a fixed T (= max_length), what Keras
   does with `output_sequence_length`, for runs that must match Keras step for step.
 
-`plan_batches` is the pure part (which example goes in which row); `iterate_batches` turns each
+`plan_batches` is the pure part (which example goes in which row), `bucket_lengths` the T the
+batches may take (it never changes the plan); `iterate_batches` turns each
 plan into arrays; `prefetch` overlaps that work with compute on a background thread.
 
     >>> seqs = [np.array([5, 6, 7]), np.array([8]), np.array([9, 9])]
@@ -139,6 +141,68 @@ def plan_batches(
     if bucket and shuffle:
         batches = [batches[i] for i in rng.permutation(len(batches))]
     return batches
+
+
+def bucket_lengths(
+    lengths: np.ndarray,
+    batch_size: int,
+    *,
+    bucket_window: int = 32,
+    shuffle: bool = True,
+    seed: int = 0,
+    max_shapes: int = 8,
+    target_ratio: float = 1.10,
+    plans_pooled: int = 8,
+) -> list[int]:
+    """The padded lengths T that bucketed batches may take, chosen from the data: ascending, at
+    most `max_shapes` of them, the last the longest length.
+
+    The batches of one plan (`plan_batches` with these arguments; another seed's plan has nearly
+    the same batch maxima) each need T >= their longest row. Candidates are those maxima rounded
+    up to 16 steps per octave (c <= 32 exact, then multiples of 2, 4, ... at most 1/16 above), so
+    calls on other data often meet the same shapes. For k = 1, 2, ... a dynamic programme picks
+    the k candidates that minimise the padded steps over real rows,
+
+        cost(S) = sum over batches b of rows_b * min{s in S : s >= need_b},
+
+    and the smallest k whose cost / sum(lengths) <= target_ratio wins (else k = max_shapes).
+    Cost: O(max_shapes * m^2) for m candidates (m <= about 16 log2(max length)).
+
+    >>> bucket_lengths(np.array([10] * 500 + [400] * 500), 50)
+    [10, 400]
+    """
+    lengths = np.maximum(np.asarray(lengths, np.int64), 1)
+    plans = [  # shuffled plans differ per epoch, most in their rare long batches: pool a few
+        plan_batches(lengths, batch_size, seed=s, shuffle=shuffle, bucket=True, bucket_window=bucket_window)
+        for s in range(seed, seed + (plans_pooled if shuffle else 1))
+    ]
+    need = np.array([_grid_round_up(int(lengths[p[p >= 0]].max())) for plan in plans for p in plan])
+    rows = np.array([int((p >= 0).sum()) for plan in plans for p in plan]) / len(plans)
+    top = int(lengths.max())
+    candidates, slot = np.unique(np.minimum(need, top), return_inverse=True)
+    weight = np.cumsum(np.bincount(slot, weights=rows, minlength=len(candidates)))  # rows needing <= c_j
+    real = float(lengths.sum())
+    cost = candidates * weight  # one shape: cost[j] = c_j * W_j, candidates 0..j padded to c_j
+    below = [np.full(len(candidates), -1)]  # below[k][j]: the next shape under c_j (-1 none, -2 as k-1)
+    for _ in range(1, max_shapes):
+        if cost[-1] <= target_ratio * real:
+            break
+        # with one more shape: min over i < j of cost[i] + c_j * (W_j - W_i), shapes c_i < c_j
+        extra = cost[None, :] + candidates[:, None] * (weight[:, None] - weight[None, :])
+        extra[np.triu_indices(len(candidates))] = np.inf  # extra[j, i] with i >= j is no choice
+        best = np.argmin(extra, axis=1)
+        gain = extra[np.arange(len(candidates)), best] < cost
+        cost = np.where(gain, extra[np.arange(len(candidates)), best], cost)
+        below.append(np.where(gain, best, -2))
+    picked, j = [], len(candidates) - 1
+    for step in reversed(below):  # walk the choices back down from the top shape
+        if step[j] == -2:
+            continue
+        picked.append(int(candidates[j]))
+        j = int(step[j])
+        if j < 0:
+            break
+    return sorted(picked)
 
 
 def make_batch(sequences, labels: np.ndarray | None, index: np.ndarray, length: int) -> Batch:
@@ -307,6 +371,11 @@ def prefetch(iterator: Iterable, size: int = 2) -> Iterator:
     finally:
         stop.set()
         thread.join(timeout=1.0)
+
+
+def _grid_round_up(x: int) -> int:
+    """x rounded up to 16 steps per octave: exact up to 32, then a multiple of 2, 4, 8, ..."""
+    return _round_up(x, 1 << max(0, x.bit_length() - 6))
 
 
 def _round_up(x: int, multiple: int) -> int:

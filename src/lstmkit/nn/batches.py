@@ -3,18 +3,20 @@ length for evaluation and prediction, split when texts are longer than training'
 
 Shape legend: N examples, B batch size, T padded time steps of one batch, L the longest sequence
 the model reads. `lstmkit.data.batching` makes the batches; this module chooses their lengths
-for a model, so that few shapes (few compilations) occur.
+from the data (`bucket_lengths`: at most 8, little padding), once per fit for training so every
+epoch compiles the same shapes, and from the texts being read for inference.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from lstmkit.data.batching import Batch, iterate_batches, prefetch
+from lstmkit.data.batching import Batch, bucket_lengths, iterate_batches, prefetch, sequence_lengths
 
 
 def pad_multiple(max_length):
-    """Batch lengths are rounded up to a quarter of the maximum: at most 4 shapes to compile."""
+    """Lengths rounded up to a quarter of the maximum (at most 4 shapes), where no lengths are
+    chosen from the data: a request smaller than a batch, and the language model's pretraining."""
     return max(8, -(-max_length // 4)) if max_length else 32
 
 
@@ -28,9 +30,21 @@ def max_length(model, inference=False):
     return model.input_length
 
 
-def training_batches(model, ids, labels, batch_size, *, seed, shuffle, bucket, shuffle_buffer=None):
-    """One epoch's batches, prepared on a background thread while the steps run."""
+def training_pad_lengths(model, ids, batch_size):
+    """The batch lengths of one fit, from its training texts' lengths (at most 8, see
+    `bucket_lengths`): pure, so every epoch compiles the same shapes."""
+    lengths = np.minimum(sequence_lengths(ids), max_length(model) or np.iinfo(np.int64).max)
+    return bucket_lengths(lengths, batch_size)
+
+
+def training_batches(model, ids, labels, batch_size, *, seed, shuffle, bucket, shuffle_buffer=None, pad_lengths=None):
+    """One epoch's batches, prepared on a background thread while the steps run.
+
+    pad_lengths: the T a batch may take (`training_pad_lengths`, computed once per fit); None
+    computes them here."""
     longest = max_length(model)
+    if bucket and pad_lengths is None:
+        pad_lengths = training_pad_lengths(model, ids, batch_size)
     it = iterate_batches(
         ids,
         labels,
@@ -41,6 +55,7 @@ def training_batches(model, ids, labels, batch_size, *, seed, shuffle, bucket, s
         shuffle_buffer=shuffle_buffer,
         pad_multiple=pad_multiple(longest),
         max_length=longest,
+        pad_lengths=pad_lengths,
     )
     return prefetch(it, 2)
 
@@ -53,7 +68,7 @@ def inference_batches(model, ids, labels, batch_size, pad_lengths=None):
     A request smaller than a batch is not padded to one: its rows are the next power of two
     (1 for one text) and its length its longest text's, rounded up to `pad_multiple`, so one
     review of 993 tokens is one (1, 1000) batch, not two (128, 1600) ones.
-    pad_lengths: the lengths a batch may take, instead of the training ones and their doublings;
+    pad_lengths: the lengths a batch may take, instead of ones chosen from these texts (at most 8);
     a caller that gives them (the server, which compiles its shapes ahead) gets batch_size rows."""
     if pad_lengths is None:
         rows = min(batch_size, 1 << max(len(ids) - 1, 0).bit_length())
@@ -70,7 +85,7 @@ def inference_batches(model, ids, labels, batch_size, pad_lengths=None):
         bucket_window=window,
         max_length=longest,
         pad_multiple=pad_multiple(trained),
-        pad_lengths=pad_lengths or (inference_pad_lengths(trained, longest) if len(ids) > rows else None),
+        pad_lengths=pad_lengths or (inference_pad_lengths(ids, rows, window, longest) if len(ids) > rows else None),
     )
     return split_long(batches, batch_size * trained) if trained and longest and longest > trained else batches
 
@@ -95,13 +110,8 @@ def split_long(batches, max_tokens):
             yield part
 
 
-def inference_pad_lengths(trained, longest):
-    """Batch lengths for inference: the training ones, then doubling up to the inference length
-    (2L, 4L, ... capped at it), so texts longer than training add few shapes to compile."""
-    if not trained or not longest or longest <= trained:
-        return None
-    step = pad_multiple(trained)
-    lengths = list(range(step, trained, step)) + [trained]
-    while lengths[-1] < longest:
-        lengths.append(min(2 * lengths[-1], longest))
-    return lengths
+def inference_pad_lengths(ids, rows, window, longest):
+    """Batch lengths for inference, from the lengths of the texts being read (at most 8, see
+    `bucket_lengths`), over the same unshuffled plan as the batches."""
+    lengths = np.minimum(sequence_lengths(ids), longest or np.iinfo(np.int64).max)
+    return bucket_lengths(lengths, rows, bucket_window=window, shuffle=False)

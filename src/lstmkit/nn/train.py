@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from lstmkit.core import fused
 from lstmkit.errors import LstmkitError
 from lstmkit.nn.adversarial import PerturbationStrength, check_sizes, warn_if_stalled
-from lstmkit.nn.batches import inference_batches, training_batches
+from lstmkit.nn.batches import inference_batches, training_batches, training_pad_lengths
 from lstmkit.nn.optim import averaged_weights
 from lstmkit.nn.steps import eval_step, predict_step, train_step
 
@@ -140,7 +140,10 @@ def fit(
     best = dict(best) if best is not None else {"value": None, "epoch": None, "params": None, "wait": 0}
     val = None if validation_data is None else _validation_set(model, *validation_data)
     perturbations = (float(adversarial or 0.0), float(virtual_adversarial or 0.0))
-    run = _Run(model, ids, labels, val, batch_size, seed, bucket, shuffle_buffer, epochs, verbose, progress)
+    pad_lengths = training_pad_lengths(model, ids, batch_size) if bucket else None  # fixed shapes for every epoch
+    run = _Run(
+        model, ids, labels, val, batch_size, seed, bucket, pad_lengths, shuffle_buffer, epochs, verbose, progress
+    )
     for epoch in range(initial_epoch, epochs):
         params, opt_state = _fit_epoch(run, epoch, params, opt_state, history, perturbations)
         stop = (
@@ -180,6 +183,7 @@ class _Run(NamedTuple):
     batch_size: int
     seed: int
     bucket: bool
+    pad_lengths: list | None  # the T a bucketed batch may take, chosen once from the training lengths
     shuffle_buffer: int | None
     epochs: int
     verbose: bool
@@ -199,6 +203,7 @@ def _fit_epoch(run, epoch, params, opt_state, history, perturbations):
         shuffle=True,
         bucket=run.bucket,
         shuffle_buffer=run.shuffle_buffer,
+        pad_lengths=run.pad_lengths,
     )
     bar = _progress_bar(len(run.ids), epoch, run.epochs, enabled=run.verbose and run.progress)
     ramp = _perturbation_strength(model, history, perturbations)
