@@ -111,8 +111,7 @@ def fit(
 ):
     """Train from `params` on ids and labels (from `training_data`); returns (params, opt_state, history).
 
-    The model is read, never changed: its architecture, vectorizer and lengths. `Sequential.fit`
-    keeps what this returns.
+    The model is read, never changed (architecture, vectorizer, lengths); `Sequential.fit` keeps what this returns.
 
     Args:
         ids, labels: the training inputs, as `training_data` returns them; params: the start.
