@@ -161,7 +161,7 @@ def test_sniffing():
         ("blob", b"PK\x03\x04\x00\x00binary", "unknown file type \\(binary content"),
         ("words", b"one text\nanother text\n", "unknown file type .*--format csv\\|tsv\\|jsonl\\|fasttext"),
         ("both", b"a\tb,c\nd\te,f\n", "split evenly at both '\\\\t' and ','.*--format tsv.*--format csv"),
-        ("broken.csv.gz", gzip.compress(b"text,label\n")[:-6], "damaged gzip file"),
+        ("broken.csv.gz", gzip.compress(b"text,label\n", mtime=0)[:-6], "damaged gzip file"),
         ("named.csv", b"alpha,beta\nfine,pos\nbad,neg\n", "no text column found among alpha, beta.*--no-header"),
     ],
 )
