@@ -5,11 +5,13 @@ the model that trains on them, class weights and evaluate's PR AUC and confusion
 import gzip
 import json
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from helpers import TINY, synthetic_reviews
 from lstmkit.cli import main
+from lstmkit.explain import explain
 from lstmkit.nn.model import load_model
 from lstmkit.tasks.calibration import with_temperature
 
@@ -74,10 +76,27 @@ def test_evaluate_reports_pr_auc_calibration_and_draws_pictures(trained, files, 
     assert sum(c["bins"]["raw"]["count"]) == len(test)
     text = test[0][1]
     r = CliRunner().invoke(main, ["predict", str(out), text, "--json"])
-    p = float(with_temperature(load_model(out).predict([text]), temperature)[0, 0])
+    p = float(with_temperature(load_model(out).predict([text], calibrated=False), temperature)[0, 0])
     assert json.loads(r.stdout)["probability"] == pytest.approx(max(p, 1 - p), abs=1e-6)  # predict is calibrated
     r = CliRunner().invoke(main, [*args, "--confusion-png", str(tmp_path / "cm.bmp")])
     assert r.exit_code == 2 and "end it in .png, .svg or .pdf" in r.output
+
+
+def test_the_python_api_and_explain_give_the_calibrated_probability_predict_prints(trained, files):
+    out, _ = trained
+    texts = [t for _, t in files[1][:5]]
+    temperature = json.loads((out / "config.json").read_text())["train_config"]["temperature"]
+    assert abs(temperature - 1.0) > 0.01  # else this test would not tell calibrated from raw
+    model = load_model(out)
+    raw, calibrated = model.predict(texts, calibrated=False), model.predict(texts)
+    z = np.log(raw[:, 0] / (1.0 - raw[:, 0]))  # the network's logits, from outside the calibration code
+    assert np.allclose(calibrated[:, 0], 1.0 / (1.0 + np.exp(-z / temperature)), atol=1e-6)
+    assert calibrated.labels == raw.labels  # the temperature moves probabilities, never labels
+    r = CliRunner().invoke(main, ["predict", str(out), *texts, "--json"])
+    printed = [json.loads(line)["probability"] for line in r.stdout.splitlines()]
+    assert np.allclose(printed, np.asarray(calibrated.probabilities).max(1), atol=1e-6)
+    e = explain(model, texts[0])
+    assert e["probabilities"][1] == pytest.approx(float(calibrated[0, 0]), abs=1e-5)
 
 
 def test_evaluate_a_fasttext_file_and_predict_a_headerless_file(trained, files):

@@ -225,8 +225,11 @@ def _token_ids(model, text):
 
 def _outputs(model, head, logits, trajectory, occluded, used):
     """(class names, target class, probabilities (K or 2), trajectory (n,), attribution (n,)) from
-    the explain pass's logits, with the model's own output activation."""
+    the explain pass's logits, with the model's own output activation, after dividing every logit
+    by the model's temperature as predict does (`Sequential.temperature`; 1: unchanged)."""
     n = len(used)
+    scale = 1.0 / model.temperature
+    logits, trajectory, occluded = (np.asarray(a, np.float64) * scale for a in (logits, trajectory, occluded))
     activate = L.ACTIVATIONS[head.activation]  # the model's own output activation, as predict applies it
     proba = np.asarray(activate(jnp.asarray(logits)), np.float64)
     K = proba.shape[-1]

@@ -32,7 +32,7 @@ from lstmkit.nn import layers as L
 from lstmkit.nn import train
 from lstmkit.nn.architecture import LOSSES, Architecture
 from lstmkit.nn.optim import OptimizerSettings
-from lstmkit.nn.predictions import Predictions
+from lstmkit.nn.predictions import Predictions, with_temperature
 
 
 class Sequential:
@@ -245,19 +245,30 @@ class Sequential:
         result = train.evaluate(self, x, y, batch_size=batch_size)
         return result if return_dict else (result["loss"], result["accuracy"])
 
-    def predict(self, x, *, batch_size=256, pad_lengths=None):
+    @property
+    def temperature(self):
+        """The temperature `lstmkit train` fitted on validation (`lstmkit.tasks.calibration`), kept
+        in the train config; 1 for a model built in Python or saved before it existed."""
+        return float((self.train_config or {}).get("temperature", 1.0))
+
+    def predict(self, x, *, batch_size=256, pad_lengths=None, calibrated=True):
         """Probabilities as Keras gives them, which also know each text's label (`Predictions`).
 
         As an array: (N, 1) for a binary model (the second class's probability), (N, K) for K
         classes. `.labels`: N class names; `.probabilities`: (N, K), every class's, a binary
         model's as [1 - p, p]; `.class_names`: the columns' names. `pad_lengths`: the lengths a
         batch may be padded to, instead of the training ones (a server compiles few shapes).
+        `calibrated`: divide the logits by the model's `temperature` (False: the network's own
+        probabilities); the labels are the same either way.
 
             >>> p = load_model("runs/m").predict(["What a film."])
             >>> p.labels[0], p.probabilities[0]
             ('pos', array([0.031, 0.969], dtype=float32))
         """
-        return Predictions(train.predict(self, x, batch_size=batch_size, pad_lengths=pad_lengths), self.class_names)
+        proba = train.predict(self, x, batch_size=batch_size, pad_lengths=pad_lengths)
+        if calibrated and self.temperature != 1.0:
+            proba = with_temperature(proba, self.temperature).astype(np.float32)
+        return Predictions(proba, self.class_names)
 
     def save(self, directory, **extra):
         checkpoint.save_model(self, directory, **extra)

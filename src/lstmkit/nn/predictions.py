@@ -23,6 +23,27 @@ from __future__ import annotations
 
 import numpy as np
 
+EPS = 1e-7  # probabilities are float32: clip before taking logs
+
+
+def logits(proba):
+    """Logits from probabilities: log(p / (1 - p)) for (N, 1), log p for (N, K) (softmax ignores the shift)."""
+    p = np.clip(np.asarray(proba, np.float64), EPS, 1.0 - EPS)
+    return np.log(p / (1.0 - p)) if p.shape[-1] == 1 else np.log(p)
+
+
+def with_temperature(proba, temperature):
+    """The probabilities of the logits divided by `temperature` (Guo et al. 2017), in the same shape:
+    sigmoid(z / T) for (N, 1), softmax(z / T) for (N, K)."""
+    if float(temperature) == 1.0:  # the model's own probabilities, unchanged to the bit
+        return np.asarray(proba)
+    z = logits(proba) / float(temperature)
+    if z.shape[-1] == 1:
+        return 1.0 / (1.0 + np.exp(-z))
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
 
 class Predictions(np.ndarray):
     """Probabilities (N, 1) or (N, K), as Keras gives them, with `labels`, `probabilities` and

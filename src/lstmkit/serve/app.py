@@ -33,9 +33,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from lstmkit.errors import LstmkitError
 from lstmkit.explain import explain as explain_text
 from lstmkit.explain import render_html
-from lstmkit.nn.predictions import Predictions
 from lstmkit.serve.batcher import Batcher
-from lstmkit.tasks.calibration import model_temperature, with_temperature
 from lstmkit.version import __version__
 
 # A character takes at most 12 bytes in JSON (an escaped surrogate pair, "\ud83d\ude00").
@@ -100,12 +98,10 @@ def create_app(model, settings=ServeSettings(), *, model_info=None, on_ready=Non
     names = model.class_names or [str(k) for k in range(max(2, model.n_outputs))]
     sizes, lengths = batch_shapes(model, settings.max_batch)
 
-    temperature = model_temperature(model)  # as `lstmkit predict`: the probabilities calibrated on validation
-
     def predict_rows(texts):
+        """As `lstmkit predict`: the probabilities calibrated by the model's temperature."""
         batch = next((b for b in sizes if b >= len(texts)), sizes[-1])
-        raw = model.predict(texts, batch_size=batch, pad_lengths=lengths)
-        return Predictions(with_temperature(raw, temperature), raw.class_names)
+        return model.predict(texts, batch_size=batch, pad_lengths=lengths)
 
     def warm_up():
         """Compile every batch shape now, so that no request waits for XLA (the compile cache keeps them)."""

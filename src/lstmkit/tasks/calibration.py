@@ -27,25 +27,22 @@ from __future__ import annotations
 
 import numpy as np
 
-EPS = 1e-7  # probabilities are float32: clip before taking logs
+# The temperature's arithmetic lives with the probabilities it changes (`Sequential.predict`
+# applies the model's own); it is re-exported here, where the temperature is fitted.
+from lstmkit.nn.predictions import EPS, logits, with_temperature
 
-
-def logits(proba):
-    """Logits from probabilities: log(p / (1 - p)) for (N, 1), log p for (N, K) (softmax ignores the shift)."""
-    p = np.clip(np.asarray(proba, np.float64), EPS, 1.0 - EPS)
-    return np.log(p / (1.0 - p)) if p.shape[-1] == 1 else np.log(p)
-
-
-def with_temperature(proba, temperature):
-    """The probabilities of logits divided by `temperature`, in the same shape."""
-    if float(temperature) == 1.0:  # the model's own probabilities, unchanged to the bit
-        return np.asarray(proba)
-    z = logits(proba) / float(temperature)
-    if z.shape[-1] == 1:
-        return 1.0 / (1.0 + np.exp(-z))
-    z = z - z.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
+__all__ = [
+    "EPS",
+    "calibration_report",
+    "confidence_and_hits",
+    "describe",
+    "expected_calibration_error",
+    "fit_temperature",
+    "log_loss",
+    "logits",
+    "reliability_bins",
+    "with_temperature",
+]
 
 
 def log_loss(proba, labels):
@@ -134,12 +131,6 @@ def describe(report):
         f"temperature {report['temperature']:.3f}; ECE {report['ece']:.4f} -> {report['ece_calibrated']:.4f}, "
         f"log loss {report['log_loss']:.4f} -> {report['log_loss_calibrated']:.4f}"
     )
-
-
-def model_temperature(model):
-    """The temperature `lstmkit train` fitted on validation (kept in the train config); 1 for a
-    model saved before it existed, or built in Python."""
-    return float((getattr(model, "train_config", None) or {}).get("temperature", 1.0))
 
 
 def _true_class_proba(proba, labels):

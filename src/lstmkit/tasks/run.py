@@ -219,9 +219,12 @@ def _test_and_save(model, test, val, class_names, config, out, rounds_log, t_sta
     test split with it, write the finished model directory, say so. When validation is the test
     split (the seed preset's), no temperature is fitted (1): test would grade its own fit."""
     held_out = val is not test
-    config = {**config, "temperature": fit_temperature(model.predict(val.texts), val.labels) if held_out else 1.0}
+    config = {
+        **config,
+        "temperature": fit_temperature(model.predict(val.texts, calibrated=False), val.labels) if held_out else 1.0,
+    }
     t0 = time.perf_counter()
-    raw = model.predict(test.texts)
+    raw = model.predict(test.texts, calibrated=False)
     metrics = classification_report(test.labels, with_temperature(raw, config["temperature"]), class_names)
     metrics["predict_seconds"] = time.perf_counter() - t0
     metrics["calibration"] = calibration_report(raw, test.labels, config["temperature"])

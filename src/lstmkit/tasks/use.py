@@ -9,7 +9,7 @@ import numpy as np
 
 from lstmkit.data.sources import load_source
 from lstmkit.nn.model import load_model
-from lstmkit.tasks.calibration import calibration_report, model_temperature, with_temperature
+from lstmkit.tasks.calibration import calibration_report, with_temperature
 from lstmkit.tasks.metrics import classification_report
 
 
@@ -31,7 +31,7 @@ def evaluate_run(
     reading = {"text_column": text_column, "label_column": label_column, "file_format": file_format, "header": header}
     ds = load_source(data, split, **reading, min_classes=1)
     ds = ds.relabeled(model.class_names, what=str(data))
-    raw, temperature = model.predict(ds.texts, batch_size=batch_size), model_temperature(model)
+    raw, temperature = model.predict(ds.texts, batch_size=batch_size, calibrated=False), model.temperature
     m = classification_report(
         ds.labels, with_temperature(raw, temperature), model.class_names, positive_class=positive_class
     )
@@ -41,12 +41,12 @@ def evaluate_run(
 
 def predict_texts(model, texts, batch_size=256, *, top_k=0):
     """[{"text", "label", "probability"}] per text; probability is that of the predicted label,
-    calibrated by the model's temperature.
+    calibrated by the model's temperature (as `Sequential.predict` gives it).
 
     top_k: also "top_k", the K likeliest classes as [{"label", "probability"}], most likely first
     (a binary model's two classes are 1 - p and p).
     """
-    proba = with_temperature(model.predict(list(texts), batch_size=batch_size), model_temperature(model))
+    proba = np.asarray(model.predict(list(texts), batch_size=batch_size))
     binary = proba.shape[-1] == 1
     if binary:  # the sigmoid is the second class's probability
         proba = np.concatenate([1.0 - proba, proba], axis=-1)
