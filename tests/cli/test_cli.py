@@ -10,6 +10,7 @@ from helpers import TINY, synthetic_reviews
 from lstmkit.cli import main
 from lstmkit.io import checkpoint
 from lstmkit.nn.model import load_model
+from lstmkit.tasks import run
 
 
 @pytest.fixture(scope="module")
@@ -251,6 +252,28 @@ def test_interrupted_run_resumes_to_the_same_result(
     ma, mb = (json.loads((d / "metrics.json").read_text()) for d in (straight, out))
     assert ma["accuracy"] == mb["accuracy"]
     assert ma.get("self_training") == mb.get("self_training")
+
+
+def test_ctrl_c_during_the_final_test_pass_exits_130_and_resume_finishes(csv_data, tmp_path, monkeypatch):
+    """The last epoch's checkpoint is on disk when the test pass starts: Ctrl-C there is exit 130
+    (not swallowed, not exit 0), the folder stays an interrupted run, and --resume trains no more
+    epochs, scores test and completes it."""
+    out = tmp_path / "m"
+    args = ["train", "--data", str(csv_data), "--out", str(out), "--epochs", "2", "--seed", "3", *TINY]
+
+    def interrupted(*a, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run, "classification_report", interrupted)
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 130 and "continue with --resume" in r.output
+    assert json.loads((out / "config.json").read_text())["status"] == "training"
+    monkeypatch.undo()
+    r = CliRunner().invoke(main, [*args, "--resume"])
+    assert r.exit_code == 0, r.output
+    assert "resumed after epoch 2" in r.output and "epoch 1/" not in r.output.split("resumed")[1]
+    assert json.loads((out / "config.json").read_text())["status"] == "complete"
+    assert json.loads((out / "metrics.json").read_text())["accuracy"] > 0.8
 
 
 def test_self_training_labels_unlabeled_text_and_trains_on_it(csv_data, unlabeled_txt, tmp_path):
