@@ -277,3 +277,16 @@ def test_the_training_state_is_checked_from_its_header_before_loading(tmp_path):
     resign_config(directory, lambda c: {**c, "files": {**c["files"], checkpoint.STATE: sha256(state)}})
     with pytest.raises(LstmkitError, match="training state .* does not match this configuration .*'huge'"):
         checkpoint.load_training_state(directory, opt_state, model.params)
+    # the arrays a run saves (self-training's pseudo-labels) are bounded by the data, not by the file
+    arrays = {"extra.pseudo.index": np.arange(10, dtype=np.int32), "extra.pseudo.label": np.zeros((10, 2), np.float32)}
+    save_file({k: v for k, v in load_file(state).items() if k != "huge"} | arrays, state)
+    resign_config(directory, lambda c: {**c, "files": {**c["files"], checkpoint.STATE: sha256(state)}})
+    bounds = {"pseudo.index": (10,), "pseudo.label": (10, 2)}
+    loaded = checkpoint.load_training_state(directory, opt_state, model.params, arrays_at_most=bounds)
+    assert loaded[4]["pseudo.index"].tolist() == list(range(10))
+    with pytest.raises(LstmkitError, match="'extra.pseudo.index' has shape \\(10,\\), more than the data allows"):
+        checkpoint.load_training_state(
+            directory, opt_state, model.params, arrays_at_most={**bounds, "pseudo.index": (9,)}
+        )
+    with pytest.raises(LstmkitError, match="'extra.pseudo.label'"):  # not a name this run saves
+        checkpoint.load_training_state(directory, opt_state, model.params, arrays_at_most={"pseudo.index": (10,)})

@@ -181,9 +181,12 @@ def read_model(directory):
     return directory, config, vectorizer
 
 
-def load_training_state(directory, opt_state_template, params_template):
+def load_training_state(directory, opt_state_template, params_template, arrays_at_most=None):
     """(opt_state, training dict, history, best params or None, {name: array} saved as `arrays`)
-    of an unfinished run, for --resume."""
+    of an unfinished run, for --resume.
+
+    arrays_at_most: {name: largest shape} of the `arrays` a run may have saved; any other is
+    refused, from the file's header, before anything is read."""
     from safetensors.numpy import load_file
 
     directory, config = read_config(directory)
@@ -193,7 +196,8 @@ def load_training_state(directory, opt_state_template, params_template):
     opt_shapes = {f"opt.{k}": tuple(np.shape(a)) for k, a in enumerate(leaves)}
     best_shapes = {f"best.{n}": s for n, s in flatten_params(params_template, leaf=lambda a: tuple(a.shape)).items()}
     try:
-        check_tensor_header(directory / STATE, opt_shapes, optional=best_shapes, free_prefix="extra.")
+        extra = {f"extra.{name}": bound for name, bound in (arrays_at_most or {}).items()}
+        check_tensor_header(directory / STATE, opt_shapes, optional=best_shapes, at_most=extra)
     except LstmkitError as e:
         raise LstmkitError(
             f"the training state in {directory} does not match this configuration ({e}); resume with the same flags"

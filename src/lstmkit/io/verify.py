@@ -100,11 +100,12 @@ def plain_name(name) -> bool:
     return isinstance(name, str) and name not in ("", ".", "..") and "/" not in name and "\\" not in name
 
 
-def check_tensor_header(path: Path, shapes: dict[str, tuple], optional=None, free_prefix=None) -> None:
+def check_tensor_header(path: Path, shapes: dict[str, tuple], optional=None, at_most=None) -> None:
     """Refuse a safetensors file whose tensors are not exactly `shapes` ({name: shape}), from its header.
 
-    `optional`: more {name: shape} that may be absent; `free_prefix`: names starting with it may
-    have any shape. The file starts with the header's length (8 bytes, little-endian) and the
+    `optional`: more {name: shape} that may be absent; `at_most`: more {name: shape} that may be
+    absent, or present with at most as many dimensions, each no larger than the bound's (arrays whose length the data
+    decides, bounded so that a hostile header cannot make lstmkit read gigabytes). The file starts with the header's length (8 bytes, little-endian) and the
     header, JSON: {name: {"dtype", "shape", "data_offsets": [begin, end]}}; nothing after it is read.
     """
     size = os.path.getsize(path)
@@ -120,8 +121,8 @@ def check_tensor_header(path: Path, shapes: dict[str, tuple], optional=None, fre
         raise LstmkitError(f"{path} has a damaged safetensors header; retrain or restore the model")
     header.pop("__metadata__", None)
     optional = optional or {}
-    free = {n for n in header if free_prefix and n.startswith(free_prefix)}
-    extra = sorted(set(header) - set(shapes) - set(optional) - free)
+    at_most = at_most or {}
+    extra = sorted(set(header) - set(shapes) - set(optional) - set(at_most))
     missing = sorted(set(shapes) - set(header))
     if extra:
         raise LstmkitError(
@@ -140,3 +141,11 @@ def check_tensor_header(path: Path, shapes: dict[str, tuple], optional=None, fre
         entry = header[name]
         if not isinstance(entry.get("shape"), list) or tuple(entry["shape"]) != tuple(expected):
             raise LstmkitError(f"tensor {name!r} has shape {tuple(entry.get('shape') or ())} but the config expects {tuple(expected)}")  # fmt: skip
+    for name, bound in at_most.items():
+        shape = header[name].get("shape") if name in header else None
+        if shape is not None and not (
+            isinstance(shape, list)
+            and 1 <= len(shape) <= len(bound)
+            and all(isinstance(s, int) and 0 <= s <= b for s, b in zip(shape, bound))
+        ):
+            raise LstmkitError(f"tensor {name!r} has shape {tuple(shape or ())}, more than the data allows, at most {tuple(bound)}")  # fmt: skip

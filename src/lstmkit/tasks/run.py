@@ -82,7 +82,7 @@ def _train_run(
     print("config: " + json.dumps(config, sort_keys=True), flush=True)
 
     data_digest = preflight.data_digest(train)
-    state = _resume_state(out, config, class_names) if resume else None
+    state = _resume_state(out, config, class_names, len(unlabeled_texts)) if resume else None
     if state is not None and state["training"].get("data_sha256", data_digest) != data_digest:
         raise LstmkitError(
             f"the interrupted run in {out} trained on other data (or another split of it); resume it with "
@@ -193,6 +193,11 @@ def _round_data(r, config, model, train, val, unlabeled_texts, state, rounds_log
     labels (or, resumed, the pseudo-labels the interrupted round saved)."""
     if state is not None and "pseudo.index" in state["arrays"]:
         index, pseudo = state["arrays"]["pseudo.index"], state["arrays"]["pseudo.label"]
+        if len(index) != len(pseudo) or not np.all((index >= 0) & (index < len(unlabeled_texts))):
+            raise LstmkitError(
+                "the interrupted run's pseudo-labels do not fit these unlabeled texts; resume with the same "
+                "--unlabeled, or start again with --overwrite"
+            )
     else:
         confidence = float(config["pseudo_confidence"])
         soft = config.get("pseudo_labels", "hard") == "soft"  # absent from runs saved before it existed
@@ -248,15 +253,19 @@ def _f1_name(metrics):
     return f"F1 of {metrics['positive_class']}" if "positive_class" in metrics else "macro F1"
 
 
-def _resume_state(out, config, class_names):
-    """What an interrupted run saved: its weights, optimizer state, history, best and arrays."""
+def _resume_state(out, config, class_names, n_unlabeled):
+    """What an interrupted run saved: its weights, optimizer state, history, best and arrays (a
+    self-training round's pseudo-labels: at most one row per unlabeled text)."""
     saved_model = load_model(out)
     round_ = json.loads((out / "training_state.json").read_text()).get("round", 0)
     model = build_model(
         student_config(config) if round_ else config, len(class_names), 1
     )  # the optimizer state's shapes
     opt_state, training, history, best_params, arrays = checkpoint.load_training_state(
-        out, model.optimizer.init(saved_model.params), saved_model.params
+        out,
+        model.optimizer.init(saved_model.params),
+        saved_model.params,
+        arrays_at_most={"pseudo.index": (n_unlabeled,), "pseudo.label": (n_unlabeled, len(class_names))},
     )
     print(
         f"resumed after epoch {training['epoch'] + 1}"
