@@ -5,7 +5,7 @@ import pytest
 from lstmkit.nn import layers as L
 from lstmkit.nn.pooling import POOLINGS
 from lstmkit.tasks.classifier import build_model
-from lstmkit.tasks.presets import CHOICES, PRESETS, resolve
+from lstmkit.tasks.presets import CHOICES, HELP, PRESETS, SEED, help_line, resolve
 
 
 def test_pooling_choices_are_the_pooling_layers():
@@ -21,3 +21,11 @@ def test_every_preset_builds_the_classifier_it_describes(name):
     assert embedding.bigram_buckets == config["bigram_buckets"]
     pooled = [layer for layer in model.layers if type(layer) in POOLINGS.values()]
     assert [type(layer) for layer in pooled] == ([] if config["pooling"] == "last" else [POOLINGS[config["pooling"]]])
+
+
+def test_every_setting_has_its_own_help_line():
+    """`lstmkit train --help` explains each flag; a new setting without a line in HELP fails here."""
+    flags = set(SEED) - {"student"}  # --student has its own help
+    assert flags <= set(HELP), sorted(flags - set(HELP))
+    assert help_line("adversarial") == f"{HELP['adversarial']} [default preset: 0.4]"
+    assert help_line("group_validation").endswith("[default preset: true]")

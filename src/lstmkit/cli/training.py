@@ -19,7 +19,7 @@ def _pairs(ctx, param, value):
 
 def _preset_options(f):
     """One --flag per preset setting (bool settings get --x/--no-x); None keeps the preset's value."""
-    from lstmkit.tasks.presets import CHOICES, SEED
+    from lstmkit.tasks.presets import CHOICES, SEED, help_line
 
     for key in reversed(list(SEED)):
         flag = key.replace("_", "-")
@@ -34,7 +34,7 @@ def _preset_options(f):
                 help="a setting of the self-training students that differs from the first model's, repeatable; replaces the preset's (e.g. lstm_units=128; 'none': no differences)",
             )(f)
         elif isinstance(value, bool):
-            f = click.option(f"--{flag}/--no-{flag}", key, default=None, help=f"override the preset's {key}")(f)
+            f = click.option(f"--{flag}/--no-{flag}", key, default=None, help=help_line(key))(f)
         else:
             kind = (
                 click.Choice(CHOICES[key])
@@ -45,7 +45,7 @@ def _preset_options(f):
                 if isinstance(value, int)
                 else str
             )
-            f = click.option(f"--{flag}", key, type=kind, default=None, help=f"override the preset's {key}")(f)
+            f = click.option(f"--{flag}", key, type=kind, default=None, help=help_line(key))(f)
     return f
 
 

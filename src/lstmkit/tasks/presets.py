@@ -138,6 +138,56 @@ CHOICES = {
     "pseudo_labels": ("hard", "soft"),
 }
 
+# `lstmkit train --help`'s line for each setting; the default preset's value is added after it.
+HELP = {
+    "max_tokens": "vocabulary size, counting padding and [UNK]",
+    "sequence_length": "tokens of each text read in training",
+    "inference_length": "tokens read by evaluation and prediction (0: --sequence-length)",
+    "standardize": "text standardisation before splitting on whitespace, as Keras's TextVectorization",
+    "strip_html": "turn HTML line breaks (<br />) into spaces",
+    "embedding_dim": "size of each word vector",
+    "bigram_buckets": "rows of hashed word-pair vectors added to the word vectors (0: off)",
+    "bigram_dropout": "probability of dropping a position's word-pair vector in training",
+    "lstm_units": "hidden units per LSTM direction",
+    "lstm_layers": "stacked LSTM layers",
+    "bidirectional": "read each text in both directions",
+    "pooling": "what the classifier reads: the last states, or max/mean over the real tokens",
+    "dense_units": "units of the hidden Dense layer (0: none)",
+    "dropout": "dropout before the Dense layers",
+    "embedding_dropout": "spatial dropout of whole word-vector dimensions",
+    "word_dropout": "probability that a training token becomes [UNK]",
+    "batch_size": "texts per training step",
+    "epochs": "passes over the training data",
+    "optimizer": "the optimizer",
+    "learning_rate": "peak learning rate",
+    "schedule": "learning-rate schedule after warmup",
+    "warmup_steps": "steps of linear learning-rate warmup",
+    "clipnorm": "clip each step's gradient to this global norm (0: off)",
+    "weight_decay": "decoupled weight decay (AdamW; 0: off)",
+    "adversarial": "adversarial training: perturbation size per text, in word-vector lengths (0: off)",
+    "virtual_adversarial": "virtual adversarial training (label-free): its perturbation size (0: off)",
+    "weight_average": "decay of a moving average of the weights used for validation and the final model (0: off)",
+    "shuffle_buffer": "texts shuffled together (0: the whole training set)",
+    "bucket": "batch texts of similar length together, so little padding is computed",
+    "validation": "validation data: a fraction of train carved out (0.1), or 'test'",
+    "group_validation": "IMDB: validate on whole movies that training never sees",
+    "early_stopping": "stop after this many epochs without a better validation loss, keeping the best weights (0: off)",
+    "init": "weight initialisation scheme",
+    "self_training": "rounds of self-training on --unlabeled text (0: off)",
+    "pseudo_confidence": "self-training keeps unlabeled texts predicted with at least this probability",
+    "pseudo_labels": "self-training targets: the teacher's classes (hard) or probabilities (soft)",
+    "self_training_epochs": "epochs per self-training round (0: --epochs)",
+    "class_weight": 'the loss\'s weight per class: none, balanced (rare classes weigh more), or JSON {"class": weight}',
+    "seed": "random seed of the split, the initial weights and the batches",
+}
+
+
+def help_line(key):
+    """A setting's --help text: what it does, and the default preset's value."""
+    value = DEFAULT[key]
+    shown = json.dumps(value) if isinstance(value, dict) else str(value).lower() if isinstance(value, bool) else value
+    return f"{HELP.get(key, key)} [default preset: {shown}]"
+
 
 def parse_student(pairs):
     """`--student` values ("lstm_units=128", ...) -> {"lstm_units": 128}; "none" clears them.
