@@ -12,6 +12,7 @@ from lstmkit.data.batching import (
     make_batch,
     padded_steps,
     plan_batches,
+    plan_ladder,
     prefetch,
     sequence_lengths,
     shuffle_order,
@@ -241,3 +242,23 @@ def test_long_inference_batches_are_split_to_the_token_budget():
         shapes.add(b.ids.shape)
     assert sorted(seen) == list(range(300))  # every row once, none lost to the split
     assert {t: r for r, t in shapes} == {400: 32, 800: 16, 1000: 12}  # rows = 64 * 200 // T
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_servers_ladder_batches_hold_every_text_once_in_its_shape_and_pad_little(seed):
+    """plan_ladder: every text once, each batch of a compiled shape (rows and T from the ladders),
+    each text no longer than its batch's T (unless longer than the last), and fewer steps than
+    padding the whole request to its longest text, as the server did before."""
+    rng = np.random.default_rng(seed)
+    lengths = np.concatenate([rng.integers(1, 300, 40), rng.integers(300, 2500, 4)])[: rng.integers(1, 45)]
+    rows_ladder, t_ladder = [1, 4, 16, 64], [16, 32, 64, 128, 256, 512, 1024, 2048, 2500]
+    plan = plan_ladder(lengths, rows_ladder, t_ladder)
+    held = np.concatenate([index for index, _ in plan])
+    assert sorted(held[held >= 0].tolist()) == list(range(len(lengths)))
+    for index, t in plan:
+        assert len(index) in rows_ladder and t in t_ladder
+        real = index[index >= 0]
+        assert len(real) and (lengths[real] <= t).all()
+        assert (index[len(real) :] == -1).all()  # filler rows only at the end
+    whole = next(r for r in rows_ladder if r >= len(lengths)) * next(t for t in t_ladder if t >= lengths.max())
+    assert sum(len(index) * t for index, t in plan) <= whole

@@ -243,6 +243,34 @@ def iterate_batches(
         yield make_batch(sequences, labels, index, t)
 
 
+def plan_ladder(
+    lengths: np.ndarray, pad_rows: Sequence[int], pad_lengths: Sequence[int]
+) -> list[tuple[np.ndarray, int]]:
+    """Batches of few shapes for a server's mixed request: [(index (B,), T)], B in pad_rows, T in pad_lengths.
+
+    The texts are taken longest first; a batch takes the shortest T that fits its first (longest)
+    text and the texts after it while they need that T, up to the largest row count; its rows
+    round up to the next of pad_rows, and the rows that rounding adds take the next (shorter)
+    texts, free (-1 filler only when none are left). So a request mixing a 2,000-token review with
+    short ones is not one batch of every text at 2,000 steps, and rows rounded up are not wasted.
+
+    >>> [(i.tolist(), t) for i, t in plan_ladder(np.array([5, 300, 40, 35]), [1, 4], [64, 512])]
+    [([1], 512), ([2, 3, 0, -1], 64)]
+    """
+    order = np.argsort(-np.asarray(lengths), kind="stable")
+    need = [next((t for t in pad_lengths if t >= n), pad_lengths[-1]) for n in np.asarray(lengths)[order]]
+    plan, k, most = [], 0, max(pad_rows)
+    while k < len(order):
+        t, end = need[k], k + 1
+        while end < len(order) and end - k < most and need[end] == t:
+            end += 1
+        rows = next(r for r in pad_rows if r >= end - k)
+        end = min(k + rows, len(order))  # rounding's spare rows take the next, shorter texts
+        plan.append((np.concatenate([order[k:end], np.full(rows - (end - k), -1)]), t))
+        k = end
+    return plan
+
+
 def padded_steps(sequences, batch_size: int, **kwargs) -> dict[str, int]:
     """Count the time steps an epoch computes: {'real', 'bucketed', 'plain', 'batches', 'shapes'}.
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lstmkit.data.batching import Batch, iterate_batches, prefetch
+from lstmkit.data.batching import Batch, iterate_batches, make_batch, plan_ladder, prefetch, sequence_lengths
 
 
 def pad_multiple(max_length):
@@ -45,7 +45,7 @@ def training_batches(model, ids, labels, batch_size, *, seed, shuffle, bucket, s
     return prefetch(it, 2)
 
 
-def inference_batches(model, ids, labels, batch_size, pad_lengths=None):
+def inference_batches(model, ids, labels, batch_size, pad_lengths=None, pad_rows=None):
     """Batches for evaluation and prediction, sorted by length (one bucket window over all), so
     little padding is computed; each Batch's `index` says which input rows it holds. Batches
     longer than training are split to hold no more tokens than batch_size x the training length.
@@ -54,13 +54,18 @@ def inference_batches(model, ids, labels, batch_size, pad_lengths=None):
     (1 for one text) and its length its longest text's, rounded up to `pad_multiple`, so one
     review of 993 tokens is one (1, 1000) batch, not two (128, 1600) ones.
     pad_lengths: the lengths a batch may take, instead of the training ones and their doublings;
-    a caller that gives them (the server, which compiles its shapes ahead) gets batch_size rows."""
+    a caller that gives them (the server, which compiles its shapes ahead) gets batch_size rows,
+    or with `pad_rows` too, batches of those row counts, longest texts first (`plan_ladder`)."""
+    trained, longest = max_length(model), max_length(model, inference=True)
+    if pad_rows and pad_lengths:
+        lengths = np.minimum(sequence_lengths(ids), longest) if longest else sequence_lengths(ids)
+        batches = (make_batch(ids, labels, index, t) for index, t in plan_ladder(lengths, pad_rows, pad_lengths))
+        return split_long(batches, batch_size * trained) if trained and longest and longest > trained else batches
     if pad_lengths is None:
         rows = min(batch_size, 1 << max(len(ids) - 1, 0).bit_length())
     else:
         rows = batch_size
     window = len(ids) // rows + 1
-    trained, longest = max_length(model), max_length(model, inference=True)
     batches = iterate_batches(
         ids,
         labels,

@@ -251,13 +251,14 @@ class Sequential:
         in the train config; 1 for a model built in Python or saved before it existed."""
         return float((self.train_config or {}).get("temperature", 1.0))
 
-    def predict(self, x, *, batch_size=256, pad_lengths=None, calibrated=True):
+    def predict(self, x, *, batch_size=256, pad_lengths=None, pad_rows=None, calibrated=True):
         """Probabilities as Keras gives them, which also know each text's label (`Predictions`).
 
         As an array: (N, 1) for a binary model (the second class's probability), (N, K) for K
         classes. `.labels`: N class names; `.probabilities`: (N, K), every class's, a binary
-        model's as [1 - p, p]; `.class_names`: the columns' names. `pad_lengths`: the lengths a
-        batch may be padded to, instead of the training ones (a server compiles few shapes).
+        model's as [1 - p, p]; `.class_names`: the columns' names. `pad_lengths`, `pad_rows`: the
+        lengths and row counts a batch may be padded to, instead of the training ones (a server
+        compiles few shapes).
         `calibrated`: divide the logits by the model's `temperature` (False: the network's own
         probabilities); the labels are the same either way.
 
@@ -265,7 +266,7 @@ class Sequential:
             >>> p.labels[0], p.probabilities[0]
             ('pos', array([0.031, 0.969], dtype=float32))
         """
-        proba = train.predict(self, x, batch_size=batch_size, pad_lengths=pad_lengths)
+        proba = train.predict(self, x, batch_size=batch_size, pad_lengths=pad_lengths, pad_rows=pad_rows)
         if calibrated and self.temperature != 1.0:
             proba = with_temperature(proba, self.temperature).astype(np.float32)
         return Predictions(proba, self.class_names)

@@ -65,11 +65,12 @@ def _evaluate_ids(model, ids, labels, batch_size=256, params=None):
     return {"loss": loss_sum / max(len(ids), 1), "accuracy": correct / max(len(ids), 1)}
 
 
-def predict(model, x, *, batch_size=256, pad_lengths=None):
+def predict(model, x, *, batch_size=256, pad_lengths=None, pad_rows=None):
     """Probabilities in input order: (N, 1) for a binary model, (N, K) for K classes.
 
-    pad_lengths: the lengths T a batch may be padded to (ascending), instead of the training
-    ones; a server passes a few, so that few shapes are ever compiled.
+    pad_lengths, pad_rows: the lengths T and row counts B a batch may be padded to (ascending),
+    instead of the training ones; a server passes a few, so that few shapes are ever compiled
+    (`lstmkit.nn.batches.inference_batches`).
     """
     check_ready(model, training=False)
     ids = model._ids(x, inference=True)
@@ -78,7 +79,7 @@ def predict(model, x, *, batch_size=256, pad_lengths=None):
         return out
     pending = [
         (b.index, predict_step(model.architecture, model.params, b.ids))
-        for b in inference_batches(model, ids, None, batch_size, pad_lengths)
+        for b in inference_batches(model, ids, None, batch_size, pad_lengths, pad_rows)
     ]
     for index, proba in pending:
         out[index[index >= 0]] = np.asarray(proba)[index >= 0]

@@ -100,8 +100,10 @@ def create_app(model, settings=ServeSettings(), *, model_info=None, on_ready=Non
 
     def predict_rows(texts):
         """As `lstmkit predict`: the probabilities calibrated by the model's temperature."""
+        if lengths:  # longest first, in batches of the compiled shapes
+            return model.predict(texts, batch_size=sizes[-1], pad_lengths=lengths, pad_rows=sizes)
         batch = next((b for b in sizes if b >= len(texts)), sizes[-1])
-        return model.predict(texts, batch_size=batch, pad_lengths=lengths)
+        return model.predict(texts, batch_size=batch)
 
     def warm_up():
         """Compile every batch shape now, so that no request waits for XLA (the compile cache keeps them)."""
