@@ -9,6 +9,8 @@ where a wrong gate order or a misplaced reverse direction would barely show).
 """
 
 import json
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -31,7 +33,8 @@ from lstmkit.tasks.classifier import build_model
 from lstmkit.tasks.export import export_onnx, onnx_model
 from lstmkit.tasks.presets import resolve
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "onnx_predict.py"
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "onnx_predict.py"
 SIZES = {"max_tokens": 40, "sequence_length": 12, "embedding_dim": 8, "lstm_units": 8, "dense_units": 8}
 TEXTS, _ = synthetic_reviews(60, seed=4)
 # Mixed lengths in one batch: empty, out-of-vocabulary only, one word, ordinary, longer than the
@@ -240,3 +243,21 @@ def test_the_command_writes_the_folder_and_replaces_it_only_with_overwrite(tmp_p
     again = CliRunner().invoke(main, args)
     assert again.exit_code == 2 and "--overwrite" in again.stderr
     assert CliRunner().invoke(main, [*args, "--overwrite"]).exit_code == 0
+
+
+def test_the_readmes_export_lines_run_as_written(tmp_path, monkeypatch):
+    """The bash block of the README's "Export to ONNX", on a saved model at runs/m."""
+    block = re.search(r"^## Export to ONNX\n.*?```bash\n(.*?)```", (ROOT / "README.md").read_text(), re.S | re.M)
+    lines = [shlex.split(line, comments=True) for line in block.group(1).splitlines() if line.strip()]
+    assert [words[0] for words in lines] == ["lstmkit", "python"]
+    monkeypatch.chdir(tmp_path)
+    model, config = ARCHITECTURES["seed"]()
+    _save(model, config, Path("runs/m"), 1.0)
+    result = CliRunner().invoke(main, lines[0][1:])
+    assert result.exit_code == 0, result.output
+    script, *args = lines[1][1:]
+    assert (ROOT / script) == EXAMPLE
+    done = subprocess.run([sys.executable, str(EXAMPLE), *args], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    rows = [line.split("\t") for line in done.stdout.splitlines()]
+    assert [r[0] for r in rows] == ["1", "2"] and {r[1] for r in rows} <= {"neg", "pos"}

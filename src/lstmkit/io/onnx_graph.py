@@ -183,14 +183,19 @@ class GraphBuilder:
             out = self._op("Softmax", [self._op("Div", [self._op("Log", [p]), T])], axis=-1)
         return self._op("Cast", [out], to=TensorProto.FLOAT)
 
-    def finish(self, output, *, n_outputs=None, doc=""):
-        """The checked model (onnx.checker, full shape inference): input `ids`, output `probabilities`."""
+    def finish(self, output, *, n_outputs=None, rank=2, doc=""):
+        """The checked model (onnx.checker, full shape inference): input `ids`, output `probabilities`
+        (B, n_outputs); `rank` 3 for a sequence (T, B, F), which the tests look at."""
         self.nodes.append(helper.make_node("Identity", [output], [OUTPUT], name=OUTPUT))
         graph = helper.make_graph(
             self.nodes,
             "lstmkit_classifier",
             [helper.make_tensor_value_info(INPUT, TensorProto.INT64, ["batch", "time"])],
-            [helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, ["batch", n_outputs])],
+            [
+                helper.make_tensor_value_info(
+                    OUTPUT, TensorProto.FLOAT, ["batch", n_outputs] if rank == 2 else [None] * rank
+                )
+            ],
             self.weights,
         )
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="lstmkit")
