@@ -78,14 +78,14 @@ def predict(session, ids, batch_size=64):
 
 
 def label_rows(export, proba):
-    """(label, its probability, every class's probability) per text, as `lstmkit predict` decides."""
-    names = export["class_names"]
+    """(label, its probability, every class's probability) per text, as `lstmkit predict` decides:
+    two classes, the second when p >= 0.5; K classes, the likeliest."""
+    names = export["class_names"] or list(range(2 if export["binary"] else proba.shape[-1]))
     rows = []
     for p in proba.astype(np.float64):
         every = np.array([1.0 - p[0], p[0]]) if export["binary"] else p
         k = int(p[0] >= 0.5) if export["binary"] else int(np.argmax(p))
-        name = lambda j: names[j] if names is not None else j
-        rows.append((name(k), float(every[k]), {str(name(j)): float(q) for j, q in enumerate(every)}))
+        rows.append((names[k], float(every[k]), {str(name): float(q) for name, q in zip(names, every)}))
     return rows
 
 

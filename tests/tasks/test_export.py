@@ -261,3 +261,10 @@ def test_the_readmes_export_lines_run_as_written(tmp_path, monkeypatch):
     assert done.returncode == 0, done.stderr
     rows = [line.split("\t") for line in done.stdout.splitlines()]
     assert [r[0] for r in rows] == ["1", "2"] and {r[1] for r in rows} <= {"neg", "pos"}
+
+
+def test_without_onnx_the_command_says_which_extra_to_install(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnx", None)  # `import onnx` raises ImportError
+    result = CliRunner().invoke(main, ["export", str(tmp_path / "m"), "--out", str(tmp_path / "onnx")])
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1
+    assert "pip install 'lstmkit[export]'" in result.stderr and not (tmp_path / "onnx").exists()
