@@ -166,7 +166,7 @@ def _export_config(model, model_dir, folder):
         "format_version": EXPORT_FORMAT,
         "kind": output_folder.ONNX_KIND,
         "lstmkit_version": __version__,
-        "source": str(Path(model_dir).resolve()),
+        "source": str(model_dir),
         "model_file": ONNX_FILE,
         "opset": OPSET,
         "input": INPUT,
