@@ -13,7 +13,9 @@ The graph takes right-padded token ids (B, T) int64, 0 for padding, and gives pr
 ONNX's LSTM stacks its gates in the order i, o, f, c and keeps two biases (input and recurrent);
 lstmkit's are i, f, g, o with one bias, so `onnx_lstm_weights` reorders and transposes. With
 `sequence_lens` a reverse direction starts at each sequence's last real token and padded steps
-give zeros: lstmkit's masking (a masked step changes no state) on right-padded ids.
+give zeros: lstmkit's masking (a masked step changes no state) on right-padded ids. An empty
+text has length 0 and keeps zero states, as in lstmkit (onnxruntime 1.32 runs zero lengths; the
+tests check it, since the ONNX spec leaves them to the runtime).
 
     >>> import numpy as np
     >>> g = GraphBuilder()
