@@ -192,7 +192,7 @@ TABLE = [
     (["export", "{root}/pretrained-kind", "--out", "x"], None, "not a classifier"),
     (["export", "{root}/model", "--out", "{root}/users-folder"], None, "never replaces it"),
     (["export", "{root}/model", "--out", "{root}/a-file"], None, "is a file"),
-    (["export", "{root}/model", "--out", "{root}/model"], None, "holds an lstmkit model directory"),
+    (["export", "{root}/model", "--out", "{root}/model"], None, "holds an lstmkit model directory, not an onnx one"),
     (["export", "{root}/model", "--out", "."], None, "is the folder you are working in"),
 ]
 

@@ -244,7 +244,7 @@ def test_the_command_writes_the_folder_and_replaces_it_only_with_overwrite(tmp_p
     export = json.loads((tmp_path / "onnx" / "export.json").read_text())
     assert export["class_names"] == ["neg", "pos"] and export["max_length"] == SIZES["sequence_length"]
     again = CliRunner().invoke(main, args)
-    assert again.exit_code == 2 and "--overwrite" in again.stderr
+    assert again.exit_code == 2 and "already holds an ONNX export; replace it with --overwrite" in again.stderr
     assert CliRunner().invoke(main, [*args, "--overwrite"]).exit_code == 0
 
 

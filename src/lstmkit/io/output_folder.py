@@ -206,7 +206,7 @@ def check_output(target, *, overwrite=False, resume=False, kind="model"):
         raise LstmkitError(f"--out {target} is {what}; lstmkit never replaces it: choose a new or empty folder")
     if found not in ("absent", "empty") and found != kind:
         raise LstmkitError(
-            f"--out {target} holds an lstmkit {found} directory, not a {kind} one; choose another folder"
+            f"--out {target} holds an lstmkit {found} directory, not {'an' if kind == 'onnx' else 'a'} {kind} one; choose another folder"
         )
     if resume:
         if found in ("absent", "empty"):
@@ -219,7 +219,7 @@ def check_output(target, *, overwrite=False, resume=False, kind="model"):
                 f"{target} holds an interrupted run; continue it with --resume, replace it with --overwrite, or choose another --out"
             )
         raise LstmkitError(
-            f"{target} already holds a trained {kind} directory; replace it with --overwrite, or choose another --out"
+            f"{target} already holds {'an ONNX export' if kind == 'onnx' else f'a trained {kind} directory'}; replace it with --overwrite, or choose another --out"
         )
     return found
 
