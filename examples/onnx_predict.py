@@ -59,7 +59,7 @@ class Vectorizer:
 
 def pad(rows):
     """Right-pad id arrays with 0 into (B, T), T >= 1 (an empty text is one padding step)."""
-    out = np.zeros((len(rows), max(1, *(len(r) for r in rows))), np.int64)
+    out = np.full((len(rows), max(1, *(len(r) for r in rows))), PAD_ID, np.int64)
     for i, r in enumerate(rows):
         out[i, : len(r)] = r
     return out
