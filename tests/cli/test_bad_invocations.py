@@ -185,6 +185,15 @@ TABLE = [
     (["plot", "{root}/model"], None, "no history.json"),
     (["plot", "{root}/history-bad"], None, "history.json"),
     (["plot", "{root}/model", "--out", "{root}/a-folder"], None, "folder"),
+    # export: the model, the format and --out are checked before anything is written
+    (["export", "{root}/model"], None, "Missing option '--out'"),
+    (["export", "{root}/model", "--format", "tflite", "--out", "x"], None, "Invalid value for '--format'"),
+    (["export", "{root}/nope", "--out", "x"], None, "does not exist"),
+    (["export", "{root}/pretrained-kind", "--out", "x"], None, "not a classifier"),
+    (["export", "{root}/model", "--out", "{root}/users-folder"], None, "never replaces it"),
+    (["export", "{root}/model", "--out", "{root}/a-file"], None, "is a file"),
+    (["export", "{root}/model", "--out", "{root}/model"], None, "holds an lstmkit model directory, not an onnx one"),
+    (["export", "{root}/model", "--out", "."], None, "is the folder you are working in"),
 ]
 
 

@@ -4,13 +4,14 @@ User mistakes raise `LstmkitError` (or a click usage error) and end as one line 
 exit status 2; anything else is a bug and keeps its traceback.
 
 The group is here; its commands live one module per kind: `neuron` (cell), `training` (train,
-pretrain), `saved_model` (evaluate, predict, explain, plot), `serving` (serve) and `machine` (info, build-kernel).
+pretrain), `saved_model` (evaluate, predict, explain, plot), `exporting` (export), `serving` (serve) and `machine` (info, build-kernel).
 """
 
 from __future__ import annotations
 
 import click
 
+from lstmkit.cli.exporting import export_command
 from lstmkit.cli.machine import build_kernel, info
 from lstmkit.cli.neuron import CELL_DEFAULTS, GATE_MEANING, cell
 from lstmkit.cli.saved_model import evaluate, explain_command, plot, predict
@@ -72,5 +73,6 @@ for _command in (
     build_kernel,
     pretrain_command,
     serve_command,
+    export_command,
 ):
     main.add_command(_command)

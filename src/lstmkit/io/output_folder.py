@@ -22,11 +22,12 @@ from lstmkit.atomic import fsync_dir
 from lstmkit.errors import LstmkitError
 
 PRETRAINED_KIND = "lstmkit-pretrained"  # config.json's "kind" in a `lstmkit pretrain` directory
+ONNX_KIND = "lstmkit-onnx"  # export.json's "kind" in a `lstmkit export` folder (it has no config.json)
 
 
 def directory_kind(directory) -> str | None:
     """What a path holds: "absent", "empty", "model", "pretrained" (an lstmkit directory, by its
-    config.json), or None for anything else, such as the user's own files."""
+    config.json), "onnx" (by its export.json), or None for anything else, such as the user's own files."""
     directory = Path(directory)
     if not directory.exists() and not directory.is_symlink():
         return "absent"
@@ -34,8 +35,9 @@ def directory_kind(directory) -> str | None:
         return None
     if not any(directory.iterdir()):
         return "empty"
+    exported = not (directory / "config.json").exists() and (directory / "export.json").is_file()
     try:
-        config = json.loads((directory / "config.json").read_text())
+        config = json.loads((directory / ("export.json" if exported else "config.json")).read_text())
     except (OSError, ValueError):
         return None
     if (
@@ -45,6 +47,8 @@ def directory_kind(directory) -> str | None:
     ):
         return None
     kind = config.get("kind", "model")
+    if exported:
+        return "onnx" if kind == ONNX_KIND else None
     return {"model": "model", PRETRAINED_KIND: "pretrained"}.get(kind)
 
 
@@ -202,7 +206,7 @@ def check_output(target, *, overwrite=False, resume=False, kind="model"):
         raise LstmkitError(f"--out {target} is {what}; lstmkit never replaces it: choose a new or empty folder")
     if found not in ("absent", "empty") and found != kind:
         raise LstmkitError(
-            f"--out {target} holds an lstmkit {found} directory, not a {kind} one; choose another folder"
+            f"--out {target} holds an lstmkit {found} directory, not {'an' if kind == 'onnx' else 'a'} {kind} one; choose another folder"
         )
     if resume:
         if found in ("absent", "empty"):
@@ -215,7 +219,7 @@ def check_output(target, *, overwrite=False, resume=False, kind="model"):
                 f"{target} holds an interrupted run; continue it with --resume, replace it with --overwrite, or choose another --out"
             )
         raise LstmkitError(
-            f"{target} already holds a trained {kind} directory; replace it with --overwrite, or choose another --out"
+            f"{target} already holds {'an ONNX export' if kind == 'onnx' else f'a trained {kind} directory'}; replace it with --overwrite, or choose another --out"
         )
     return found
 
