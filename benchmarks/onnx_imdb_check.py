@@ -22,7 +22,7 @@ import onnxruntime
 from lstmkit.data.imdb import load_imdb
 from lstmkit.io import checkpoint
 from lstmkit.nn.model import load_model
-from lstmkit.tasks.calibration import fit_temperature, with_temperature
+from lstmkit.tasks.calibration import fit_temperature
 from lstmkit.tasks.classifier import build_model
 from lstmkit.tasks.export import export_onnx
 from lstmkit.tasks.presets import resolve
@@ -47,14 +47,14 @@ def train_and_export(preset, classes, train, folder, epochs, n_train):
     model.vectorizer.adapt(texts)
     model.fit(texts, y, epochs=epochs, batch_size=config["batch_size"], verbose=False, progress=False)
     held_out = slice(n_train, n_train + 500)
-    temperature = fit_temperature(model.predict(train.texts[held_out]), labels[held_out])
+    temperature = fit_temperature(model.predict(train.texts[held_out], calibrated=False), labels[held_out])
     checkpoint.save_model(model, folder / "m", train_config={**config, "temperature": temperature})
     return export_onnx(folder / "m", folder / "onnx"), temperature
 
 
 def compare(folder, export, texts):
     model = load_model(folder / "m")
-    want = with_temperature(model.predict(texts), float(model.train_config["temperature"]))
+    want = model.predict(texts)  # calibrated by the saved temperature, as `lstmkit predict`
     ids = model.vectorizer.encode_ragged(texts, model.inference_length)
     session = onnxruntime.InferenceSession(str(export / "model.onnx"), providers=["CPUExecutionProvider"])
     got = []

@@ -30,7 +30,6 @@ from lstmkit.io import output_folder
 from lstmkit.io.onnx_graph import INPUT, OPSET, OUTPUT, GraphBuilder
 from lstmkit.nn import layers as L
 from lstmkit.nn.model import load_model
-from lstmkit.tasks.calibration import model_temperature
 from lstmkit.version import __version__
 
 ONNX_FILE, EXPORT_FILE = "model.onnx", "export.json"
@@ -77,7 +76,7 @@ def onnx_model(model, where="the model"):
             x, kind = g.pool(x, pooled[type(layer)]), "vector"
         elif isinstance(layer, L.Dense):
             x = g.dense(x, np.asarray(params["W"]), np.asarray(params["b"]), layer.activation)
-    temperature = model_temperature(model)
+    temperature = model.temperature
     if temperature != 1.0:
         last = layers[-1]
         if last.activation not in ("sigmoid", "softmax"):
@@ -174,6 +173,6 @@ def _export_config(model, model_dir, folder):
         "class_names": None if model.class_names is None else list(model.class_names),  # None: class indices
         "binary": model.n_outputs == 1,
         "max_length": _tokens_read(model),
-        "temperature": model_temperature(model),
+        "temperature": model.temperature,
         "files": {p.name: sha256(p) for p in sorted(Path(folder).iterdir()) if p.is_file()},
     }
