@@ -163,7 +163,8 @@ def _add_model_routes(app, model, batcher, settings, names):
             check_length(text, f"texts.{i}", settings)
         proba = await batcher.predict(body.texts)  # this request's rows of a `Predictions`
         labels = [names.index(str(label)) for label in proba.labels]
-        return {"predictions": [prediction(k, p, names, body.top_k) for k, p in zip(labels, proba.probabilities)]}
+        rows = [prediction(k, p, names, body.top_k) for k, p in zip(labels, proba.probabilities)]
+        return JSONResponse({"predictions": rows})  # plain JSON already: skips FastAPI's encoder walk
 
     async def explained(request):
         authorize(request, settings.api_key)
