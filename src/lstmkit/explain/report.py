@@ -3,7 +3,7 @@
 Shape legend: T tokens the model reads, P = T padded up to a multiple of CHUNK, D directions,
 H hidden units, K outputs (1 for a binary sigmoid model), N rows of a batch.
 
-`explain(model, text)` returns one JSON-able dict with three things, all computed by one jitted
+`explain(model, text)` returns one JSON-able dict with four things, all computed by one jitted
 function per padded length P (a text of T tokens is right-padded with id 0, which the Embedding
 masks, so a masked step changes nothing):
 
