@@ -309,6 +309,7 @@ def test_cli_explain_text_json_html_png(bilstm, tmp_path):
         "trajectory",
         "attribution",
         "layers",
+        "memory",
         "methods",
         "notes",
     ):

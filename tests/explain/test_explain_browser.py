@@ -1,5 +1,6 @@
-"""The explain page in a real browser: headless Chromium renders it, the page's self-check passes,
-no console message or error appears, and a screenshot is taken. Skipped without Chromium."""
+"""The explain page in a real browser: headless Chromium renders it (the memory-through-time view
+too), the page's self-check passes, no console message or error appears, and a screenshot is
+taken. Skipped without Chromium."""
 
 import os
 import re
@@ -71,6 +72,13 @@ def test_page_renders_in_chromium(model, tmp_path):
     assert int(attrs["views"]) == 2  # forward and backward both rendered
     assert dom.count('class="tok') == len(e["words"]) and "the model stops reading here" in dom
     assert dom.count('data-direction="') == 2 and dom.count("<canvas") == 6 and 'class="series"' in dom
+    # Memory through time: one bar per token read, labelled with its word, a line per direction,
+    # the reach in words and marked; the words went in as text, not markup.
+    reach = e["memory"]["reach"]
+    assert int(attrs["marks"]) == 24 and dom.count('class="mem-mark"') == 24
+    assert dom.count('class="word-label"') == 24 and "&lt;b&gt;good&lt;/b&gt;" in dom and "<b>good</b>" not in dom
+    assert f"The decision reaches back {reach['tokens_back']} token" in dom and "reaches back to here" in dom
+    assert dom.count("||dz/dc_t|| forward") == 1 and dom.count("||dz/dc_t|| backward") == 1
 
     shot = tmp_path / "explain.png"
     chromium(tmp_path, page, f"--screenshot={shot}", "--window-size=1280,1800")
@@ -89,5 +97,5 @@ def test_empty_text_page_renders(model, tmp_path):
     page = save_html(e, tmp_path / "empty.html")
     attrs, message = selfcheck(chromium(tmp_path, page, "--dump-dom").stdout)
     assert attrs["status"] == "ok", message
-    assert (attrs["tokens"], attrs["points"], attrs["heatmaps"]) == ("0", "0", "0")
+    assert (attrs["tokens"], attrs["points"], attrs["heatmaps"], attrs["marks"]) == ("0", "0", "0", "0")
     assert np.isfinite(e["probability"])

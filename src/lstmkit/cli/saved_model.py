@@ -235,15 +235,16 @@ def plot(model_dir, out):
     "html_out",
     type=click.Path(),
     default=None,
-    help="write the self-contained page (text, trajectory, gate heat maps)",
+    help="write the self-contained page (text, trajectory, memory through time, gate heat maps)",
 )
 @click.option("--png", "png_out", type=click.Path(), default=None, help="write the same as a PNG (matplotlib)")
 @click.option("--json", "as_json", is_flag=True, help="print all the numbers as one JSON object")
 def explain_command(model_dir, text, html_out, png_out, as_json):
-    """Look inside one prediction: gates, trajectory and word attributions for TEXT ('-' reads stdin).
+    """Look inside one prediction: gates, trajectory, word attributions and memory for TEXT ('-' reads stdin).
 
-    Without --html, --png or --json, prints the label, its probability and the words that moved
-    it most (occlusion: the change in log-odds when the word is replaced by [UNK]).
+    Without --html, --png or --json, prints the label, its probability, the words that moved it
+    most (occlusion: the change in log-odds when the word is replaced by [UNK]) and how far back
+    the decision reaches (the earliest token whose gradient norm is at least 10% of the largest).
     """
     # by name from the subpackage: `lstmkit.explain` is also the public API's function of that name
     from lstmkit.data import inputs

@@ -1,4 +1,5 @@
-"""See inside a trained text classifier: gate traces, a sentiment trajectory, token attributions.
+"""See inside a trained text classifier: gate traces, a sentiment trajectory, token attributions,
+and how far back the decision reaches (the prediction's gradient per token and per cell).
 
 e = explain(model, "A great film.")      # the JSON-able explanation (report.py)
 save_html(e, "page.html")                # the self-contained page (page.py)

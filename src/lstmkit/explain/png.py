@@ -1,4 +1,5 @@
-"""The explanation as a PNG (matplotlib): words coloured by attribution, the trajectory, gate heat maps."""
+"""The explanation as a PNG (matplotlib): words coloured by attribution, the trajectory, the memory
+through time (the prediction's gradient per token and per cell), gate heat maps."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ def _attribution_colours(a):
 
 def save_png(explanation, path, *, layer=-1, direction=0, max_words=600):
     """Draw the explanation with matplotlib (Agg): the words coloured by attribution, the trajectory,
-    the mean forget gate and cell norm, and heat maps (units x tokens) of i, f, g, o, c, h for one
+    the memory through time, the mean forget gate and cell norm, and heat maps (units x tokens) of i, f, g, o, c, h for one
     LSTM layer (default the last) and direction (default the first, forward)."""
     import matplotlib
 
@@ -38,15 +39,16 @@ def save_png(explanation, path, *, layer=-1, direction=0, max_words=600):
         "note: " + s for s in e["notes"]
     ]
     text_h = 0.4 + 0.16 * (lines + 1.6 * len(extra))
-    heights = [text_h, 2.3, 1.5, 1.9, 1.9, 1.9]
+    heights = [text_h, 2.3, 2.0, 1.5, 1.9, 1.9, 1.9]
     fig = plt.figure(figsize=(fig_w, sum(heights) + 1.6))
-    grid = fig.add_gridspec(6, 2, height_ratios=heights, hspace=0.6, wspace=0.16)
+    grid = fig.add_gridspec(7, 2, height_ratios=heights, hspace=0.6, wspace=0.16)
     title = f"{e['label']} (probability {e['probability']:.3f})   {n:,} of {e['n_tokens']:,} tokens read"
     fig.suptitle("lstmkit explain: " + title, fontsize=13, y=1 - 0.12 / (sum(heights) + 1.6))
 
     _draw_words(fig.add_subplot(grid[0, :]), e, placed, lines, extra, per_line, font)
     _draw_trajectory(fig.add_subplot(grid[1, :]), e)
-    _draw_forget_and_norm(fig.add_subplot(grid[2, :]), n, lay, dr)
+    _draw_memory(fig.add_subplot(grid[2, :]), e)
+    _draw_forget_and_norm(fig.add_subplot(grid[3, :]), n, lay, dr)
     _draw_heat_maps(fig, grid, n, lay, dr)
     fig.subplots_adjust(left=0.045, right=0.965, top=1 - 0.75 / fig.get_figheight(), bottom=0.45 / fig.get_figheight())
     try:
@@ -112,8 +114,35 @@ def _draw_trajectory(ax, e):
     ax.grid(alpha=0.3)
 
 
+def _draw_memory(ax, e):
+    """3. memory through time: ||dz/dx_t|| per token (bars), ||dz/dc_t|| per direction (lines), the reach."""
+    n, memory = e["n_used"], e.get("memory")
+    reach = memory and memory["reach"]
+    title = "memory through time: the prediction's gradient per token's input (bars) and per cell (lines)"
+    if reach:
+        title += (
+            f"; it reaches back {reach['tokens_back']:,} tokens, to token {reach['earliest']} (>= 10% of the largest)"
+        )
+    ax.set_title(title, fontsize=10, loc="left")
+    if not n or not memory:
+        ax.text(0.5, 0.5, "no tokens read: no gradients", ha="center", va="center", transform=ax.transAxes)
+        return
+    steps = np.arange(n)
+    ax.bar(steps, memory["gradient_norm"], color="#9e7bb5", width=0.8, label="||dz/dx_t|| (left)")
+    ax.set_xlim(-0.5, n - 0.5)
+    ax.set_ylabel("||dz/dx_t||", fontsize=8)
+    if reach:
+        ax.axvline(reach["earliest"], color="#7b3294", lw=1.0, ls="--")
+    cells = ax.twinx()
+    for d, colour in zip(memory["cell_gradient_norm"], ("#b2182b", "#2166ac")):
+        cells.plot(steps, d["values"], color=colour, lw=1.3, label=f"||dz/dc_t|| {d['name']} (right)")
+    cells.set_ylim(0, max(max(max(d["values"]) for d in memory["cell_gradient_norm"]), 1e-12) * 1.1)
+    ax.legend(handles=ax.containers[:1] + cells.get_lines(), loc="upper left", fontsize=8)
+    ax.grid(alpha=0.3)
+
+
 def _draw_forget_and_norm(ax, n, lay, dr):
-    """3. mean forget gate and cell norm."""
+    """4. mean forget gate and cell norm."""
     steps = np.arange(n)
     if n:
         ax.plot(steps, dr["mean_forget"], color="#21918c", lw=1.2, label="mean forget gate (left)")
@@ -139,9 +168,9 @@ _HEAT_MAPS = [
 
 
 def _draw_heat_maps(fig, grid, n, lay, dr):
-    """4. heat maps, units x tokens, two per row of the grid from its row 3."""
+    """5. heat maps, units x tokens, two per row of the grid from its row 4."""
     for k, (key, name, cmap, lo, hi) in enumerate(_HEAT_MAPS):
-        ax = fig.add_subplot(grid[3 + k // 2, k % 2])
+        ax = fig.add_subplot(grid[4 + k // 2, k % 2])
         m = np.asarray(dr[key], np.float64).reshape(n, -1).T if n else np.full((lay["units"], 1), np.nan)
         if lo is None:
             hi = max(float(np.nanmax(np.abs(m))) if n else 1.0, 1e-6)

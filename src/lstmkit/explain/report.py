@@ -3,7 +3,7 @@
 Shape legend: T tokens the model reads, P = T padded up to a multiple of CHUNK, D directions,
 H hidden units, K outputs (1 for a binary sigmoid model), N rows of a batch.
 
-`explain(model, text)` returns one JSON-able dict with three things, all computed by one jitted
+`explain(model, text)` returns one JSON-able dict with four things, all computed by one jitted
 function per padded length P (a text of T tokens is right-padded with id 0, which the Embedding
 masks, so a masked step changes nothing):
 
@@ -36,6 +36,21 @@ masks, so a masked step changes nothing):
    barely moves in probability when one word goes, though its evidence does. One more batch of P
    rows, row t the text with token t replaced.
 
+4. Memory through time: how far back the decision reaches. With z the target class's logit (the
+   one logit of a binary model, the predicted class's of a softmax model), per token t read:
+   - gradient_norm: ||dz/dx_t||, the gradient with respect to the token's embedded input x_t
+     (the Embedding's output, with its bigram vector if any: what the first LSTM reads), through
+     the model's own forward and training's hand-written backward (`trace.input_gradients`);
+   - gradient_x_input: dz/dx_t . x_t, signed: > 0 where the word's vector pushes z up;
+   - cell_gradient_norm, per direction of the first LSTM layer: ||dz/dc_t||, with respect to the
+     cell right after token t (through h_t and every later step), from a plain JAX scan of the
+     cell on the same weights (`trace.cell_gradients`): how much the decision leans on the
+     memory at t;
+   - reach: the earliest token t whose gradient_norm is at least 10% (`memory.REACH_THRESHOLD`)
+     of the largest; tokens_back = n_used - 1 - t, its distance from the last token read (0: the
+     last token itself); peak, the token of the largest. None for an empty text or an all-zero gradient.
+   One more forward and backward pass each, O(T) (`lstmkit.explain.memory` builds this entry).
+
 The target class is class 1 for a binary model (p is the sigmoid output) and the predicted class
 for a softmax model.
 
@@ -57,11 +72,13 @@ import numpy as np
 from lstmkit.core import fused
 from lstmkit.data.text import OOV_ID, strip_html_breaks
 from lstmkit.errors import LstmkitError
+from lstmkit.explain.memory import memory_method, memory_summary, memory_view
 from lstmkit.explain.page import Explanation
 from lstmkit.explain.trace import (
     CHUNK,
     GATES,
     STATES,
+    direction_names,
     explain_arrays,
     is_causal,
     recurrent_indices,
@@ -136,6 +153,9 @@ def explain(model, text):
                 token replaced by [UNK];
             layers: per LSTM layer {"index", "type", "units", "directions": [{"name", "i", "f",
                 "g", "o", "c", "h" (each n_used x H), "mean_forget", "cell_norm" (n_used)}]};
+            memory: {"gradient_norm", "gradient_x_input" (n_used), "cell_layer" (the first LSTM
+                layer's index), "cell_gradient_norm": [{"name", "values" (n_used)}] per direction,
+                "reach": {"threshold", "earliest", "word", "tokens_back", "peak"} or None};
             methods: how the trajectory and the attribution were computed; notes: plain-language
             remarks for the page (truncation, empty text, unknown words).
 
@@ -157,7 +177,7 @@ def explain(model, text):
     padded = np.zeros(P, np.int32)
     padded[:n] = used
 
-    logits, traces, trajectory, occluded = jax.device_get(explain_arrays(arch, params, padded))
+    logits, traces, trajectory, occluded, memory = jax.device_get(explain_arrays(arch, params, padded))
     names, target, probabilities, traj, attribution = _outputs(model, head, logits, trajectory, occluded, used)
     label_k = int(np.argmax(probabilities))
     return Explanation(
@@ -182,6 +202,7 @@ def explain(model, text):
             "trajectory": _round(traj),
             "attribution": _round(attribution),
             "layers": _layer_traces(arch, traces, n),
+            "memory": memory_view(arch, memory, words, n),
             "methods": _methods(is_causal(arch), names[target]),
             "notes": _notes(model, arch, tokens, used),
         }
@@ -250,13 +271,8 @@ def _layer_traces(arch, traces, n):
     for k, trace in zip(recurrent_indices(arch), traces):
         layer = arch.layers[k]
         lstm = layer.layer if isinstance(layer, L.Bidirectional) else layer
-        dir_names = (
-            ["forward", "backward"]
-            if isinstance(layer, L.Bidirectional)
-            else ["backward" if lstm.go_backwards else "forward"]
-        )
         directions = []
-        for d, name in enumerate(dir_names):
+        for d, name in enumerate(direction_names(layer)):
             entry = {"name": name}
             for key in GATES + STATES:
                 entry[key] = _round(trace[key][d, :n])
@@ -315,6 +331,7 @@ def _methods(causal, target_name):
         f"replaced by [UNK], log-odds = log(p / (1 - p)) from the logits. Positive: the word pushed towards {target_name!r}.",
         "trace": "the model's own forward pass (the kernel or scan that training runs), which keeps every step's "
         "gates and states; gates in text order per direction.",
+        "memory": memory_method(target_name),
     }
 
 
@@ -337,6 +354,8 @@ def summary(explanation, top=5):
         target = e["target_class"]
         lines.append(f"towards {target} (occlusion, change in log-odds): " + (", ".join(pos) if pos else "none"))
         lines.append(f"away from {target}: " + (", ".join(neg) if neg else "none"))
+    if e.get("memory", {}).get("reach"):
+        lines.append(memory_summary(e))
     for note in e["notes"]:
         lines.append(f"note: {note}")
     return "\n".join(lines)

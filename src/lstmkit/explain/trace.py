@@ -1,12 +1,16 @@
 """The traced forward pass of a classifier, and the batched prefix and occlusion passes.
 
 Shape legend: T tokens the model reads, P = T padded up to a multiple of CHUNK, D directions,
-H hidden units, K outputs (1 for a binary sigmoid model), N rows of a batch.
+E embedding width, H hidden units, K outputs (1 for a binary sigmoid model), N rows of a batch.
 
 Pure functions of an architecture (anything with `.layers`: a `Sequential` or its
 `Architecture`) and parameters; the jitted `explain_arrays` takes the `Architecture`, a value, so
 every model of one architecture shares its compiled code; `lstmkit.explain.report` turns their arrays into
 the explanation. The module docstring of `lstmkit.explain.report` says what each pass computes.
+
+Memory through time: `input_gradients` (dz/dx_t of the prediction z for every token's embedded
+input, through the model's own forward and training's backward) and `cell_gradients` (||dz/dc_t||
+per direction of the first LSTM layer, through a plain scan of the cell on the same parameters).
 """
 
 from __future__ import annotations
@@ -16,6 +20,9 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
+from lstmkit.core.bptt import scan_order, time_order
+from lstmkit.core.cell import activate_gates
+from lstmkit.core.lstm import merge
 from lstmkit.data.text import OOV_ID
 from lstmkit.nn import layers as L
 
@@ -51,6 +58,13 @@ def traced_forward(model, params, ids):
 
 def recurrent_indices(model):
     return [k for k, layer in enumerate(model.layers) if isinstance(layer, (L.LSTM, L.Bidirectional))]
+
+
+def direction_names(layer):
+    """The directions of an LSTM or Bidirectional layer, in the order of its traces (D names)."""
+    if isinstance(layer, L.Bidirectional):
+        return ["forward", "backward"]
+    return ["backward" if layer.go_backwards else "forward"]
 
 
 def is_causal(model):
@@ -123,6 +137,117 @@ def compact_inputs(embedding, params, ids):
     return rows, compact, occluded
 
 
+# -- memory through time: the prediction's gradient with respect to each token and each cell ------
+
+
+def prediction_cotangent(logits):
+    """The cotangent that picks the prediction out of logits (K,): one-hot at the predicted class,
+    or [1.] for the one logit of a binary sigmoid model (its log-odds of class 1)."""
+    if logits.shape[-1] == 1:
+        return jnp.ones_like(logits)
+    return jax.nn.one_hot(jnp.argmax(logits), logits.shape[-1], dtype=logits.dtype)
+
+
+@partial(jax.jit, static_argnums=(0,))
+def input_gradients(model, params, ids):
+    """dz/dx_t for every token's embedded input x_t, and x_t itself: (grad (P, E), x (P, E)).
+
+    z is the prediction: the logit of the predicted class (the one logit of a binary model) for
+    the text ids (P,). x_t is what the first LSTM reads at token t: the Embedding's output (plus
+    the bigram vector of the pair t ends, when the model has them), dropout off. The gradient is
+    the model's own forward, `Architecture.apply(..., perturb=kick)`, differentiated at kick = 0:
+    the perturbation of the embedded words that adversarial training differentiates, so it runs
+    training's hand-written backward (the fused kernel's or the scans'). The report keeps, per
+    token, ||dz/dx_t|| and the gradient times the input, dz/dx_t . x_t (signed).
+
+    >>> grad, x = input_gradients(model.architecture, model.params, jnp.array([5, 9, 0, 0]))  # doctest: +SKIP
+    >>> grad.shape == x.shape == (4, model.layers[0].output_dim)  # doctest: +SKIP
+    True
+    """
+    x, _ = model.layers[0].apply(params[0], ids[None], None)  # (1, P, E)
+    logits, pullback = jax.vjp(
+        lambda kick: model.apply(params, ids[None], logits=True, perturb=kick)[0], jnp.zeros_like(x)
+    )
+    (grad,) = pullback(prediction_cotangent(logits))
+    return grad[0], x[0]
+
+
+def _kicked_scan(dirs, x, mask, kick):
+    """D LSTM directions over x (B, T, E) in one plain scan of the cell, with kick (D, B, T, H) added
+    to the cell after each real step: c_t = f c_prev + i g + kick_t. dirs: D (params, reverse).
+    Returns (hs (D, B, T, H) in text order, h_T (D, B, H)).
+
+    Time-first in scan order inside, as `lstmkit.core.bptt`: a reverse direction reads the flipped
+    axis, right padding first, which changes nothing.
+    """
+    reverse = tuple(r for _, r in dirs)
+    W_x, W_h, b = (jnp.stack([p[key] for p, _ in dirs]) for key in ("W_x", "W_h", "b"))
+    xs = scan_order(jnp.swapaxes(x, 0, 1), reverse)  # (T, D, B, E)
+    ms = scan_order(jnp.swapaxes(mask, 0, 1)[..., None], reverse)  # (T, D, B, 1)
+    kicks = time_order(jnp.transpose(kick, (2, 0, 1, 3)), reverse)  # (T, D, B, H): flipping is its own inverse
+
+    def step(carry, inputs):
+        h_prev, c_prev = carry  # (D, B, H)
+        x_t, m_t, kick_t = inputs
+        i, f, g, o = jnp.split(activate_gates(x_t @ W_x + h_prev @ W_h + b[:, None]), 4, axis=-1)
+        c = f * c_prev + i * g + kick_t  # dz/dkick_t = dz/dc_t, at kick = 0
+        h = o * jnp.tanh(c)
+        c, h = jnp.where(m_t, c, c_prev), jnp.where(m_t, h, h_prev)  # a masked step keeps the state
+        return (h, c), jnp.where(m_t, h, 0.0)
+
+    zeros = jnp.zeros((len(dirs), x.shape[0], W_h.shape[1]), x.dtype)
+    (h_T, _), ys = jax.lax.scan(step, (zeros, zeros), (xs, ms, kicks))
+    return jnp.transpose(time_order(ys, reverse), (1, 2, 0, 3)), h_T
+
+
+def _kicked_layer(layer, params, x, mask, kick):
+    """An LSTM or Bidirectional layer's (output, mask), as its `apply` returns them, computed by
+    `_kicked_scan`; kick (D, B, T, H) in text order."""
+    bidirectional = isinstance(layer, L.Bidirectional)
+    lstm = layer.layer if bidirectional else layer
+    dirs = [(params["forward"], False), (params["backward"], True)] if bidirectional else [(params, lstm.go_backwards)]
+    real = jnp.ones(x.shape[:2], bool) if mask is None else mask
+    hs, h_T = _kicked_scan(dirs, x, real, kick)
+    if not lstm.return_sequences:
+        return (merge(h_T[0], h_T[1], layer.merge_mode) if bidirectional else h_T[0]), None
+    if bidirectional:
+        return merge(hs[0], hs[1], layer.merge_mode), mask
+    if lstm.go_backwards:  # Keras hands the sequence back in the order it was read
+        return jnp.flip(hs[0], 1), None if mask is None else jnp.flip(mask, 1)
+    return hs[0], mask
+
+
+@partial(jax.jit, static_argnums=(0,))
+def cell_gradients(model, params, ids):
+    """||dz/dc_t|| for each direction of the first LSTM layer and each token t, and z's logits:
+    (norms (D, P), logits (K,)); in text order (a backward direction's row t: the step that read t).
+
+    z is the prediction, as in `input_gradients`. dz/dc_t is the total derivative with respect to
+    the cell right after token t, through h_t and every later step (`lstmkit.core.bptt`'s dc_tot):
+    how much the decision depends on the memory at t. It is the gradient with respect to a kick
+    added to c_t, at kick = 0. The kernel and the scans carry c inside their loops with nothing to
+    add a kick to (and one would cost the training loop), so this layer runs as a plain JAX scan of
+    the cell (`lstmkit.core.cell.activate_gates`, as the scans) on the same parameters, differentiated by `jax.vjp`; the
+    layers around it run their own code. A test checks its logits against `apply`'s.
+    """
+    layers, k = model.layers, recurrent_indices(model)[0]
+    x, mask = layers[0].apply(params[0], ids[None], None)
+    for layer, p in zip(layers[1:k], params[1:k]):  # dropout, the identity at inference
+        x, mask = layer.apply(p, x, mask, key=None)
+    rec = layers[k]
+    D, H = (2, rec.layer.units) if isinstance(rec, L.Bidirectional) else (1, rec.units)
+
+    def prediction(kick):
+        out, out_mask = _kicked_layer(rec, params[k], x, mask, kick)
+        for layer, p in zip(layers[k + 1 : -1], params[k + 1 : -1]):
+            out, out_mask = layer.apply(p, out, out_mask, key=None)
+        return layers[-1].logits(params[-1], out)[0]
+
+    logits, pullback = jax.vjp(prediction, jnp.zeros((D, 1, ids.shape[0], H), x.dtype))
+    (dc,) = pullback(prediction_cotangent(logits))
+    return jnp.linalg.norm(dc[:, 0], axis=-1), logits
+
+
 @partial(jax.jit, static_argnums=(0,))
 def explain_arrays(model, params, ids):
     """Everything numerical for one padded text ids (P,): see the module docstring.
@@ -145,4 +270,10 @@ def explain_arrays(model, params, ids):
         trajectory = _batched_apply(model, params, prefixes, compact_table)
     occluded_logits = _batched_apply(model, params, occluded, compact_table)
     traces = [{k: a[:, 0] for k, a in trace.items()} for trace in traces]  # (D, P, H), batch of one
-    return logits[0], traces, trajectory, occluded_logits
+    grad, embedded = input_gradients(model, params, ids)
+    memory = {
+        "gradient_norm": jnp.linalg.norm(grad, axis=-1),  # (P,)
+        "gradient_x_input": (grad * embedded).sum(-1),  # (P,)
+        "cell_gradient_norm": cell_gradients(model, params, ids)[0],  # (D, P)
+    }
+    return logits[0], traces, trajectory, occluded_logits, memory
