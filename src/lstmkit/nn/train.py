@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
+from lstmkit.allocator import mapped_large_blocks
 from lstmkit.core import fused
 from lstmkit.errors import LstmkitError
 from lstmkit.nn.adversarial import PerturbationStrength, check_sizes, warn_if_stalled
@@ -56,12 +57,13 @@ def evaluate(model, x, y, *, batch_size=256):
 
 def _evaluate_ids(model, ids, labels, batch_size=256, params=None):
     params = model.params if params is None else params
-    pending = [
-        eval_step(model.architecture, params, b.ids, b.labels, b.weight)
-        for b in inference_batches(model, ids, labels, batch_size)
-    ]
-    loss_sum = sum(float(l) for l, _ in pending)
-    correct = sum(float(c) for _, c in pending)
+    with mapped_large_blocks():
+        pending = [
+            eval_step(model.architecture, params, b.ids, b.labels, b.weight)
+            for b in inference_batches(model, ids, labels, batch_size)
+        ]
+        loss_sum = sum(float(l) for l, _ in pending)
+        correct = sum(float(c) for _, c in pending)
     return {"loss": loss_sum / max(len(ids), 1), "accuracy": correct / max(len(ids), 1)}
 
 
@@ -77,12 +79,13 @@ def predict(model, x, *, batch_size=256, pad_lengths=None, pad_rows=None):
     out = np.zeros((len(ids), model.n_outputs), np.float32)
     if not ids:
         return out
-    pending = [
-        (b.index, predict_step(model.architecture, model.params, b.ids))
-        for b in inference_batches(model, ids, None, batch_size, pad_lengths, pad_rows)
-    ]
-    for index, proba in pending:
-        out[index[index >= 0]] = np.asarray(proba)[index >= 0]
+    with mapped_large_blocks():  # a long batch's blocks go back to the system, not into the heap
+        pending = [
+            (b.index, predict_step(model.architecture, model.params, b.ids))
+            for b in inference_batches(model, ids, None, batch_size, pad_lengths, pad_rows)
+        ]
+        for index, proba in pending:
+            out[index[index >= 0]] = np.asarray(proba)[index >= 0]
     return out
 
 
