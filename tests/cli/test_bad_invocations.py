@@ -194,6 +194,19 @@ TABLE = [
     (["export", "{root}/model", "--out", "{root}/a-file"], None, "is a file"),
     (["export", "{root}/model", "--out", "{root}/model"], None, "holds an lstmkit model directory, not an onnx one"),
     (["export", "{root}/model", "--out", "."], None, "is the folder you are working in"),
+    # tune: the budget, the preset and --out are checked before the data is read
+    (["tune", "--out", "m"], None, "Missing option '--minutes'"),
+    (["tune", "--minutes", "0", "--out", "m"], None, "--minutes must be a positive number of minutes"),
+    (["tune", "--minutes", "-5", "--out", "m"], None, "--minutes must be a positive number of minutes"),
+    (["tune", "--minutes", "1", "--trials", "0", "--out", "m"], None, "--trials must be at least 1"),
+    (["tune", "--minutes", "1", "--preset", "nope", "--out", "m"], None, "unknown preset 'nope'"),
+    (["tune", "--minutes", "1", "--preset", "seed", "--out", "m"], None, "add --validation 0.1"),
+    (["tune", "--minutes", "1", "--out", "{root}/users-folder"], None, "never replaces it"),
+    (
+        ["tune", "--minutes", "1", "--data", "{root}/good.csv", "--out", "{root}/model"],
+        None,
+        "replace it with --overwrite",
+    ),
 ]
 
 

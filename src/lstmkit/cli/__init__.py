@@ -4,7 +4,7 @@ User mistakes raise `LstmkitError` (or a click usage error) and end as one line 
 exit status 2; anything else is a bug and keeps its traceback.
 
 The group is here; its commands live one module per kind: `neuron` (cell), `training` (train,
-pretrain), `saved_model` (evaluate, predict, explain, plot), `exporting` (export), `serving` (serve) and `machine` (info, build-kernel).
+pretrain), `tuning` (tune), `saved_model` (evaluate, predict, explain, plot), `exporting` (export), `serving` (serve) and `machine` (info, build-kernel).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from lstmkit.cli.neuron import CELL_DEFAULTS, GATE_MEANING, cell
 from lstmkit.cli.saved_model import evaluate, explain_command, plot, predict
 from lstmkit.cli.serving import serve_command
 from lstmkit.cli.training import pretrain_command, train
+from lstmkit.cli.tuning import tune_command
 from lstmkit.errors import LstmkitError
 
 __all__ = ["CELL_DEFAULTS", "GATE_MEANING", "main"]
@@ -74,5 +75,6 @@ for _command in (
     pretrain_command,
     serve_command,
     export_command,
+    tune_command,
 ):
     main.add_command(_command)
