@@ -73,3 +73,22 @@ def test_without_optuna_tune_names_the_extra_in_one_line(tmp_path, monkeypatch):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "pip install 'lstmkit[tune]'" in lines[0]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_readme_tune_lines_run_as_written_with_tiny_sizes(tmp_path, monkeypatch):
+    """The README's Tune block, each line with the fixture's tiny flags appended (the same compiled
+    steps, so this costs no compile), and --trials 2."""
+    from test_readme_commands import readme_command_lines
+
+    lines = readme_command_lines("Tune")
+    assert len(lines) == 2 and all(line[0] == "tune" for line in lines)
+    texts, labels = synthetic_reviews(160, seed=3)
+    rows = [f"{t},{'positive' if y else 'negative'}" for t, y in zip(texts, labels)]
+    (tmp_path / "reviews.csv").write_text("review,sentiment\n" + "\n".join(rows) + "\n")
+    monkeypatch.chdir(tmp_path)
+    small = [*TINY, "--adversarial", "0", "--dropout", "0.2", "--schedule", "constant", "--trials", "2"]
+    for line in lines:
+        result = CliRunner().invoke(main, [*line, *small])
+        assert result.exit_code == 0, (line, result.output, result.exception)
+        out = tmp_path / line[line.index("--out") + 1]
+        assert (out / "config.json").is_file() and (out / "trials.csv").is_file()
