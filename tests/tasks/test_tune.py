@@ -60,8 +60,8 @@ def test_a_trial_worse_than_the_median_is_pruned_between_epochs_but_never_after_
     assert rows[2]["epochs_run"] == 1 and rows[2]["val_loss"] == 0.9 and rows[2]["val_loss_per_epoch"] == "0.9"
     assert study.trials[2].user_attrs["stopped"] == "median"
     assert rows[4]["val_loss"] == 0.95 and rows[4]["val_loss_per_epoch"] == "0.4;0.3;0.95"
-    value, config, model = objective.best
-    assert value == 0.25 and model.history["val_loss"] == [0.45, 0.35, 0.25]
+    value, config, model, number = objective.best
+    assert (value, number) == (0.25, 3) and model.history["val_loss"] == [0.45, 0.35, 0.25]
     assert config["dropout"] == pytest.approx(study.trials[3].params["dropout"]) and study.best_trial.number == 3
 
 

@@ -77,6 +77,7 @@ def plot_trials(path, rows):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, ax = plt.subplots(figsize=(7, 4))
     for state, marker, label in (
@@ -98,6 +99,7 @@ def plot_trials(path, rows):
     if steps:
         x, y = zip(*steps)
         ax.step(x, y, where="post", color="C1", label="best so far")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("trial")
     ax.set_ylabel("validation loss")
     ax.set_title("lstmkit tune: validation loss per trial")

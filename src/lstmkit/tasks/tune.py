@@ -152,7 +152,7 @@ class EpochReporter:
 class Objective:
     """What Optuna minimises: a trial's config drawn from `space` over `base`, fitted by
     `fit(config, on_epoch_end) -> model`, scored by its final validation loss. Keeps the best
-    finished trial's (value, config, model) as `best`."""
+    finished trial's (value, config, model, trial number) as `best`."""
 
     def __init__(self, base, space, fit, deadline, clock=time.monotonic):
         self.base, self.space, self.fit, self.deadline, self.clock = base, space, fit, deadline, clock
@@ -173,7 +173,7 @@ class Objective:
             trial.set_user_attr("seconds", self.clock() - started)
         value = final_val_loss(model.history)
         if self.best is None or value < self.best[0]:
-            self.best = (value, config, model)
+            self.best = (value, config, model, trial.number)
         return value
 
 
@@ -225,7 +225,7 @@ def tune_run(
         study.enqueue_trial({key: config[key] for key, spec in space.items() if spec.holds(config[key])})
         study.optimize(
             objective,
-            n_trials=trials,
+            n_trials=trials if space else 1,  # every setting fixed: one trial says all there is
             timeout=max(deadline - time.monotonic(), 0.0),
             callbacks=[lambda study, trial: print(_trial_line(study, trial, optuna), flush=True)],
         )
@@ -235,8 +235,8 @@ def tune_run(
                 f"no trial finished within {minutes:g} minutes ({len(rows)} stopped); give tune more --minutes, "
                 "or fix the slow settings with their flags (e.g. --epochs 1 --sequence-length 200)"
             )
-        value, best_config, model = objective.best
-        print(_best_line(study, value, best_config, space, rows, minutes, t_start), flush=True)
+        value, best_config, model, number = objective.best
+        print(_best_line(number, value, best_config, space, rows, minutes, t_start), flush=True)
         metrics = _test_and_save(model, test, val, class_names, best_config, out, [], t_start)
         write_trials(out, rows, list(space))
         print(f"trials: {out / 'trials.csv'}, {out / 'trials.png'}", flush=True)
@@ -299,13 +299,13 @@ def _trial_line(study, trial, optuna):
     return f"trial {trial.number}: {what}, {seconds:.0f} s; {describe_params(trial.params)}"
 
 
-def _best_line(study, value, config, space, rows, minutes, t_start):
+def _best_line(number, value, config, space, rows, minutes, t_start):
     counts = {}
     for row in rows:
         counts[row["state"]] = counts.get(row["state"], 0) + 1
     tally = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
     return (
-        f"best: trial {study.best_trial.number}, val_loss {value:.4f}; "
+        f"best: trial {number}, val_loss {value:.4f}; "
         f"{describe_params({k: config[k] for k in space})} ({len(rows)} trials: {tally}; "
         f"{(time.perf_counter() - t_start) / 60:.1f} of {minutes:g} minutes)"
     )
