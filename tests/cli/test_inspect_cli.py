@@ -69,7 +69,7 @@ def test_each_warning_is_one_line_with_its_fix(files):
         "leakage": "remove them from the test data",
         "duplicates": "keep one copy of each",
         "conflicting_labels": "fix their labels",
-        "empty": "fill in their text",
+        "empty": "fill in the text",
         "very_long": "check that each is one text",
     }
     for code, says in expected.items():

@@ -96,3 +96,12 @@ def test_clean_data_has_no_warnings_and_each_problem_its_own():
     messy = Split([*texts, "!!!", "word " * 500], [*labels, "pos", "neg"], empty_dropped=2, replaced=3)
     codes = [w["code"] for w in findings(inspect_splits(messy, None, settings))]
     assert codes == ["empty", "no_tokens", "very_long", "not_utf8"]
+
+
+def test_a_test_class_that_train_lacks_is_named():
+    settings = Settings(max_tokens=100, sequence_length=10, standardize="lower", strip_html=False)
+    train = Split(["good", "bad", "fine", "poor"], ["pos", "neg", "pos", "neg"])
+    report = inspect_splits(train, Split(["so so", "good one"], ["mixed", "pos"]), settings)
+    unknown = [w["message"] for w in report["warnings"] if w["code"] == "unknown_class"]
+    assert len(unknown) == 1 and "test has class 'mixed', which train lacks" in unknown[0]
+    assert [w["code"] for w in report["warnings"]].count("missing_class") == 1  # no 'neg' in test

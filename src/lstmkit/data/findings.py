@@ -87,14 +87,14 @@ def empty_texts(report):
             yield (
                 "empty",
                 f"{name}: {texts(s['empty_dropped'], 'empty or whitespace-only text')}, which training drops; "
-                "fill in their text or remove those rows",
+                "fill in the text or remove those rows",
             )
         if s["no_tokens"]["count"]:
             yield (
                 "no_tokens",
                 f"{name}: {texts(s['no_tokens']['count'])} with no token after standardisation "
                 f"(punctuation or markup only; {where(s['no_tokens']['where'])}): the model reads nothing "
-                "for them; remove them or check the text column",
+                "there; remove them or check the text column",
             )
 
 
