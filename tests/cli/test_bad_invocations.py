@@ -67,11 +67,27 @@ def _with_extra_tensor(root):
     resign_config(target, lambda c: {**c, "files": {**c["files"], "weights.safetensors": sha256(weights)}})
 
 
+def _three_class_model(directory):
+    """A saved model with a softmax over three classes (built weights, no training)."""
+    from lstmkit.data.text import TextVectorizer
+    from lstmkit.io import checkpoint
+    from lstmkit.nn.layers import LSTM, Bidirectional, Dense, Embedding
+    from lstmkit.nn.model import Sequential
+
+    vectorizer = TextVectorizer(max_tokens=32, output_sequence_length=24)
+    vectorizer.adapt(synthetic_reviews(50, seed=1)[0])
+    model = Sequential([vectorizer, Embedding(32, 8, mask_zero=True), Bidirectional(LSTM(8)), Dense(3, "softmax")])
+    model.build(seed=0)
+    model.class_names = ["bad", "fine", "good"]
+    checkpoint.save_model(model, directory)
+
+
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
     """Every input the table refers to, made once."""
     root = tmp_path_factory.mktemp("inputs")
     saved_model(root / "model")
+    _three_class_model(root / "three-classes")
     _model_variant(root, "pretrained-kind", lambda c: {**c, "kind": "lstmkit-pretrained"})
     _model_variant(root, "format-minus-5", lambda c: {**c, "format_version": -5})
     _model_variant(root, "format-true", lambda c: {**c, "format_version": True})
@@ -142,6 +158,17 @@ TABLE = [
     (["predict"], None, "Missing argument 'MODEL_DIR'"),
     (["predict", "{root}/model", "x", "--batch-size", "0"], None, "Invalid value for '--batch-size'"),
     (["predict", "{root}/model", "x", "--top-k", "-1"], None, "Invalid value for '--top-k'"),
+    (["predict", "{root}/model", "x", "--threshold", "1.5"], None, "Invalid value for '--threshold'"),
+    (["predict", "{root}/model", "x", "--threshold", "0"], None, "Invalid value for '--threshold'"),
+    (
+        ["predict", "{root}/three-classes", "x", "--threshold", "0.7"],
+        None,
+        "--threshold is for a model with two classes",
+    ),
+    (["inspect"], None, "Missing argument 'DATA'"),
+    (["inspect", "{root}/good.csv", "--max-tokens", "2"], None, "Invalid value for '--max-tokens'"),
+    (["inspect", "{root}/good.csv", "--sequence-length", "0"], None, "Invalid value for '--sequence-length'"),
+    (["inspect", "{root}/good.csv", "--preset", "huge"], None, "Invalid value for '--preset'"),
     # data the model is trained or scored on
     (["train", "--data", "{root}/missing.csv", "--out", "m"], None, "does not exist"),
     (["train", "--data", "{root}/dup-header.csv", "--out", "m"], None, "names column 'review' more than once"),
@@ -155,6 +182,11 @@ TABLE = [
     ),
     (["train", "--data", "{root}/linked-classes", "--out", "m"], None, "outside"),
     (["train", "--data", "{root}/pax.tar", "--out", "m"], None, "pax record has length"),
+    (["inspect", "{root}/missing.csv"], None, "does not exist"),
+    (["inspect", "{root}/good.csv", "--test-data", "{root}/missing.csv"], None, "does not exist"),
+    (["inspect", "{root}/nan-label.csv"], None, "row 41: the label is NaN (a missing value)"),
+    (["inspect", "{root}/deep.jsonl"], None, "deep.jsonl line 2 nests its JSON too deeply"),
+    (["inspect", "{root}/good.csv", "--text-column", "nope"], None, "nope"),
     (["evaluate", "{root}/model", "--data", "{root}/unknown-class.csv"], None, "neutral"),
     (
         ["evaluate", "{root}/model", "--data", "{root}/good.csv", "--positive-class", "maybe"],

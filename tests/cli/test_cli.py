@@ -133,6 +133,30 @@ def test_predict_reads_a_tables_text_column_and_names_rows(trained, tmp_path):
     assert r.exit_code == 2 and "no non-blank line" in r.output and "Traceback" not in r.output
 
 
+def test_predict_threshold_moves_the_binary_decision(trained):
+    """--threshold P: 'positive' (the second class) exactly when its probability, as --all prints
+    it at the default threshold, is at least P; the probabilities themselves do not change."""
+    out, _ = trained
+    texts = ["a great and lovely film", "fine but dull", "the movie", "good but poor", "dull awful boring", "plot"]
+
+    def rows(*flags):
+        r = CliRunner().invoke(main, ["predict", str(out), "--json", "--all", *flags, *texts])
+        assert r.exit_code == 0, r.output
+        return [json.loads(line) for line in r.stdout.splitlines()]
+
+    default = rows()
+    p = [next(t["probability"] for t in row["top_k"] if t["label"] == "positive") for row in default]
+    assert [row["label"] for row in default] == ["positive" if q >= 0.5 else "negative" for q in p]
+    # the least sure positive and the least sure negative; mixed reviews keep them off 0 and 1
+    weakest_positive, weakest_negative = min(q for q in p if q >= 0.5), max(q for q in p if q < 0.5)
+    assert weakest_positive < 1.0 and weakest_negative > 0.0, p
+    for threshold in ((weakest_positive + 1.0) / 2, weakest_negative / 2):  # each flips at least that one
+        moved = rows("--threshold", str(threshold))
+        assert [row["label"] for row in moved] == ["positive" if q >= threshold else "negative" for q in p]
+        assert [row["label"] for row in moved] != [row["label"] for row in default]
+        assert [row["top_k"] for row in moved] == [row["top_k"] for row in default]
+
+
 def test_plot_writes_png(trained, tmp_path):
     out, _ = trained
     png = tmp_path / "curves.png"

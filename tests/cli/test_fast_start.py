@@ -17,7 +17,10 @@ print("exit", code, "jax" if "jax" in sys.modules else "no-jax", file=sys.stderr
 """
 
 
-@pytest.mark.parametrize("args", [["--version"], ["-h"], ["train", "--help"], ["predict", "--help"], ["explain", "-h"]])
+@pytest.mark.parametrize(
+    "args",
+    [["--version"], ["-h"], ["train", "--help"], ["predict", "--help"], ["explain", "-h"], ["inspect", "--help"]],
+)
 def test_version_and_help_do_not_import_jax(args):
     done = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True, timeout=120)
     assert done.stderr.strip().splitlines()[-1] == "exit 0 no-jax", done.stderr

@@ -4,7 +4,7 @@ User mistakes raise `LstmkitError` (or a click usage error) and end as one line 
 exit status 2; anything else is a bug and keeps its traceback.
 
 The group is here; its commands live one module per kind: `neuron` (cell), `training` (train,
-pretrain), `tuning` (tune), `saved_model` (evaluate, predict, explain, plot), `exporting` (export), `serving` (serve) and `machine` (info, build-kernel).
+pretrain), `tuning` (tune), `saved_model` (evaluate, predict, explain, plot), `inspecting` (inspect), `exporting` (export), `serving` (serve) and `machine` (info, build-kernel).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import click
 
 from lstmkit.cli.exporting import export_command
+from lstmkit.cli.inspecting import inspect_command
 from lstmkit.cli.machine import build_kernel, info
 from lstmkit.cli.neuron import CELL_DEFAULTS, GATE_MEANING, cell
 from lstmkit.cli.saved_model import evaluate, explain_command, plot, predict
@@ -65,6 +66,7 @@ def main():
 
 for _command in (
     cell,
+    inspect_command,
     train,
     evaluate,
     predict,

@@ -150,6 +150,13 @@ def _echo_report(m):
     "--all", "all_classes", is_flag=True, help="print every class's probability (the same as --top-k with every class)"
 )
 @click.option(
+    "--threshold",
+    type=click.FloatRange(min=0, max=1, min_open=True, max_open=True),
+    default=None,
+    help="two classes: predict the second (positive) class when its probability is at least P (default 0.5)",
+    metavar="P",
+)
+@click.option(
     "--json", "as_json", is_flag=True, help="one JSON object per line: line (or id), text, label, probability, top_k"
 )
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
@@ -164,6 +171,7 @@ def predict(
     keep_blank,
     top_k,
     all_classes,
+    threshold,
     as_json,
     batch_size,
 ):
@@ -175,7 +183,7 @@ def predict(
     """
     from lstmkit.data import inputs
     from lstmkit.nn.model import load_model
-    from lstmkit.tasks.use import predict_texts
+    from lstmkit.tasks.use import check_threshold, predict_texts
 
     enable_compile_cache()
     if file is not None:
@@ -192,11 +200,14 @@ def predict(
     model = load_model(model_dir)
     if model.vectorizer is None:
         raise LstmkitError(f"{model_dir} is a model over token ids, with no vocabulary; predict needs a text model")
+    check_threshold(model, threshold, where=model_dir)
     k = len(model.class_names) if all_classes else min(top_k, len(model.class_names))
     skipped, seen = [], 0
     for chunk in inputs.chunks(rows if keep_blank else inputs.non_blank(rows, skipped), 4 * batch_size):
         seen += len(chunk)
-        for (where, _), r in zip(chunk, predict_texts(model, [t for _, t in chunk], batch_size=batch_size, top_k=k)):
+        for (where, _), r in zip(
+            chunk, predict_texts(model, [t for _, t in chunk], batch_size=batch_size, top_k=k, threshold=threshold)
+        ):
             _echo_prediction("id" if id_column else "line", where, r, as_json)
     if not seen:
         raise LstmkitError(

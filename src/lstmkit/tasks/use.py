@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from lstmkit.data.sources import load_source
+from lstmkit.errors import LstmkitError
 from lstmkit.nn.model import load_model
 from lstmkit.tasks.calibration import calibration_report, with_temperature
 from lstmkit.tasks.metrics import classification_report
@@ -39,20 +40,38 @@ def evaluate_run(
     return m
 
 
-def predict_texts(model, texts, batch_size=256, *, top_k=0):
+def check_threshold(model, threshold, where="the model"):
+    """Refuse a decision threshold outside (0, 1), or one given for a model with more than two classes."""
+    if threshold is None:
+        return
+    if not 0.0 < threshold < 1.0:
+        raise LstmkitError(f"--threshold must be between 0 and 1 (exclusive), got {threshold}; e.g. --threshold 0.7")
+    names = model.class_names or []
+    if len(names) != 2:
+        raise LstmkitError(
+            f"--threshold is for a model with two classes; {where} has {len(names)} ({', '.join(map(str, names))}), "
+            "whose label is the likeliest class: leave --threshold out (--top-k shows the others)"
+        )
+
+
+def predict_texts(model, texts, batch_size=256, *, top_k=0, threshold=None):
     """[{"text", "label", "probability"}] per text; probability is that of the predicted label,
     calibrated by the model's temperature (as `Sequential.predict` gives it).
 
     top_k: also "top_k", the K likeliest classes as [{"label", "probability"}], most likely first
     (a binary model's two classes are 1 - p and p).
+    threshold: a binary model predicts its second class when p >= threshold (None: 0.5, as
+    `Predictions.labels`); see `check_threshold`.
     """
+    check_threshold(model, threshold)
+    cut = 0.5 if threshold is None else threshold
     proba = np.asarray(model.predict(list(texts), batch_size=batch_size))
     binary = proba.shape[-1] == 1
     if binary:  # the sigmoid is the second class's probability
         proba = np.concatenate([1.0 - proba, proba], axis=-1)
     out = []
     for text, p in zip(texts, proba):
-        k = int(p[1] >= 0.5) if binary else int(np.argmax(p))
+        k = int(p[1] >= cut) if binary else int(np.argmax(p))
         row = {"text": text, "label": model.class_names[k], "probability": float(p[k])}
         if top_k:
             order = np.argsort(-p, kind="stable")[:top_k]
