@@ -1,0 +1,105 @@
+"""`lstmkit train` in several real processes on 127.0.0.1 (`lstmkit.nn.parallel`,
+`lstmkit.cli.processes`): the same weights and predictions as one process, one writer, and a
+dead process ending the run in bounded time with one line."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file
+
+from helpers import TINY, synthetic_reviews
+from lstmkit.nn.model import load_model
+
+# Dropout draws per process (the step's key folded with the process), so equality is checked without it.
+NO_DROPOUT = ["--dropout", "0", "--embedding-dropout", "0"]
+LIGHT = ["--no-bidirectional", "--adversarial", "0", "--inference-length", "0"]  # less to compile
+
+
+@pytest.fixture(scope="module")
+def csv_data(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "reviews.csv"
+    texts, labels = synthetic_reviews(400, seed=10)
+    with open(path, "w") as f:
+        f.write("review,sentiment\n")
+        for t, y in zip(texts, labels):
+            f.write(f'"{t}",{"positive" if y else "negative"}\n')
+    return path
+
+
+def _train_command(csv_data, out, *args):
+    return [sys.executable, "-m", "lstmkit.cli", "train", "--data", str(csv_data), "--out", str(out), *TINY, *args]
+
+
+def _train(csv_data, out, *args, timeout=240):
+    result = subprocess.run(_train_command(csv_data, out, *args), capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result
+
+
+def _weights(out):
+    return load_file(str(out / "weights.safetensors"))
+
+
+def _assert_same_run(one, two, texts):
+    """The same weights (float32, relative 1e-5 of each tensor's largest entry) and predictions."""
+    a, b = _weights(one), _weights(two)
+    assert sorted(a) == sorted(b)
+    for name in a:
+        scale = max(float(np.abs(a[name]).max()), 1e-30)
+        assert float(np.abs(a[name] - b[name]).max()) / scale < 1e-5, name
+    np.testing.assert_allclose(load_model(two).predict(texts), load_model(one).predict(texts), rtol=1e-5, atol=1e-6)
+
+
+def test_two_processes_train_what_one_does(csv_data, tmp_path):
+    common = ["--epochs", "3", "--seed", "3", "--early-stopping", "1", "--inference-length", "0", *NO_DROPOUT]
+    _train(csv_data, tmp_path / "one", *common)
+    two = _train(csv_data, tmp_path / "two", *common, "--processes", "2")
+    _assert_same_run(tmp_path / "one", tmp_path / "two", synthetic_reviews(50, seed=99)[0])
+    one_history, two_history = (_history(tmp_path / d) for d in ("one", "two"))
+    assert sorted(two_history) == sorted(one_history)
+    for key, value in one_history.items():  # early stopping's best epoch too
+        np.testing.assert_allclose(two_history[key], value, rtol=1e-5, atol=1e-6, err_msg=key)
+    assert two.stdout.count("model saved to") == 1  # process 0 reports; process 1 is silent
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one", "two"]  # and writes nothing
+
+
+def _history(out):
+    history = json.loads((out / "history.json").read_text())
+    history.pop("epoch_time")
+    return history
+
+
+def _children(pid):
+    """The process ids `pid` started (Linux)."""
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return [int(p) for p in f.read().split()]
+
+
+def test_a_killed_process_stops_the_other_within_a_minute(csv_data, tmp_path):
+    parent = subprocess.Popen(
+        _train_command(csv_data, tmp_path / "m", "--epochs", "500", *LIGHT, "--processes", "2"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for line in parent.stdout:
+            if line.startswith("epoch 2/"):  # mid-run: epoch 1's checkpoint is written
+                break
+        (child,) = _children(parent.pid)
+        os.kill(child, signal.SIGKILL)
+        killed = time.monotonic()
+        _, err = parent.communicate(timeout=60)
+    finally:
+        parent.kill()
+    assert time.monotonic() - killed < 60
+    assert parent.returncode not in (0, None)
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("Error: ") and "stopping" in last, err[-2000:]
+    assert "Traceback" not in err
