@@ -5,15 +5,19 @@ dead process ending the run in bounded time with one line."""
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from safetensors.numpy import load_file
 
 from helpers import TINY, synthetic_reviews
+from lstmkit.cli import main
+from lstmkit.cli.processes import _child_arguments
 from lstmkit.nn.model import load_model
 
 # Dropout draws per process (the step's key folded with the process), so equality is checked without it.
@@ -81,7 +85,7 @@ def _children(pid):
         return [int(p) for p in f.read().split()]
 
 
-def test_a_killed_process_stops_the_other_within_a_minute(csv_data, tmp_path):
+def test_a_killed_process_stops_the_other_within_a_minute_and_the_run_resumes(csv_data, tmp_path):
     parent = subprocess.Popen(
         _train_command(csv_data, tmp_path / "m", "--epochs", "500", *LIGHT, "--processes", "2"),
         stdout=subprocess.PIPE,
@@ -103,3 +107,78 @@ def test_a_killed_process_stops_the_other_within_a_minute(csv_data, tmp_path):
     last = err.strip().splitlines()[-1]
     assert last.startswith("Error: ") and "stopping" in last, err[-2000:]
     assert "Traceback" not in err
+
+    saved = json.loads((tmp_path / "m" / "training_state.json").read_text())["epoch"]  # 0-based, >= 0
+    _train(csv_data, tmp_path / "m", "--resume", "--epochs", str(saved + 2), "--processes", "2")
+    assert json.loads((tmp_path / "m" / "config.json").read_text())["status"] == "complete"
+    assert len(json.loads((tmp_path / "m" / "history.json").read_text())["loss"]) == saved + 2
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("victim", [0, 1])
+def test_across_hosts_a_killed_process_stops_the_other(csv_data, tmp_path, victim):
+    """Processes joined by --coordinator (as on several hosts): no parent watches them, JAX's
+    runtime and gloo do."""
+    join = ["--coordinator", f"127.0.0.1:{_free_port()}", "--num-processes", "2", "--process-id"]
+    command = _train_command(csv_data, tmp_path / "m", "--epochs", "500", *LIGHT, *join)
+    first = subprocess.Popen([*command, "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    second = subprocess.Popen([*command, "1"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in first.stdout:
+            if line.startswith("epoch 2/"):
+                break
+        killed, other = (first, second) if victim == 0 else (second, first)
+        killed.kill()
+        t0 = time.monotonic()
+        _, err = other.communicate(timeout=60)
+        assert time.monotonic() - t0 < 60
+    finally:
+        first.kill()
+        second.kill()
+    assert other.returncode not in (0, None)
+    assert err.strip().splitlines()[-1].startswith("Error: "), err[-2000:]
+
+
+@pytest.mark.slow
+def test_self_training_in_two_processes_is_one_process_run(csv_data, tmp_path):
+    unlabeled = tmp_path / "unlabeled.txt"
+    unlabeled.write_text("\n".join(synthetic_reviews(200, seed=7)[0]) + "\n")
+    common = [
+        "--epochs",
+        "2",
+        "--seed",
+        "3",
+        *LIGHT,
+        *NO_DROPOUT,
+        "--self-training",
+        "1",
+        "--unlabeled",
+        str(unlabeled),
+    ]
+    _train(csv_data, tmp_path / "one", *common)
+    _train(csv_data, tmp_path / "two", *common, "--processes", "2")
+    _assert_same_run(tmp_path / "one", tmp_path / "two", synthetic_reviews(50, seed=99)[0])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--processes", "2", "--coordinator", "127.0.0.1:1"], "give one or the other"),
+        (["--processes", "2", "--batch-size", "33"], "--batch-size 33 does not split evenly over 2 processes"),
+    ],
+)
+def test_process_flags_that_do_not_go_together_are_one_line(args, message):
+    result = CliRunner().invoke(main, ["train", *args])
+    assert result.exit_code == 2
+    assert message in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_children_run_the_same_command_without_processes():
+    argv = ["train", "--processes", "3", "--data", "x.csv", "--processes=3", "--epochs", "2"]
+    assert _child_arguments(argv) == ["train", "--data", "x.csv", "--epochs", "2"]
