@@ -78,11 +78,13 @@ def start_processes(processes, coordinator, num_processes, process_id, batch_siz
             _children.append(_start_child(coordinator, processes, index))
         threading.Thread(target=_watch_children, daemon=True).start()
         parallel.initialize(coordinator, processes, 0)
+        parallel.watch_peers(lambda message: stop(message, 1))
         return True
     if joining or _launcher_detected():
         if os.environ.get(PARENT_ENV):
             threading.Thread(target=_watch_parent, args=(int(os.environ[PARENT_ENV]),), daemon=True).start()
         parallel.initialize(coordinator, num_processes, process_id)
+        parallel.watch_peers(lambda message: stop(message, 1))
         return True
     return False
 
@@ -123,7 +125,9 @@ def _start_child(coordinator, processes, index):
 
 def _watch_children():
     """Stop the run when a child exits with an error (not Ctrl-C, which this process handles too)."""
-    while True:
+    from lstmkit.nn.parallel import FINISHED
+
+    while not FINISHED.is_set():
         for index, child in enumerate(_children, start=1):
             status = child.poll()
             if status not in (None, 0, 130, -signal.SIGINT):
@@ -167,9 +171,12 @@ def run_as_one_of_several(train, config, data, out, quiet, **options):
     from lstmkit.nn import parallel
 
     writer = parallel.is_writer()
+    if not writer:  # Ctrl-C reaches every process here; process 0 alone says how to resume
+        signal.signal(signal.SIGINT, lambda *_: os._exit(130))
     try:
         with contextlib.redirect_stdout(sys.stdout if writer else open(os.devnull, "w")):
             train(config, data, out, quiet or not writer, **options)
+        parallel.finish()
     except LstmkitError as e:
         stop(str(e), 2)
     except jax.errors.JaxRuntimeError as e:

@@ -21,11 +21,15 @@ Shape legend: P processes, B global batch, T time.
 
 from __future__ import annotations
 
+import contextlib
+import threading
+import time
 from functools import partial
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax._src import distributed as jax_runtime
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
@@ -33,7 +37,11 @@ from lstmkit.errors import LstmkitError
 from lstmkit.nn.steps import batch_gradients
 
 AXIS = "processes"
-HEARTBEAT_SECONDS = 20  # a process silent this long is dead, and the coordination service stops the others
+# A process silent this long is lost: `watch_peers` stops the run in one line. Long, because a
+# busy machine can starve a process for tens of seconds (a dead one is seen at once: its sockets close).
+PEER_SILENCE_SECONDS = 60
+HEARTBEAT_SECONDS = 100  # JAX's own heartbeat (its default), the backstop: it ends a process in several lines
+FINISHED = threading.Event()  # set by `finish`: the watchers stand down
 
 
 def initialize(coordinator=None, num_processes=None, process_id=None, *, heartbeat_seconds=HEARTBEAT_SECONDS):
@@ -164,3 +172,60 @@ def barrier(name):
     """Wait here until every process of the run arrives (nothing to wait for in a run of one)."""
     if jax.process_count() > 1:
         multihost_utils.sync_global_devices(name)
+
+
+def finish(hours=24):
+    """Wait until every process has finished its part (process 0 tests and saves after the last
+    epoch), so that they leave JAX's runtime together; `watch_peers` still stops a lost run."""
+    if jax.process_count() > 1:
+        jax_runtime.global_state.client.wait_at_barrier("lstmkit: finished", int(hours * 3600 * 1000))
+    FINISHED.set()
+
+
+def watch_peers(on_lost, *, every=1.0, silence=PEER_SILENCE_SECONDS):
+    """Call on_lost(message) when a process of the run goes silent, dead or hung, or the
+    coordinator can no longer be reached; from two daemon threads.
+
+    A dead process breaks its TCP connections and the next collective fails at once, but a hung
+    one (or a host that drops off the network) may leave gloo waiting for ever: so every process
+    counts up a key of its own in the coordination service's key-value store every `every`
+    seconds, and one whose count stops for `silence` seconds is lost. JAX has no public handle on
+    that store, hence `jax._src.distributed`.
+    """
+    client, me, n = jax_runtime.global_state.client, jax.process_index(), jax.process_count()
+    heard = {p: (None, time.monotonic()) for p in range(n) if p != me}  # process -> (count, when it changed)
+    reached = [time.monotonic()]  # when this process last reached the coordinator
+
+    def lost(message):
+        if not FINISHED.is_set():  # after `finish`, process 0 leaving is no loss
+            on_lost(message)
+
+    def beat():
+        count = 0
+        while not FINISHED.is_set():
+            count += 1
+            try:
+                client.key_value_set(f"lstmkit/alive/{me}", str(count), allow_overwrite=True)
+                for p, (seen, _) in list(heard.items()):
+                    with contextlib.suppress(Exception):  # not there yet: the peer is still starting
+                        value = client.key_value_try_get(f"lstmkit/alive/{p}")
+                        if value != seen:
+                            heard[p] = (value, time.monotonic())
+            except Exception as e:  # any failure to reach the coordinator ends the run
+                lost(f"lost the coordinator of the run ({str(e).strip().splitlines()[0][:160]}); stopping")
+                return
+            reached[0] = time.monotonic()
+            time.sleep(every)
+
+    def judge():
+        while not FINISHED.is_set():
+            time.sleep(every)
+            now = time.monotonic()
+            if now - reached[0] > silence:
+                lost(f"the coordinator of the run has not answered for {silence:.0f} s; stopping")
+            for p, (_, when) in list(heard.items()):
+                if now - when > silence:
+                    lost(f"process {p} of {n} has been silent for {silence:.0f} s (dead or hung); stopping")
+
+    for target in (beat, judge):
+        threading.Thread(target=target, daemon=True, name=f"lstmkit-{target.__name__}").start()
