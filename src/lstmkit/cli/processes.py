@@ -143,12 +143,13 @@ def _watch_parent(parent_pid):
 
 
 def stop(message, status):
-    """Say why in one line, end the children and leave at once: a peer may never answer again."""
+    """Say why in one line (if message), end the children and leave at once: a peer may never answer again."""
     for child in _children:
         with contextlib.suppress(OSError):
             child.kill()
     sys.stdout.flush()
-    print(f"\nError: {message}", file=sys.stderr, flush=True)  # on its own line, after any progress bar
+    if message:
+        print(f"\nError: {message}", file=sys.stderr, flush=True)  # on its own line, after any progress bar
     os._exit(status)
 
 
@@ -177,6 +178,8 @@ def run_as_one_of_several(train, config, data, out, quiet, **options):
         with contextlib.redirect_stdout(sys.stdout if writer else open(os.devnull, "w")):
             train(config, data, out, quiet or not writer, **options)
         parallel.finish()
+    except SystemExit as e:  # Ctrl-C, its hint printed: leave now, not in JAX's goodbye to peers that are gone
+        stop(None, e.code if isinstance(e.code, int) else 1)
     except LstmkitError as e:
         stop(str(e), 2)
     except jax.errors.JaxRuntimeError as e:
