@@ -182,3 +182,29 @@ def test_process_flags_that_do_not_go_together_are_one_line(args, message):
 def test_children_run_the_same_command_without_processes():
     argv = ["train", "--processes", "3", "--data", "x.csv", "--processes=3", "--epochs", "2"]
     assert _child_arguments(argv) == ["train", "--data", "x.csv", "--epochs", "2"]
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_every_process_with_one_resume_hint(csv_data, tmp_path):
+    run = subprocess.Popen(
+        _train_command(csv_data, tmp_path / "m", "--epochs", "500", *LIGHT, "--processes", "2"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal's Ctrl-C reaches
+    )
+    try:
+        for line in run.stdout:
+            if line.startswith("epoch 2/"):
+                break
+        (child,) = _children(run.pid)
+        os.killpg(run.pid, signal.SIGINT)
+        _, err = run.communicate(timeout=60)
+    finally:
+        run.kill()
+    assert run.returncode == 130
+    assert err.count("continue with --resume") == 1 and "Error" not in err, err[-2000:]
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and os.path.exists(f"/proc/{child}"):
+        time.sleep(0.2)
+    assert not os.path.exists(f"/proc/{child}")
