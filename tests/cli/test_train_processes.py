@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,6 +20,7 @@ from helpers import TINY, synthetic_reviews
 from lstmkit.cli import main
 from lstmkit.cli.processes import _child_arguments
 from lstmkit.nn.model import load_model
+from lstmkit.nn.parallel import PEER_SILENCE_SECONDS
 
 # Dropout draws per process (the step's key folded with the process), so equality is checked without it.
 NO_DROPOUT = ["--dropout", "0", "--embedding-dropout", "0"]
@@ -205,6 +207,41 @@ def test_ctrl_c_stops_every_process_with_one_resume_hint(csv_data, tmp_path):
     assert run.returncode == 130
     assert err.count("continue with --resume") == 1 and "Error" not in err, err[-2000:]
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and os.path.exists(f"/proc/{child}"):
+    while time.monotonic() < deadline and not _gone(child):
         time.sleep(0.2)
-    assert not os.path.exists(f"/proc/{child}")
+    assert _gone(child)
+
+
+@pytest.mark.slow
+def test_a_hung_process_stops_the_other(csv_data, tmp_path):
+    """A stopped process keeps its sockets open, so no collective fails: the silent-peer watch
+    (`lstmkit.nn.parallel.PEER_SILENCE_SECONDS`) ends the run."""
+    run = subprocess.Popen(
+        _train_command(csv_data, tmp_path / "m", "--epochs", "500", *LIGHT, "--processes", "2"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for line in run.stdout:
+            if line.startswith("epoch 2/"):
+                break
+        (child,) = _children(run.pid)
+        os.kill(child, signal.SIGSTOP)
+        _, err = run.communicate(timeout=PEER_SILENCE_SECONDS + 60)
+    finally:
+        run.kill()
+    assert run.returncode == 1
+    assert (
+        err.strip().splitlines()[-1]
+        == f"Error: process 1 of 2 has been silent for {PEER_SILENCE_SECONDS} s (dead or hung); stopping"
+    )
+    assert _gone(child)
+
+
+def _gone(pid):
+    """True when process `pid` has ended (a zombie not yet reaped counts)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+    except FileNotFoundError:
+        return True
