@@ -8,6 +8,7 @@ import click
 
 from lstmkit.cli.compile_cache import enable_compile_cache
 from lstmkit.cli.file_options import file_options
+from lstmkit.cli.processes import process_options
 
 
 def _pairs(ctx, param, value):
@@ -91,6 +92,7 @@ def _preset_options(f):
     multiple=True,
     help="unlabeled text for --self-training, repeatable: an aclImdb folder/.tar.gz (its 50k unsup reviews), a .txt file (one text per line), a CSV/TSV/JSONL/fastText file's texts (format sniffed, gzipped or not), or a folder of .txt files",
 )
+@process_options
 @_preset_options
 def train(
     data,
@@ -106,32 +108,52 @@ def train(
     quiet,
     pretrained,
     unlabeled,
+    processes,
+    coordinator,
+    num_processes,
+    process_id,
     **overrides,
 ):
     """Train a text classifier and write its model directory.
 
     Every preset setting can be overridden by its flag, e.g. --epochs 3 --max-tokens 20000.
     """
+    from lstmkit.cli.processes import start_processes
     from lstmkit.tasks.presets import resolve
+
+    config = resolve(preset, **overrides)
+    options = {
+        "resume": resume,
+        "overwrite": overwrite,
+        "test_data": test_data,
+        "text_column": text_column,
+        "label_column": label_column,
+        "file_format": file_format,
+        "header": header,
+        "pretrained": pretrained,
+        "unlabeled": unlabeled,
+    }
+    if start_processes(processes, coordinator, num_processes, process_id, config["batch_size"]):
+        from lstmkit.cli.processes import run_as_one_of_several
+
+        run_as_one_of_several(_train, config, data, out, quiet, **options)
+    else:
+        _train(config, data, out, quiet, **options)
+
+
+def _train(config, data, out, quiet, *, resume, **options):
+    """`train`'s work in this process: the run, and Ctrl-C as the hint to resume."""
     from lstmkit.tasks.run import train_run
 
     enable_compile_cache()
-    config = resolve(preset, **overrides)
     try:
         train_run(
             config,
             data,
             out,
-            test_data=test_data,
-            text_column=text_column,
-            label_column=label_column,
-            file_format=file_format,
-            header=header,
             resume=resume,
-            overwrite=overwrite,
             progress=not quiet,
-            pretrained=pretrained,
-            unlabeled=unlabeled,
+            **options,
         )
     except KeyboardInterrupt:
         from lstmkit.io.output_folder import directory_kind

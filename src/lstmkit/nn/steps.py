@@ -39,6 +39,18 @@ def train_step(
     reported loss is the clean one. Each costs one to two more forward and backward passes.
     strength (traced, in [0, 1]) scales both sizes (`PerturbationStrength`: 0 until learning starts).
     """
+    loss, correct, grads = batch_gradients(
+        arch, params, ids, labels, weight, key, adversarial, virtual_adversarial, strength
+    )
+    updates, opt_state = arch.make_optimizer().update(grads, opt_state, params)
+    params = jax.tree.map(lambda p, u: p + u, params, updates)
+    return params, opt_state, loss * weight.sum(), correct
+
+
+def batch_gradients(arch, params, ids, labels, weight, key, adversarial, virtual_adversarial, strength):
+    """(mean loss, correct count, gradient of the training objective) of one batch, as `train_step`
+    computes them before its update; each term is a weighted mean over the rows, divided by
+    max(weight.sum(), 1), so sum / max(weight.sum(), 1) x gradient is the gradient of the sum."""
     if adversarial:
         loss, correct, grads = _adversarial_gradients(arch, params, ids, labels, weight, key, adversarial * strength)
     else:
@@ -48,9 +60,7 @@ def train_step(
         z_clean, r_vadv = virtual_adversarial_direction(arch, params, ids, vat_key, virtual_adversarial * strength)
         vat_grads = jax.grad(virtual_adversarial_kl, argnums=1)(arch, params, ids, weight, vat_key, z_clean, r_vadv)
         grads = jax.tree.map(jnp.add, grads, vat_grads)
-    updates, opt_state = arch.make_optimizer().update(grads, opt_state, params)
-    params = jax.tree.map(lambda p, u: p + u, params, updates)
-    return params, opt_state, loss * weight.sum(), correct
+    return loss, correct, grads
 
 
 def _adversarial_gradients(arch, params, ids, labels, weight, key, epsilon):

@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 from lstmkit.allocator import mapped_large_blocks
 from lstmkit.core import fused
 from lstmkit.errors import LstmkitError
+from lstmkit.nn import parallel
 from lstmkit.nn.adversarial import PerturbationStrength, check_sizes, warn_if_stalled
 from lstmkit.nn.batches import inference_batches, training_batches
 from lstmkit.nn.optim import averaged_weights
@@ -144,7 +145,9 @@ def fit(
     best = dict(best) if best is not None else {"value": None, "epoch": None, "params": None, "wait": 0}
     val = None if validation_data is None else _validation_set(model, *validation_data)
     perturbations = (float(adversarial or 0.0), float(virtual_adversarial or 0.0))
-    run = _Run(model, ids, labels, val, batch_size, seed, bucket, shuffle_buffer, epochs, verbose, progress)
+    steps = parallel.current() or _LocalSteps()
+    steps.check_batch_size(batch_size)
+    run = _Run(model, ids, labels, val, batch_size, seed, bucket, shuffle_buffer, epochs, verbose, progress, steps)
     for epoch in range(initial_epoch, epochs):
         params, opt_state = _fit_epoch(run, epoch, params, opt_state, history, perturbations)
         stop = (
@@ -188,6 +191,34 @@ class _Run(NamedTuple):
     epochs: int
     verbose: bool
     progress: bool
+    steps: Any  # _LocalSteps, or a `lstmkit.nn.parallel.DataParallel` across processes
+
+
+class _LocalSteps:
+    """The steps of a run in one process: the arrays stay where they are."""
+
+    def check_batch_size(self, batch_size):
+        pass  # any size splits over one process
+
+    def start(self, params, opt_state):
+        return params, opt_state
+
+    def host(self, tree):
+        return tree
+
+    def step(self, arch, params, opt_state, batch, key, adversarial, virtual_adversarial, strength):
+        return train_step(
+            arch,
+            params,
+            opt_state,
+            batch.ids,
+            batch.labels,
+            batch.weight,
+            key,
+            adversarial,
+            virtual_adversarial,
+            strength,
+        )
 
 
 def _fit_epoch(run, epoch, params, opt_state, history, perturbations):
@@ -207,9 +238,11 @@ def _fit_epoch(run, epoch, params, opt_state, history, perturbations):
     bar = _progress_bar(len(run.ids), epoch, run.epochs, enabled=run.verbose and run.progress)
     ramp = _perturbation_strength(model, history, perturbations)
     epoch_key = jax.random.fold_in(jax.random.key(run.seed), epoch)
+    params, opt_state = run.steps.start(params, opt_state)
     params, opt_state, loss, accuracy = _train_epoch(
-        model, params, opt_state, batches, epoch_key, perturbations, bar, ramp
+        model, params, opt_state, batches, epoch_key, perturbations, bar, ramp, run.steps
     )
+    params, opt_state = run.steps.host((params, opt_state))
     history["loss"].append(loss)
     history["accuracy"].append(accuracy)
     history["epoch_time"].append(time.perf_counter() - t0)
@@ -281,26 +314,20 @@ class FitInterrupted(KeyboardInterrupt):
         self.params = params
 
 
-def _train_epoch(model, params, opt_state, batches, epoch_key, perturbations, bar, ramp=None):
+def _train_epoch(model, params, opt_state, batches, epoch_key, perturbations, bar, ramp=None, steps=None):
     """One pass over the batches; returns (params, opt_state, mean loss, accuracy).
 
-    ramp: a `PerturbationStrength` (step -> strength in [0, 1]), or None for no perturbations."""
+    ramp: a `PerturbationStrength` (step -> strength in [0, 1]), or None for no perturbations.
+    steps: `_LocalSteps` (the default) or a `DataParallel`, which runs each step."""
+    steps = _LocalSteps() if steps is None else steps
     t0 = time.perf_counter()
     loss_sum, correct_sum, seen = 0.0, 0.0, 0
     pending = []
     try:
         for step, batch in enumerate(batches):
             key = jax.random.fold_in(epoch_key, step)
-            params, opt_state, l, c = train_step(
-                model.architecture,
-                params,
-                opt_state,
-                batch.ids,
-                batch.labels,
-                batch.weight,
-                key,
-                *perturbations,
-                1.0 if ramp is None else ramp(step),
+            params, opt_state, l, c = steps.step(
+                model.architecture, params, opt_state, batch, key, *perturbations, 1.0 if ramp is None else ramp(step)
             )
             pending.append((l, c, int(batch.weight.sum())))
             # Read metrics one step behind, so the host never waits for the step it just queued.
@@ -315,7 +342,7 @@ def _train_epoch(model, params, opt_state, batches, epoch_key, perturbations, ba
                     bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct_sum / seen:.4f}", ex_s=f"{rate:.0f}")
     except KeyboardInterrupt:
         bar.close()
-        raise FitInterrupted(params) from None
+        raise FitInterrupted(steps.host(params)) from None
     for l_, c_, n_ in pending:
         loss_sum, correct_sum, seen = loss_sum + float(l_), correct_sum + float(c_), seen + n_
         bar.update(n_)

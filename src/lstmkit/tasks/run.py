@@ -19,6 +19,7 @@ from lstmkit.data.sources import load_splits
 from lstmkit.data.unlabeled import read_unlabeled
 from lstmkit.errors import LstmkitError
 from lstmkit.io import checkpoint, output_folder
+from lstmkit.nn import parallel
 from lstmkit.nn.model import load_model
 from lstmkit.tasks import preflight
 from lstmkit.tasks.calibration import calibration_report, describe, fit_temperature, with_temperature
@@ -37,6 +38,8 @@ def train_run(config, data, out, *, overwrite=False, resume=False, **kw):
     `_train_run`'s.
     """
     out = Path(out)
+    if not parallel.is_writer():  # one of several processes (`lstmkit.nn.parallel`): process 0 owns `out`
+        return _train_run(config, data, out, resume=resume, **kw)
     with output_folder.output_lock(out):
         said = output_folder.recover_interrupted_save(out)
         if said:
@@ -72,6 +75,7 @@ def _train_run(
     previous model labels with confidence >= config "pseudo_confidence".
     """
     t_start = time.perf_counter()
+    parallel.barrier("lstmkit: output checked")  # the others read `out` once process 0 has checked it
     config, unlabeled, pre = _settle_config(config, out, resume, unlabeled, pretrained)
     rounds, seed = int(config.get("self_training", 0)), int(config["seed"])
     reading = {"text_column": text_column, "label_column": label_column, "file_format": file_format, "header": header}
@@ -222,7 +226,9 @@ def _round_data(r, config, model, train, val, unlabeled_texts, state, rounds_log
 def _test_and_save(model, test, val, class_names, config, out, rounds_log, t_start):
     """Fit the temperature on validation (`lstmkit.tasks.calibration`), score the final model on the
     test split with it, write the finished model directory, say so. When validation is the test
-    split (the seed preset's), no temperature is fitted (1): test would grade its own fit."""
+    split (the seed preset's), no temperature is fitted (1): test would grade its own fit. Process 0's job."""
+    if not parallel.is_writer():
+        return None
     held_out = val is not test
     config = {
         **config,
@@ -240,17 +246,13 @@ def _test_and_save(model, test, val, class_names, config, out, rounds_log, t_sta
     print(
         f"test: accuracy {metrics['accuracy']:.4f}"
         + (f", ROC AUC {metrics['roc_auc']:.4f}" if "roc_auc" in metrics else "")
-        + f", {_f1_name(metrics)} {metrics['f1']:.4f} on {metrics['n']:,} examples; total {metrics['train_seconds']:.0f} s",
+        + f", {'F1 of ' + metrics['positive_class'] if 'positive_class' in metrics else 'macro F1'} {metrics['f1']:.4f} on {metrics['n']:,} examples; total {metrics['train_seconds']:.0f} s",
         flush=True,
     )
     fitted = "temperature fitted on validation" if held_out else "no temperature: validation is the test split"
     print(f"calibration: {describe(metrics['calibration'])} on test ({fitted})", flush=True)
     print(f"model saved to {out}", flush=True)
     return metrics
-
-
-def _f1_name(metrics):
-    return f"F1 of {metrics['positive_class']}" if "positive_class" in metrics else "macro F1"
 
 
 def _resume_state(out, config, class_names, n_unlabeled):
@@ -330,7 +332,7 @@ def _train_one(
         verbose=verbose,
         progress=progress,
         early_stopping_patience=config["early_stopping"] or None,
-        on_epoch_end=save_checkpoint,
+        on_epoch_end=save_checkpoint if parallel.is_writer() else None,
         initial_epoch=initial_epoch,
         opt_state=opt_state,
         history=history,
