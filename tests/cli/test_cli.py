@@ -194,15 +194,20 @@ def unlabeled_txt(tmp_path_factory):
     return path
 
 
+# The default suite resumes a plain run and self-training's two cases; early stopping, the weight
+# average, the wider student and soft labels resume in the slow suite (CI's 10-minute budget).
+SLOW = pytest.mark.slow
+
+
 @pytest.mark.parametrize(
     "extra, interrupt_at",
     [
         ((), 1),
-        (("--epochs", "3", "--early-stopping", "2"), 1),
-        (("--weight-average", "0.9"), 1),
+        pytest.param(("--epochs", "3", "--early-stopping", "2"), 1, marks=SLOW),
+        pytest.param(("--weight-average", "0.9"), 1, marks=SLOW),
         (("--self-training", "1", "--unlabeled", "UNLABELED"), 3),
         (("--self-training", "2", "--self-training-epochs", "1", "--unlabeled", "UNLABELED"), 3),
-        (
+        pytest.param(
             (
                 "--self-training",
                 "1",
@@ -214,8 +219,9 @@ def unlabeled_txt(tmp_path_factory):
                 "UNLABELED",
             ),
             3,
+            marks=SLOW,
         ),
-        (
+        pytest.param(
             (
                 "--self-training",
                 "1",
@@ -227,6 +233,7 @@ def unlabeled_txt(tmp_path_factory):
                 "UNLABELED",
             ),
             3,
+            marks=SLOW,
         ),
     ],
     ids=[
@@ -371,6 +378,7 @@ def test_soft_self_training_learns_from_the_teachers_probabilities(csv_data, unl
     assert json.loads((out / "config.json").read_text())["train_config"]["pseudo_labels"] == "soft"
 
 
+@pytest.mark.slow  # CI's 10-minute budget; the slow suite runs it
 def test_student_settings_shape_the_students_only(csv_data, unlabeled_txt, tmp_path):
     """--student KEY=VALUE: the self-trained model has the student's size; the first model keeps the run's."""
     out, first = tmp_path / "st", tmp_path / "first"
@@ -469,6 +477,7 @@ def test_adversarial_training_from_the_command_line(csv_data, tmp_path):
     assert json.loads((tmp_path / "m" / "config.json").read_text())["train_config"]["adversarial"] == 0.5
 
 
+@pytest.mark.slow  # CI's 10-minute budget; the slow suite runs it
 def test_bigrams_and_virtual_adversarial_training_from_the_command_line(csv_data, tmp_path):
     """Both reach the saved model: its Embedding has a bigram table, and predict reads it back."""
     out = tmp_path / "m"

@@ -160,7 +160,7 @@ def test_build_is_cached_and_atomic(tmp_path, monkeypatch):
     assert int(size) == library.stat().st_size and len(digest) == 64
 
 
-@pytest.mark.parametrize("damage", ["truncate", "no checksum"])
+@pytest.mark.parametrize("damage", ["truncate", pytest.param("no checksum", marks=pytest.mark.slow)])
 def test_a_damaged_cached_kernel_is_rebuilt_not_loaded(tmp_path, damage):
     """A truncated library in the cache used to kill every later process with SIGBUS (exit 135)."""
     env = {**os.environ, "LSTMKIT_HOME": str(tmp_path)}
