@@ -42,7 +42,8 @@ def main():
     args = parser.parse_args()
     config = json.loads((args.run / "config.json").read_text())["train_config"]
     t0 = time.perf_counter()
-    train, val, test = main_job._load_data(config, args.data, None, None, None, t0)  # the run's own split
+    reading = {"text_column": None, "label_column": None, "file_format": None, "header": None}
+    train, val, test = main_job._load_data(config, args.data, None, reading, t0)  # the run's own split
     names = list(train.class_names)
     member_b = main_job._train_one(
         config, train.texts, train.labels, val, names, args.out, seed=args.seed, epochs=config["epochs"],
@@ -50,7 +51,8 @@ def main():
     )  # fmt: skip
     member_a = load_model(args.run)
     for split, ds in (("validation", val), ("test", test)):
-        p_a, p_b = member_a.predict(ds.texts), member_b.predict(ds.texts)
+        # the networks' own probabilities: member A's saved temperature would not be B's
+        p_a, p_b = member_a.predict(ds.texts, calibrated=False), member_b.predict(ds.texts, calibrated=False)
         for name, p in (("A", p_a), ("B", p_b), ("average", (np.asarray(p_a) + np.asarray(p_b)) / 2)):
             accuracy = classification_report(ds.labels, p, names)["accuracy"]
             print(f"{split} {name}: accuracy {accuracy:.4f}, log loss {log_loss(ds.labels, p):.4f}", flush=True)
