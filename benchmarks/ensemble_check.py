@@ -43,9 +43,9 @@ def main():
     config = json.loads((args.run / "config.json").read_text())["train_config"]
     t0 = time.perf_counter()
     reading = {"text_column": None, "label_column": None, "file_format": None, "header": None}
-    train, val, test = main_job._load_data(config, args.data, None, reading, t0)  # the run's own split
+    train, val, test = main_job.load_data(config, args.data, None, reading, t0)  # the run's own split
     names = list(train.class_names)
-    member_b = main_job._train_one(
+    member_b = main_job.train_one(
         config, train.texts, train.labels, val, names, args.out, seed=args.seed, epochs=config["epochs"],
         pre=None, state=None, verbose=True, progress=False, checkpoint_extra={}, arrays={},
     )  # fmt: skip

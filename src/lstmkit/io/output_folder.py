@@ -190,6 +190,20 @@ def output_lock(target):
         os.close(fd)
 
 
+@contextmanager
+def claim_output(target, *, overwrite=False, resume=False, kind="model"):
+    """Lock `target`, finish or undo what a killed save left there, and refuse it unless a run may
+    write it (`check_output`), for as long as the block runs; yields the recovery's message or None.
+
+        with claim_output(out, overwrite=True) as said:
+            ...   # write `out` through staged_directory
+    """
+    with output_lock(target):
+        said = recover_interrupted_save(target, kind=kind)
+        check_output(target, overwrite=overwrite, resume=resume, kind=kind)
+        yield said
+
+
 def check_output(target, *, overwrite=False, resume=False, kind="model"):
     """Refuse an output folder whose contents a run would lose; returns its kind.
 

@@ -104,9 +104,10 @@ def check_tensor_header(path: Path, shapes: dict[str, tuple], optional=None, at_
     """Refuse a safetensors file whose tensors are not exactly `shapes` ({name: shape}), from its header.
 
     `optional`: more {name: shape} that may be absent; `at_most`: more {name: shape} that may be
-    absent, or present with at most as many dimensions, each no larger than the bound's (arrays whose length the data
-    decides, bounded so that a hostile header cannot make lstmkit read gigabytes). The file starts with the header's length (8 bytes, little-endian) and the
-    header, JSON: {name: {"dtype", "shape", "data_offsets": [begin, end]}}; nothing after it is read.
+    absent, or present with at most as many dimensions, each no larger than the bound's (arrays
+    whose length the data decides, bounded so that a hostile header cannot make lstmkit read
+    gigabytes). The file starts with the header's length (8 bytes, little-endian) and the header,
+    JSON: {name: {"dtype", "shape", "data_offsets": [begin, end]}}; nothing after it is read.
     """
     size = os.path.getsize(path)
     with open(path, "rb") as f:

@@ -60,23 +60,19 @@ def inference_batches(model, ids, labels, batch_size, pad_lengths=None, pad_rows
     if pad_rows and pad_lengths:
         lengths = np.minimum(sequence_lengths(ids), longest) if longest else sequence_lengths(ids)
         batches = (make_batch(ids, labels, index, t) for index, t in plan_ladder(lengths, pad_rows, pad_lengths))
-        return split_long(batches, batch_size * trained) if trained and longest and longest > trained else batches
-    if pad_lengths is None:
-        rows = min(batch_size, 1 << max(len(ids) - 1, 0).bit_length())
     else:
-        rows = batch_size
-    window = len(ids) // rows + 1
-    batches = iterate_batches(
-        ids,
-        labels,
-        rows,
-        shuffle=False,
-        bucket=True,
-        bucket_window=window,
-        max_length=longest,
-        pad_multiple=pad_multiple(trained),
-        pad_lengths=pad_lengths or (inference_pad_lengths(trained, longest) if len(ids) > rows else None),
-    )
+        rows = batch_size if pad_lengths else min(batch_size, 1 << max(len(ids) - 1, 0).bit_length())
+        batches = iterate_batches(
+            ids,
+            labels,
+            rows,
+            shuffle=False,
+            bucket=True,
+            bucket_window=len(ids) // rows + 1,
+            max_length=longest,
+            pad_multiple=pad_multiple(trained),
+            pad_lengths=pad_lengths or (inference_pad_lengths(trained, longest) if len(ids) > rows else None),
+        )
     return split_long(batches, batch_size * trained) if trained and longest and longest > trained else batches
 
 

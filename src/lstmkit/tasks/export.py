@@ -47,13 +47,13 @@ def export_onnx(model_dir, out, *, overwrite=False):
     _check_vectorizer(model, model_dir)
     graph = onnx_model(model, where=str(model_dir))
     out = Path(out)
-    with output_folder.output_lock(out):
-        output_folder.recover_interrupted_save(out, kind="onnx")
-        output_folder.check_output(out, overwrite=overwrite, kind="onnx")
-        with output_folder.staged_directory(out, kind="onnx") as tmp:
-            write_bytes(tmp / ONNX_FILE, graph.SerializeToString())
-            model.vectorizer.save(tmp)
-            write_json(tmp / EXPORT_FILE, _export_config(model, model_dir, tmp))
+    with (
+        output_folder.claim_output(out, overwrite=overwrite, kind="onnx"),
+        output_folder.staged_directory(out, kind="onnx") as tmp,
+    ):
+        write_bytes(tmp / ONNX_FILE, graph.SerializeToString())
+        model.vectorizer.save(tmp)
+        write_json(tmp / EXPORT_FILE, _export_config(model, model_dir, tmp))
     return out
 
 

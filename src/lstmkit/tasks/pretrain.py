@@ -331,9 +331,7 @@ def pretrain_run(
     """
     config = LMConfig(**settings).check()  # fail on a bad flag before reading 50,000 reviews
     out = Path(out)
-    with output_folder.output_lock(out):
-        output_folder.recover_interrupted_save(out, kind="pretrained")
-        output_folder.check_output(out, overwrite=overwrite, kind="pretrained")
+    with output_folder.claim_output(out, overwrite=overwrite, kind="pretrained"):
         texts = pretraining_texts(
             data, unlabeled, text_column=text_column, seed=config.seed, file_format=file_format, header=header
         )

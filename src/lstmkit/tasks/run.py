@@ -34,17 +34,14 @@ def train_run(config, data, out, *, overwrite=False, resume=False, **kw):
     """Train per `config` (see `lstmkit.tasks.presets`), write the model directory to `out`, return test metrics.
 
     `out` is locked for the run; it must be new, empty, or a model directory to replace
-    (`overwrite`) or continue (`resume`): the user's files are never replaced. Keywords as
-    `_train_run`'s.
+    (`overwrite`) or continue (`resume`): the user's files are never replaced. Keywords as `_train_run`'s.
     """
     out = Path(out)
     if not parallel.is_writer():  # one of several processes (`lstmkit.nn.parallel`): process 0 owns `out`
         return _train_run(config, data, out, resume=resume, **kw)
-    with output_folder.output_lock(out):
-        said = output_folder.recover_interrupted_save(out)
+    with output_folder.claim_output(out, overwrite=overwrite, resume=resume) as said:
         if said:
             print(said, flush=True)
-        output_folder.check_output(out, overwrite=overwrite, resume=resume)
         return _train_run(config, data, out, resume=resume, **kw)
 
 
@@ -79,7 +76,7 @@ def _train_run(
     config, unlabeled, pre = _settle_config(config, out, resume, unlabeled, pretrained)
     rounds, seed = int(config.get("self_training", 0)), int(config["seed"])
     reading = {"text_column": text_column, "label_column": label_column, "file_format": file_format, "header": header}
-    train, val, test = _load_data(config, data, test_data, reading, t_start)
+    train, val, test = load_data(config, data, test_data, reading, t_start)
     class_names = list(train.class_names)
     config = with_class_weights(config, train.labels, class_names)
     unlabeled_texts = _unlabeled_texts(unlabeled, rounds, text_column, seed)
@@ -102,7 +99,7 @@ def _train_run(
         epochs = int(
             config["self_training_epochs"] if r > 0 and config.get("self_training_epochs") else config["epochs"]
         )
-        model = _train_one(
+        model = train_one(
             student_config(config) if r > 0 else config,
             texts,
             labels,
@@ -119,7 +116,7 @@ def _train_run(
             arrays=arrays,
         )
         state = None
-    return _test_and_save(model, test, val, class_names, config, out, rounds_log, t_start)
+    return test_and_save(model, test, val, class_names, config, out, rounds_log, t_start)
 
 
 def _settle_config(config, out, resume, unlabeled, pretrained):
@@ -152,7 +149,7 @@ def _settle_config(config, out, resume, unlabeled, pretrained):
     return config, unlabeled, pre
 
 
-def _load_data(config, data, test_data, reading, t_start):
+def load_data(config, data, test_data, reading, t_start):
     """(train, validation, test) datasets, validation carved from train per config; `reading`: the
     columns, file_format and header keywords of `load_splits`."""
     seed = int(config["seed"])
@@ -223,7 +220,7 @@ def _round_data(r, config, model, train, val, unlabeled_texts, state, rounds_log
     return texts, labels, {"pseudo.index": np.asarray(index, np.int32), "pseudo.label": np.asarray(pseudo)}
 
 
-def _test_and_save(model, test, val, class_names, config, out, rounds_log, t_start):
+def test_and_save(model, test, val, class_names, config, out, rounds_log, t_start):
     """Fit the temperature on validation (`lstmkit.tasks.calibration`), score the final model on the
     test split with it, write the finished model directory, say so. When validation is the test
     split (the seed preset's), no temperature is fitted (1): test would grade its own fit. Process 0's job."""
@@ -284,7 +281,7 @@ def _resume_state(out, config, class_names, n_unlabeled):
     }
 
 
-def _train_one(
+def train_one(
     config,
     texts,
     labels,
@@ -294,16 +291,18 @@ def _train_one(
     *,
     seed,
     epochs,
-    pre,
-    state,
-    verbose,
-    progress,
-    checkpoint_extra,
-    arrays,
+    pre=None,
+    state=None,
+    verbose=True,
+    progress=True,
+    checkpoint_extra=None,
+    arrays=None,
+    on_epoch_end=None,
 ):
     """Build a fresh classifier per config, fit it on (texts, labels) for `epochs` with checkpoints; return it.
 
     pre: a pretrained directory to adopt; state: `_resume_state` of an interrupted fit to continue.
+    on_epoch_end: called after each epoch instead of saving a checkpoint to `out` (tune's trials).
     """
     steps_per_epoch = math.ceil(len(texts) / config["batch_size"])
     model = build_model(
@@ -318,8 +317,9 @@ def _train_one(
     else:
         _start_fresh(model, texts, pre, seed, config)
         opt_state, history, initial_epoch, best = None, None, 0, None
-    preflight.check_room(out, model.params)
-    save_checkpoint = _checkpoint_saver(out, config, checkpoint_extra, arrays)
+    if on_epoch_end is None and parallel.is_writer():
+        preflight.check_room(out, model.params)
+        on_epoch_end = _checkpoint_saver(out, config, checkpoint_extra or {}, arrays or {})
     model.fit(
         texts,
         labels,
@@ -332,7 +332,7 @@ def _train_one(
         verbose=verbose,
         progress=progress,
         early_stopping_patience=config["early_stopping"] or None,
-        on_epoch_end=save_checkpoint if parallel.is_writer() else None,
+        on_epoch_end=on_epoch_end,
         initial_epoch=initial_epoch,
         opt_state=opt_state,
         history=history,

@@ -23,8 +23,8 @@ from pathlib import Path
 
 from lstmkit.errors import LstmkitError
 from lstmkit.io import output_folder
-from lstmkit.tasks.classifier import build_model, with_class_weights
-from lstmkit.tasks.run import _load_data, _start_fresh, _test_and_save
+from lstmkit.tasks.classifier import with_class_weights
+from lstmkit.tasks.run import load_data, test_and_save, train_one
 from lstmkit.tasks.trials import describe_params, trial_rows, write_trials
 
 
@@ -203,14 +203,12 @@ def tune_run(
     _check(config, minutes, trials)
     optuna = import_optuna()
     out = Path(out)
-    with output_folder.output_lock(out):
-        said = output_folder.recover_interrupted_save(out)
+    with output_folder.claim_output(out, overwrite=overwrite) as said:
         if said:
             print(said, flush=True)
-        output_folder.check_output(out, overwrite=overwrite)
         reading = {"text_column": None, "label_column": None, "file_format": None, "header": None, **reading}
         test_data = reading.pop("test_data", None)
-        train, val, test = _load_data(config, data, test_data, reading, t_start)
+        train, val, test = load_data(config, data, test_data, reading, t_start)
         class_names = list(train.class_names)
         config = with_class_weights(config, train.labels, class_names)
         space = searched(space, fixed)
@@ -237,7 +235,7 @@ def tune_run(
             )
         value, best_config, model, number = objective.best
         print(_best_line(number, value, best_config, space, rows, minutes, t_start), flush=True)
-        metrics = _test_and_save(model, test, val, class_names, best_config, out, [], t_start)
+        metrics = test_and_save(model, test, val, class_names, best_config, out, [], t_start)
         write_trials(out, rows, list(space))
         print(f"trials: {out / 'trials.csv'}, {out / 'trials.png'}", flush=True)
         return metrics, rows
@@ -261,27 +259,12 @@ def _check(config, minutes, trials):
 
 
 def _fit_trial(config, train, val, class_names, on_epoch_end, verbose, progress):
-    """A fresh classifier per config, fitted as `lstmkit train` fits one (without checkpoints)."""
-    steps_per_epoch = math.ceil(len(train.texts) / config["batch_size"])
-    model = build_model(config, len(class_names), steps_per_epoch, class_names=class_names)
-    _start_fresh(model, train.texts, None, int(config["seed"]), config)
-    model.fit(
-        train.texts,
-        train.labels,
-        epochs=int(config["epochs"]),
-        batch_size=config["batch_size"],
-        validation_data=(val.texts, val.labels),
-        seed=int(config["seed"]),
-        bucket=config["bucket"],
-        shuffle_buffer=config["shuffle_buffer"] or None,
-        verbose=verbose,
-        progress=progress,
-        early_stopping_patience=config["early_stopping"] or None,
-        on_epoch_end=on_epoch_end,
-        adversarial=config["adversarial"],
-        virtual_adversarial=config["virtual_adversarial"],
-    )
-    return model
+    """A fresh classifier per config, fitted as `lstmkit train` fits one, `on_epoch_end` instead of checkpoints."""
+    seed, epochs = int(config["seed"]), int(config["epochs"])
+    return train_one(
+        config, train.texts, train.labels, val, class_names, None,
+        seed=seed, epochs=epochs, verbose=verbose, progress=progress, on_epoch_end=on_epoch_end,
+    )  # fmt: skip
 
 
 def _trial_line(study, trial, optuna):

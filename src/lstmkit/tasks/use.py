@@ -65,10 +65,9 @@ def predict_texts(model, texts, batch_size=256, *, top_k=0, threshold=None):
     """
     check_threshold(model, threshold)
     cut = 0.5 if threshold is None else threshold
-    proba = np.asarray(model.predict(list(texts), batch_size=batch_size))
-    binary = proba.shape[-1] == 1
-    if binary:  # the sigmoid is the second class's probability
-        proba = np.concatenate([1.0 - proba, proba], axis=-1)
+    predicted = model.predict(list(texts), batch_size=batch_size)
+    binary = predicted.shape[-1] == 1
+    proba = predicted.probabilities  # (N, K); a binary model's as [1 - p, p]
     out = []
     for text, p in zip(texts, proba):
         k = int(p[1] >= cut) if binary else int(np.argmax(p))
