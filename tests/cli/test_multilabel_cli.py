@@ -1,0 +1,162 @@
+"""Multi-label end to end on a fastText file with several labels per line that the test writes:
+train learns it and stores a threshold per label, evaluate reports it (checked against
+scikit-learn), predict prints label sets, and thresholds, loading and bad input behave."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from sklearn.metrics import f1_score
+
+from helpers import TINY, resign_config
+from lstmkit.cli import main
+from lstmkit.nn.model import load_model
+
+TOPICS = {
+    "sports": ["football", "tennis", "goal", "match", "team"],
+    "politics": ["vote", "election", "minister", "senate", "law"],
+    "science": ["atom", "cell", "physics", "lab", "theory"],
+}
+# TINY, plus what lets it learn in seconds: 15 epochs of 0.1 s (compiling is what takes time), no regularisation.
+SMALL_AND_QUICK = ["--epochs", "15", "--learning-rate", "0.02", "--warmup-steps", "0", "--weight-average", "0"]
+SMALL_AND_QUICK += ["--adversarial", "0", "--dropout", "0", "--embedding-dropout", "0", "--bigram-buckets", "0"]
+FILLER = ["the", "a", "of", "today", "people", "new", "said", "and", "it", "was"]
+
+
+def topic_texts(n, seed):
+    """Texts with a label per topic whose word they hold: each topic on its own with p = 0.4, at least one."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    while len(rows) < n:
+        chosen = [name for name in TOPICS if rng.random() < 0.4]
+        if not chosen:
+            continue
+        words = list(rng.choice(FILLER, rng.integers(3, 9)))
+        for name in chosen:
+            words.insert(rng.integers(len(words) + 1), rng.choice(TOPICS[name]))
+        rows.append((chosen, " ".join(words)))
+    return rows
+
+
+def fasttext_lines(rows):
+    return "".join(" ".join(f"__label__{t}" for t in labels) + f" {text}\n" for labels, text in rows)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("multilabel")
+    (root / "train.txt").write_text(fasttext_lines(topic_texts(500, seed=0)))
+    test_rows = topic_texts(150, seed=1)
+    (root / "test.txt").write_text(fasttext_lines(test_rows))
+    out = root / "model"
+    args = ["train", "--data", str(root / "train.txt"), "--test-data", str(root / "test.txt"), "--out", str(out)]
+    r = CliRunner().invoke(main, [*args, *TINY, *SMALL_AND_QUICK])
+    assert r.exit_code == 0, r.output
+    return root, out, test_rows, r.output
+
+
+def _invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def test_train_learns_the_label_sets_and_stores_a_threshold_per_label(trained):
+    root, out, _, output = trained
+    assert "thresholds tuned on validation" in output and "calibration: none for multi-label" in output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["multi_label"] and metrics["micro"]["f1"] > 0.8, metrics["micro"]  # chance: about 0.5
+    model = load_model(out)
+    assert model.architecture.multi_label and model.class_names == ["politics", "science", "sports"]
+    thresholds = model.train_config["thresholds"]
+    assert sorted(thresholds) == model.class_names and all(0 < t < 1 for t in thresholds.values())
+    assert model.thresholds.tolist() == pytest.approx([thresholds[n] for n in model.class_names])
+    p = model.predict(["the minister said a goal", "atom today"])
+    assert p.shape == (2, 3) and p.labels == [["politics", "sports"], ["science"]]
+
+
+def test_evaluate_reports_micro_and_macro_f1_as_scikit_learn_does(trained):
+    root, out, test_rows, _ = trained
+    r = _invoke("evaluate", out, "--data", root / "test.txt", "--json")
+    assert r.exit_code == 0, r.output
+    m = json.loads(r.output)
+    assert m["schema_version"] == 1 and m["n"] == len(test_rows)
+    model = load_model(out)
+    names = model.class_names
+    truth = np.array([[name in labels for name in names] for labels, _ in test_rows], int)
+    predicted = np.asarray(model.predict([text for _, text in test_rows])) >= model.thresholds
+    assert m["micro"]["f1"] == pytest.approx(f1_score(truth, predicted, average="micro"))
+    assert m["macro"]["f1"] == pytest.approx(f1_score(truth, predicted, average="macro"))
+    assert m["per_class"]["sports"]["support"] == truth[:, names.index("sports")].sum()
+    text = _invoke("evaluate", out, "--data", root / "test.txt").output
+    assert "subset accuracy" in text and "micro avg" in text and "macro avg" in text and "threshold" in text
+
+
+def test_predict_prints_label_sets_and_threshold_overrides_them(trained):
+    _, out, _, _ = trained
+    r = _invoke("predict", out, "the minister said a goal", "atom today", "--json")
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(line) for line in r.output.splitlines()]
+    assert sorted(rows[0]["labels"]) == ["politics", "sports"] and rows[1]["labels"] == ["science"]
+    assert set(rows[0]["probabilities"]) == {"politics", "sports"} and rows[0]["line"] == 1
+    assert rows[1]["line"] == 2 and rows[1]["schema_version"] == 1
+    everything = _invoke("predict", out, "people of today", "--json", "--threshold", "0.0001", "--top-k", "2")
+    row = json.loads(everything.output)
+    assert row["labels"] == [t["label"] for t in row["top_k"]] + [n for n in row["labels"][2:]]
+    assert len(row["labels"]) == 3 and len(row["top_k"]) == 2
+    line = _invoke("predict", out, "atom today").output.strip().split("\t")
+    assert line[:2] == ["1", "science"] and 0.5 < float(line[2]) <= 1
+
+
+def test_changed_thresholds_change_predictions_and_bad_ones_are_refused(trained, tmp_path):
+    import shutil
+
+    _, out, _, _ = trained
+    copy = tmp_path / "m"
+    shutil.copytree(out, copy)
+
+    def thresholds_to(values):
+        def edit(config):
+            config["train_config"]["thresholds"] = values
+            return config
+
+        return edit
+
+    text = "the minister said a goal"
+    politics, science, sports = np.asarray(load_model(copy).predict([text]))[0].astype(float)
+    assert politics < 1 and science > 0  # room above the one and below the other
+    resign_config(copy, thresholds_to({"politics": (politics + 1) / 2, "science": science / 2, "sports": 0.5}))
+    assert load_model(copy).predict([text]).labels == [["science", "sports"]]
+    for bad, message in (
+        ({"politics": 1.5, "science": 0.5, "sports": 0.5}, "between 0 and 1"),
+        ([0.5], "name the model's classes"),
+    ):
+        resign_config(copy, thresholds_to(bad))
+        r = _invoke("predict", copy, "a goal")
+        assert r.exit_code == 2 and message in r.output and "Traceback" not in r.output, r.output
+    resign_config(copy, thresholds_to({"politics": 0.5, "science": 0.5, "sports": 0.5}))
+    config = json.loads((copy / "config.json").read_text())
+    config["train_config"]["thresholds"]["politics"] = 0.1  # edited without its checksum
+    (copy / "config.json").write_text(json.dumps(config))
+    r = _invoke("evaluate", copy, "--data", out.parent / "test.txt")
+    assert r.exit_code == 2 and "corrupted or was edited" in r.output, r.output
+
+
+@pytest.mark.parametrize(
+    "name,content,args,message",
+    [
+        ("none.jsonl", '{"text": "a b"}\n{"text": "c"}\n', ["--multi-label"], "no label column found"),
+        ("gap.jsonl", '{"text": "a b", "labels": ["x", " "]}\n{"text": "c", "labels": ["y"]}\n', [], "the label list"),
+        (
+            "w.txt",
+            "__label__a __label__b x\n__label__a y\n" * 10,
+            ["--class-weight", "balanced"],
+            "drop --class-weight",
+        ),
+    ],
+)
+def test_bad_multi_label_input_is_one_clear_line(tmp_path, name, content, args, message):
+    (tmp_path / name).write_text(content)
+    r = _invoke("train", "--data", tmp_path / name, "--out", tmp_path / "m", *args)
+    assert r.exit_code == 2 and message in r.output and "Traceback" not in r.output, r.output
+    said = r.output.strip().splitlines()
+    assert said[-1].startswith("Error: ") and sum("Error" in line for line in said) == 1, r.output
