@@ -160,3 +160,82 @@ def test_bad_multi_label_input_is_one_clear_line(tmp_path, name, content, args, 
     assert r.exit_code == 2 and message in r.output and "Traceback" not in r.output, r.output
     said = r.output.strip().splitlines()
     assert said[-1].startswith("Error: ") and sum("Error" in line for line in said) == 1, r.output
+
+
+# The model the tests above trained, through the other ways to use it (one training for all).
+
+
+def test_explain_explains_the_likeliest_label_and_lists_the_set(trained):
+    from lstmkit.explain import explain
+
+    _, out, _, _ = trained
+    model = load_model(out)
+    e = explain(model, "the minister said a goal")
+    p = np.asarray(model.predict(["the minister said a goal"]))[0]
+    assert e["multi_label"] and e["labels"] == ["politics", "sports"]
+    assert e["target_class"] == model.class_names[int(np.argmax(p))] and e["probabilities"] == pytest.approx(
+        p, abs=1e-5
+    )
+    words = e["words"][: e["n_used"]]
+    topic_word = "minister" if e["target_class"] == "politics" else "goal"
+    assert e["attribution"][words.index(topic_word)] == max(e["attribution"])  # the label's own word moved it most
+    r = _invoke("explain", out, "the minister said a goal")
+    assert r.exit_code == 0 and r.output.startswith("labels: politics, sports; explained:"), r.output
+
+
+def test_serve_answers_label_sets(trained):
+    from fastapi.testclient import TestClient
+
+    from lstmkit.serve.app import ServeSettings, create_app
+
+    _, out, _, _ = trained
+    model = load_model(out)
+    texts = ["the minister said a goal", "atom today"]  # two rows, as predict's test compiled them
+    with TestClient(create_app(model, ServeSettings(max_batch=1))) as http:  # one shape to compile
+        r = http.post("/v1/predict", json={"texts": texts, "top_k": 1})
+    assert r.status_code == 200, r.text
+    rows = r.json()["predictions"]
+    expected = model.predict(texts)
+    assert [sorted(row["labels"]) for row in rows] == expected.labels
+    for row, p in zip(rows, np.asarray(expected)):
+        assert [row["probabilities"][n] for n in model.class_names] == pytest.approx(p, abs=1e-5)
+        assert row["top_k"][0]["label"] == model.class_names[int(np.argmax(p))] and "label" not in row
+
+
+def test_onnx_export_gives_the_k_sigmoids_and_the_thresholds(trained, tmp_path):
+    import onnxruntime as ort
+
+    from lstmkit.tasks.export import export_onnx
+
+    root, out, test_rows, _ = trained
+    folder = export_onnx(out, tmp_path / "onnx")
+    model = load_model(out)
+    texts = [text for _, text in test_rows[:20]]
+    ids = model.vectorizer.encode_ragged(texts, model.inference_length)
+    padded = np.zeros((len(ids), max(map(len, ids))), np.int64)
+    for i, row in enumerate(ids):
+        padded[i, : len(row)] = row
+    session = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
+    (got,) = session.run(None, {"ids": padded})
+    want = np.asarray(model.predict(texts))
+    assert got.shape == want.shape == (20, 3)
+    np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
+    export = json.loads((folder / "export.json").read_text())
+    assert export["thresholds"] == pytest.approx(dict(zip(model.class_names, model.thresholds.tolist())))
+
+
+def test_inspect_counts_each_label_and_the_labels_per_text(tmp_path):
+    rows = [(["sports", "politics"], "a goal and a vote"), (["sports"], "tennis"), (["science"], "atom")] * 4
+    (tmp_path / "t.txt").write_text(fasttext_lines(rows))
+    r = _invoke("inspect", tmp_path / "t.txt", "--json")
+    assert r.exit_code == 0, r.output
+    train = json.loads(r.output)["splits"]["train"]
+    assert train["labels"] == {
+        "politics": {"count": 4, "share": 4 / 12},
+        "science": {"count": 4, "share": 4 / 12},
+        "sports": {"count": 8, "share": 8 / 12},
+    }
+    assert train["labels_per_text"] == {"mean": 16 / 12, "none": 0, "several": 4}
+    assert train["duplicates"]["conflicting"] == 0  # copies with the same set of labels agree
+    text = _invoke("inspect", tmp_path / "t.txt").output
+    assert "1.33 labels per text; 4 with several, 0 with none" in text

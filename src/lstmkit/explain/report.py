@@ -52,7 +52,9 @@ masks, so a masked step changes nothing):
    One more forward and backward pass each, O(T) (`lstmkit.explain.memory` builds this entry).
 
 The target class is class 1 for a binary model (p is the sigmoid output) and the predicted class
-for a softmax model.
+for a softmax model. A multi-label model (K sigmoids) is explained for its likeliest label, whose
+log-odds is its own logit; the explanation also lists the label set (`labels`, at the model's
+thresholds).
 
 Texts longer than the model's sequence length L are truncated exactly as in training and predict:
 the model reads the first L tokens. Every token is still listed (with `n_used` and `truncated`), so
@@ -109,9 +111,12 @@ def _words(vectorizer, text, tokens):
     return words if got == list(tokens) else list(tokens)
 
 
-def log_odds(logits, target):
-    """log(p / (1 - p)) of the target class from logits (..., K), without forming p (no saturation)."""
+def log_odds(logits, target, multi_label=False):
+    """log(p / (1 - p)) of the target class from logits (..., K), without forming p (no saturation);
+    multi_label: each class its own sigmoid, so the log-odds is the target's logit."""
     z = np.asarray(logits, np.float64)
+    if multi_label:
+        return z[..., target]
     if z.shape[-1] == 1:
         return z[..., 0] if target == 1 else -z[..., 0]
     others = np.delete(z, target, axis=-1)
@@ -180,8 +185,13 @@ def explain(model, text):
     logits, traces, trajectory, occluded, memory = jax.device_get(explain_arrays(arch, params, padded))
     names, target, probabilities, traj, attribution = _outputs(model, head, logits, trajectory, occluded, used)
     label_k = int(np.argmax(probabilities))
+    label_set = {}
+    if arch.multi_label:  # the set at the model's thresholds; the explanation is of the likeliest label
+        chosen = [name for name, p, t in zip(names, probabilities, model.thresholds) if p >= t]
+        label_set = {"multi_label": True, "labels": chosen}
     return Explanation(
         {
+            **label_set,
             "text": text,
             "label": names[label_k],
             "probability": float(probabilities[label_k]),
@@ -224,9 +234,10 @@ def _check_explainable(model, arch, text):
     if not isinstance(head, L.Dense) or (head.activation, head.units > 1) not in (
         ("sigmoid", False),
         ("softmax", True),
+        ("sigmoid", True),  # multi-label
     ):
         raise LstmkitError(
-            "explain needs a classifier: a last Dense layer with 1 unit and sigmoid, or K units and softmax"
+            "explain needs a classifier: a last Dense layer with 1 unit and sigmoid, or K units and softmax or sigmoid"
         )
     return head
 
@@ -257,10 +268,11 @@ def _outputs(model, head, logits, trajectory, occluded, used):
     names = list(model.class_names) if model.class_names else [str(k) for k in range(max(K, 2))]
     if K == 1:  # binary: p is the probability of class 1, and its log-odds is the logit itself
         target, probabilities = 1, [1.0 - float(proba[0]), float(proba[0])]
-    else:
+    else:  # softmax, or multi-label's K sigmoids: the likeliest class
         target, probabilities = int(np.argmax(proba)), proba.tolist()
     traj = np.asarray(activate(jnp.asarray(trajectory[:n])), np.float64)[:, min(target, K - 1)]
-    attribution = log_odds(logits, target) - log_odds(np.asarray(occluded)[:n], target)
+    multi = model.architecture.multi_label
+    attribution = log_odds(logits, target, multi) - log_odds(np.asarray(occluded)[:n], target, multi)
     attribution[used == OOV_ID] = 0.0  # replacing [UNK] by [UNK] changes nothing; exact zero
     return names, target, probabilities, traj, attribution
 
@@ -339,6 +351,10 @@ def summary(explanation, top=5):
     """A few lines of text: label, probability, the strongest words either way."""
     e = explanation
     lines = [f"label: {e['label']}  (probability {e['probability']:.4f})"]
+    if e.get("multi_label"):
+        lines = [
+            f"labels: {', '.join(e['labels']) or 'none'}; explained: {e['label']} (probability {e['probability']:.4f})"
+        ]
     if e["truncated"]:
         lines.append(
             f"read {e['n_used']:,} of {e['n_tokens']:,} tokens (the model's sequence length is {e['sequence_length']})"
