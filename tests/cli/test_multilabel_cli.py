@@ -181,6 +181,13 @@ def test_explain_explains_the_likeliest_label_and_lists_the_set(trained):
     assert e["attribution"][words.index(topic_word)] == max(e["attribution"])  # the label's own word moved it most
     r = _invoke("explain", out, "the minister said a goal")
     assert r.exit_code == 0 and r.output.startswith("labels: politics, sports; explained:"), r.output
+    other = "sports" if e["target_class"] == "politics" else "politics"
+    chosen = explain(model, "the minister said a goal", label=other)  # --label: another label of the set
+    assert chosen["target_class"] == other and chosen["labels"] == e["labels"]
+    assert chosen["attribution"][words.index("goal" if other == "sports" else "minister")] == max(chosen["attribution"])
+    assert chosen["memory"]["gradient_norm"] != e["memory"]["gradient_norm"]  # the gradients follow that label
+    r = _invoke("explain", out, "a goal", "--label", "cooking")
+    assert r.exit_code == 2 and "has no class 'cooking'" in r.output, r.output
 
 
 def test_serve_answers_label_sets(trained):
@@ -239,3 +246,25 @@ def test_inspect_counts_each_label_and_the_labels_per_text(tmp_path):
     assert train["duplicates"]["conflicting"] == 0  # copies with the same set of labels agree
     text = _invoke("inspect", tmp_path / "t.txt").output
     assert "1.33 labels per text; 4 with several, 0 with none" in text
+
+
+def test_the_readmes_multi_label_lines_run_as_written(trained, tmp_path, monkeypatch):
+    """The README's multi-label block on stand-in topic files; its training line gets this file's
+    small flags (the model of `trained`'s shape, so nothing compiles again)."""
+    import re
+    import shlex
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = re.search(r"^### Multi-label\n.*?```bash\n(.*?)```", readme, flags=re.S | re.M).group(1)
+    lines = [shlex.split(line, comments=True) for line in block.replace("\\\n", " ").splitlines()]
+    commands = [words[1:] for words in lines if words and words[0] == "lstmkit"]
+    assert [c[0] for c in commands] == ["train", "evaluate", "predict", "predict"]
+    monkeypatch.chdir(tmp_path)
+    # as many texts as `trained`'s: as many steps, so the same schedule, the same compiled code
+    Path("topics.train").write_text(fasttext_lines(topic_texts(500, seed=2)))
+    Path("topics.test").write_text(fasttext_lines(topic_texts(150, seed=3)))
+    for argv in commands:
+        r = CliRunner().invoke(main, [*argv, *TINY, *SMALL_AND_QUICK] if argv[0] == "train" else argv)
+        assert r.exit_code == 0, f"lstmkit {shlex.join(argv)}\n{r.output}"
+    assert "politics" in r.output and '"labels"' in r.output

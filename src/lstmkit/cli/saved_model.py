@@ -267,7 +267,13 @@ def plot(model_dir, out):
 )
 @click.option("--png", "png_out", type=click.Path(), default=None, help="write the same as a PNG (matplotlib)")
 @click.option("--json", "as_json", is_flag=True, help="print all the numbers as one JSON object")
-def explain_command(model_dir, text, html_out, png_out, as_json):
+@click.option(
+    "--label",
+    default=None,
+    metavar="NAME",
+    help="explain this class instead of the likeliest (more than two classes, or a multi-label model)",
+)
+def explain_command(model_dir, text, html_out, png_out, as_json, label):
     """Look inside one prediction: gates, trajectory, word attributions and memory for TEXT ('-' reads stdin).
 
     Without --html, --png or --json, prints the label, its probability, the words that moved it
@@ -281,7 +287,7 @@ def explain_command(model_dir, text, html_out, png_out, as_json):
 
     enable_compile_cache()
     text = inputs.stdin_text() if text == "-" else inputs.valid_utf8(text)  # bytes not UTF-8 become U+FFFD
-    result = explain(load_model(model_dir), text)
+    result = explain(load_model(model_dir), text, label=label)
     if html_out:
         click.echo(f"wrote {save_html(result, html_out)}", err=as_json)
     if png_out:

@@ -146,7 +146,6 @@ def test_and_save(model, test, val, class_names, config, out, t_start):
     metrics["predict_seconds"] = time.perf_counter() - t0
     metrics["train_seconds"] = time.perf_counter() - t_start
     checkpoint.save_model(model, out, train_config=config, history=model.history, metrics=metrics, status="complete")
-    model.train_config = config
     print(f"test: {describe(metrics)}; total {metrics['train_seconds']:.0f} s", flush=True)
     if held_out:
         absent = [name for name, c in zip(class_names, np.asarray(val.labels).sum(axis=0)) if not c]
