@@ -79,10 +79,16 @@ def predict(session, ids, batch_size=64):
 
 def label_rows(export, proba):
     """(label, its probability, every class's probability) per text, as `lstmkit predict` decides:
-    two classes, the second when p >= 0.5; K classes, the likeliest."""
+    two classes, the second when p >= 0.5; K classes, the likeliest; a multi-label model, every
+    class whose p reaches its threshold, joined by "|" (with the likeliest one's probability)."""
     names = export["class_names"] or list(range(2 if export["binary"] else proba.shape[-1]))
+    thresholds = export.get("thresholds")  # absent from exports made before it existed
     rows = []
     for p in proba.astype(np.float64):
+        if thresholds:
+            chosen = [str(n) for n, q in sorted(zip(names, p), key=lambda nq: -nq[1]) if q >= thresholds[str(n)]]
+            rows.append(("|".join(chosen), float(p.max()), {str(n): float(q) for n, q in zip(names, p)}))
+            continue
         every = np.array([1.0 - p[0], p[0]]) if export["binary"] else p
         k = int(p[0] >= 0.5) if export["binary"] else int(np.argmax(p))
         rows.append((names[k], float(every[k]), {str(name): float(q) for name, q in zip(names, every)}))

@@ -118,7 +118,12 @@ def test_evaluate_a_fasttext_file_and_predict_a_headerless_file(trained, files):
 @pytest.mark.parametrize(
     "name,content,args,message",
     [
-        ("multi.txt", b"__label__a __label__b x\n__label__a y\n", [], "multi-label classification is not supported"),
+        (
+            "multi.txt",
+            b"__label__a __label__a x\n__label__a y\n",
+            [],
+            "(one class); a classifier needs at least two labels",
+        ),
         ("sheet.xlsx", b"PK\x03\x04\x00\x00", [], "unknown file type (binary content"),
         ("words", b"one text\nanother\n", [], "say the format with --format csv|tsv|jsonl|fasttext"),
         ("ok.tsv", b"label\ttext\npos\tfine\nneg\tbad\n", ["--format", "fasttext"], "line 1 has no __label__ label"),

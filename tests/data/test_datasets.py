@@ -326,7 +326,7 @@ def test_multiclass_labels_sort_deterministically():
     (["pos", ""], "empty"),
     (["pos", None], "empty"),
     (["0.5", "1"], "whole number"),
-    ([[1], 0], "does not parse"),
+    ([[1], 0], "is a list of labels, which is multi-label"),
     ([str(i) for i in range(40)], "looks like a text column"),
 ])  # fmt: skip
 def test_bad_labels(values, match):

@@ -84,22 +84,22 @@ def test_fasttext_one_label_per_line(tmp_path):
     assert ds.class_names == ["baking", "knives"] and ds.labels.tolist() == [0, 1]
 
 
-def test_fasttext_several_labels_or_none_are_one_clear_line(tmp_path):
+def test_fasttext_several_labels_are_label_sets_and_none_is_one_clear_line(tmp_path):
     path = tmp_path / "multi.txt"
     path.write_text("__label__a one\n__label__b __label__c two\n")
-    with pytest.raises(
-        LstmkitError, match=r"line 2 has 2 labels \(b, c\): multi-label classification is not supported"
-    ):
-        load_dataset(path)
+    ds = load_dataset(path, shuffle=False)
+    assert ds.multi_label and ds.class_names == ["a", "b", "c"] and ds.labels.tolist() == [[1, 0, 0], [0, 1, 1]]
     path.write_text("__label__a one\nno label here\n")
     with pytest.raises(LstmkitError, match="line 2 has no __label__ label"):
         load_dataset(path)
 
 
-def test_json_lines_with_a_list_of_labels_is_one_clear_line(tmp_path):
+def test_json_lines_with_a_list_of_labels_is_multi_label(tmp_path):
     (tmp_path / "m.jsonl").write_text('{"text": "a", "label": "x"}\n{"text": "b", "label": ["x", "y"]}\n')
-    with pytest.raises(LstmkitError, match="row 2: label \\['x', 'y'\\] does not parse: .*multi-label"):
-        load_dataset(tmp_path / "m.jsonl", shuffle=False)
+    ds = load_dataset(tmp_path / "m.jsonl", shuffle=False)
+    assert ds.class_names == ["x", "y"] and ds.labels.tolist() == [[1, 0], [1, 1]]
+    with pytest.raises(LstmkitError, match="row 2: label \\['x', 'y'\\] is a list of labels, which is multi-label"):
+        load_dataset(tmp_path / "m.jsonl", shuffle=False, multi_label=False)
 
 
 def test_spreadsheet_export_bom_semicolons_crlf(tmp_path):

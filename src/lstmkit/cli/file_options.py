@@ -1,4 +1,4 @@
-"""The flags that say how to read the user's files: --format and --header/--no-header."""
+"""The flags that say how to read the user's files: --format, --header/--no-header and --multi-label."""
 
 from __future__ import annotations
 
@@ -28,3 +28,15 @@ def file_options(what: str, *, txt: bool = False):
         )(f)
 
     return decorate
+
+
+def multi_label_option(f):
+    """--multi-label: read every text's labels as a set (None when not given: detected from the file)."""
+    return click.option(
+        "--multi-label",
+        "multi_label",
+        flag_value=True,
+        default=None,
+        help="each text has a set of labels (one sigmoid per label); detected from several __label__s on a "
+        "fastText line or a JSON list, and needed for CSV/TSV, whose label cells join labels with '|'",
+    )(f)

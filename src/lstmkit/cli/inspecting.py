@@ -11,7 +11,7 @@ import warnings
 
 import click
 
-from lstmkit.cli.file_options import file_options
+from lstmkit.cli.file_options import file_options, multi_label_option
 from lstmkit.data.findings import texts, where
 from lstmkit.tasks.presets import CHOICES, PRESETS, help_line
 from lstmkit.version import JSON_SCHEMA_VERSION
@@ -27,6 +27,7 @@ from lstmkit.version import JSON_SCHEMA_VERSION
 @click.option("--text-column", default=None, help="a name or 0-based index (autodetected)")
 @click.option("--label-column", default=None, help="a name or 0-based index (autodetected)")
 @file_options("DATA and --test-data")
+@multi_label_option
 @click.option(
     "--preset",
     type=click.Choice(list(PRESETS)),
@@ -39,7 +40,9 @@ from lstmkit.version import JSON_SCHEMA_VERSION
 @click.option("--standardize", type=click.Choice(CHOICES["standardize"]), default=None, help=help_line("standardize"))
 @click.option("--strip-html/--no-strip-html", default=None, help=help_line("strip_html"))
 @click.option("--json", "as_json", is_flag=True, help="print the report as one JSON object")
-def inspect_command(data, test_data, text_column, label_column, file_format, header, preset, as_json, **settings):
+def inspect_command(
+    data, test_data, text_column, label_column, file_format, header, multi_label, preset, as_json, **settings
+):
     """Inspect labelled DATA before training: label distribution, lengths in tokens and what
     --sequence-length cuts, duplicates within train and across train and test (leakage), empty and
     very long texts, the unknown-word rate at --max-tokens. Each warning names its fix.
@@ -57,7 +60,7 @@ def inspect_command(data, test_data, text_column, label_column, file_format, hea
         strip_html=chosen["strip_html"],
     )
     reading = {"text_column": text_column, "label_column": label_column, "file_format": file_format, "header": header}
-    train, test = _load(data, test_data, reading)
+    train, test = _load(data, test_data, {**reading, "multi_label": multi_label})
     report = inspect_splits(train, test, settings)
     report["settings"]["preset"] = preset
     if as_json:
@@ -79,6 +82,7 @@ def _load(data, test_data, reading):
             splits = read_imdb(imdb, ("train", "test"), shuffle=False)  # one pass over the archive
             return _split(splits["train"], data), _split(splits["test"], data)
         train = load_dataset(data, shuffle=False, min_classes=1, **reading)
+        reading = {**reading, "multi_label": True if train.multi_label else reading.get("multi_label")}
         if test_data is None:
             return _split(train, data), None
         split = "test" if imdb_source(test_data) is not None else None
@@ -87,8 +91,13 @@ def _load(data, test_data, reading):
 
 
 def _split(ds, source):
+    import numpy as np
+
     from lstmkit.data.inspection import Split
 
+    if ds.multi_label:  # a text's label is its set, so duplicates compare whole sets
+        sets = [[ds.class_names[k] for k in np.flatnonzero(row)] for row in ds.labels]
+        return Split(ds.texts, ["|".join(s) for s in sets], ds.ids, str(source), ds.empty, ds.replaced, sets)
     labels = [ds.class_names[k] for k in ds.labels]
     return Split(ds.texts, labels, ds.ids, source=str(source), empty_dropped=ds.empty, replaced=ds.replaced)
 
@@ -100,6 +109,12 @@ def _echo_report(r, has_own_test):
     if not has_own_test:
         click.echo("(no test data: train holds out 20% of it; --test-data FILE also checks a test file for leakage)")
     _echo_labels(splits)
+    for name, s in splits.items():
+        if "labels_per_text" in s:  # multi-label: a text's labels counted once each
+            c = s["labels_per_text"]
+            click.echo(
+                f"  {name}: {c['mean']:.2f} labels per text; {c['several']:,} with several, {c['none']:,} with none"
+            )
     _echo_lengths(r)
     _echo_duplicates(r)
     v = r["vocabulary"]

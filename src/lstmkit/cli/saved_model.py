@@ -65,6 +65,7 @@ def evaluate(
     """Accuracy; precision, recall, F1 and support per class, their macro and weighted averages;
     ROC AUC and PR AUC for two classes; the confusion matrix (as a table, and --confusion-png); the
     expected calibration error before and after the model's temperature (--reliability-png)."""
+    from lstmkit.tasks.multilabel import multilabel_table
     from lstmkit.tasks.plots import picture_path, plot_confusion, plot_reliability
     from lstmkit.tasks.use import evaluate_run
 
@@ -82,6 +83,13 @@ def evaluate(
         header=header,
         positive_class=positive_class,
     )
+    if m.get("multi_label"):
+        if confusion_png or reliability_png:
+            raise LstmkitError(
+                "--confusion-png and --reliability-png are for one label per text; a multi-label model's report is per label"
+            )
+        click.echo(json.dumps({"schema_version": JSON_SCHEMA_VERSION, **m}) if as_json else multilabel_table(m))
+        return
     if confusion_png:
         title = f"{m['n']:,} examples of {os.path.basename(str(data).rstrip('/'))}, accuracy {m['accuracy']:.4f}"
         click.echo(f"wrote {plot_confusion(m['confusion_matrix'], m['class_names'], confusion_png, title)}", err=True)
@@ -153,11 +161,15 @@ def _echo_report(m):
     "--threshold",
     type=click.FloatRange(min=0, max=1, min_open=True, max_open=True),
     default=None,
-    help="two classes: predict the second (positive) class when its probability is at least P (default 0.5)",
+    help="two classes: predict the second (positive) class when its probability is at least P (default 0.5); "
+    "multi-label: every label whose probability is at least P (default: the thresholds tuned in training)",
     metavar="P",
 )
 @click.option(
-    "--json", "as_json", is_flag=True, help="one JSON object per line: line (or id), text, label, probability, top_k"
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="one JSON object per line: line (or id), text, label, probability, top_k (multi-label: labels, probabilities)",
 )
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
 def predict(
@@ -179,7 +191,8 @@ def predict(
 
     Every row of the output starts with where its text came from: the line number of the file or
     of standard input (the position, for texts given as arguments), or --id-column's value.
-    Output is written as the input is read, a batch at a time.
+    Output is written as the input is read, a batch at a time. A multi-label model prints each
+    text's labels and their probabilities, each list joined by '|' (both empty when no label holds).
     """
     from lstmkit.data import inputs
     from lstmkit.nn.model import load_model
@@ -224,6 +237,10 @@ def _echo_prediction(key, where, r, as_json):
         return
     top = "".join(f"\t{t['label']}={t['probability']:.4f}" for t in r.get("top_k", []))
     preview = " ".join(r["text"][:200].split())[:80]  # one output line per text, whatever its whitespace
+    if "labels" in r:  # multi-label: the set and its probabilities, each joined by "|" (empty: none)
+        labels, proba = "|".join(r["labels"]), "|".join(f"{p:.4f}" for p in r["probabilities"].values())
+        click.echo(f"{where}\t{labels}\t{proba}{top}\t{preview}")
+        return
     click.echo(f"{where}\t{r['label']}\t{r['probability']:.4f}{top}\t{preview}")
 
 
@@ -250,7 +267,13 @@ def plot(model_dir, out):
 )
 @click.option("--png", "png_out", type=click.Path(), default=None, help="write the same as a PNG (matplotlib)")
 @click.option("--json", "as_json", is_flag=True, help="print all the numbers as one JSON object")
-def explain_command(model_dir, text, html_out, png_out, as_json):
+@click.option(
+    "--label",
+    default=None,
+    metavar="NAME",
+    help="explain this class instead of the likeliest (more than two classes, or a multi-label model)",
+)
+def explain_command(model_dir, text, html_out, png_out, as_json, label):
     """Look inside one prediction: gates, trajectory, word attributions and memory for TEXT ('-' reads stdin).
 
     Without --html, --png or --json, prints the label, its probability, the words that moved it
@@ -264,7 +287,7 @@ def explain_command(model_dir, text, html_out, png_out, as_json):
 
     enable_compile_cache()
     text = inputs.stdin_text() if text == "-" else inputs.valid_utf8(text)  # bytes not UTF-8 become U+FFFD
-    result = explain(load_model(model_dir), text)
+    result = explain(load_model(model_dir), text, label=label)
     if html_out:
         click.echo(f"wrote {save_html(result, html_out)}", err=as_json)
     if png_out:

@@ -7,7 +7,7 @@ import sys
 import click
 
 from lstmkit.cli.compile_cache import enable_compile_cache
-from lstmkit.cli.file_options import file_options
+from lstmkit.cli.file_options import file_options, multi_label_option
 from lstmkit.cli.processes import process_options
 
 
@@ -76,6 +76,7 @@ def _preset_options(f):
     "--label-column", default=None, help="label column of a CSV/TSV/JSONL file: a name or 0-based index (autodetected)"
 )
 @file_options("--data and --test-data")
+@multi_label_option
 @click.option("--resume", is_flag=True, help="continue the interrupted run in --out from its last checkpoint")
 @click.option(
     "--overwrite", is_flag=True, help="replace the model already at --out (a folder of other files is never replaced)"
@@ -103,6 +104,7 @@ def train(
     label_column,
     file_format,
     header,
+    multi_label,
     resume,
     overwrite,
     quiet,
@@ -130,6 +132,7 @@ def train(
         "label_column": label_column,
         "file_format": file_format,
         "header": header,
+        "multi_label": multi_label,
         "pretrained": pretrained,
         "unlabeled": unlabeled,
     }

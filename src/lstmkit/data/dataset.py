@@ -1,6 +1,7 @@
 """Labeled texts (`Dataset`), stratified and grouped splits, label parsing, text decoding.
 
-Every loader returns a `Dataset`: texts (N,), integer labels (N,), class names, and metadata
+Every loader returns a `Dataset`: texts (N,), integer labels (N,) (multi-label: a 0/1 matrix
+(N, K), see `lstmkit.data.multilabel`), class names, and metadata
 (where it came from, how many undecodable byte sequences were replaced, how many empty texts
 were dropped). Problems that leave usable data (bad bytes, empty texts) give one `DataWarning`
 with the count; bad input raises `LstmkitError` with a one-line message naming the fix.
@@ -30,7 +31,8 @@ class Dataset:
     """Labeled texts: texts[i] has label labels[i], an index into class_names.
 
     texts: list[str] (N,); labels: int64 (N,), -1 for unlabeled examples; class_names: the
-    names of labels 0..C-1. Metadata: source (path or 'imdb'), split, ids (one per text: file
+    names of labels 0..C-1. Multi-label data (`multi_label`) has labels (N, K), 0/1: labels[i, k]
+    says whether text i carries class k; a row may hold several ones, or none. Metadata: source (path or 'imdb'), split, ids (one per text: file
     name or row number), replaced (undecodable UTF-8 sequences replaced by U+FFFD) and empty
     (empty texts dropped).
 
@@ -51,8 +53,15 @@ class Dataset:
     def __len__(self) -> int:
         return len(self.texts)
 
+    @property
+    def multi_label(self) -> bool:
+        """Whether each text has a set of labels (labels (N, K) 0/1) rather than one (N,)."""
+        return np.ndim(self.labels) == 2
+
     def class_counts(self) -> dict[str, int]:
-        """Examples per class name (unlabeled ones under 'unlabeled')."""
+        """Examples per class name (unlabeled ones under 'unlabeled'); multi-label: texts carrying each label."""
+        if self.multi_label:
+            return {name: int(n) for name, n in zip(self.class_names, np.sum(self.labels, axis=0))}
         counts = {name: int(np.sum(self.labels == i)) for i, name in enumerate(self.class_names)}
         if np.any(self.labels == UNLABELED):
             counts["unlabeled"] = int(np.sum(self.labels == UNLABELED))
@@ -85,6 +94,10 @@ class Dataset:
                 f"{what} has class {unknown[0]!r}, which {owner} does not know (its classes: {', '.join(map(str, class_names))}); "
                 "remove those rows or train with them"
             )
+        if self.multi_label:  # the same 0/1 columns, moved to the model's order
+            columns = np.zeros((len(self), len(class_names)), self.labels.dtype)
+            columns[:, [class_names.index(c) for c in self.class_names]] = self.labels
+            return replace(self, labels=columns, class_names=class_names)
         index = np.array([class_names.index(c) for c in self.class_names] + [UNLABELED], np.int64)
         return replace(self, labels=index[self.labels], class_names=class_names)
 
@@ -93,7 +106,8 @@ def train_val_split(dataset: Dataset, val_fraction: float = 0.1, seed: int = 0, 
     """Split into (train, validation), stratified by label and seeded; both come back shuffled.
 
     Each class gives round(n_c * val_fraction) examples to validation, so class proportions stay
-    the same in both parts.
+    the same in both parts. Multi-label data is stratified by each text's rarest label (texts
+    with no label form one more stratum), so every label keeps about its share in both parts.
 
     groups: one key per example (e.g. `imdb_groups`); examples sharing a key go to the same part,
     whole groups are drawn per class until the class has its share. Validation then holds
@@ -107,8 +121,9 @@ def train_val_split(dataset: Dataset, val_fraction: float = 0.1, seed: int = 0, 
         raise LstmkitError(f"val_fraction must be between 0 and 1 (exclusive), got {val_fraction}")
     rng = np.random.default_rng(seed)
     train_idx, val_idx = [], []
-    for label in np.unique(dataset.labels):
-        members = rng.permutation(np.flatnonzero(dataset.labels == label))
+    strata = _strata(dataset.labels)
+    for label in np.unique(strata):
+        members = rng.permutation(np.flatnonzero(strata == label))
         n_val = round(len(members) * val_fraction)
         if groups is not None:  # whole groups, in a random order
             keys = np.asarray([groups[i] for i in members])
@@ -129,6 +144,21 @@ def train_val_split(dataset: Dataset, val_fraction: float = 0.1, seed: int = 0, 
     return dataset.subset(train_idx), dataset.subset(val_idx)
 
 
+def _strata(labels) -> np.ndarray:
+    """The key a split stratifies on (N,): the label; multi-label, the rarest label a text carries
+    (K for a text with none).
+
+    >>> _strata(np.array([[1, 1], [1, 0], [0, 0]])).tolist()
+    [1, 0, 2]
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 2:
+        return labels
+    counts = labels.sum(axis=0)
+    rarity = np.where(labels > 0, counts[None, :], np.iinfo(np.int64).max)
+    return np.where(labels.any(axis=1), rarity.argmin(axis=1), labels.shape[1])
+
+
 def parse_labels(values, where: str = "labels", min_classes: int = 2) -> tuple[np.ndarray, list[str]]:
     """Turn raw labels (strings or integers) into ids 0..C-1 and sorted class names.
 
@@ -141,41 +171,9 @@ def parse_labels(values, where: str = "labels", min_classes: int = 2) -> tuple[n
     >>> parse_labels([10, 2, "2"])
     (array([1, 0, 0]), ['2', '10'])
     """
-    names = []
-    for i, v in enumerate(values):
-        if isinstance(v, bool):
-            name = str(v).lower()
-        elif isinstance(v, int):
-            name = str(v)
-        elif isinstance(v, float) and v.is_integer():
-            name = str(int(v))
-        elif isinstance(v, str) and v.strip().lower() == "nan":  # what pandas writes for a missing value
-            raise LstmkitError(
-                f"{where} row {i + 1}: the label is {v.strip()} (a missing value); fill it in or remove the row"
-            )
-        elif isinstance(v, str) and v.strip():
-            name = v.strip()
-            if _FLOAT.fullmatch(name):
-                number = float(name)
-                if not number.is_integer():
-                    raise LstmkitError(
-                        f"{where} row {i + 1}: label '{name}' is not a whole number; labels must be class names or integers (regression targets are not supported)"
-                    )
-                name = str(int(number))
-        elif v is None or (isinstance(v, str) and not v.strip()):
-            raise LstmkitError(f"{where} row {i + 1}: the label is empty; fill it in or remove the row")
-        elif isinstance(v, (list, tuple)):
-            raise LstmkitError(
-                f"{where} row {i + 1}: label {v!r} does not parse: a list of labels is multi-label classification, not supported yet; give each row one label"
-            )
-        else:
-            raise LstmkitError(
-                f"{where} row {i + 1}: label {v!r} does not parse; labels must be class names or integers"
-            )
-        names.append(name)
+    names = [label_name(v, where, i) for i, v in enumerate(values)]
     distinct = set(names)
-    numeric = all(_INT.fullmatch(n) for n in distinct)
-    class_names = sorted(distinct, key=int) if numeric else sorted(distinct)
+    class_names = sorted_names(distinct)
     if len(class_names) < max(min_classes, 1):
         raise LstmkitError(
             f"{where}: every row has label '{class_names[0]}' (one class); a classifier needs at least two classes"
@@ -188,6 +186,49 @@ def parse_labels(values, where: str = "labels", min_classes: int = 2) -> tuple[n
         )
     index = {n: i for i, n in enumerate(class_names)}
     return np.array([index[n] for n in names], dtype=np.int64), class_names
+
+
+def sorted_names(distinct) -> list[str]:
+    """Class names in their fixed order: numerically when all are integers, else alphabetically."""
+    numeric = all(_INT.fullmatch(n) for n in distinct)
+    return sorted(distinct, key=int) if numeric else sorted(distinct)
+
+
+def label_name(v, where: str, i: int) -> str:
+    """One raw label as a class name: integers and whole floats as digits, strings stripped; a
+    missing, empty or fractional label is an LstmkitError naming row i + 1.
+
+    >>> label_name(3.0, "f", 0), label_name(" pos ", "f", 0)
+    ('3', 'pos')
+    """
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    if isinstance(v, str) and v.strip().lower() == "nan":  # what pandas writes for a missing value
+        raise LstmkitError(
+            f"{where} row {i + 1}: the label is {v.strip()} (a missing value); fill it in or remove the row"
+        )
+    if isinstance(v, str) and v.strip():
+        name = v.strip()
+        if _FLOAT.fullmatch(name):
+            number = float(name)
+            if not number.is_integer():
+                raise LstmkitError(
+                    f"{where} row {i + 1}: label '{name}' is not a whole number; labels must be class names or integers (regression targets are not supported)"
+                )
+            name = str(int(number))
+        return name
+    if v is None or (isinstance(v, str) and not v.strip()):
+        raise LstmkitError(f"{where} row {i + 1}: the label is empty; fill it in or remove the row")
+    if isinstance(v, (list, tuple)):
+        raise LstmkitError(
+            f"{where} row {i + 1}: label {v!r} is a list of labels, which is multi-label classification; "
+            "read it as multi-label (lists are detected unless multi_label=False), or give each row one label"
+        )
+    raise LstmkitError(f"{where} row {i + 1}: label {v!r} does not parse; labels must be class names or integers")
 
 
 _INT = re.compile(r"[+-]?\d+")
@@ -243,7 +284,8 @@ def drop_empty(ds: Dataset, min_classes: int = 2) -> Dataset:
     out = ds.subset(keep)
     out.empty = dropped
     known = out.labels[out.labels != UNLABELED]
-    if ds.split != "unsup" and len(np.unique(known)) < min_classes:
+    classes = np.count_nonzero(out.labels.sum(axis=0)) if out.multi_label else len(np.unique(known))
+    if ds.split != "unsup" and classes < min_classes:
         raise LstmkitError(
             f"{ds.source}: after dropping empty texts only one class is left; a classifier needs at least two"
         )

@@ -15,6 +15,7 @@ from lstmkit.data.dataset import (
     warn_replaced,
 )
 from lstmkit.data.imdb import check_inside, read_bytes
+from lstmkit.data.multilabel import LABEL_SEPARATOR, is_label_set, parse_label_sets
 from lstmkit.data.tables import choose_columns, read_table
 from lstmkit.errors import LstmkitError
 
@@ -27,12 +28,15 @@ def load_table(
     *,
     file_format: str | None = None,
     header: bool | None = None,
+    multi_label: bool | None = None,
 ) -> Dataset:
-    """A CSV, TSV, JSON Lines or fastText file (gzipped or not): one text and one label per row.
+    """A CSV, TSV, JSON Lines or fastText file (gzipped or not): one text and one label per row,
+    or a set of labels (`lstmkit.data.multilabel`).
 
     file_format: None sniffs it from the content (see `lstmkit.data.formats`); header: None
     detects whether a delimited file's first row names its columns (see `lstmkit.data.tables`).
-    Columns are chosen by name or 0-based index.
+    Columns are chosen by name or 0-based index. multi_label: None reads label sets where the file
+    has them (lists, several __label__s), True always (a CSV/TSV cell's labels split at "|"), False never.
     """
     named = any(c is not None and not c.strip().isdigit() for c in (text_column, label_column))
     table = read_table(path, file_format=file_format, header=header, named=named)
@@ -51,7 +55,12 @@ def load_table(
                 f"{path.name} row {i + 1}: text is a {type(value).__name__}, not a string; choose the text column with --text-column"
             )
         texts.append(value or "")
-    labels, class_names = parse_labels([row.get(label_key) for row in table.rows], path.name, min_classes)
+    raw = [row.get(label_key) for row in table.rows]
+    if multi_label or (multi_label is None and any(is_label_set(v) for v in raw)):
+        separator = LABEL_SEPARATOR if table.file_format in ("csv", "tsv") else None
+        labels, class_names = parse_label_sets(raw, path.name, min_classes, separator=separator)
+    else:
+        labels, class_names = parse_labels(raw, path.name, min_classes)
     ds = Dataset(
         texts,
         labels,

@@ -45,7 +45,8 @@ class Settings:
 @dataclass
 class Split:
     """One split's texts and labels (class names), where each came from (row numbers or file names,
-    1-based; None: positions), and what its loader dropped or replaced."""
+    1-based; None: positions), and what its loader dropped or replaced. Multi-label data also has
+    label_sets, each text's list of labels (its label is then that list joined by "|")."""
 
     texts: list[str]
     labels: list[str]
@@ -53,6 +54,7 @@ class Split:
     source: str = ""
     empty_dropped: int = 0
     replaced: int = 0
+    label_sets: list[list[str]] | None = None
 
     def where(self, i: int) -> str:
         return self.ids[i] if self.ids is not None else str(i + 1)
@@ -96,6 +98,27 @@ def label_summary(labels: list[str]) -> dict:
     """
     counts = Counter(labels)
     return {c: {"count": counts[c], "share": counts[c] / len(labels)} for c in sorted(counts, key=_class_order)}
+
+
+def label_set_summary(label_sets: list[list[str]]) -> dict:
+    """Multi-label: {label: {"count", "share"}}, the texts carrying each label and their share of all texts.
+
+    >>> label_set_summary([["a", "b"], ["b"], []])["b"]
+    {'count': 2, 'share': 0.6666666666666666}
+    """
+    counts = Counter(name for names in label_sets for name in names)
+    n = max(len(label_sets), 1)
+    return {c: {"count": counts[c], "share": counts[c] / n} for c in sorted(counts, key=_class_order)}
+
+
+def labels_per_text(label_sets: list[list[str]]) -> dict:
+    """Multi-label: how many labels texts carry, {"mean", "none", "several"}."""
+    sizes = np.array([len(names) for names in label_sets])
+    return {
+        "mean": float(sizes.mean()) if len(sizes) else 0.0,
+        "none": int(np.sum(sizes == 0)),
+        "several": int(np.sum(sizes > 1)),
+    }
 
 
 def _class_order(name):
@@ -249,12 +272,14 @@ def split_summary(split: Split, tokens: Tokens, groups, known: set[bytes], setti
     long = np.flatnonzero(tokens.lengths > long_at)
     long = long[np.argsort(-tokens.lengths[long], kind="stable")]
     no_tokens = np.flatnonzero(tokens.lengths == 0)
+    multi = split.label_sets is not None
     return {
+        **({"labels_per_text": labels_per_text(split.label_sets)} if multi else {}),
         "source": split.source,
         "n": len(split.texts),
         "empty_dropped": split.empty_dropped,
         "replaced_bytes": split.replaced,
-        "labels": label_summary(split.labels),
+        "labels": label_set_summary(split.label_sets) if multi else label_summary(split.labels),
         "lengths": lengths,
         "no_tokens": {"count": len(no_tokens), "where": [split.where(i) for i in no_tokens[:EXAMPLES]]},
         "very_long": {

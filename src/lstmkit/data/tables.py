@@ -202,11 +202,11 @@ def _encodes(text: str) -> bool:
 def read_fasttext(text: str, path: Path, labeled: bool = True) -> list[dict]:
     """fastText's lines, `__label__CLASS text`: {"label", "text"} per non-blank line.
 
-    labeled: every line needs exactly one label (several are multi-label, not supported yet);
-    otherwise the labels are dropped and only the texts count.
+    labeled: every line needs a label; a line with several gets them as a list (multi-label,
+    `lstmkit.data.multilabel`). Otherwise the labels are dropped and only the texts count.
 
-    >>> read_fasttext("__label__pos  a fine film\\r\\n", Path("x"))
-    [{'label': 'pos', 'text': 'a fine film'}]
+    >>> read_fasttext("__label__pos  a fine film\\r\\n__label__a __label__b x", Path("x"))
+    [{'label': 'pos', 'text': 'a fine film'}, {'label': ['a', 'b'], 'text': 'x'}]
     """
     rows = []
     for n, line in enumerate(text.split("\n"), 1):
@@ -221,11 +221,8 @@ def read_fasttext(text: str, path: Path, labeled: bool = True) -> list[dict]:
             raise LstmkitError(
                 f"{path.name} line {n} has no {FASTTEXT_LABEL} label; start every line with {FASTTEXT_LABEL}CLASS (fastText's format)"
             )
-        if labeled and len(labels) > 1:
-            raise LstmkitError(
-                f"{path.name} line {n} has {len(labels)} labels ({', '.join(labels)}): multi-label classification is not supported yet; keep one {FASTTEXT_LABEL} per line"
-            )
-        rows.append({"label": labels[0] if labels else None, "text": rest})
+        label = (labels[0] if len(labels) == 1 else labels) if labels else None
+        rows.append({"label": label, "text": rest})
     return rows
 
 

@@ -52,7 +52,9 @@ masks, so a masked step changes nothing):
    One more forward and backward pass each, O(T) (`lstmkit.explain.memory` builds this entry).
 
 The target class is class 1 for a binary model (p is the sigmoid output) and the predicted class
-for a softmax model.
+for a softmax model. A multi-label model (K sigmoids) is explained for its likeliest label, whose
+log-odds is its own logit; the explanation also lists the label set (`labels`, at the model's
+thresholds).
 
 Texts longer than the model's sequence length L are truncated exactly as in training and predict:
 the model reads the first L tokens. Every token is still listed (with `n_used` and `truncated`), so
@@ -109,9 +111,12 @@ def _words(vectorizer, text, tokens):
     return words if got == list(tokens) else list(tokens)
 
 
-def log_odds(logits, target):
-    """log(p / (1 - p)) of the target class from logits (..., K), without forming p (no saturation)."""
+def log_odds(logits, target, multi_label=False):
+    """log(p / (1 - p)) of the target class from logits (..., K), without forming p (no saturation);
+    multi_label: each class its own sigmoid, so the log-odds is the target's logit."""
     z = np.asarray(logits, np.float64)
+    if multi_label:
+        return z[..., target]
     if z.shape[-1] == 1:
         return z[..., 0] if target == 1 else -z[..., 0]
     others = np.delete(z, target, axis=-1)
@@ -134,7 +139,7 @@ def _inference_view(model):
     return Architecture(model.layers[skip:]), model.params[skip:]
 
 
-def explain(model, text):
+def explain(model, text, label=None):
     """Explain one prediction of a text classifier; returns a JSON-able dict (an `Explanation`,
     which Jupyter draws as the page).
 
@@ -142,6 +147,8 @@ def explain(model, text):
         model: a `Sequential` with a TextVectorizer and weights (e.g. `load_model(dir)`),
             whose first layer is an Embedding (mask_zero=True, so padding is masked).
         text: the text to explain.
+        label: the class to explain (a model with K > 1 outputs: softmax or multi-label); None:
+            the likeliest.
 
     Returns:
         A dict with, among others:
@@ -169,6 +176,7 @@ def explain(model, text):
     fused.available()  # build the LSTM kernel now, not inside the first trace
     arch, params = _inference_view(model)
     head = _check_explainable(model, arch, text)
+    chosen = _chosen_class(model, label)
     v = model.vectorizer
     tokens, used, ids_all = _token_ids(model, text)
     n = len(used)
@@ -177,11 +185,17 @@ def explain(model, text):
     padded = np.zeros(P, np.int32)
     padded[:n] = used
 
-    logits, traces, trajectory, occluded, memory = jax.device_get(explain_arrays(arch, params, padded))
-    names, target, probabilities, traj, attribution = _outputs(model, head, logits, trajectory, occluded, used)
+    arrays = explain_arrays(arch, params, padded, -1 if chosen is None else chosen)
+    logits, traces, trajectory, occluded, memory = jax.device_get(arrays)
+    names, target, probabilities, traj, attribution = _outputs(model, head, logits, trajectory, occluded, used, chosen)
     label_k = int(np.argmax(probabilities))
+    label_set = {}
+    if arch.multi_label:  # the set at the model's thresholds; the explanation is of the likeliest label
+        chosen = [name for name, p, t in zip(names, probabilities, model.thresholds) if p >= t]
+        label_set = {"multi_label": True, "labels": chosen}
     return Explanation(
         {
+            **label_set,
             "text": text,
             "label": names[label_k],
             "probability": float(probabilities[label_k]),
@@ -224,11 +238,29 @@ def _check_explainable(model, arch, text):
     if not isinstance(head, L.Dense) or (head.activation, head.units > 1) not in (
         ("sigmoid", False),
         ("softmax", True),
+        ("sigmoid", True),  # multi-label
     ):
         raise LstmkitError(
-            "explain needs a classifier: a last Dense layer with 1 unit and sigmoid, or K units and softmax"
+            "explain needs a classifier: a last Dense layer with 1 unit and sigmoid, or K units and softmax or sigmoid"
         )
     return head
+
+
+def _chosen_class(model, label):
+    """The index of the class `label` names (None: None, the likeliest); an LstmkitError for a
+    name the model lacks, or for a binary model, whose one logit is class 1's."""
+    if label is None:
+        return None
+    names = list(model.class_names or [str(k) for k in range(model.n_outputs)])
+    if model.n_outputs == 1:
+        raise LstmkitError(
+            "--label is for a model with more than two classes or with label sets; a binary model's explanation is always of its second class"
+        )
+    if str(label) not in names:
+        raise LstmkitError(
+            f"the model has no class {label!r} (its classes: {', '.join(names)}); pass one of them to --label"
+        )
+    return names.index(str(label))
 
 
 def _token_ids(model, text):
@@ -244,7 +276,7 @@ def _token_ids(model, text):
     return tokens, used, ids_all
 
 
-def _outputs(model, head, logits, trajectory, occluded, used):
+def _outputs(model, head, logits, trajectory, occluded, used, chosen=None):
     """(class names, target class, probabilities (K or 2), trajectory (n,), attribution (n,)) from
     the explain pass's logits, with the model's own output activation, after dividing every logit
     by the model's temperature as predict does (`Sequential.temperature`; 1: unchanged)."""
@@ -257,10 +289,11 @@ def _outputs(model, head, logits, trajectory, occluded, used):
     names = list(model.class_names) if model.class_names else [str(k) for k in range(max(K, 2))]
     if K == 1:  # binary: p is the probability of class 1, and its log-odds is the logit itself
         target, probabilities = 1, [1.0 - float(proba[0]), float(proba[0])]
-    else:
-        target, probabilities = int(np.argmax(proba)), proba.tolist()
+    else:  # softmax, or multi-label's K sigmoids: the likeliest class, or the one chosen
+        target, probabilities = int(np.argmax(proba)) if chosen is None else chosen, proba.tolist()
     traj = np.asarray(activate(jnp.asarray(trajectory[:n])), np.float64)[:, min(target, K - 1)]
-    attribution = log_odds(logits, target) - log_odds(np.asarray(occluded)[:n], target)
+    multi = model.architecture.multi_label
+    attribution = log_odds(logits, target, multi) - log_odds(np.asarray(occluded)[:n], target, multi)
     attribution[used == OOV_ID] = 0.0  # replacing [UNK] by [UNK] changes nothing; exact zero
     return names, target, probabilities, traj, attribution
 
@@ -339,6 +372,10 @@ def summary(explanation, top=5):
     """A few lines of text: label, probability, the strongest words either way."""
     e = explanation
     lines = [f"label: {e['label']}  (probability {e['probability']:.4f})"]
+    if e.get("multi_label"):
+        lines = [
+            f"labels: {', '.join(e['labels']) or 'none'}; explained: {e['target_class']} (probability {e['target_probability']:.4f})"
+        ]
     if e["truncated"]:
         lines.append(
             f"read {e['n_used']:,} of {e['n_tokens']:,} tokens (the model's sequence length is {e['sequence_length']})"

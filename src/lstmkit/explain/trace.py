@@ -140,16 +140,18 @@ def compact_inputs(embedding, params, ids):
 # -- memory through time: the prediction's gradient with respect to each token and each cell ------
 
 
-def prediction_cotangent(logits):
-    """The cotangent that picks the prediction out of logits (K,): one-hot at the predicted class,
-    or [1.] for the one logit of a binary sigmoid model (its log-odds of class 1)."""
+def prediction_cotangent(logits, target=-1):
+    """The cotangent that picks the prediction out of logits (K,): one-hot at the predicted class
+    (at `target` when it is >= 0: explain's --label), or [1.] for the one logit of a binary
+    sigmoid model (its log-odds of class 1)."""
     if logits.shape[-1] == 1:
         return jnp.ones_like(logits)
-    return jax.nn.one_hot(jnp.argmax(logits), logits.shape[-1], dtype=logits.dtype)
+    k = jnp.where(target >= 0, target, jnp.argmax(logits))
+    return jax.nn.one_hot(k, logits.shape[-1], dtype=logits.dtype)
 
 
 @partial(jax.jit, static_argnums=(0,))
-def input_gradients(model, params, ids):
+def input_gradients(model, params, ids, target=-1):
     """dz/dx_t for every token's embedded input x_t, and x_t itself: (grad (P, E), x (P, E)).
 
     z is the prediction: the logit of the predicted class (the one logit of a binary model) for
@@ -168,7 +170,7 @@ def input_gradients(model, params, ids):
     logits, pullback = jax.vjp(
         lambda kick: model.apply(params, ids[None], logits=True, perturb=kick)[0], jnp.zeros_like(x)
     )
-    (grad,) = pullback(prediction_cotangent(logits))
+    (grad,) = pullback(prediction_cotangent(logits, target))
     return grad[0], x[0]
 
 
@@ -218,7 +220,7 @@ def _kicked_layer(layer, params, x, mask, kick):
 
 
 @partial(jax.jit, static_argnums=(0,))
-def cell_gradients(model, params, ids):
+def cell_gradients(model, params, ids, target=-1):
     """||dz/dc_t|| for each direction of the first LSTM layer and each token t, and z's logits:
     (norms (D, P), logits (K,)); in text order (a backward direction's row t: the step that read t).
 
@@ -244,15 +246,16 @@ def cell_gradients(model, params, ids):
         return layers[-1].logits(params[-1], out)[0]
 
     logits, pullback = jax.vjp(prediction, jnp.zeros((D, 1, ids.shape[0], H), x.dtype))
-    (dc,) = pullback(prediction_cotangent(logits))
+    (dc,) = pullback(prediction_cotangent(logits, target))
     return jnp.linalg.norm(dc[:, 0], axis=-1), logits
 
 
 @partial(jax.jit, static_argnums=(0,))
-def explain_arrays(model, params, ids):
+def explain_arrays(model, params, ids, target=-1):
     """Everything numerical for one padded text ids (P,): see the module docstring.
 
-    model: an `Architecture` (static: hashed by value), not a `Sequential`.
+    model: an `Architecture` (static: hashed by value), not a `Sequential`. target: the class whose
+    logit the gradients follow (traced; -1: the predicted one).
     """
     P = ids.shape[0]
     logits, traces = traced_forward(model, params, ids[None])
@@ -270,10 +273,10 @@ def explain_arrays(model, params, ids):
         trajectory = _batched_apply(model, params, prefixes, compact_table)
     occluded_logits = _batched_apply(model, params, occluded, compact_table)
     traces = [{k: a[:, 0] for k, a in trace.items()} for trace in traces]  # (D, P, H), batch of one
-    grad, embedded = input_gradients(model, params, ids)
+    grad, embedded = input_gradients(model, params, ids, target)
     memory = {
         "gradient_norm": jnp.linalg.norm(grad, axis=-1),  # (P,)
         "gradient_x_input": (grad * embedded).sum(-1),  # (P,)
-        "cell_gradient_norm": cell_gradients(model, params, ids)[0],  # (D, P)
+        "cell_gradient_norm": cell_gradients(model, params, ids, target)[0],  # (D, P)
     }
     return logits[0], traces, trajectory, occluded_logits, memory

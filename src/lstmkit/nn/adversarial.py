@@ -77,13 +77,14 @@ def scaled_direction(g, embedded, mask, epsilon):
 adversarial_perturbation = scaled_direction
 
 
-def kl_divergence(z_ref, z):
-    """Per-example KL(p_ref || p) from logits (B, K): sigmoid for one logit, softmax for K > 1."""
-    if z.shape[-1] == 1:
-        p_ref = jax.nn.sigmoid(z_ref[:, 0])
-        log_p, log_q = jax.nn.log_sigmoid(z_ref[:, 0]), jax.nn.log_sigmoid(z[:, 0])
-        log_p1, log_q1 = jax.nn.log_sigmoid(-z_ref[:, 0]), jax.nn.log_sigmoid(-z[:, 0])
-        return p_ref * (log_p - log_q) + (1.0 - p_ref) * (log_p1 - log_q1)
+def kl_divergence(z_ref, z, multi_label=False):
+    """Per-example KL(p_ref || p) from logits (B, K): sigmoid for one logit, softmax for K > 1;
+    multi_label: K independent sigmoids, their KLs averaged (as the loss averages over labels)."""
+    if z.shape[-1] == 1 or multi_label:
+        p_ref = jax.nn.sigmoid(z_ref)
+        log_p, log_q = jax.nn.log_sigmoid(z_ref), jax.nn.log_sigmoid(z)
+        log_p1, log_q1 = jax.nn.log_sigmoid(-z_ref), jax.nn.log_sigmoid(-z)
+        return jnp.mean(p_ref * (log_p - log_q) + (1.0 - p_ref) * (log_p1 - log_q1), axis=-1)
     log_p, log_q = jax.nn.log_softmax(z_ref, -1), jax.nn.log_softmax(z, -1)
     return jnp.sum(jnp.exp(log_p) * (log_p - log_q), axis=-1)
 
@@ -101,7 +102,7 @@ def virtual_adversarial_direction(arch, params, ids, key, epsilon):
     d = jax.random.normal(jax.random.fold_in(key, 0x7A7), embedded.shape, embedded.dtype) * mask[..., None]
 
     def kl_at(r):
-        return kl_divergence(z_clean, arch.apply(params, ids, key=key, logits=True, perturb=r)).sum()
+        return kl_divergence(z_clean, arch.apply(params, ids, key=key, logits=True, perturb=r), arch.multi_label).sum()
 
     g = jax.grad(kl_at)(scaled_direction(d, embedded, mask, XI))
     return jax.lax.stop_gradient(z_clean), jax.lax.stop_gradient(scaled_direction(g, embedded, mask, epsilon))
@@ -110,7 +111,7 @@ def virtual_adversarial_direction(arch, params, ids, key, epsilon):
 def virtual_adversarial_kl(arch, params, ids, weight, key, z_clean, r_vadv):
     """The weighted mean of KL(p_clean || p(e + r_vadv)): the loss that pulls the perturbed prediction
     towards the clean one; differentiable in params (z_clean and r_vadv are constants)."""
-    kl = kl_divergence(z_clean, arch.apply(params, ids, key=key, logits=True, perturb=r_vadv))
+    kl = kl_divergence(z_clean, arch.apply(params, ids, key=key, logits=True, perturb=r_vadv), arch.multi_label)
     return (kl * weight).sum() / jnp.maximum(weight.sum(), 1.0)
 
 

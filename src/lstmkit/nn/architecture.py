@@ -4,7 +4,8 @@
 explain's trace); `Architecture.loss_fn` the loss training differentiates. A `Sequential`
 (`lstmkit.nn.model`) holds one, with the state (parameters, optimizer state, history) beside it.
 
-Shape legend: B batch, T time, E embedding, K classes (1 logit for a binary model).
+Shape legend: B batch, T time, E embedding, K classes (1 logit for a binary model; K sigmoids
+for a multi-label one, whose last layer is Dense(K, "sigmoid")).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ class Architecture:
     Attributes:
         layers: the numerical layers, a tuple; layers are equal by their configuration.
         loss: one of LOSSES, or None for the one the last layer implies (1 unit: binary, K: sparse
-            categorical).
+            categorical; K sigmoid units: binary per label, a multi-label model).
         optimizer: `OptimizerSettings` (equal by value), an optax transformation (equal only to
             itself: models share code when they are given the same object), or None before compile.
         class_weight: one weight per class that multiplies its examples' loss (K floats, a tuple),
@@ -59,17 +60,31 @@ class Architecture:
             raise LstmkitError("a classifier's last layer must be Dense (1 unit with sigmoid, or K units with softmax)")
         return last.units
 
+    @property
+    def multi_label(self):
+        """Whether the model gives a set of labels: K > 1 sigmoid outputs, one yes/no per class."""
+        last = self.layers[-1] if self.layers else None
+        return isinstance(last, L.Dense) and last.units > 1 and last.activation == "sigmoid"
+
     def implied_loss(self):
-        """The loss the last Dense layer's width implies: binary for 1 unit, sparse categorical for K."""
-        return LOSSES[0] if self.n_outputs == 1 else LOSSES[1]
+        """The loss the last Dense layer implies: binary for 1 unit or K sigmoids, sparse categorical for K."""
+        return LOSSES[0] if self.n_outputs == 1 or self.multi_label else LOSSES[1]
 
     def check_loss(self):
         """Raise when the compiled loss, or the number of class weights, does not fit the last layer's width."""
         if self.loss is not None and self.loss != self.implied_loss():
-            want = "1 output (Dense(1, 'sigmoid'))" if self.loss == LOSSES[0] else "K > 1 outputs (Dense(K, 'softmax'))"
+            want = (
+                "1 output (Dense(1, 'sigmoid')) or K sigmoid outputs (multi-label)"
+                if self.loss == LOSSES[0]
+                else "K > 1 outputs (Dense(K, 'softmax'))"
+            )
             raise LstmkitError(
                 f"loss {self.loss!r} needs {want}, but the last Dense layer has {self.n_outputs}; "
                 f"compile with loss={self.implied_loss()!r}, or change the last layer"
+            )
+        if self.multi_label and self.class_weight is not None:
+            raise LstmkitError(
+                "class_weight weighs one class per text; a multi-label model weighs its labels alike: compile without class_weight"
             )
         n_classes = 2 if self.n_outputs == 1 else self.n_outputs
         if self.class_weight is not None and len(self.class_weight) != n_classes:
@@ -141,9 +156,16 @@ class Architecture:
         labels: classes (B,) int; or soft targets (float): P(class 1) (B,) for a binary model,
         distributions (B, K) for K classes (self-training's soft pseudo-labels). Cross-entropy
         against a soft target p is -p log q - (1-p) log(1-q); a hard label is the case p in {0, 1}.
+        A multi-label model's labels are (B, K) 0/1: its loss is that binary cross-entropy averaged
+        over the K labels (Keras's binary_crossentropy), and a prediction is correct when every
+        label is right (subset accuracy).
         """
         z = self.apply(params, ids, key=key, logits=True, perturb=perturb)
-        if (self.loss or self.implied_loss()) == "binary_crossentropy":  # one logit, sigmoid
+        if self.multi_label:  # K logits, one sigmoid each
+            targets = labels.astype(z.dtype)
+            per_example = optax.sigmoid_binary_cross_entropy(z, targets).mean(axis=-1)
+            correct = jnp.all((z >= 0) == (targets >= 0.5), axis=-1)
+        elif (self.loss or self.implied_loss()) == "binary_crossentropy":  # one logit, sigmoid
             z = z[:, 0]
             per_example = optax.sigmoid_binary_cross_entropy(z, labels.astype(z.dtype))
             correct = (z >= 0) == (labels >= 0.5)

@@ -267,9 +267,23 @@ class Sequential:
             ('pos', array([0.031, 0.969], dtype=float32))
         """
         proba = train.predict(self, x, batch_size=batch_size, pad_lengths=pad_lengths, pad_rows=pad_rows)
+        if self.architecture.multi_label:  # K independent sigmoids: no temperature, a threshold each
+            return Predictions(proba, self.class_names, self.thresholds)
         if calibrated and self.temperature != 1.0:
             proba = with_temperature(proba, self.temperature).astype(np.float32)
         return Predictions(proba, self.class_names)
+
+    @property
+    def thresholds(self):
+        """A multi-label model's decision threshold per class (K,) float32, tuned on validation by
+        `lstmkit train` and kept in the train config; 0.5 each when none was stored. None for a
+        model with one label per text. A stored set that is not one number in (0, 1) per class is
+        an LstmkitError."""
+        if not self.architecture.multi_label:
+            return None
+        names = self.class_names or [str(k) for k in range(self.n_outputs)]
+        where = f"{self.directory}/config.json" if self.directory else "the train config"
+        return stored_thresholds((self.train_config or {}).get("thresholds"), names, where)
 
     def save(self, directory, **extra):
         checkpoint.save_model(self, directory, **extra)
@@ -296,6 +310,23 @@ class Sequential:
         return "\n".join(lines)
 
 
+def stored_thresholds(stored, names, where):
+    """A multi-label model's thresholds (K,) float32 from its train config's {class name: threshold}:
+    one number in (0, 1) per class (None stored: 0.5 each), else an LstmkitError naming `where`."""
+    if stored is None:
+        return np.full(len(names), 0.5, np.float32)
+    if not isinstance(stored, dict) or sorted(stored) != sorted(names):
+        raise LstmkitError(
+            f"{where}: its thresholds do not name the model's classes ({', '.join(names)}) one each; retrain or restore the model"
+        )
+    values = [stored[name] for name in names]
+    if not all(isinstance(t, (int, float)) and not isinstance(t, bool) and 0.0 < t < 1.0 for t in values):
+        raise LstmkitError(
+            f"{where}: its thresholds must be numbers between 0 and 1 (exclusive), got {values}; retrain or restore the model"
+        )
+    return np.asarray(values, np.float32)
+
+
 def load_model(directory):
     """A `Sequential` from its model directory (see `lstmkit.io.checkpoint`): layers from the
     config, weights by name, shapes and checksums verified."""
@@ -310,6 +341,9 @@ def load_model(directory):
             "retrain or restore the model"
         ) from None
     _check_vocabulary(directory, vectorizer, architecture)
+    if architecture.multi_label:  # checked now, not at the first prediction
+        names = mc.get("class_names") or [str(k) for k in range(architecture.n_outputs)]
+        stored_thresholds((config.get("train_config") or {}).get("thresholds"), names, f"{directory}/config.json")
     return Sequential(
         architecture.layers,
         class_names=mc.get("class_names"),

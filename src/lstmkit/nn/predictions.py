@@ -15,6 +15,14 @@ K-class model (the softmax). On top of that, for each text:
     >>> p.labels, p.probabilities.round(3)
     (['pos', 'neg'], array([[0.031, 0.969], [0.902, 0.098]], dtype=float32))
 
+A multi-label model (K sigmoids) gives (N, K) independent probabilities and `thresholds` (K,):
+its `labels` are each text's set of labels, the classes whose probability is at least their
+threshold (`label_sets` takes other thresholds).
+
+    >>> p = lstmkit.load_model("runs/tags").predict(["The minister ran a marathon."])
+    >>> p.labels, p.thresholds
+    ([['politics', 'sports']], array([0.42, 0.57], dtype=float32))
+
 Arithmetic and comparisons give plain arrays (their results are no longer probabilities); slices
 of rows keep the labels.
 """
@@ -47,17 +55,21 @@ def with_temperature(proba, temperature):
 
 class Predictions(np.ndarray):
     """Probabilities (N, 1) or (N, K), as Keras gives them, with `labels`, `probabilities` and
-    `class_names` per row (see the module's docstring)."""
+    `class_names` per row (see the module's docstring); `thresholds` (K,) for a multi-label model,
+    None otherwise."""
 
     class_names: list | None
+    thresholds: np.ndarray | None
 
-    def __new__(cls, proba, class_names=None):
+    def __new__(cls, proba, class_names=None, thresholds=None):
         self = np.asarray(proba).view(cls)  # the new array is this object: its own attribute, set here
         self.class_names = list(class_names) if class_names is not None else None
+        self.thresholds = None if thresholds is None else np.asarray(thresholds, np.float32)
         return self
 
     def __array_finalize__(self, obj):
         self.class_names = getattr(obj, "class_names", None)
+        self.thresholds = getattr(obj, "thresholds", None)
 
     def __array_wrap__(self, out, context=None, return_scalar=False):
         # A ufunc's result (p > 0.5, 1 - p, p.sum()) is a plain array: it holds no probabilities.
@@ -66,7 +78,7 @@ class Predictions(np.ndarray):
 
     def __reduce__(self):
         # Pickled (sent to another process) as the plain array plus the names.
-        return (Predictions, (np.asarray(self).view(np.ndarray), self.class_names))
+        return (Predictions, (np.asarray(self).view(np.ndarray), self.class_names, self.thresholds))
 
     @property
     def probabilities(self):
@@ -79,8 +91,32 @@ class Predictions(np.ndarray):
         return np.concatenate([1.0 - p, p], axis=-1) if p.shape[-1] == 1 else p.copy()
 
     @property
+    def multi_label(self):
+        """Whether each text has a set of labels (a multi-label model's predictions)."""
+        return self.thresholds is not None
+
+    def label_sets(self, thresholds=None):
+        """Multi-label: per text the list of classes whose probability is at least its threshold,
+        in class order. thresholds: one number for every class, or K of them; None: the model's.
+
+        >>> Predictions(np.array([[0.9, 0.2], [0.1, 0.6]]), ["a", "b"], [0.5, 0.7]).label_sets()
+        [['a'], []]
+        """
+        if not self.multi_label:
+            raise ValueError("label_sets is for a multi-label model's predictions; use .labels")
+        p = self.view(np.ndarray)
+        cut = (
+            self.thresholds if thresholds is None else np.broadcast_to(np.asarray(thresholds, np.float32), p.shape[-1:])
+        )
+        names = self.class_names if self.class_names is not None else list(range(p.shape[-1]))
+        return [[names[k] for k in np.flatnonzero(row >= cut)] for row in p]
+
+    @property
     def labels(self):
-        """N labels: the likeliest class's name (its index without names); binary: p >= 0.5 is the second class."""
+        """N labels: the likeliest class's name (its index without names); binary: p >= 0.5 is the
+        second class; multi-label: each text's list of labels (`label_sets`)."""
+        if self.multi_label:
+            return self.label_sets()
         p = self.view(np.ndarray)
         index = (p[:, 0] >= 0.5).astype(int) if p.ndim == 2 and p.shape[-1] == 1 else self.probabilities.argmax(-1)
         names = self.class_names

@@ -282,7 +282,8 @@ def _perturbation_strength(model, history, perturbations):
     if not any(perturbations):
         return None
     previous = history["loss"][-1] if history["loss"] else None
-    return PerturbationStrength(len(model.class_names or ()) or 2, previous)
+    n_classes = 2 if model.architecture.multi_label else len(model.class_names or ()) or 2  # chance: log 2 per label
+    return PerturbationStrength(n_classes, previous)
 
 
 def training_data(model, x, y, adversarial=0.0, virtual_adversarial=0.0):

@@ -1,7 +1,9 @@
 """The HTTP app over a loaded model (FastAPI): predict, explain, health, model info, and a page.
 
     POST /v1/predict        {"texts": [...], "top_k": K}  ->  {"predictions": [{"label",
-                            "probability", "probabilities": {class: p}, "top_k"?}, ...]}
+                            "probability", "probabilities": {class: p}, "top_k"?}, ...]}; a
+                            multi-label model gives "labels" (the set, likeliest first) for
+                            "label" and "probability"
     POST /v1/explain        {"text": ...}  ->  the JSON `lstmkit explain --json` prints
     POST /v1/explain/page   {"text": ...}  ->  explain's self-contained HTML page
     GET  /v1/model          classes, config, lstmkit version, the weights' SHA-256, the limits
@@ -24,6 +26,7 @@ from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from importlib import resources
 
+import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -162,6 +165,9 @@ def _add_model_routes(app, model, batcher, settings, names):
         for i, text in enumerate(body.texts):
             check_length(text, f"texts.{i}", settings)
         proba = await batcher.predict(body.texts)  # this request's rows of a `Predictions`
+        if proba.multi_label:
+            rows = [label_set(chosen, p, names, body.top_k) for chosen, p in zip(proba.labels, proba.probabilities)]
+            return JSONResponse({"predictions": rows})
         labels = [names.index(str(label)) for label in proba.labels]
         rows = [prediction(k, p, names, body.top_k) for k, p in zip(labels, proba.probabilities)]
         return JSONResponse({"predictions": rows})  # plain JSON already: skips FastAPI's encoder walk
@@ -203,6 +209,14 @@ def batch_shapes(model, max_batch):
     while lengths[-1] < longest:
         lengths.append(min(2 * lengths[-1], longest))
     return sizes, lengths
+
+
+def label_set(chosen, p, names, top_k):
+    """A multi-label model's answer for one text: its labels (at their thresholds, likeliest first), every class's p."""
+    row = {"labels": sorted(chosen, key=lambda name: -p[names.index(name)])}
+    row.update(prediction(int(np.argmax(p)), p, names, top_k))
+    del row["label"], row["probability"]  # a set has no one label
+    return row
 
 
 def prediction(k, p, names, top_k):

@@ -10,6 +10,7 @@ from lstmkit.errors import LstmkitError
 from lstmkit.nn import layers as L
 from lstmkit.nn.model import Sequential
 from lstmkit.nn.optim import OptimizerSettings
+from lstmkit.tasks import multilabel
 from lstmkit.tasks.presets import parse_class_weight
 
 
@@ -27,7 +28,7 @@ def build_model(config, n_classes, steps_per_epoch=None, *, class_names=None, ve
     _add_embedding(model, config)
     _add_lstm_layers(model, config)
     _add_head(model, config, n_classes)
-    binary = n_classes == 2
+    binary = n_classes == 2 or bool(config.get("multi_label"))  # multi-label: binary cross-entropy per label
     weights = config.get("class_weights")  # resolved by with_class_weights; absent from runs saved before it existed
     model.compile(
         optimizer=_optimizer(config, steps_per_epoch),
@@ -80,13 +81,17 @@ def _add_lstm_layers(model, config):
 
 
 def _add_head(model, config, n_classes):
-    """Dropout, the hidden Dense layer, and the output: 1 sigmoid unit for two classes, else K softmax."""
+    """Dropout, the hidden Dense layer, and the output: 1 sigmoid unit for two classes, else K
+    softmax; a multi-label config ("multi_label") K sigmoids, one per label."""
     if config["dropout"]:
         model.add(L.Dropout(config["dropout"]))
     if config["dense_units"]:
         model.add(L.Dense(config["dense_units"], activation="relu"))
         if config["dropout"]:
             model.add(L.Dropout(config["dropout"]))
+    if config.get("multi_label"):  # absent from runs saved before it existed
+        model.add(L.Dense(n_classes, activation="sigmoid"))
+        return
     binary = n_classes == 2
     model.add(L.Dense(1 if binary else n_classes, activation="sigmoid" if binary else "softmax"))
 
@@ -112,11 +117,14 @@ def with_class_weights(config, labels, class_names, *, verbose=True):
 
     balanced: w_k = N / (K n_k), so every class weighs as much in the loss as the others (N
     examples, K classes, n_k of class k; a class with none gets 1). A JSON object names some
-    classes; the others weigh 1.
+    classes; the others weigh 1. Multi-label labels (N, K) give a config with "multi_label": True
+    and no class weights (`lstmkit.tasks.multilabel.check_config`).
 
     >>> with_class_weights({"class_weight": "balanced"}, np.array([0, 0, 0, 1]), ["a", "b"], verbose=False)["class_weights"]
     {'a': 0.6666666666666666, 'b': 2.0}
     """
+    if np.ndim(labels) == 2:
+        return multilabel.check_config(config)
     setting = parse_class_weight(config.get("class_weight", "none"))
     if setting == "none":
         return {**config, "class_weights": None}

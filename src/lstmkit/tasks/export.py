@@ -161,6 +161,7 @@ def _tokens_read(model):
 
 def _export_config(model, model_dir, folder):
     """export.json: what a reader of model.onnx needs besides the graph, and the files' SHA-256."""
+    thresholds = model.thresholds
     return {
         "format_version": EXPORT_FORMAT,
         "kind": output_folder.ONNX_KIND,
@@ -174,5 +175,7 @@ def _export_config(model, model_dir, folder):
         "binary": model.n_outputs == 1,
         "max_length": _tokens_read(model),
         "temperature": model.temperature,
+        # a multi-label model: K sigmoids, and the label set is every class with p >= its threshold
+        "thresholds": None if thresholds is None else dict(zip(model.class_names, map(float, thresholds))),
         "files": {p.name: sha256(p) for p in sorted(Path(folder).iterdir()) if p.is_file()},
     }

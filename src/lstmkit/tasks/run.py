@@ -21,7 +21,7 @@ from lstmkit.errors import LstmkitError
 from lstmkit.io import checkpoint, output_folder
 from lstmkit.nn import parallel
 from lstmkit.nn.model import load_model
-from lstmkit.tasks import preflight
+from lstmkit.tasks import multilabel, preflight
 from lstmkit.tasks.calibration import calibration_report, describe, fit_temperature, with_temperature
 from lstmkit.tasks.classifier import build_model, with_class_weights
 from lstmkit.tasks.metrics import classification_report
@@ -51,22 +51,20 @@ def _train_run(
     out,
     *,
     test_data=None,
-    text_column=None,
-    label_column=None,
-    file_format=None,
-    header=None,
     resume=False,
     verbose=True,
     progress=True,
     pretrained=None,
     unlabeled=(),
+    **reading,
 ):
     """train_run's work, once `out` is locked and checked.
 
     pretrained: a directory written by `lstmkit pretrain`; the classifier adopts its vocabulary,
     embedding and first LSTM layer (sizes must match the config) instead of adapting its own.
-    file_format, header: how to read data and test_data files (None: sniffed, detected; see
-    `lstmkit.data.sources.load_dataset`).
+    reading: how to read data and test_data files, `lstmkit.data.sources.load_splits`'s keywords
+    text_column, label_column, file_format, header, multi_label (None: detected; a resumed
+    multi-label run reads its data as multi-label again).
     unlabeled: sources of unlabeled text for self-training (config "self_training" rounds > 0,
     see `lstmkit.tasks.selftrain`): each round trains a fresh model on train plus the texts the
     previous model labels with confidence >= config "pseudo_confidence".
@@ -75,11 +73,11 @@ def _train_run(
     parallel.barrier("lstmkit: output checked")  # the others read `out` once process 0 has checked it
     config, unlabeled, pre = _settle_config(config, out, resume, unlabeled, pretrained)
     rounds, seed = int(config.get("self_training", 0)), int(config["seed"])
-    reading = {"text_column": text_column, "label_column": label_column, "file_format": file_format, "header": header}
+    reading["multi_label"] = reading.get("multi_label") or config.get("multi_label") or None
     train, val, test = load_data(config, data, test_data, reading, t_start)
     class_names = list(train.class_names)
     config = with_class_weights(config, train.labels, class_names)
-    unlabeled_texts = _unlabeled_texts(unlabeled, rounds, text_column, seed)
+    unlabeled_texts = _unlabeled_texts(unlabeled, rounds, reading.get("text_column"), seed)
     print("config: " + json.dumps(config, sort_keys=True), flush=True)
 
     data_digest = preflight.data_digest(train)
@@ -226,6 +224,8 @@ def test_and_save(model, test, val, class_names, config, out, rounds_log, t_star
     split (the seed preset's), no temperature is fitted (1): test would grade its own fit. Process 0's job."""
     if not parallel.is_writer():
         return None
+    if model.architecture.multi_label:  # thresholds in place of a temperature
+        return multilabel.test_and_save(model, test, val, class_names, config, out, t_start)
     held_out = val is not test
     config = {
         **config,
