@@ -76,6 +76,11 @@ def _preset_options(f):
     "--label-column", default=None, help="label column of a CSV/TSV/JSONL file: a name or 0-based index (autodetected)"
 )
 @file_options("--data and --test-data")
+@click.option(
+    "--stream",
+    is_flag=True,
+    help="for a file larger than memory: vectorize it once, streamed, into a memory-mapped token file cached in LSTMKIT_HOME (keyed by the data's SHA-256 and the settings), and train from it",
+)
 @click.option("--resume", is_flag=True, help="continue the interrupted run in --out from its last checkpoint")
 @click.option(
     "--overwrite", is_flag=True, help="replace the model already at --out (a folder of other files is never replaced)"
@@ -103,6 +108,7 @@ def train(
     label_column,
     file_format,
     header,
+    stream,
     resume,
     overwrite,
     quiet,
@@ -132,6 +138,7 @@ def train(
         "header": header,
         "pretrained": pretrained,
         "unlabeled": unlabeled,
+        "stream": stream,
     }
     if start_processes(processes, coordinator, num_processes, process_id, config["batch_size"]):
         from lstmkit.cli.processes import run_as_one_of_several
