@@ -22,8 +22,9 @@ from lstmkit.cli.processes import _child_arguments
 from lstmkit.nn.model import load_model
 from lstmkit.nn.parallel import PEER_SILENCE_SECONDS
 
-# Dropout draws per process (the step's key folded with the process), so equality is checked without it.
 NO_DROPOUT = ["--dropout", "0", "--embedding-dropout", "0"]
+# Every kind of dropout at once: each process keeps its rows of the whole batch's masks (`lstmkit.nn.row_random`).
+DROPOUT = ["--dropout", "0.3", "--embedding-dropout", "0.2", "--word-dropout", "0.1", "--bigram-dropout", "0.2"]
 LIGHT = ["--no-bidirectional", "--adversarial", "0", "--inference-length", "0"]  # less to compile
 
 
@@ -63,7 +64,7 @@ def _assert_same_run(one, two, texts):
 
 
 def test_two_processes_train_what_one_does(csv_data, tmp_path):
-    common = ["--epochs", "3", "--seed", "3", "--early-stopping", "1", "--inference-length", "0", *NO_DROPOUT]
+    common = ["--epochs", "3", "--seed", "3", "--early-stopping", "1", "--inference-length", "0", *DROPOUT]
     _train(csv_data, tmp_path / "one", *common)
     # The two processes read the file as a token file, each only its rows of every batch (`--stream`).
     two = _train(csv_data, tmp_path / "two", *common, "--processes", "2", "--stream")
