@@ -18,9 +18,10 @@ is longer); each batch cuts them to its own length, as it does ids held in memor
 `TokenRows` is a view of such a folder as a sequence of int32 arrays, `rows[i]`, with `rows.lengths`:
 what `lstmkit.data.batching` reads instead of a list of arrays, touching only the rows it batches.
 
-    >>> write_token_folder(tmp / "t", [(np.array([5, 6], np.int32), np.array([2]))], np.array([1]), meta)  # doctest: +SKIP
-    >>> open_token_folder(tmp / "t").rows[0].tolist()  # doctest: +SKIP
-    [5, 6]
+    >>> chunk = (np.array([5, 6, 7], np.int32), np.array([2, 1]), np.array([1, 0]))  # ids, lengths, labels
+    >>> folder = write_token_folder(tmp / "t", [chunk], {"class_names": ["neg", "pos"]})  # doctest: +SKIP
+    >>> [r.tolist() for r in folder.rows], folder.rows.lengths.tolist()  # doctest: +SKIP
+    ([[5, 6], [7]], [2, 1])
 """
 
 from __future__ import annotations
