@@ -1,6 +1,6 @@
 """`lstmkit train` in several real processes on 127.0.0.1 (`lstmkit.nn.parallel`,
-`lstmkit.cli.processes`): the same weights and predictions as one process, one writer, and a
-dead process ending the run in bounded time with one line."""
+`lstmkit.cli.processes`): the same weights and predictions as one process (also read from a
+token file, `--stream`), one writer, and a dead process ending the run in bounded time with one line."""
 
 import json
 import os
@@ -22,8 +22,9 @@ from lstmkit.cli.processes import _child_arguments
 from lstmkit.nn.model import load_model
 from lstmkit.nn.parallel import PEER_SILENCE_SECONDS
 
-# Dropout draws per process (the step's key folded with the process), so equality is checked without it.
 NO_DROPOUT = ["--dropout", "0", "--embedding-dropout", "0"]
+# Every kind of dropout at once: each process keeps its rows of the whole batch's masks (`lstmkit.nn.row_random`).
+DROPOUT = ["--dropout", "0.3", "--embedding-dropout", "0.2", "--word-dropout", "0.1", "--bigram-dropout", "0.2"]
 LIGHT = ["--no-bidirectional", "--adversarial", "0", "--inference-length", "0"]  # less to compile
 
 
@@ -63,9 +64,10 @@ def _assert_same_run(one, two, texts):
 
 
 def test_two_processes_train_what_one_does(csv_data, tmp_path):
-    common = ["--epochs", "3", "--seed", "3", "--early-stopping", "1", "--inference-length", "0", *NO_DROPOUT]
+    common = ["--epochs", "3", "--seed", "3", "--early-stopping", "1", "--inference-length", "0", *DROPOUT]
     _train(csv_data, tmp_path / "one", *common)
-    two = _train(csv_data, tmp_path / "two", *common, "--processes", "2")
+    # The two processes read the file as a token file, each only its rows of every batch (`--stream`).
+    two = _train(csv_data, tmp_path / "two", *common, "--processes", "2", "--stream")
     _assert_same_run(tmp_path / "one", tmp_path / "two", synthetic_reviews(50, seed=99)[0])
     one_history, two_history = (_history(tmp_path / d) for d in ("one", "two"))
     assert sorted(two_history) == sorted(one_history)

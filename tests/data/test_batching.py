@@ -81,6 +81,25 @@ def test_filler_rows_are_copies_with_weight_zero():
     assert b.mask.sum(axis=1).min() >= 1  # no all-padding row: a time mean never divides by 0
 
 
+@pytest.mark.parametrize("padded", [False, True])
+def test_a_gathered_shard_holds_the_full_batchs_rows_and_only_those(padded):
+    """Across processes each reads only its rows (`gather`): those rows, and the shapes, labels and
+    weights of every row, are the full batch's; the other rows' ids are left as padding."""
+    seqs = ragged(21)
+    if padded:
+        seqs = np.stack([np.pad(s, (0, 60 - len(s))) for s in seqs]).astype(np.int32)
+    labels, kw = np.arange(21) % 3, dict(seed=5, pad_multiple=4, bucket_window=2)
+    for full, shard in zip(
+        iterate_batches(seqs, labels, 8, **kw), iterate_batches(seqs, labels, 8, gather=slice(4, 8), **kw)
+    ):
+        assert shard.ids.shape == full.ids.shape
+        np.testing.assert_array_equal(shard.ids[4:], full.ids[4:])
+        np.testing.assert_array_equal(shard.mask[4:], full.mask[4:])
+        assert not shard.ids[:4].any() and not shard.mask[:4].any()
+        for name in ("labels", "weight", "index"):
+            np.testing.assert_array_equal(getattr(shard, name), getattr(full, name))
+
+
 def test_drop_remainder():
     seqs = ragged(21)
     batches = list(iterate_batches(seqs, np.arange(21) % 3, 8, drop_remainder=True))

@@ -77,6 +77,11 @@ def _preset_options(f):
 )
 @file_options("--data and --test-data")
 @multi_label_option
+@click.option(
+    "--stream",
+    is_flag=True,
+    help="for a file larger than memory: vectorize it once, streamed, into a memory-mapped token file cached in LSTMKIT_HOME (keyed by the data's SHA-256 and the settings), and train from it",
+)
 @click.option("--resume", is_flag=True, help="continue the interrupted run in --out from its last checkpoint")
 @click.option(
     "--overwrite", is_flag=True, help="replace the model already at --out (a folder of other files is never replaced)"
@@ -105,6 +110,7 @@ def train(
     file_format,
     header,
     multi_label,
+    stream,
     resume,
     overwrite,
     quiet,
@@ -135,6 +141,7 @@ def train(
         "multi_label": multi_label,
         "pretrained": pretrained,
         "unlabeled": unlabeled,
+        "stream": stream,
     }
     if start_processes(processes, coordinator, num_processes, process_id, config["batch_size"]):
         from lstmkit.cli.processes import run_as_one_of_several

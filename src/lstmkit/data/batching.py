@@ -58,6 +58,9 @@ def sequence_lengths(sequences) -> np.ndarray:
     >>> sequence_lengths(np.array([[4, 5, 0], [0, 0, 0], [1, 0, 2]])).tolist()
     [2, 0, 3]
     """
+    known = getattr(sequences, "lengths", None)  # a token file's rows know theirs (`lstmkit.data.token_file`)
+    if known is not None:
+        return np.asarray(known, np.int64)
     if isinstance(sequences, np.ndarray) and sequences.ndim == 2:
         nonzero = sequences != 0
         last = sequences.shape[1] - np.argmax(nonzero[:, ::-1], axis=1)
@@ -141,10 +144,12 @@ def plan_batches(
     return batches
 
 
-def make_batch(sequences, labels: np.ndarray | None, index: np.ndarray, length: int) -> Batch:
+def make_batch(sequences, labels: np.ndarray | None, index: np.ndarray, length: int, gather=None) -> Batch:
     """Gather rows `index` (-1 = filler) into a Batch with T = length (longer rows are cut).
 
-    Filler rows repeat the batch's first real row, with weight 0.
+    Filler rows repeat the batch's first real row, with weight 0. gather: a slice of the rows
+    whose ids are read (one process's shard, `lstmkit.nn.parallel`); the other rows' ids stay
+    padding, as nothing reads them here. Labels, weights and index cover every row.
 
     >>> b = make_batch([np.array([7, 8, 9])], np.array([1]), np.array([0, -1]), 2)
     >>> b.ids.tolist(), b.mask.tolist(), b.weight.tolist()
@@ -152,17 +157,18 @@ def make_batch(sequences, labels: np.ndarray | None, index: np.ndarray, length: 
     """
     real = index >= 0
     rows = np.where(real, index, index[real][0] if real.any() else 0)
+    read = np.arange(len(rows))[gather if gather is not None else slice(None)]
+    ids = np.zeros((len(rows), length), dtype=np.int32)
+    mask = np.zeros((len(rows), length), dtype=bool)
     if isinstance(sequences, np.ndarray) and sequences.ndim == 2:
-        ids = np.zeros((len(rows), length), dtype=np.int32)
         width = min(length, sequences.shape[1])
-        ids[:, :width] = sequences[rows, :width]
-        mask = np.arange(length) < np.minimum(sequence_lengths(sequences[rows]), length)[:, None]
+        ids[read, :width] = sequences[rows[read], :width]
+        mask[read] = np.arange(length) < np.minimum(sequence_lengths(sequences[rows[read]]), length)[:, None]
         ids[~mask] = 0
     else:
-        picked = [np.asarray(sequences[r])[:length] for r in rows]
+        picked = [np.asarray(sequences[r])[:length] for r in rows[read]]
         lens = np.fromiter((len(p) for p in picked), dtype=np.int64, count=len(picked))
-        mask = np.arange(length) < lens[:, None]
-        ids = np.zeros((len(rows), length), dtype=np.int32)
+        mask[read] = np.arange(length) < lens[:, None]
         if lens.sum():
             ids[mask] = np.concatenate(picked)
     if labels is None:
@@ -187,6 +193,7 @@ def iterate_batches(
     shuffle_buffer: int | None = None,
     drop_remainder: bool = False,
     pad_lengths: Sequence[int] | None = None,
+    gather: slice | None = None,
 ) -> Iterator[Batch]:
     """One epoch of Batches over ragged sequences (list of int arrays) or a padded (N, L) array.
 
@@ -201,6 +208,8 @@ def iterate_batches(
         drop_remainder: drop the last partial batch instead of filling it with weight-0 rows.
         pad_lengths: the T a bucketed batch may take, ascending; each takes the shortest that
             fits (the last one if none does), instead of a multiple of pad_multiple.
+        gather: read only these rows of each batch (a process's shard; see `make_batch`); T
+            still comes from every row, so each process's batch has the same shape.
 
     Every example appears in exactly one row with weight 1 per epoch (unless drop_remainder).
     """
@@ -240,7 +249,7 @@ def iterate_batches(
                 t = min(t, max_length)
         else:
             t = fixed
-        yield make_batch(sequences, labels, index, t)
+        yield make_batch(sequences, labels, index, t, gather)
 
 
 def plan_ladder(

@@ -71,7 +71,10 @@ class Dataset:
         """The examples at `indices`, in that order, with the same metadata."""
         indices = np.asarray(indices, dtype=np.int64)
         ids = None if self.ids is None else [self.ids[i] for i in indices]
-        return replace(self, texts=[self.texts[i] for i in indices], labels=self.labels[indices], ids=ids)
+        # An array of row numbers, or a token file's rows (`--stream`, they know their lengths), by one indexing.
+        by_array = isinstance(self.texts, np.ndarray) or hasattr(self.texts, "lengths")
+        texts = self.texts[indices] if by_array else [self.texts[i] for i in indices]
+        return replace(self, texts=texts, labels=self.labels[indices], ids=ids)
 
     def shuffled(self, seed: int = 0) -> Dataset:
         """The same examples in a seeded random order."""

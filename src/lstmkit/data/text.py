@@ -161,28 +161,35 @@ class TextVectorizer:
         >>> v = TextVectorizer(); v.adapt(["b a", "b"]); v.vocabulary
         ['', '[UNK]', 'b', 'a']
         """
-        texts = _as_text_list(texts)
+        self.adapt_chunks([texts])
+
+    def adapt_chunks(self, chunks: Iterable[Iterable[str]]) -> None:
+        """`adapt` over texts that come a chunk (a list of texts) at a time, the same vocabulary:
+        counts add up, and Keras's order depends on the counts alone. A corpus larger than memory
+        streams through it (`lstmkit.data.corpus`).
+
+        >>> v = TextVectorizer(); v.adapt_chunks([["b a"], ["b"]]); v.vocabulary
+        ['', '[UNK]', 'b', 'a']
+        """
         counts: Counter = Counter()
-        if self._fast:
+        for chunk in chunks:
+            texts = _as_text_list(chunk)
+            if not self._fast:
+                for doc in self._tokenize_slow(texts):
+                    counts.update(doc)
+                continue
             # Tokens never span texts, so one split of all texts joined by a space counts them all.
             if self.strip_html:  # per text: a tag must not form across the joining space
                 texts = [strip_html_breaks(t) for t in texts]
             counts.update(self._standardize_bytes(" ".join(texts)).split())
-            tokens_b = [t for t in counts if t != b"[UNK]"]  # '' cannot come out of split()
-            tokens = [t.decode("utf-8", "surrogatepass") for t in tokens_b]
-            freq = np.fromiter((counts[t] for t in tokens_b), dtype=np.int64, count=len(tokens_b))
-        else:
-            for doc in self._tokenize_slow(texts):
-                counts.update(doc)
-            counts.pop(PAD_TOKEN, None)
-            counts.pop(OOV_TOKEN, None)
-            tokens = list(counts)
-            tokens_b = [t.encode("utf-8", "surrogatepass") for t in tokens]
-            freq = np.fromiter(counts.values(), dtype=np.int64, count=len(counts))
-        order = keras_order(tokens_b, freq)
+        for special in (b"[UNK]", PAD_TOKEN, OOV_TOKEN):  # never learned ('' cannot come out of split())
+            counts.pop(special, None)
+        keys = list(counts)  # UTF-8 bytes on the fast path, str otherwise (`_key`)
+        tokens = [t.decode("utf-8", "surrogatepass") for t in keys] if self._fast else keys
+        tokens_b = keys if self._fast else [t.encode("utf-8", "surrogatepass") for t in keys]
+        order = keras_order(tokens_b, np.fromiter(counts.values(), dtype=np.int64, count=len(counts)))
         if self.max_tokens is not None:
             order = order[: self.max_tokens - 2]
-        keys = tokens_b if self._fast else tokens
         self._install([PAD_TOKEN, OOV_TOKEN] + [tokens[i] for i in order], [keys[i] for i in order])
 
     # ---- encoding -------------------------------------------------------------------------
@@ -195,7 +202,7 @@ class TextVectorizer:
         """
         if isinstance(texts, str):
             raise LstmkitError("TextVectorizer expects a list of texts, got one string; wrap it in a list")
-        flat, lengths = self._encode_flat(texts)
+        flat, lengths = self.encode_flat(texts)
         length = self.output_sequence_length
         if length is None:
             length = int(lengths.max()) if len(lengths) else 0
@@ -209,11 +216,14 @@ class TextVectorizer:
         >>> v = TextVectorizer(); v.adapt(["a a b"]); [d.tolist() for d in v.encode_ragged(["b", "a x"])]
         [[3], [2, 1]]
         """
-        flat, lengths = self._encode_flat(texts, max_length)
+        flat, lengths = self.encode_flat(texts, max_length)
         return np.split(flat, np.cumsum(lengths)[:-1]) if len(lengths) else []
 
-    def _encode_flat(self, texts, max_length=None) -> tuple[np.ndarray, np.ndarray]:
-        """All ids of all texts back to back, int32 (sum of lengths,), and the lengths (N,)."""
+    def encode_flat(self, texts, max_length=None) -> tuple[np.ndarray, np.ndarray]:
+        """All ids of all texts back to back, int32 (sum of lengths,), and the lengths int64 (N,).
+
+        max_length as `encode_ragged`'s. A token file (`lstmkit.data.token_file`) stores this.
+        """
         if not self._adapted:
             raise LstmkitError("TextVectorizer has no vocabulary yet; call adapt(texts) or load a saved one first")
         texts = _as_text_list(texts)
@@ -243,7 +253,7 @@ class TextVectorizer:
         return flat, lengths
 
     def _encode_joined(self, texts: list[str], table: bytes, delete: bytes) -> tuple[np.ndarray, np.ndarray]:
-        """`_encode_flat` for untruncated output: one split of all texts, joined by a NUL token.
+        """`encode_flat` for untruncated output: one split of all texts, joined by a NUL token.
 
         About 15% faster than splitting text by text; only valid when no text (and no vocabulary
         token) holds NUL, since the NUL token marks where each text ends.

@@ -24,6 +24,7 @@ import numpy as np
 
 from lstmkit.errors import LstmkitError
 from lstmkit.nn import layers as L
+from lstmkit.nn import row_random
 
 XI = 0.1  # the power iteration's step, in token lengths: small against eps, large for float32
 
@@ -99,7 +100,7 @@ def virtual_adversarial_direction(arch, params, ids, key, epsilon):
     """
     embedded, mask = embedded_inputs(arch, params, ids)
     z_clean = arch.apply(params, ids, key=key, logits=True, perturb=jnp.zeros_like(embedded))
-    d = jax.random.normal(jax.random.fold_in(key, 0x7A7), embedded.shape, embedded.dtype) * mask[..., None]
+    d = row_random.normal(jax.random.fold_in(key, 0x7A7), embedded.shape, embedded.dtype) * mask[..., None]
 
     def kl_at(r):
         return kl_divergence(z_clean, arch.apply(params, ids, key=key, logits=True, perturb=r), arch.multi_label).sum()

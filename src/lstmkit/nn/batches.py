@@ -28,8 +28,11 @@ def max_length(model, inference=False):
     return model.input_length
 
 
-def training_batches(model, ids, labels, batch_size, *, seed, shuffle, bucket, shuffle_buffer=None):
-    """One epoch's batches, prepared on a background thread while the steps run."""
+def training_batches(model, ids, labels, batch_size, *, seed, shuffle, bucket, shuffle_buffer=None, gather=None):
+    """One epoch's batches, prepared on a background thread while the steps run.
+
+    ids: ragged id arrays, a padded (N, L) array, or a token file's rows (`lstmkit.data.token_file`);
+    gather: the rows of each batch this process reads (its shard across processes), None for all."""
     longest = max_length(model)
     it = iterate_batches(
         ids,
@@ -41,6 +44,7 @@ def training_batches(model, ids, labels, batch_size, *, seed, shuffle, bucket, s
         shuffle_buffer=shuffle_buffer,
         pad_multiple=pad_multiple(longest),
         max_length=longest,
+        gather=gather,
     )
     return prefetch(it, 2)
 

@@ -22,6 +22,7 @@ from lstmkit.core import lstm as lstm_ops
 from lstmkit.core.cell import sigmoid, tanh
 from lstmkit.core.init import SCHEMES, glorot_uniform, init_lstm
 from lstmkit.errors import LstmkitError
+from lstmkit.nn import row_random
 from lstmkit.nn.base import Layer
 from lstmkit.nn.pooling import POOLINGS, GlobalAveragePool, GlobalMaxPool, MaxMeanPool
 
@@ -102,7 +103,7 @@ class Embedding(Layer):
             if key is not None and self.bigram_dropout:
                 # In training a position loses its pair's vector with this probability (not rescaled,
                 # as word dropout): the LSTM must read the words when the pair is missing or rare.
-                pairs = pairs * jax.random.bernoulli(key, 1.0 - self.bigram_dropout, ids.shape)[..., None]
+                pairs = pairs * row_random.bernoulli(key, 1.0 - self.bigram_dropout, ids.shape)[..., None]
             x = x + pairs
         return x, mask
 
@@ -328,7 +329,11 @@ class Dropout(Layer):
         self.rate = float(rate)
 
     def apply(self, params, x, mask, *, key=None):
-        return lstm_ops.dropout(key, x, self.rate), mask
+        # `lstmkit.core.lstm.dropout`'s inverted dropout, its mask drawn per row (`lstmkit.nn.row_random`).
+        if key is None or self.rate <= 0.0:
+            return x, mask
+        keep = row_random.bernoulli(key, 1.0 - self.rate, x.shape)
+        return jnp.where(keep, x / (1.0 - self.rate), 0.0), mask
 
     def get_config(self):
         return {"rate": self.rate}
@@ -340,7 +345,7 @@ class SpatialDropout1D(Dropout):
     def apply(self, params, x, mask, *, key=None):
         if key is None or self.rate == 0.0:
             return x, mask
-        keep = jax.random.bernoulli(key, 1.0 - self.rate, (x.shape[0], 1, x.shape[2]))
+        keep = row_random.bernoulli(key, 1.0 - self.rate, (x.shape[0], 1, x.shape[2]))
         return jnp.where(keep, x / (1.0 - self.rate), 0.0), mask
 
 
@@ -358,7 +363,7 @@ class WordDropout(Dropout):
     def apply(self, params, x, mask, *, key=None):
         if key is None or self.rate == 0.0:
             return x, mask
-        drop = jax.random.bernoulli(key, self.rate, x.shape) & (x > 1)
+        drop = row_random.bernoulli(key, self.rate, x.shape) & (x > 1)
         return jnp.where(drop, 1, x).astype(x.dtype), mask
 
 

@@ -26,6 +26,7 @@ import jax
 import numpy as np
 
 from lstmkit.data.text import TextVectorizer
+from lstmkit.data.token_file import TokenRows
 from lstmkit.errors import LstmkitError
 from lstmkit.io import checkpoint
 from lstmkit.nn import layers as L
@@ -193,6 +194,8 @@ class Sequential:
     def _ids(self, x, inference=False):
         """Inputs as a list of ragged id arrays (from strings when a vectorizer is first); for
         inference, texts are cut at `inference_length` tokens instead of the training length."""
+        if isinstance(x, TokenRows):  # a corpus already vectorized, on disk (`lstmkit.data.corpus`)
+            return x
         if self.vectorizer is not None:
             if isinstance(x, str):
                 x = [x]

@@ -9,8 +9,9 @@ CPU), and every process divides by the whole batch's weight and applies the same
     g = sum_p sum_{b in slice p} w_b dl_b / max(sum_b w_b, 1)
 
 which is the gradient one process computes on the whole batch, up to float rounding. Dropout
-and virtual adversarial directions draw from the step's key folded with p, so runs with them are
-statistically, not bitwise, those of one process.
+masks and virtual adversarial directions are drawn for the whole batch from the step's key and
+each process keeps its rows (`lstmkit.nn.row_random`), so runs with them are those of one process
+too. Each process puts together only its rows of every batch (`gather` in `lstmkit.data.batching`).
 
 Shape legend: P processes, B global batch, T time.
 
@@ -34,6 +35,7 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from lstmkit.errors import LstmkitError
+from lstmkit.nn import row_random
 from lstmkit.nn.steps import batch_gradients
 
 AXIS = "processes"
@@ -146,10 +148,11 @@ def _parallel_step(
     """`lstmkit.nn.steps.train_step` over a batch whose rows are split across the mesh."""
 
     def slice_sums(params, ids, labels, weight, key_data, strength):
-        key = jax.random.fold_in(jax.random.wrap_key_data(key_data), jax.lax.axis_index(AXIS))
-        loss, correct, grads = batch_gradients(
-            arch, params, ids, labels, weight, key, adversarial, virtual_adversarial, strength
-        )
+        key = jax.random.wrap_key_data(key_data)  # every process's: each keeps its rows of the draws
+        with row_random.sharded_rows(AXIS, mesh.size):
+            loss, correct, grads = batch_gradients(
+                arch, params, ids, labels, weight, key, adversarial, virtual_adversarial, strength
+            )
         scale = jnp.maximum(weight.sum(), 1.0)  # each term was divided by it: undo, to add sums
         sums = (loss * scale, correct, weight.sum(), jax.tree.map(lambda g: g * scale, grads))
         return jax.lax.psum(sums, AXIS)

@@ -200,6 +200,9 @@ class _LocalSteps:
     def check_batch_size(self, batch_size):
         pass  # any size splits over one process
 
+    def local_rows(self, batch_rows):
+        return None  # every row of a batch is this process's
+
     def start(self, params, opt_state):
         return params, opt_state
 
@@ -234,6 +237,7 @@ def _fit_epoch(run, epoch, params, opt_state, history, perturbations):
         shuffle=True,
         bucket=run.bucket,
         shuffle_buffer=run.shuffle_buffer,
+        gather=run.steps.local_rows(run.batch_size),  # across processes, each reads only its rows
     )
     bar = _progress_bar(len(run.ids), epoch, run.epochs, enabled=run.verbose and run.progress)
     ramp = _perturbation_strength(model, history, perturbations)

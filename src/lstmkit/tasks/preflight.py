@@ -37,7 +37,11 @@ def data_digest(train) -> str:
     """SHA-256 of the training texts, labels and classes, kept in the checkpoint so that --resume
     can tell other data (or another split of it) from the interrupted run's."""
     digest = hashlib.sha256(json.dumps(list(train.class_names)).encode())
-    for text in train.texts:
-        digest.update(text.encode("utf-8", "surrogatepass") + b"\0")
+    if hasattr(train.texts, "digest_parts"):  # a token file's rows (`--stream`): its key and which rows
+        for part in train.texts.digest_parts():
+            digest.update(part)
+    else:
+        for text in train.texts:
+            digest.update(text.encode("utf-8", "surrogatepass") + b"\0")
     digest.update(np.asarray(train.labels, np.int64).tobytes())
     return digest.hexdigest()

@@ -16,7 +16,6 @@ import numpy as np
 from lstmkit.data.dataset import train_val_split
 from lstmkit.data.imdb import imdb_groups
 from lstmkit.data.sources import load_splits
-from lstmkit.data.unlabeled import read_unlabeled
 from lstmkit.errors import LstmkitError
 from lstmkit.io import checkpoint, output_folder
 from lstmkit.nn import parallel
@@ -27,7 +26,8 @@ from lstmkit.tasks.classifier import build_model, with_class_weights
 from lstmkit.tasks.metrics import classification_report
 from lstmkit.tasks.presets import student_config
 from lstmkit.tasks.pretrain import check_settings, install_pretrained, load_pretrained
-from lstmkit.tasks.selftrain import pseudo_label_accuracy, pseudo_labels, with_pseudo_labels
+from lstmkit.tasks.selftrain import pseudo_label_accuracy, pseudo_labels, read_unlabeled_texts, with_pseudo_labels
+from lstmkit.tasks.streamed import load_streamed
 
 
 def train_run(config, data, out, *, overwrite=False, resume=False, **kw):
@@ -56,6 +56,7 @@ def _train_run(
     progress=True,
     pretrained=None,
     unlabeled=(),
+    stream=False,
     **reading,
 ):
     """train_run's work, once `out` is locked and checked.
@@ -64,7 +65,8 @@ def _train_run(
     embedding and first LSTM layer (sizes must match the config) instead of adapting its own.
     reading: how to read data and test_data files, `lstmkit.data.sources.load_splits`'s keywords
     text_column, label_column, file_format, header, multi_label (None: detected; a resumed
-    multi-label run reads its data as multi-label again).
+    multi-label run reads its data as multi-label again); stream: as a cached token file
+    (`lstmkit.tasks.streamed`).
     unlabeled: sources of unlabeled text for self-training (config "self_training" rounds > 0,
     see `lstmkit.tasks.selftrain`): each round trains a fresh model on train plus the texts the
     previous model labels with confidence >= config "pseudo_confidence".
@@ -74,10 +76,10 @@ def _train_run(
     config, unlabeled, pre = _settle_config(config, out, resume, unlabeled, pretrained)
     rounds, seed = int(config.get("self_training", 0)), int(config["seed"])
     reading["multi_label"] = reading.get("multi_label") or config.get("multi_label") or None
-    train, val, test = load_data(config, data, test_data, reading, t_start)
+    train, val, test = (load_streamed if stream else load_data)(config, data, test_data, reading, t_start)
     class_names = list(train.class_names)
     config = with_class_weights(config, train.labels, class_names)
-    unlabeled_texts = _unlabeled_texts(unlabeled, rounds, reading.get("text_column"), seed)
+    unlabeled_texts = read_unlabeled_texts(unlabeled, rounds, reading.get("text_column"), seed)
     print("config: " + json.dumps(config, sort_keys=True), flush=True)
 
     data_digest = preflight.data_digest(train)
@@ -175,16 +177,6 @@ def load_data(config, data, test_data, reading, t_start):
         flush=True,
     )
     return train, val, test
-
-
-def _unlabeled_texts(unlabeled, rounds, text_column, seed):
-    if not rounds:
-        return []
-    texts = [t for source in unlabeled for t in read_unlabeled(source, text_column=text_column, seed=seed)]
-    if not texts:
-        raise LstmkitError(f"no unlabeled texts in {', '.join(map(str, unlabeled))}; self-training needs some")
-    print(f"unlabeled: {len(texts):,} texts for {rounds} round(s) of self-training", flush=True)
-    return texts
 
 
 def _round_data(r, config, model, train, val, unlabeled_texts, state, rounds_log):
@@ -361,8 +353,9 @@ def _start_fresh(model, texts, pre, seed, config):
     """A new run's vocabulary (adapted to texts, or the pretrained one) and seeded weights, the
     pretrained layers installed."""
     t0 = time.perf_counter()
-    if pre is None:
-        model.vectorizer.adapt(texts)
+    if pre is None:  # token rows (--stream) bring the vocabulary adapted when they were cached
+        vocabulary = getattr(texts, "vocabulary", None)
+        model.vectorizer.set_vocabulary(vocabulary) if vocabulary is not None else model.vectorizer.adapt(texts)
         print(f"vocabulary: {model.vectorizer.vocab_size:,} tokens ({time.perf_counter() - t0:.1f} s)", flush=True)
     model.build(seed=seed)
     if pre is not None:

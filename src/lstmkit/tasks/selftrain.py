@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from lstmkit.data.unlabeled import read_unlabeled
 from lstmkit.errors import LstmkitError
 
 
@@ -105,3 +106,14 @@ def pseudo_label_accuracy(model, texts, labels, confidence, *, batch_size=256):
     if not keep.any():
         return 0.0, float("nan")
     return float(keep.mean()), float(np.mean(predicted[keep] == labels[keep]))
+
+
+def read_unlabeled_texts(unlabeled, rounds, text_column, seed):
+    """The unlabeled texts of every source, for `rounds` rounds of self-training (none for 0 rounds)."""
+    if not rounds:
+        return []
+    texts = [t for source in unlabeled for t in read_unlabeled(source, text_column=text_column, seed=seed)]
+    if not texts:
+        raise LstmkitError(f"no unlabeled texts in {', '.join(map(str, unlabeled))}; self-training needs some")
+    print(f"unlabeled: {len(texts):,} texts for {rounds} round(s) of self-training", flush=True)
+    return texts
