@@ -67,3 +67,11 @@ def test_what_stream_cannot_read_is_one_line(tmp_path):
     assert result.exit_code == 2, result.output
     assert "--stream reads one CSV, TSV, JSON Lines or fastText file" in result.output
     assert "Traceback" not in result.output
+    several = tmp_path / "tags.txt"  # multi-label lines: detected, or said with --multi-label
+    several.write_text("".join(f"__label__a __label__b text {i}\n__label__b other {i}\n" for i in range(20)))
+    for extra, message in (([], "row 1 has several labels (a, b)"), (["--multi-label"], "one label per text")):
+        args = ["train", "--stream", "--data", str(several), "--out", str(tmp_path / "m2"), *extra]
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 2, result.output
+        assert message in result.output and "without --stream" in result.output
+        assert "Traceback" not in result.output and not (tmp_path / "m2").exists()

@@ -158,6 +158,11 @@ def _scan_labels(reader, path: Path, min_classes: int):
         try:
             code = distinct.setdefault((type(label), label), len(distinct))
         except TypeError:  # a list or dict: parse_labels names its row and why
+            if isinstance(label, (list, tuple)):
+                raise LstmkitError(
+                    f"{path.name} row {i + 1} has several labels ({', '.join(map(str, label))}): multi-label data; "
+                    "--stream reads one label per text, so train it without --stream"
+                ) from None
             code = distinct.setdefault((type(label), repr(label)), len(distinct))
         if code == len(values):
             values.append(label)
