@@ -139,6 +139,13 @@ def _inference_view(model):
     return Architecture(model.layers[skip:]), model.params[skip:]
 
 
+def _label_set(model, arch, names, probabilities) -> dict:
+    """A multi-label model's set at its thresholds (the explanation is of the likeliest label)."""
+    if not arch.multi_label:
+        return {}
+    return {"multi_label": True, "labels": [n for n, p, t in zip(names, probabilities, model.thresholds) if p >= t]}
+
+
 def explain(model, text, label=None):
     """Explain one prediction of a text classifier; returns a JSON-able dict (an `Explanation`,
     which Jupyter draws as the page).
@@ -166,8 +173,7 @@ def explain(model, text, label=None):
             methods: how the trajectory and the attribution were computed; notes: plain-language
             remarks for the page (truncation, empty text, unknown words).
 
-    >>> # doctest: +SKIP
-    >>> e = explain(load_model("runs/seed"), "A great film.")
+    >>> e = explain(load_model("runs/seed"), "A great film.")  # doctest: +SKIP
     >>> e["label"], len(e["trajectory"]), sorted(e["layers"][0]["directions"][0])[:3]
     ('pos', 3, ['c', 'cell_norm', 'f'])
     """
@@ -189,13 +195,9 @@ def explain(model, text, label=None):
     logits, traces, trajectory, occluded, memory = jax.device_get(arrays)
     names, target, probabilities, traj, attribution = _outputs(model, head, logits, trajectory, occluded, used, chosen)
     label_k = int(np.argmax(probabilities))
-    label_set = {}
-    if arch.multi_label:  # the set at the model's thresholds; the explanation is of the likeliest label
-        chosen = [name for name, p, t in zip(names, probabilities, model.thresholds) if p >= t]
-        label_set = {"multi_label": True, "labels": chosen}
     return Explanation(
         {
-            **label_set,
+            **_label_set(model, arch, names, probabilities),
             "text": text,
             "label": names[label_k],
             "probability": float(probabilities[label_k]),
