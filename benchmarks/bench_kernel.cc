@@ -82,11 +82,14 @@ int main() {
       for (int s = 0; s < T; ++s)
         for (int64_t j = 0; j < B * G; j += 8) store8(gates.data() + j, tanh8(load8(gates.data() + j)));
     });
-    double fwd1 = median_ms([&] { forward_direction(train, 0, false); });
-    double fwd2 = median_ms([&] { per_direction(D, [&](int64_t d) { forward_direction(train, d, d == 1); }); });
-    double pred2 = median_ms([&] { per_direction(D, [&](int64_t d) { forward_direction(predict, d, d == 1); }); });
-    double bwd1 = median_ms([&] { backward_direction(back, 0, false); });
-    double bwd2 = median_ms([&] { per_direction(D, [&](int64_t d) { backward_direction(back, d, d == 1); }); });
+    lstmkit::g_threads = 2;  // both directions at once: the pool's two threads, a block each
+    const Rows all{0, B};
+    BlockSums own{dW_h.data(), nullptr};
+    double fwd1 = median_ms([&] { forward_rows(train, 0, false, all); });
+    double fwd2 = median_ms([&] { forward_all(train, 0b10); });
+    double pred2 = median_ms([&] { forward_all(predict, 0b10); });
+    double bwd1 = median_ms([&] { backward_rows(back, 0, false, all, own); });
+    double bwd2 = median_ms([&] { backward_all(back, 0b10); });
     double gflops = 2.0 * B * H * G * T / (gemm_ms * 1e-3) / 1e9;
     std::printf("B=%ld, T=%ld, H=%ld (times for all %ld steps, ms):\n", B, T, H, T);
     std::printf("  recurrent GEMM alone       %7.2f  (%.0f GFLOP/s)\n", gemm_ms, gflops);
