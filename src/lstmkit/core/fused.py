@@ -44,7 +44,7 @@ from lstmkit.errors import LstmkitError
 from lstmkit.paths import lstmkit_home
 
 SOURCE = Path(__file__).with_name("kernels") / "recurrence.cc"
-HEADERS = (SOURCE.with_name("pool.h"),)  # included by SOURCE: part of what the cache name hashes
+HEADERS = (SOURCE.with_name("pool.h"), SOURCE.with_name("simd.h"))  # SOURCE includes them: hashed too
 FLAGS = ("-O3", "-march=native", "-std=c++17", "-ffp-contract=fast", "-fPIC", "-shared", "-pthread")
 _TARGETS = {
     "lstmkit_recurrence_forward": "LstmkitRecurrenceForward",

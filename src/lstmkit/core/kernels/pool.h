@@ -26,6 +26,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <system_error>
 #include <thread>
 
 // Internal linkage throughout (the unnamed namespace): two builds of the kernel loaded in one process
@@ -72,7 +73,13 @@ class Pool {
     }
     std::unique_lock<std::mutex> lock(mutex_);
     while (started_ < helpers) {  // threads are started once each, the first time a call wants them
-      std::thread(&Pool::serve, this, started_++, generation_).detach();
+      try {
+        std::thread(&Pool::serve, this, started_, generation_).detach();
+        ++started_;
+      } catch (const std::system_error&) {  // no more threads to be had: work with those there are
+        helpers = started_;
+        break;
+      }
     }
     task_ = &task, n_ = n, next_ = 0, remaining_ = n, helpers_ = helpers, ++generation_;
     wake_.notify_all();
