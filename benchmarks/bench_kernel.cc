@@ -7,6 +7,8 @@
 //       -isystem "$(.venv/bin/python -c 'import jax.ffi; print(jax.ffi.include_dir())')" \
 //       benchmarks/bench_kernel.cc -o /tmp/bench_kernel && /tmp/bench_kernel
 //
+// `/tmp/bench_kernel threads` times a training step's loops on 1 and 2 threads instead.
+//
 // The flags are lstmkit.fused.FLAGS. It prints the median of 7 runs of each part for the seed's
 // BiLSTM(64): B = 64 (training) or 256 (prediction), T = 200, a 100-row table, all tokens real.
 
@@ -48,7 +50,41 @@ static void l1_peak() {
   std::printf("GEMM block 6 x %d x 64, operands in L1: %.0f GFLOP/s\n", N, 2.0 * M * N * K * reps / (ms * 1e-3) / 1e9);
 }
 
-int main() {
+// A training step's loops (forward, then backward) of an LSTM(128) and a BiLSTM(128) over a dense
+// input, B = 64, T = 200, on 1 thread and on 2 (each direction's rows in blocks), taken in turn.
+static void thread_scaling() {
+  const int64_t B = 64, T = 200, H = 128, G = 4 * H;
+  std::mt19937 rng(0);
+  std::normal_distribution<float> normal(0.0f, 0.2f);
+  for (int64_t D : {1, 2}) {
+    std::vector<float> W_h(D * H * G), x_proj(D * B * T * G), h0(D * B * H, 0.0f), c0(D * B * H, 0.0f);
+    std::vector<float> hs(D * B * T * H), h_T(D * B * H), c_T(D * B * H);
+    std::vector<float> gates(D * T * B * G), h_seq(D * T * B * H), c_seq(D * T * B * H);
+    std::vector<float> d_hs(D * B * T * H), dW_h(D * H * G), dx_proj(D * B * T * G), dh0(D * B * H), dc0(D * B * H);
+    std::vector<char> mask(B * T, 1);
+    for (auto& v : W_h) v = normal(rng);
+    for (auto& v : x_proj) v = normal(rng);
+    for (auto& v : d_hs) v = normal(rng);
+    const bool* m = reinterpret_cast<const bool*>(mask.data());
+    Dims n{D, B, T, H, 0};
+    ForwardArgs fwd{n, W_h.data(), x_proj.data(), h0.data(), c0.data(), nullptr, m, hs.data(), h_T.data(),
+                    c_T.data(), gates.data(), h_seq.data(), c_seq.data()};
+    BackwardArgs back{n, W_h.data(), h0.data(), c0.data(), gates.data(), h_seq.data(), c_seq.data(), d_hs.data(),
+                      h_T.data(), c_T.data(), nullptr, m, dW_h.data(), dx_proj.data(), dh0.data(), dc0.data()};
+    std::vector<double> ms[2];
+    for (int round = 0; round < 7; ++round)
+      for (int threads : {1, 2}) {
+        lstmkit::g_threads = threads;
+        ms[threads - 1].push_back(median_ms([&] { forward_all(fwd, 0b10), backward_all(back, 0b10); }, 1));
+      }
+    for (auto& v : ms) std::sort(v.begin(), v.end());
+    std::printf("%s(128), B=64, T=200, forward + backward: 1 thread %.1f ms, 2 threads %.1f ms, %.2fx\n",
+                D == 1 ? "LSTM" : "BiLSTM", ms[0][3], ms[1][3], ms[0][3] / ms[1][3]);
+  }
+}
+
+int main(int argc, char** argv) {
+  if (argc > 1 && std::string(argv[1]) == "threads") return thread_scaling(), 0;
   const int64_t D = 2, T = 200, H = 64, V = 100, G = 4 * H;
   l1_peak();
   std::mt19937 rng(0);
@@ -82,11 +118,14 @@ int main() {
       for (int s = 0; s < T; ++s)
         for (int64_t j = 0; j < B * G; j += 8) store8(gates.data() + j, tanh8(load8(gates.data() + j)));
     });
-    double fwd1 = median_ms([&] { forward_direction(train, 0, false); });
-    double fwd2 = median_ms([&] { per_direction(D, [&](int64_t d) { forward_direction(train, d, d == 1); }); });
-    double pred2 = median_ms([&] { per_direction(D, [&](int64_t d) { forward_direction(predict, d, d == 1); }); });
-    double bwd1 = median_ms([&] { backward_direction(back, 0, false); });
-    double bwd2 = median_ms([&] { per_direction(D, [&](int64_t d) { backward_direction(back, d, d == 1); }); });
+    lstmkit::g_threads = 2;  // both directions at once: the pool's two threads, a block each
+    const Rows all{0, B};
+    BlockSums own{dW_h.data(), nullptr};
+    double fwd1 = median_ms([&] { forward_rows(train, 0, false, all); });
+    double fwd2 = median_ms([&] { forward_all(train, 0b10); });
+    double pred2 = median_ms([&] { forward_all(predict, 0b10); });
+    double bwd1 = median_ms([&] { backward_rows(back, 0, false, all, own); });
+    double bwd2 = median_ms([&] { backward_all(back, 0b10); });
     double gflops = 2.0 * B * H * G * T / (gemm_ms * 1e-3) / 1e9;
     std::printf("B=%ld, T=%ld, H=%ld (times for all %ld steps, ms):\n", B, T, H, T);
     std::printf("  recurrent GEMM alone       %7.2f  (%.0f GFLOP/s)\n", gemm_ms, gflops);

@@ -23,6 +23,7 @@ from helpers import random_lstm_problem
 from lstmkit import init_lstm
 from lstmkit.core import fused
 from lstmkit.core.lstm import lstm_layer, run_directions
+from lstmkit.errors import LstmkitError
 
 pytestmark = pytest.mark.skipif(
     not (shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")),
@@ -264,3 +265,104 @@ def test_a_failed_build_names_its_cause(tmp_path, monkeypatch, problem):
     monkeypatch.setattr(fused, "_state", {})
     with pytest.warns(UserWarning, match=message):
         assert not fused.available()
+
+
+# -- several threads (`kernels/pool.h`) ------------------------------------------------
+# Each direction's rows are cut into blocks, one per thread (`blocks_per_direction` in
+# recurrence.cc). Rows never interact, so the forward is bit for bit the same on any number of
+# threads; the backward's sums over the batch (dW_h) are added per block and then across blocks,
+# in another order than one loop adds them, so gradients agree to float32 rounding, and are bit for
+# bit the same from run to run on the same number of threads. The reference is `jax.grad` of the
+# plain scan, as above.
+
+# (B, T, E, H, reverse, lengths, V): B = 3 with H = 8 cuts into rows [0, 2) and [2, 3) (blocks
+# start on a cache line: an even row when H is not a multiple of 16); B = 1 leaves the second
+# thread idle; B = 13 on 3 threads gives a unidirectional layer three blocks.
+THREAD_CASES = [
+    (3, 7, 4, 8, (False,), "random", None),
+    (3, 7, 4, 8, (False, True), "holes", 5),
+    (1, 5, 3, 16, (True,), None, 4),
+    (13, 17, 12, 32, (False,), "holes", 9),
+    (13, 11, 6, 24, (False, True), "random", None),
+]
+
+
+@pytest.fixture
+def threads():
+    """Sets the kernel's thread count for one test, and puts LSTMKIT_THREADS's (or the CPUs') back."""
+    assert fused.available(), fused._state.get("error")
+    yield fused.set_threads
+    fused.set_threads(None)
+
+
+def grads_on(threads, n, case):
+    """((loss, outputs), gradients) of the kernel on n threads, and the problem they came from."""
+    B, T, E, H, reverse, lengths, V = case
+    params, x, h0, c0, mask, weights = random_lstm_problem(THREAD_CASES.index(case), B, T, E, H, reverse, lengths, V)
+    table = jnp.asarray(np.random.default_rng(1).normal(size=(V, E)), jnp.float32) if V else None
+    problem = (params, x, h0, c0, mask, weights, reverse, table)
+    assert threads(n) == n
+    return jax.device_get(value_and_grads("bptt", *problem)), problem
+
+
+@pytest.mark.parametrize(
+    "case", THREAD_CASES, ids=lambda c: f"B{c[0]}-H{c[3]}-D{len(c[4])}-{'table' if c[6] else 'dense'}"
+)
+def test_one_two_and_three_threads_agree(threads, case):
+    one, problem = grads_on(threads, 1, case)
+    two, _ = grads_on(threads, 2, case)
+    three, _ = grads_on(threads, 3, case)
+    ((_, outputs_1), grads_1), ((_, outputs_2), grads_2) = one, two
+    for a, b, c in zip(jax.tree.leaves(outputs_1), jax.tree.leaves(outputs_2), jax.tree.leaves(three[0][1])):
+        np.testing.assert_array_equal(a, b)  # the forward has no sum over rows: bit for bit
+        np.testing.assert_array_equal(a, c)
+    for a, b, c in zip(jax.tree.leaves(grads_1), jax.tree.leaves(grads_2), jax.tree.leaves(three[1])):
+        scale = max(1.0, float(np.max(np.abs(a))))
+        np.testing.assert_allclose(b, a, rtol=0, atol=1e-6 * scale)
+        np.testing.assert_allclose(c, a, rtol=0, atol=1e-6 * scale)
+    reference = value_and_grads("autodiff", *problem)
+    assert_close(two, reference, "two threads against jax.grad of the scan")
+
+
+def test_same_thread_count_is_bitwise_reproducible(threads):
+    case = THREAD_CASES[3]
+    first, _ = grads_on(threads, 2, case)
+    for _ in range(3):
+        again, _ = grads_on(threads, 2, case)
+        for a, b in zip(jax.tree.leaves(first), jax.tree.leaves(again)):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_the_pool_starts_its_threads_once(threads):
+    """Calls reuse the pool's threads: none is started per call, and the process's threads stay."""
+    grads_on(threads, 2, THREAD_CASES[3])
+    pool = fused._state["lib"].LstmkitPoolThreads
+    started = pool()
+    assert started >= 1
+    tasks = len(os.listdir("/proc/self/task"))
+    for _ in range(4):
+        grads_on(threads, 2, THREAD_CASES[3])
+    assert pool() == started
+    assert len(os.listdir("/proc/self/task")) == tasks
+
+
+def test_threads_come_from_the_affinity_unless_lstmkit_threads_says(monkeypatch, threads):
+    monkeypatch.delenv("LSTMKIT_THREADS", raising=False)
+    assert fused.kernel_threads() == len(os.sched_getaffinity(0))
+    allowed = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(allowed)})  # as `taskset -c N`, for this thread
+    try:
+        assert fused.kernel_threads() == 1
+    finally:
+        os.sched_setaffinity(0, allowed)
+    monkeypatch.setenv("LSTMKIT_THREADS", " 3 ")
+    assert fused.kernel_threads() == 3
+    assert threads(None) == 3  # what the loaded kernel now uses
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "two", "1.5"])
+def test_a_bad_lstmkit_threads_is_one_line_naming_the_fix(monkeypatch, value):
+    monkeypatch.setenv("LSTMKIT_THREADS", value)
+    with pytest.raises(LstmkitError, match=r"^LSTMKIT_THREADS=.* set it to a whole number of at least 1") as e:
+        fused.kernel_threads()
+    assert "\n" not in str(e.value)

@@ -4,8 +4,10 @@ Shape legend: D directions, B batch, T time, E input features, V table rows, H h
 
 `bptt.py` is the readable version and the reference: its loops are `lax.scan`s, and XLA runs every
 step as a dozen small kernels, one at a time. `kernels/recurrence.cc` runs the same equations
-(its header has them) with all T steps inside one call, each direction on a thread of its own,
-and the backward accumulating dW_h and the table's gradient as it goes. The two are checked
+(its header has them) with all T steps inside one call, and the backward accumulating dW_h and
+the table's gradient as it goes. Each direction's batch rows are cut into blocks that run on a pool
+of threads started once per process (`kernels/pool.h`): as many threads as LSTMKIT_THREADS says,
+else as many as the CPUs this process may run on (its affinity: `taskset -c 0` means one). The two are checked
 against each other (tests/test_fused.py) and against `jax.grad` of the plain forward.
 
 It is used for float32 on the CPU when H is a multiple of 8; anything else, or LSTMKIT_KERNEL=0,
@@ -38,9 +40,11 @@ import numpy as np
 
 from lstmkit.atomic import sha256, write_bytes
 from lstmkit.core.bptt import embedding_projection
+from lstmkit.errors import LstmkitError
 from lstmkit.paths import lstmkit_home
 
 SOURCE = Path(__file__).with_name("kernels") / "recurrence.cc"
+HEADERS = (SOURCE.with_name("pool.h"), SOURCE.with_name("simd.h"))  # SOURCE includes them: hashed too
 FLAGS = ("-O3", "-march=native", "-std=c++17", "-ffp-contract=fast", "-fPIC", "-shared", "-pthread")
 _TARGETS = {
     "lstmkit_recurrence_forward": "LstmkitRecurrenceForward",
@@ -120,6 +124,7 @@ def build() -> Path:
     key = hashlib.sha256()
     for part in (
         SOURCE.read_bytes(),
+        *(header.read_bytes() for header in HEADERS),
         " ".join(FLAGS).encode(),
         version.encode(),
         _cpu_id().encode(),
@@ -180,12 +185,14 @@ def available() -> bool:
         return False
     with _lock:
         if "ok" not in _state:
+            threads = kernel_threads()  # a bad LSTMKIT_THREADS is the user's to fix: raised, not a fallback
             try:
                 library = build()
                 lib = ctypes.cdll.LoadLibrary(str(library))
                 for name, symbol in _TARGETS.items():
                     jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(getattr(lib, symbol)), platform="cpu")
-                _state["ok"], _state["library"] = True, str(library)
+                lib.LstmkitSetThreads(ctypes.c_int(threads))
+                _state["ok"], _state["library"], _state["lib"] = True, str(library), lib
             except (OSError, RuntimeError, subprocess.SubprocessError, AttributeError) as e:
                 _state["ok"], _state["error"] = False, str(e)
                 warnings.warn(
@@ -194,6 +201,45 @@ def available() -> bool:
                     stacklevel=2,
                 )
         return _state["ok"]
+
+
+def kernel_threads() -> int:
+    """How many threads the kernel runs on: LSTMKIT_THREADS if set, else the CPUs this process may use.
+
+    The CPUs are the process's affinity (`os.sched_getaffinity`), so `taskset -c 0,1` gives 2
+    whatever the machine has. LSTMKIT_THREADS must be a whole number of at least 1.
+    """
+    value = os.environ.get("LSTMKIT_THREADS", "").strip()
+    if not value:
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        threads = int(value)
+    except ValueError:
+        threads = 0
+    if threads < 1:
+        raise LstmkitError(
+            f"LSTMKIT_THREADS={value!r} is not a number of threads: set it to a whole number of at least 1 "
+            "(or unset it to use every CPU this process may run on)"
+        )
+    return threads
+
+
+def set_threads(threads: int | None = None) -> int:
+    """Sets how many threads the loaded kernel uses from its next call on; returns the number.
+
+    None reads LSTMKIT_THREADS (else the process's CPUs) again. Results depend on the number
+    (sums over the batch are added in another order), never on the run: tests compare 1 and 2.
+
+        >>> set_threads(1)  # doctest: +SKIP
+        1
+    """
+    threads = kernel_threads() if threads is None else int(threads)
+    if threads < 1:
+        raise ValueError(f"threads must be at least 1, got {threads}")
+    if available():
+        _state["lib"].LstmkitSetThreads(ctypes.c_int(threads))
+        return int(_state["lib"].LstmkitThreads())
+    return threads
 
 
 def status() -> tuple[bool, str]:
@@ -209,7 +255,9 @@ def status() -> tuple[bool, str]:
     if available():
         return (
             True,
-            f"the fused C++ kernel for float32 layers whose H is a multiple of 8 ({_state['library']}); other layers run the JAX scans",
+            f"the fused C++ kernel for float32 layers whose H is a multiple of 8 ({_state['library']}), "
+            f"on {_state['lib'].LstmkitThreads()} threads (LSTMKIT_THREADS, else the CPUs this process may use); "
+            "other layers run the JAX scans",
         )
     return False, f"the kernel is unavailable ({_state.get('error')}): the JAX scans run"
 

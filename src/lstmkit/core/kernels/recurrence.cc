@@ -3,9 +3,15 @@
 //
 // Why: under XLA every step of a `lax.scan` is a dozen small kernels dispatched one by one, and
 // at B = 64, H = 64 that overhead is as large as the arithmetic. Here a step is one small GEMM
-// and one pass over the gates, and the directions of a bidirectional layer run on threads of
-// their own (they are independent until they are merged). The math is bptt.py's, line by line;
-// tests/test_kernel.py checks the two against each other.
+// and one pass over the gates. The math is bptt.py's, line by line; tests/core/test_fused.py
+// checks the two against each other.
+//
+// Threads: the rows of a batch never interact in an LSTM, so each direction's rows are cut into
+// contiguous blocks and each block runs all T steps on its own, on a pool of threads started once
+// per process (sized by lstmkit/core/fused.py: LSTMKIT_THREADS, else the CPUs the process may
+// use). Threads meet only when a call ends, not at every step. The two sums over the batch, dW_h
+// and the gathered table's gradient, are kept per block and added up afterwards in a fixed order,
+// so a result depends on the number of threads, never on which thread ran what, or when.
 //
 // Shape legend: D directions, B batch, T time, V table rows, H hidden units, G = 4H.
 // Step s of a direction reads time t = s (forward) or t = T-1-s (reverse).
@@ -23,106 +29,20 @@
 //     dz         = [dc_tot g i(1-i), dc_tot c_prev f(1-f), dc_tot i (1-g^2), do o(1-o)]  where m, else 0
 //     dh_prev    = dz W_h^T                     where m, else dh
 //     dc_prev    = dc_tot * f                   where m, else dc
-//     dW_h      += h_prev^T dz                  (per step, so no (T, B, G) dz is ever stored)
+//     dW_h      += h_prev^T dz                  (per step: with one block of rows, no (T, B, G) dz is stored)
 //     dx_proj    = dz                           (dense input), or rows ids[b, t] of the table += dz
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <string>
-#include <thread>
 #include <vector>
 
+#include "pool.h"
+#include "simd.h"
 #include "xla/ffi/api/ffi.h"
 
 namespace ffi = xla::ffi;
-
-// -- 8-lane float vectors (GCC/Clang vector extensions: AVX on x86-64, NEON pairs on ARM) ------
-
-typedef float v8 __attribute__((vector_size(32), aligned(4), may_alias));  // unaligned access is fine
-typedef int32_t v8i __attribute__((vector_size(32), aligned(4), may_alias));
-
-static inline v8 load8(const float* p) { return *reinterpret_cast<const v8*>(p); }
-static inline void store8(float* p, v8 v) { *reinterpret_cast<v8*>(p) = v; }
-static inline v8 splat(float x) { return v8{} + x; }
-
-// tanh(x) = x P(x^2) / Q(x^2) on |x| <= 9, a rational minimax fit (degrees 5 and 3 in x^2, fitted
-// for this file in float64 by a reweighted least-squares iteration on [0, 9]); beyond 9, and after
-// rounding, +-1, which tanh is in float32 there. Measured over 400,001 points of [0, 9] in float32
-// arithmetic: absolute error 3.4e-7, about 3 ulps near 1. No overflow; NaN stays NaN (the clamp
-// compares a > 9, false for NaN). 14 vector operations, one of them a division.
-static inline v8 tanh8(v8 x) {
-  v8i sign = (v8i)x & (int32_t)0x80000000;
-  v8 a = (v8)((v8i)x & (int32_t)0x7fffffff);
-  a = a > 9.0f ? splat(9.0f) : a;
-  v8 u = a * a;
-  v8 p = splat(1.783897906e-11f);
-  p = p * u + -1.259164234e-08f;
-  p = p * u + 9.195290435e-06f;
-  p = p * u + 2.912024302e-03f;
-  p = p * u + 1.291071492e-01f;
-  p = p * u + 9.999997379e-01f;
-  v8 q = splat(2.269446584e-04f);
-  q = q * u + 2.372630179e-02f;
-  q = q * u + 4.624394835e-01f;
-  q = q * u + 1.0f;
-  v8 t = a * p / q;
-  t = t > 1.0f ? splat(1.0f) : t;
-  return (v8)((v8i)t | sign);
-}
-
-// sigmoid(x) = (1 + tanh(x / 2)) / 2: no overflow either way.
-static inline v8 sigmoid8(v8 x) { return 0.5f + 0.5f * tanh8(0.5f * x); }
-
-// -- small GEMM: C = C0 + A W, rows of A, C0, C given by pointers --------------------------------
-// Rows by pointer let the forward read each step's input rows straight from the table (gather)
-// and skip masked rows. A's element (r, k) is a[r][k * a_step]: a_step = 1 for row-major A,
-// a_step = lda for A^T (dW_h = h_prev^T dz).
-
-template <int R, int L>
-static inline void gemm_block(int K, const float* const* a, long a_step, const float* w, long ldw,
-                              const float* const* c0, float* const* c, int j) {
-  v8 acc[R][L];
-  for (int r = 0; r < R; ++r)
-    for (int l = 0; l < L; ++l) acc[r][l] = c0 ? load8(c0[r] + j + 8 * l) : splat(0.0f);
-  for (int k = 0; k < K; ++k) {
-    v8 wk[L];
-    for (int l = 0; l < L; ++l) wk[l] = load8(w + k * ldw + j + 8 * l);
-    for (int r = 0; r < R; ++r) {
-      v8 ark = splat(a[r][k * a_step]);
-      for (int l = 0; l < L; ++l) acc[r][l] += ark * wk[l];
-    }
-  }
-  for (int r = 0; r < R; ++r)
-    for (int l = 0; l < L; ++l) store8(c[r] + j + 8 * l, acc[r][l]);
-}
-
-template <int L>
-static void gemm_columns(int M, int K, const float* const* a, long a_step, const float* w, long ldw,
-                         const float* const* c0, float* const* c, int j) {
-  int m = 0;
-  for (; m + 6 <= M; m += 6) gemm_block<6, L>(K, a + m, a_step, w, ldw, c0 ? c0 + m : nullptr, c + m, j);
-  const float* const* c0m = c0 ? c0 + m : nullptr;
-  switch (M - m) {
-    case 5: gemm_block<5, L>(K, a + m, a_step, w, ldw, c0m, c + m, j); break;
-    case 4: gemm_block<4, L>(K, a + m, a_step, w, ldw, c0m, c + m, j); break;
-    case 3: gemm_block<3, L>(K, a + m, a_step, w, ldw, c0m, c + m, j); break;
-    case 2: gemm_block<2, L>(K, a + m, a_step, w, ldw, c0m, c + m, j); break;
-    case 1: gemm_block<1, L>(K, a + m, a_step, w, ldw, c0m, c + m, j); break;
-    default: break;
-  }
-}
-
-// C (M x N) = C0 + A (M x K) W (K x N); N a multiple of 8. Column blocks outside, so a block of
-// W stays in L1 while every row passes over it. c0 = nullptr means C0 = 0.
-static void gemm(int M, int N, int K, const float* const* a, long a_step, const float* w, long ldw,
-                 const float* const* c0, float* const* c) {
-  int j = 0;
-#ifdef __AVX512F__  // 32 vector registers: 6 x 4 accumulators fit, and each broadcast feeds 4 FMAs
-  for (; j + 32 <= N; j += 32) gemm_columns<4>(M, K, a, a_step, w, ldw, c0, c, j);
-#endif
-  for (; j + 16 <= N; j += 16) gemm_columns<2>(M, K, a, a_step, w, ldw, c0, c, j);
-  if (j < N) gemm_columns<1>(M, K, a, a_step, w, ldw, c0, c, j);
-}
 
 // -- the loops -----------------------------------------------------------------------------------
 
@@ -137,6 +57,28 @@ static inline int64_t table_row(const int32_t* ids, int64_t b, int64_t t, const 
   return id < 0 ? 0 : (id >= n.V ? n.V - 1 : id);
 }
 
+// A block of batch rows [begin, end) that one thread carries through all T steps.
+struct Rows {
+  int64_t begin, end;
+  int64_t size() const { return end - begin; }
+};
+
+// How many row blocks each direction's batch is cut into: enough for every thread to have one
+// (directions share the threads), never more than there are rows. A block starts on a 64-byte
+// cache line in every (., B, H) buffer: its first row is a multiple of 16 / gcd(H, 16) (H is a
+// multiple of 8, so 1 or 2), so no two threads write to one line.
+static int64_t row_unit(const Dims& n) { return n.H % 16 ? 2 : 1; }
+
+static int64_t blocks_per_direction(const Dims& n, int threads) {
+  const int64_t units = (n.B + row_unit(n) - 1) / row_unit(n);
+  return std::max<int64_t>(1, std::min<int64_t>(threads / std::max<int64_t>(n.D, 1), units));
+}
+
+static Rows row_block(const Dims& n, int64_t blocks, int64_t k) {
+  const int64_t unit = row_unit(n), units = (n.B + unit - 1) / unit;
+  return Rows{std::min(n.B, k * units / blocks * unit), std::min(n.B, (k + 1) * units / blocks * unit)};
+}
+
 struct ForwardArgs {
   Dims dims;
   const float *W_h, *x_proj, *h0, *c0;  // x_proj: table (D, V, G) or dense (D, B, T, G)
@@ -146,69 +88,70 @@ struct ForwardArgs {
   float *gates, *h_seq, *c_seq;  // the residuals for the backward; null when only predicting
 };
 
-// One direction's forward loop. When training it saves the activations [i f g o] (T, B, G) and
-// the carried h, c (T, B, H) after each step, in scan order, for the backward loop; when only
-// predicting it keeps two steps of each in scratch buffers instead.
-static void forward_direction(const ForwardArgs& A, int64_t d, bool reverse) {
+// One direction's forward loop over rows r of the batch. When training it saves the activations
+// [i f g o] (T, B, G) and the carried h, c (T, B, H) after each step, in scan order, for the
+// backward loop; when only predicting it keeps two steps of each in scratch buffers instead.
+// Pointers named for a (., B, .) buffer point at row r.begin, and are indexed by l = b - r.begin.
+static void forward_rows(const ForwardArgs& A, int64_t d, bool reverse, Rows r) {
   const Dims& n = A.dims;
-  const int64_t B = n.B, T = n.T, H = n.H, G = n.G();
+  const int64_t B = n.B, T = n.T, H = n.H, G = n.G(), R = r.size();
   const bool save = A.gates != nullptr;
   const float* W_h = A.W_h + d * H * G;
-  const float* h_prev = A.h0 + d * B * H;
-  const float* c_prev = A.c0 + d * B * H;
-  std::vector<const float*> x_rows(B), h_rows(B);
-  std::vector<float*> z_rows(B);
-  std::vector<float> scratch(save ? 0 : B * G + 4 * B * H);
+  const float* h_prev = A.h0 + (d * B + r.begin) * H;
+  const float* c_prev = A.c0 + (d * B + r.begin) * H;
+  std::vector<const float*> x_rows(R), h_rows(R);
+  std::vector<float*> z_rows(R);
+  lstmkit::AlignedFloats scratch = lstmkit::aligned_floats(save ? 0 : R * G + 4 * R * H);
   for (int64_t s = 0; s < T; ++s) {
     const int64_t t = reverse ? T - 1 - s : s;
     float *gates, *h_out, *c_out;
     if (save) {
-      gates = A.gates + (d * T + s) * B * G;
-      h_out = A.h_seq + (d * T + s) * B * H;
-      c_out = A.c_seq + (d * T + s) * B * H;
+      gates = A.gates + ((d * T + s) * B + r.begin) * G;
+      h_out = A.h_seq + ((d * T + s) * B + r.begin) * H;
+      c_out = A.c_seq + ((d * T + s) * B + r.begin) * H;
     } else {  // alternate two (h, c) slots: step s reads slot s-1 and writes slot s
-      gates = scratch.data();
-      h_out = scratch.data() + B * G + (s % 2) * 2 * B * H;
-      c_out = h_out + B * H;
+      gates = scratch.get();
+      h_out = scratch.get() + R * G + (s % 2) * 2 * R * H;
+      c_out = h_out + R * H;
     }
     // z = x_proj rows + h_prev W_h, only for the rows whose token is real at this step.
     int64_t M = 0;
-    for (int64_t b = 0; b < B; ++b) {
+    for (int64_t b = r.begin, l = 0; b < r.end; ++b, ++l) {
       if (!A.mask[b * T + t]) continue;
       if (n.V) {
         x_rows[M] = A.x_proj + (d * n.V + table_row(A.ids, b, t, n)) * G;
       } else {
         x_rows[M] = A.x_proj + ((d * B + b) * T + t) * G;
       }
-      h_rows[M] = h_prev + b * H;
-      z_rows[M++] = gates + b * G;
+      h_rows[M] = h_prev + l * H;
+      z_rows[M++] = gates + l * G;
     }
     gemm(M, G, H, h_rows.data(), 1, W_h, G, x_rows.data(), z_rows.data());
-    for (int64_t b = 0; b < B; ++b) {
+    for (int64_t b = r.begin, l = 0; b < r.end; ++b, ++l) {
       float* hs_row = A.hs ? A.hs + ((d * B + b) * T + t) * H : nullptr;
       if (!A.mask[b * T + t]) {  // a masked step leaves the state as it was
-        std::memcpy(h_out + b * H, h_prev + b * H, H * sizeof(float));
-        std::memcpy(c_out + b * H, c_prev + b * H, H * sizeof(float));
+        std::memcpy(h_out + l * H, h_prev + l * H, H * sizeof(float));
+        std::memcpy(c_out + l * H, c_prev + l * H, H * sizeof(float));
         if (hs_row) std::memset(hs_row, 0, H * sizeof(float));
         continue;
       }
-      float* z = gates + b * G;
+      float* z = gates + l * G;
       for (int64_t j = 0; j < H; j += 8) {
         v8 i = sigmoid8(load8(z + j));
         v8 f = sigmoid8(load8(z + H + j));
         v8 g = tanh8(load8(z + 2 * H + j));
         v8 o = sigmoid8(load8(z + 3 * H + j));
-        v8 c = f * load8(c_prev + b * H + j) + i * g;  // keep part of the old memory, write part of the new
+        v8 c = f * load8(c_prev + l * H + j) + i * g;  // keep part of the old memory, write part of the new
         v8 h = o * tanh8(c);
         if (save) store8(z + j, i), store8(z + H + j, f), store8(z + 2 * H + j, g), store8(z + 3 * H + j, o);
-        store8(c_out + b * H + j, c), store8(h_out + b * H + j, h);
+        store8(c_out + l * H + j, c), store8(h_out + l * H + j, h);
         if (hs_row) store8(hs_row + j, h);
       }
     }
     h_prev = h_out, c_prev = c_out;
   }
-  std::memcpy(A.h_T + d * B * H, h_prev, B * H * sizeof(float));
-  std::memcpy(A.c_T + d * B * H, c_prev, B * H * sizeof(float));
+  std::memcpy(A.h_T + (d * B + r.begin) * H, h_prev, R * H * sizeof(float));
+  std::memcpy(A.c_T + (d * B + r.begin) * H, c_prev, R * H * sizeof(float));
 }
 
 struct BackwardArgs {
@@ -220,79 +163,158 @@ struct BackwardArgs {
   float *dW_h, *dx_proj, *dh0, *dc0;  // dx_proj: table (D, V, G) or dense (D, B, T, G)
 };
 
-static void backward_direction(const BackwardArgs& A, int64_t d, bool reverse) {
+// Where one block of rows puts the sums over the batch: dW_h (H, G), its own; and, when the input
+// is gathered, either the table itself (the block is the direction's only one) or dz for every
+// step (T, B, G), which `sum_blocks` adds into the table afterwards.
+struct BlockSums {
+  float* dW_h;
+  float* dz_steps;  // null: add dz into the table rows as it goes
+};
+
+// One direction's backward loop over rows r, the forward bottom-up (the header's equations).
+static void backward_rows(const BackwardArgs& A, int64_t d, bool reverse, Rows r, BlockSums out) {
   const Dims& n = A.dims;
-  const int64_t B = n.B, T = n.T, H = n.H, G = n.G();
-  // W_h^T (G, H), so that dz W_h^T is a row-major GEMM like the forward's.
-  std::vector<float> W_h_T(G * H);
+  const int64_t B = n.B, T = n.T, H = n.H, G = n.G(), R = r.size();
+  // W_h^T (G, H), so that dz W_h^T is a row-major GEMM like the forward's; a copy per block, in
+  // the cache of the core that reads it.
+  lstmkit::AlignedFloats W_h_T = lstmkit::aligned_floats(G * H);
   const float* W_h = A.W_h + d * H * G;
   for (int64_t k = 0; k < H; ++k)
     for (int64_t j = 0; j < G; ++j) W_h_T[j * H + k] = W_h[k * G + j];
-  float* dh = A.dh0 + d * B * H;  // the carried dh, dc live in the outputs dh0, dc0
-  float* dc = A.dc0 + d * B * H;
-  std::memcpy(dh, A.dh_T + d * B * H, B * H * sizeof(float));
-  std::memcpy(dc, A.dc_T + d * B * H, B * H * sizeof(float));
-  float* dW_h = A.dW_h + d * H * G;
-  std::memset(dW_h, 0, H * G * sizeof(float));
-  if (n.V) std::memset(A.dx_proj + d * n.V * G, 0, n.V * G * sizeof(float));
-  std::vector<float> dz(B * G);
-  std::vector<const float*> dz_rows(B), h_prev_cols(H);
-  std::vector<float*> dh_rows(B), dW_rows(H);
-  for (int64_t k = 0; k < H; ++k) dW_rows[k] = dW_h + k * G;
+  float* dh = A.dh0 + (d * B + r.begin) * H;  // the carried dh, dc live in the outputs dh0, dc0
+  float* dc = A.dc0 + (d * B + r.begin) * H;
+  std::memcpy(dh, A.dh_T + (d * B + r.begin) * H, R * H * sizeof(float));
+  std::memcpy(dc, A.dc_T + (d * B + r.begin) * H, R * H * sizeof(float));
+  std::memset(out.dW_h, 0, H * G * sizeof(float));
+  const bool scatter_now = n.V && !out.dz_steps;
+  if (scatter_now) std::memset(A.dx_proj + d * n.V * G, 0, n.V * G * sizeof(float));
+  lstmkit::AlignedFloats dz_block = lstmkit::aligned_floats(out.dz_steps ? 0 : R * G);
+  std::vector<const float*> dz_rows(R), h_prev_cols(H);
+  std::vector<float*> dh_rows(R), dW_rows(H);
+  for (int64_t k = 0; k < H; ++k) dW_rows[k] = out.dW_h + k * G;
   const float* const* dW_rows_in = dW_rows.data();  // dW_h is both C0 and C: it accumulates
   for (int64_t s = T - 1; s >= 0; --s) {
     const int64_t t = reverse ? T - 1 - s : s;
-    const float* gates = A.gates + (d * T + s) * B * G;
-    const float* c_seq = A.c_seq + (d * T + s) * B * H;
-    const float* c_prev = s ? A.c_seq + (d * T + s - 1) * B * H : A.c0 + d * B * H;
-    const float* h_prev = s ? A.h_seq + (d * T + s - 1) * B * H : A.h0 + d * B * H;
+    const int64_t row0 = (d * T + s) * B + r.begin, prev0 = (d * T + s - 1) * B + r.begin;
+    const float* gates = A.gates + row0 * G;
+    const float* c_seq = A.c_seq + row0 * H;
+    const float* c_prev = s ? A.c_seq + prev0 * H : A.c0 + (d * B + r.begin) * H;
+    const float* h_prev = s ? A.h_seq + prev0 * H : A.h0 + (d * B + r.begin) * H;
+    float* dz = out.dz_steps ? out.dz_steps + (s * B + r.begin) * G : dz_block.get();
     int64_t M = 0;
-    for (int64_t b = 0; b < B; ++b) {
-      float* dz_b = dz.data() + b * G;
+    for (int64_t b = r.begin, l = 0; b < r.end; ++b, ++l) {
+      float* dz_b = dz + l * G;
       if (!A.mask[b * T + t]) {  // dz = 0; dh and dc pass through unchanged
         std::memset(dz_b, 0, G * sizeof(float));
         continue;
       }
-      const float* a = gates + b * G;
+      const float* a = gates + l * G;
       const float* d_hs = A.d_hs ? A.d_hs + ((d * B + b) * T + t) * H : nullptr;
       for (int64_t j = 0; j < H; j += 8) {
         v8 i = load8(a + j), f = load8(a + H + j), g = load8(a + 2 * H + j), o = load8(a + 3 * H + j);
-        v8 dh_j = d_hs ? load8(dh + b * H + j) + load8(d_hs + j) : load8(dh + b * H + j);
-        v8 tanh_c = tanh8(load8(c_seq + b * H + j));
+        v8 dh_j = d_hs ? load8(dh + l * H + j) + load8(d_hs + j) : load8(dh + l * H + j);
+        v8 tanh_c = tanh8(load8(c_seq + l * H + j));
         v8 d_o = dh_j * tanh_c;
-        v8 dc_tot = load8(dc + b * H + j) + dh_j * o * (1.0f - tanh_c * tanh_c);
+        v8 dc_tot = load8(dc + l * H + j) + dh_j * o * (1.0f - tanh_c * tanh_c);
         store8(dz_b + j, dc_tot * g * i * (1.0f - i));
-        store8(dz_b + H + j, dc_tot * load8(c_prev + b * H + j) * f * (1.0f - f));
+        store8(dz_b + H + j, dc_tot * load8(c_prev + l * H + j) * f * (1.0f - f));
         store8(dz_b + 2 * H + j, dc_tot * i * (1.0f - g * g));
         store8(dz_b + 3 * H + j, d_o * o * (1.0f - o));
-        store8(dc + b * H + j, dc_tot * f);
+        store8(dc + l * H + j, dc_tot * f);
       }
       dz_rows[M] = dz_b;
-      dh_rows[M++] = dh + b * H;
+      dh_rows[M++] = dh + l * H;
     }
-    gemm(M, H, G, dz_rows.data(), 1, W_h_T.data(), H, nullptr, dh_rows.data());  // dh_prev = dz W_h^T
+    gemm(M, H, G, dz_rows.data(), 1, W_h_T.get(), H, nullptr, dh_rows.data());  // dh_prev = dz W_h^T
     for (int64_t k = 0; k < H; ++k) h_prev_cols[k] = h_prev + k;
-    gemm(H, G, B, h_prev_cols.data(), H, dz.data(), G, dW_rows_in, dW_rows.data());  // dW_h += h_prev^T dz
-    for (int64_t b = 0; b < B; ++b) {
-      const float* dz_b = dz.data() + b * G;
-      if (n.V) {  // the gathered table row gets the sum of dz over the steps that read it
+    gemm(H, G, R, h_prev_cols.data(), H, dz, G, dW_rows_in, dW_rows.data());  // dW_h += h_prev^T dz
+    for (int64_t b = r.begin, l = 0; b < r.end; ++b, ++l) {
+      const float* dz_b = dz + l * G;
+      if (scatter_now) {  // the gathered table row gets the sum of dz over the steps that read it
         if (!A.mask[b * T + t]) continue;
         float* row = A.dx_proj + (d * n.V + table_row(A.ids, b, t, n)) * G;
         for (int64_t j = 0; j < G; j += 8) store8(row + j, load8(row + j) + load8(dz_b + j));
-      } else {
+      } else if (!n.V) {
         std::memcpy(A.dx_proj + ((d * B + b) * T + t) * G, dz_b, G * sizeof(float));
       }
     }
   }
 }
 
-// Runs fn(d) for every direction, direction 0 on this thread and the others on threads of their own.
-template <typename Fn>
-static void per_direction(int64_t D, Fn fn) {
-  std::vector<std::thread> threads;
-  for (int64_t d = 1; d < D; ++d) threads.emplace_back(fn, d);
-  fn(0);
-  for (auto& th : threads) th.join();
+// Part p of P of adding up a direction's blocks: rows [p H / P, (p+1) H / P) of dW_h, block 0's
+// (in the output) + block 1's + ..., in that order; and the same share of the table's rows, each
+// the sum of dz over the steps and rows that read it, in the order the one-block loop adds them
+// (steps from last to first, rows in order), so the table's gradient does not depend on blocks.
+static void sum_blocks(const BackwardArgs& A, int64_t d, bool reverse, const std::vector<BlockSums>& blocks,
+                       int64_t p, int64_t P) {
+  const Dims& n = A.dims;
+  const int64_t B = n.B, T = n.T, H = n.H, G = n.G();
+  float* dW_h = blocks[0].dW_h;
+  for (size_t k = 1; k < blocks.size(); ++k) {
+    const float* part = blocks[k].dW_h;
+    for (int64_t i = p * H / P * G; i < (p + 1) * H / P * G; i += 8) store8(dW_h + i, load8(dW_h + i) + load8(part + i));
+  }
+  if (!n.V) return;
+  const int64_t v0 = p * n.V / P, v1 = (p + 1) * n.V / P;
+  float* table = A.dx_proj + d * n.V * G;
+  std::memset(table + v0 * G, 0, (v1 - v0) * G * sizeof(float));
+  for (int64_t s = T - 1; s >= 0; --s) {
+    const int64_t t = reverse ? T - 1 - s : s;
+    for (int64_t b = 0; b < B; ++b) {
+      if (!A.mask[b * T + t]) continue;
+      const int64_t v = table_row(A.ids, b, t, n);
+      if (v < v0 || v >= v1) continue;
+      const float* dz_b = blocks[0].dz_steps + (s * B + b) * G;
+      float* row = table + v * G;
+      for (int64_t j = 0; j < G; j += 8) store8(row + j, load8(row + j) + load8(dz_b + j));
+    }
+  }
+}
+
+// Runs the forward of every direction, each cut into row blocks, on the pool.
+static void forward_all(const ForwardArgs& A, int64_t reverse) {
+  const int threads = lstmkit::kernel_threads();
+  const int64_t blocks = blocks_per_direction(A.dims, threads);
+  lstmkit::pool().run(A.dims.D * blocks, threads - 1, [&](int64_t task) {
+    const int64_t d = task / blocks;
+    forward_rows(A, d, (reverse >> d) & 1, row_block(A.dims, blocks, task % blocks));
+  });
+}
+
+// Runs the backward of every direction in row blocks on the pool, then adds up the blocks' sums
+// (as many parts per direction as blocks, again on the pool). One block per direction (one
+// thread per direction, or fewer) writes straight into the outputs, as a plain loop would.
+static void backward_all(const BackwardArgs& A, int64_t reverse) {
+  const Dims& n = A.dims;
+  const int threads = lstmkit::kernel_threads();
+  const int64_t blocks = blocks_per_direction(n, threads), HG = n.H * n.G();
+  const bool split = blocks > 1;
+  lstmkit::AlignedFloats dW_parts = lstmkit::aligned_floats(split ? n.D * (blocks - 1) * HG : 0);
+  lstmkit::AlignedFloats dz_steps = lstmkit::aligned_floats(split && n.V ? n.D * n.T * n.B * n.G() : 0);
+  std::vector<std::vector<BlockSums>> sums(n.D);
+  for (int64_t d = 0; d < n.D; ++d) {
+    float* dz = split && n.V ? dz_steps.get() + d * n.T * n.B * n.G() : nullptr;
+    sums[d].push_back({A.dW_h + d * HG, dz});
+    for (int64_t k = 1; k < blocks; ++k) sums[d].push_back({dW_parts.get() + (d * (blocks - 1) + k - 1) * HG, dz});
+  }
+  auto& pool = lstmkit::pool();
+  pool.run(n.D * blocks, threads - 1, [&](int64_t task) {
+    const int64_t d = task / blocks, k = task % blocks;
+    backward_rows(A, d, (reverse >> d) & 1, row_block(n, blocks, k), sums[d][k]);
+  });
+  if (!split) return;
+  pool.run(n.D * blocks, threads - 1, [&](int64_t task) {
+    const int64_t d = task / blocks;
+    sum_blocks(A, d, (reverse >> d) & 1, sums[d], task % blocks, blocks);
+  });
+}
+
+extern "C" {
+// LSTMKIT_THREADS as lstmkit/core/fused.py read it (n >= 1), or 0: the CPUs this process may use.
+__attribute__((visibility("default"))) void LstmkitSetThreads(int n) { lstmkit::g_threads.store(n < 0 ? 0 : n); }
+__attribute__((visibility("default"))) int LstmkitThreads() { return lstmkit::kernel_threads(); }
+// How many threads the process's pool has started: they are started once, not per call.
+__attribute__((visibility("default"))) int LstmkitPoolThreads() { return lstmkit::pool().started(); }
 }
 
 // -- FFI handlers --------------------------------------------------------------------------------
@@ -332,7 +354,7 @@ static ffi::Error Forward(ffi::Buffer<ffi::F32> W_h, ffi::Buffer<ffi::F32> x_pro
                 ids.typed_data(), mask.typed_data(), sequences ? hs->typed_data() : nullptr, h_T->typed_data(),
                 c_T->typed_data(), save ? gates->typed_data() : nullptr,
                 save ? h_seq->typed_data() : nullptr, save ? c_seq->typed_data() : nullptr};
-  per_direction(n.D, [&](int64_t d) { forward_direction(A, d, (reverse >> d) & 1); });
+  forward_all(A, reverse);
   return ffi::Error::Success();
 }
 
@@ -349,7 +371,7 @@ static ffi::Error Backward(ffi::Buffer<ffi::F32> W_h, ffi::Buffer<ffi::S32> ids,
                  h_seq.typed_data(), c_seq.typed_data(), sequences ? d_hs.typed_data() : nullptr, dh_T.typed_data(),
                  dc_T.typed_data(), ids.typed_data(), mask.typed_data(), dW_h->typed_data(),
                  dx_proj->typed_data(), dh0->typed_data(), dc0->typed_data()};
-  per_direction(n.D, [&](int64_t d) { backward_direction(A, d, (reverse >> d) & 1); });
+  backward_all(A, reverse);
   return ffi::Error::Success();
 }
 
