@@ -162,6 +162,18 @@ def test_bad_multi_label_input_is_one_clear_line(tmp_path, name, content, args, 
     assert said[-1].startswith("Error: ") and sum("Error" in line for line in said) == 1, r.output
 
 
+def test_tune_reads_a_csv_as_multi_label_and_keeps_the_thresholds(tmp_path):
+    rows = topic_texts(300, seed=2)
+    (tmp_path / "topics.csv").write_text("text,labels\n" + "".join(f"{t},{'|'.join(ls)}\n" for ls, t in rows))
+    args = ["tune", "--data", tmp_path / "topics.csv", "--multi-label", "--minutes", "5", "--trials", "1"]
+    r = _invoke(*args, "--out", tmp_path / "m", *TINY, *SMALL_AND_QUICK)
+    assert r.exit_code == 0, r.output
+    model = load_model(tmp_path / "m")
+    assert model.architecture.multi_label and model.class_names == ["politics", "science", "sports"]
+    assert sorted(model.train_config["thresholds"]) == model.class_names
+    assert json.loads((tmp_path / "m" / "metrics.json").read_text())["micro"]["f1"] > 0.8  # chance: about 0.5
+
+
 # The model the tests above trained, through the other ways to use it (one training for all).
 
 

@@ -8,7 +8,7 @@ import sys
 import click
 
 from lstmkit.cli.compile_cache import enable_compile_cache
-from lstmkit.cli.file_options import file_options
+from lstmkit.cli.file_options import file_options, multi_label_option
 from lstmkit.cli.training import _preset_options
 
 
@@ -29,6 +29,7 @@ from lstmkit.cli.training import _preset_options
 @click.option("--text-column", default=None, help="text column of a CSV/TSV/JSONL file (autodetected)")
 @click.option("--label-column", default=None, help="label column of a CSV/TSV/JSONL file (autodetected)")
 @file_options("--data and --test-data")
+@multi_label_option
 @click.option(
     "--overwrite", is_flag=True, help="replace the model already at --out (a folder of other files is never replaced)"
 )
@@ -45,6 +46,7 @@ def tune_command(
     label_column,
     file_format,
     header,
+    multi_label,
     overwrite,
     quiet,
     **overrides,
@@ -80,6 +82,7 @@ def tune_command(
             label_column=label_column,
             file_format=file_format,
             header=header,
+            multi_label=multi_label,
         )
     except KeyboardInterrupt:
         click.echo(f"\ninterrupted: tune writes {out} only at the end; nothing was saved", err=True)

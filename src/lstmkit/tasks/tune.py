@@ -196,7 +196,7 @@ def tune_run(
     out/trials.csv and out/trials.png; returns (test metrics, rows of the trials table).
 
     trials: at most this many (None: as many as the budget holds). reading: test_data,
-    text_column, label_column, file_format, header, as `lstmkit.tasks.run.train_run` takes them.
+    text_column, label_column, file_format, header, multi_label, as `lstmkit.tasks.run.train_run` takes them.
     The first trial is the preset itself (its values of the searched settings that lie in the space).
     """
     t_start = time.perf_counter()
@@ -206,7 +206,14 @@ def tune_run(
     with output_folder.claim_output(out, overwrite=overwrite) as said:
         if said:
             print(said, flush=True)
-        reading = {"text_column": None, "label_column": None, "file_format": None, "header": None, **reading}
+        reading = {
+            "text_column": None,
+            "label_column": None,
+            "file_format": None,
+            "header": None,
+            "multi_label": None,
+            **reading,
+        }
         test_data = reading.pop("test_data", None)
         train, val, test = load_data(config, data, test_data, reading, t_start)
         class_names = list(train.class_names)
