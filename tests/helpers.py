@@ -1,10 +1,17 @@
 """Builders shared by the tests: synthetic reviews, a small classifier, tiny CLI sizes, random
-LSTM problems, the LSTM as a hand loop over the cell, and a scale-aware relative error.
+LSTM problems, the LSTM as a hand loop over the cell, a scale-aware relative error, and
+`lstmkit serve` as a real process on 127.0.0.1.
 
 Shape legend: B batch, T time, E input features, V table rows, H hidden units, D directions.
 """
 
+import os
+import re
 import shutil
+import signal
+import subprocess
+import sys
+import tempfile
 
 import jax
 import jax.numpy as jnp
@@ -211,3 +218,51 @@ CHROMIUM_FLAGS = [
     "--enable-logging=stderr",
     "--v=0",
 ]
+
+
+SERVE_READY = re.compile(r"lstmkit serve: .* on (http://127\.0\.0\.1:\d+) ")
+
+
+class Server:
+    """`python -m lstmkit.cli serve MODEL_DIR --port 0 ...` in a process of its own; `url` once ready."""
+
+    def __init__(self, model_dir, *flags, env=None):
+        self.log = tempfile.TemporaryFile("w+")  # noqa: SIM115  (a file, not a pipe: a full pipe would stall the server; closed by stop)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "lstmkit.cli", "serve", str(model_dir), "--port", "0", *flags],
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            env={**os.environ, **(env or {})},
+            text=True,
+        )
+        line = self.process.stdout.readline()  # the one line it prints when ready (or nothing if it died)
+        match = SERVE_READY.search(line)
+        if not match:
+            self.process.kill()
+            self.process.wait()
+            self.log.seek(0)
+            raise AssertionError(f"the server did not start: {line!r} {self.log.read()[-2000:]}")
+        self.url = match.group(1)
+
+    def client(self, **kwargs):
+        import httpx  # the serve extra's client: only the tests that start a server need it
+
+        return httpx.Client(base_url=self.url, timeout=60, **kwargs)
+
+    def async_client(self, **kwargs):
+        import httpx
+
+        return httpx.AsyncClient(base_url=self.url, timeout=60, **kwargs)
+
+    def stop(self, timeout=30):
+        """SIGTERM, then its exit status (killed, and the test failed, if it does not stop in time)."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise AssertionError(f"the server did not stop within {timeout} s of SIGTERM") from None
+        finally:
+            self.process.stdout.close()
+            self.log.close()

@@ -3,13 +3,14 @@ train learns it and stores a threshold per label, evaluate reports it (checked a
 scikit-learn), predict prints label sets, and thresholds, loading and bad input behave."""
 
 import json
+import signal
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 from sklearn.metrics import f1_score
 
-from helpers import TINY, resign_config
+from helpers import TINY, Server, resign_config
 from lstmkit.cli import main
 from lstmkit.nn.model import load_model
 
@@ -202,16 +203,18 @@ def test_explain_explains_the_likeliest_label_and_lists_the_set(trained):
     assert r.exit_code == 2 and "has no class 'cooking'" in r.output, r.output
 
 
-def test_serve_answers_label_sets(trained):
-    from fastapi.testclient import TestClient
-
-    from lstmkit.serve.app import ServeSettings, create_app
-
+def test_serve_answers_label_sets_and_explains_a_chosen_label(trained):
     _, out, _, _ = trained
     model = load_model(out)
-    texts = ["the minister said a goal", "atom today"]  # two rows, as predict's test compiled them
-    with TestClient(create_app(model, ServeSettings(max_batch=1))) as http:  # one shape to compile
-        r = http.post("/v1/predict", json={"texts": texts, "top_k": 1})
+    texts = ["the minister said a goal", "atom today"]
+    server = Server(out, "--max-batch", "1")  # a real `lstmkit serve` on 127.0.0.1
+    try:
+        with server.client() as http:
+            r = http.post("/v1/predict", json={"texts": texts, "top_k": 1})
+            chosen = http.post("/v1/explain", json={"text": texts[0], "label": "sports"})
+            unknown = http.post("/v1/explain", json={"text": texts[0], "label": "weather"})
+    finally:
+        assert server.stop() in (0, -signal.SIGTERM)  # uvicorn re-raises the signal it handled
     assert r.status_code == 200, r.text
     rows = r.json()["predictions"]
     expected = model.predict(texts)
@@ -219,6 +222,9 @@ def test_serve_answers_label_sets(trained):
     for row, p in zip(rows, np.asarray(expected)):
         assert [row["probabilities"][n] for n in model.class_names] == pytest.approx(p, abs=1e-5)
         assert row["top_k"][0]["label"] == model.class_names[int(np.argmax(p))] and "label" not in row
+    assert chosen.status_code == 200 and chosen.json()["target_class"] == "sports", chosen.text
+    assert sorted(chosen.json()["labels"]) == ["politics", "sports"]
+    assert unknown.status_code == 422 and unknown.json()["field"] == "label" and "weather" in unknown.json()["error"]
 
 
 def test_onnx_export_gives_the_k_sigmoids_and_the_thresholds(trained, tmp_path):

@@ -4,8 +4,8 @@
                             "probability", "probabilities": {class: p}, "top_k"?}, ...]}; a
                             multi-label model gives "labels" (the set, likeliest first) for
                             "label" and "probability"
-    POST /v1/explain        {"text": ...}  ->  the JSON `lstmkit explain --json` prints
-    POST /v1/explain/page   {"text": ...}  ->  explain's self-contained HTML page
+    POST /v1/explain        {"text": ..., "label": optional}  ->  the JSON `lstmkit explain --json` prints
+    POST /v1/explain/page   the same request  ->  explain's self-contained HTML page
     GET  /v1/model          classes, config, lstmkit version, the weights' SHA-256, the limits
     GET  /health            {"status": "ok", "model_calls", "texts", "waiting"}: texts predicted, in
                             how many model calls, and how many wait for an answer now
@@ -76,6 +76,7 @@ class PredictRequest(BaseModel):
 class ExplainRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     text: StrictStr = Field(description="the text to explain")
+    label: StrictStr | None = Field(None, description="the class to explain (K > 1 outputs); default: the likeliest")
 
 
 class ApiError(Exception):
@@ -84,6 +85,16 @@ class ApiError(Exception):
     def __init__(self, status, field, message, headers=None):
         super().__init__(message)
         self.status, self.field, self.message, self.headers = status, field, message, headers
+
+
+def check_label(model, label):
+    """A label to explain must be one of the model's classes, and the model must have more than one output."""
+    if label is None:
+        return
+    if model.n_outputs == 1:
+        raise ApiError(422, "label", "a binary model's explanation is always of its second class; leave out label")
+    if label not in (model.class_names or []):
+        raise ApiError(422, "label", f"the model has no class {label!r}; its classes: {', '.join(model.class_names)}")
 
 
 def error_response(status, field, message, headers=None):
@@ -176,8 +187,9 @@ def _add_model_routes(app, model, batcher, settings, names):
         authorize(request, settings.api_key)
         body = await read_body(request, ExplainRequest, settings)
         check_length(body.text, "text", settings)
+        check_label(model, body.label)
         try:
-            return await batcher.run(explain_text, model, body.text)
+            return await batcher.run(explain_text, model, body.text, body.label)
         except LstmkitError as e:  # the model is of a kind explain cannot read; no text would do
             raise ApiError(501, "model", str(e)) from None
 
