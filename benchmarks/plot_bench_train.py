@@ -1,0 +1,111 @@
+"""Plot the cost of a training step against T, H and B from bench_train.py --grid --json files.
+
+    python benchmarks/plot_bench_train.py runs/grid.json runs/sweep.json --out docs/bench_train_grid.png
+
+Three panels, one line per framework, log-scaled milliseconds:
+
+- against T: the mean tokens per text of the data (IMDB's first sentences, IMDB cut to each
+  --lengths, IMDB whole), ms per batch;
+- against H: hidden units per direction, ms per batch;
+- against B: the batch size, ms per text (ms per batch / B).
+
+Each panel holds every other setting at the reference (IMDB, T <= 800, B = 64, H = 64, the
+bidirectional LSTM, the most cores measured), so a line moves along one axis only. Rows from
+several JSON files are pooled; the last one measured wins where two files have the same setting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+FRAMEWORKS = ("lstmkit", "keras-tf", "keras-jax", "torch")
+STYLE = {"lstmkit": "o-", "keras-tf": "s--", "keras-jax": "^--", "torch": "d--"}
+
+
+def load_rows(paths: list[Path]) -> list[dict]:
+    """The grid rows of all files; a later file's row replaces an earlier one of the same setting."""
+    rows = {}
+    for path in paths:
+        for row in json.loads(path.read_text())["rows"]:
+            rows[json.dumps(row["setting"], sort_keys=True)] = row
+    return list(rows.values())
+
+
+def reference(rows: list[dict]) -> dict:
+    """The setting every panel holds fixed, except its own axis."""
+    cores = max(r["setting"]["cores"] for r in rows)
+    return {"corpus": "imdb", "length": 800, "batch_size": 64, "hidden": 64, "direction": "bi", "cores": cores}
+
+
+def along(rows: list[dict], ref: dict, varying: tuple[str, ...]) -> list[dict]:
+    """The rows equal to ref in every key but `varying`."""
+    return [r for r in rows if all(r["setting"][k] == v for k, v in ref.items() if k not in varying)]
+
+
+def panel(axis, rows: list[dict], x_of, y_of, xlabel: str, ylabel: str) -> None:
+    for name in FRAMEWORKS:
+        points = sorted((x_of(r), y_of(r, name)) for r in rows if name in r["ms_per_batch"])
+        if points:
+            axis.plot(*zip(*points), STYLE[name], label=name, markersize=4)
+    axis.set_xlabel(xlabel)
+    axis.set_ylabel(ylabel)
+    axis.set_yscale("log")
+    axis.grid(True, which="both", alpha=0.3)
+    if not rows:
+        axis.text(0.5, 0.5, "not measured", ha="center", transform=axis.transAxes)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("json", nargs="+", type=Path, help="files written by bench_train.py --grid --json")
+    parser.add_argument("--out", type=Path, default=Path("docs/bench_train_grid.png"))
+    args = parser.parse_args()
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = load_rows(args.json)
+    ref = reference(rows)
+    per_batch = lambda r, name: r["ms_per_batch"][name]
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.4))
+    panel(
+        axes[0],
+        along(rows, ref, ("corpus", "length")),
+        lambda r: r["mean_length"],
+        per_batch,
+        "mean tokens per text (T)",
+        "ms per batch",
+    )
+    panel(
+        axes[1],
+        along(rows, ref, ("hidden",)),
+        lambda r: r["setting"]["hidden"],
+        per_batch,
+        "hidden units per direction (H)",
+        "ms per batch",
+    )
+    per_text = lambda r, name: r["ms_per_batch"][name] / r["setting"]["batch_size"]
+    panel(
+        axes[2],
+        along(rows, ref, ("batch_size",)),
+        lambda r: r["setting"]["batch_size"],
+        per_text,
+        "batch size (B)",
+        "ms per text",
+    )
+    axes[1].set_xscale("log", base=2)
+    axes[2].set_xscale("log", base=2)
+    axes[0].set_xscale("log")
+    axes[0].legend(fontsize=8)
+    cores = ref["cores"] or "all"
+    fig.suptitle(f"one training step, default preset's model without adversarial training, {cores} cores", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(args.out, dpi=72)
+    print(f"wrote {args.out} ({args.out.stat().st_size // 1024} KiB) from {len(rows)} rows")
+
+
+if __name__ == "__main__":
+    main()
