@@ -254,8 +254,10 @@ def summaries(args, runs: list) -> dict:
     return summary
 
 
-def measure(args, imdb: Path, tmp: Path) -> dict:
-    """Every setting, its data prepared once per corpus and length; what main reports."""
+def measure(args, imdb: Path, tmp: Path, save=None) -> dict:
+    """Every setting, its data prepared once per corpus and length; what main reports.
+
+    save(report): called after each setting (--json keeps what a long grid has measured so far)."""
     report = {"data": {}, "runs": [], "skipped": {}, "failed": {}, "rows": [], "summaries": []}
     prepared = {}
     for setting in args.settings:
@@ -275,7 +277,30 @@ def measure(args, imdb: Path, tmp: Path) -> dict:
         summary = summaries(args, runs)
         report["summaries"].append({"setting": setting.as_dict(), "summary": summary})
         report["rows"].append(train_grid.grid_row(setting, summary, data_info))
+        if save is not None:
+            save(report)
     return report
+
+
+def versions_of(meta: dict, report: dict) -> dict:
+    versions = {"python": meta["python"], "lstmkit": meta["lstmkit"]}
+    for entry in report["summaries"]:
+        for s in entry["summary"].values():
+            versions.update(s["versions"])
+    return versions
+
+
+def save_json(args, meta: dict, report: dict) -> None:
+    """--json OUT: meta, settings, versions, every run, the summaries and the grid's rows."""
+    if not args.json:
+        return
+    settings = {k: v for k, v in vars(args).items() if k != "settings"}
+    settings["settings"] = [s.as_dict() for s in args.settings]
+    single = report["summaries"][0]["summary"] if len(report["summaries"]) == 1 else None
+    saved = {"meta": meta, "settings": settings, "versions": versions_of(meta, report), "summary": single, **report}
+    part = Path(args.json + ".part")
+    part.write_text(json.dumps(saved, indent=1))
+    part.replace(args.json)
 
 
 def main() -> None:
@@ -303,11 +328,7 @@ def main() -> None:
         train_report.print_details(report["summaries"][0]["summary"], report["skipped"], report["failed"])
 
     if args.json:
-        settings = {k: v for k, v in vars(args).items() if k != "settings"}
-        settings["settings"] = [s.as_dict() for s in args.settings]
-        single = report["summaries"][0]["summary"] if len(report["summaries"]) == 1 else None
-        saved = {"meta": meta, "settings": settings, "versions": versions, "summary": single, **report}
-        Path(args.json).write_text(json.dumps(saved, indent=1))
+        save_json(args, meta, report)
         print(f"\nsaved {args.json}")
     if report["failed"]:
         sys.exit(1)

@@ -9,7 +9,7 @@ Three panels, one line per framework, log-scaled milliseconds:
 - against H: hidden units per direction, ms per batch;
 - against B: the batch size, ms per text (ms per batch / B).
 
-Each panel holds every other setting at the reference (IMDB, T <= 800, B = 64, H = 64, the
+Each panel holds every other setting at the reference (IMDB, the longest T, B = 64, H = 64, the
 bidirectional LSTM, the most cores measured), so a line moves along one axis only. Rows from
 several JSON files are pooled; the last one measured wins where two files have the same setting.
 """
@@ -24,19 +24,23 @@ FRAMEWORKS = ("lstmkit", "keras-tf", "keras-jax", "torch")
 STYLE = {"lstmkit": "o-", "keras-tf": "s--", "keras-jax": "^--", "torch": "d--"}
 
 
-def load_rows(paths: list[Path]) -> list[dict]:
-    """The grid rows of all files; a later file's row replaces an earlier one of the same setting."""
-    rows = {}
+def load_rows(paths: list[Path]) -> tuple[list[dict], str]:
+    """(the grid rows of all files, the model they measured); a later file's row replaces an
+    earlier one of the same setting."""
+    rows, models = {}, set()
     for path in paths:
-        for row in json.loads(path.read_text())["rows"]:
+        report = json.loads(path.read_text())
+        models.add(report["settings"]["model"])
+        for row in report["rows"]:
             rows[json.dumps(row["setting"], sort_keys=True)] = row
-    return list(rows.values())
+    return list(rows.values()), " and ".join(sorted(models))
 
 
 def reference(rows: list[dict]) -> dict:
     """The setting every panel holds fixed, except its own axis."""
     cores = max(r["setting"]["cores"] for r in rows)
-    return {"corpus": "imdb", "length": 800, "batch_size": 64, "hidden": 64, "direction": "bi", "cores": cores}
+    length = max(r["setting"]["length"] for r in rows)
+    return {"corpus": "imdb", "length": length, "batch_size": 64, "hidden": 64, "direction": "bi", "cores": cores}
 
 
 def along(rows: list[dict], ref: dict, varying: tuple[str, ...]) -> list[dict]:
@@ -67,7 +71,7 @@ def main() -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = load_rows(args.json)
+    rows, model = load_rows(args.json)
     ref = reference(rows)
     per_batch = lambda r, name: r["ms_per_batch"][name]
     fig, axes = plt.subplots(1, 3, figsize=(11, 3.4))
@@ -101,7 +105,8 @@ def main() -> None:
     axes[0].set_xscale("log")
     axes[0].legend(fontsize=8)
     cores = ref["cores"] or "all"
-    fig.suptitle(f"one training step, default preset's model without adversarial training, {cores} cores", fontsize=10)
+    model = "the default preset's model without adversarial training" if model == "default" else f"model {model}"
+    fig.suptitle(f"one training step of {model}, {cores} cores (log scales)", fontsize=10)
     fig.tight_layout()
     fig.savefig(args.out, dpi=72)
     print(f"wrote {args.out} ({args.out.stat().st_size // 1024} KiB) from {len(rows)} rows")

@@ -106,16 +106,23 @@ def check(args, parser) -> None:
 def left_out(setting: Setting, framework_name: str, skip: str) -> bool:
     """Whether --skip leaves this framework out of this setting.
 
-    skip: comma-separated FRAMEWORK@CORPUS[:H] items, e.g. "torch@imdb:256" (PyTorch on whole
-    IMDB reviews at H = 256: minutes a batch on 2 cores), or "torch@imdb" for every H.
+    skip: comma-separated FRAMEWORK@CORPUS[:H[:CORES]] items, e.g. "torch@imdb:256:2" (PyTorch on
+    whole IMDB reviews at H = 256 on 2 cores: minutes a batch on a shared machine), or
+    "torch@imdb" for every H and core count.
 
-    >>> left_out(Setting("imdb", 800, 64, 256, "bi", 2), "torch", "torch@imdb:256,torch@short:64")
+    >>> left_out(Setting("imdb", 800, 64, 256, "bi", 2), "torch", "torch@imdb:256:2,torch@short:64")
     True
+    >>> left_out(Setting("imdb", 800, 64, 256, "bi", 1), "torch", "torch@imdb:256:2")
+    False
     """
     for item in filter(None, (i.strip() for i in skip.split(","))):
         name, _, where = item.partition("@")
-        corpus, _, hidden = where.partition(":")
-        if name == framework_name and corpus in ("", setting.corpus) and hidden in ("", str(setting.hidden)):
+        corpus, hidden, cores = (where.split(":") + ["", ""])[:3]
+        matches = (corpus, hidden, cores) == tuple(
+            part and str(value)
+            for part, value in zip((corpus, hidden, cores), (setting.corpus, setting.hidden, setting.cores))
+        )
+        if name == framework_name and matches:
             return True
     return False
 
