@@ -49,10 +49,14 @@ def along(rows: list[dict], ref: dict, varying: tuple[str, ...]) -> list[dict]:
 
 
 def panel(axis, rows: list[dict], x_of, y_of, xlabel: str, ylabel: str) -> None:
+    xs = sorted({x_of(r) for r in rows})
     for name in FRAMEWORKS:
         points = sorted((x_of(r), y_of(r, name)) for r in rows if name in r["ms_per_batch"])
         if points:
             axis.plot(*zip(*points), STYLE[name], label=name, markersize=4)
+    axis.set_xscale("log")
+    axis.set_xticks(xs, [f"{x:.0f}" for x in xs])
+    axis.minorticks_off()
     axis.set_xlabel(xlabel)
     axis.set_ylabel(ylabel)
     axis.set_yscale("log")
@@ -100,10 +104,16 @@ def main() -> None:
         "batch size (B)",
         "ms per text",
     )
-    axes[1].set_xscale("log", base=2)
-    axes[2].set_xscale("log", base=2)
-    axes[0].set_xscale("log")
-    axes[0].legend(fontsize=8)
+    short = [r for r in along(rows, ref, ("corpus", "length")) if r["setting"]["corpus"] == "short"]
+    for r in short:  # the peers' padding there is the longest text's, not the mean
+        axes[0].annotate(
+            f"short texts\n(peers padded\nto {r['width']})",
+            (r["mean_length"], 0.5),
+            xycoords=("data", "axes fraction"),
+            fontsize=7,
+        )
+    axes[0].tick_params(axis="x", labelrotation=60, labelsize=7)
+    axes[1].legend(fontsize=8, loc="upper left")
     cores = ref["cores"] or "all"
     model = "the default preset's model without adversarial training" if model == "default" else f"model {model}"
     fig.suptitle(f"one training step of {model}, {cores} cores (log scales)", fontsize=10)
