@@ -2,13 +2,25 @@
 
     python benchmarks/bench_train.py --predict            # all four, 3 alternating rounds
     python benchmarks/bench_train.py --only keras-jax,torch --batches 20 --rounds 1
+    python benchmarks/bench_train.py --model default --grid --corpus imdb,short \
+        --hidden 64,128,256 --directions uni,bi --cores 1,2 --rounds 1 --batches 3 --warmup 1
 
-The harness prepares the data once: the IMDB train reviews, vectorized as in the seed notebook
-(vocabulary of 100 ids including padding 0 and [UNK] 1, length 200, right padded/truncated,
-int32) with `lstmkit.data.text.TextVectorizer`, saved to an npz in a temporary directory. Then it
-runs every framework in a subprocess of its own, so peak RSS is the framework's alone and the
-Keras backend is chosen by KERAS_BACKEND. Frameworks alternate within each of --rounds rounds
-(the order rotates every round), so a slow spell of a shared machine hits them all alike.
+The harness prepares the data once per corpus and length (`train_data.py`): by default the IMDB
+train reviews, vectorized as in the seed notebook (vocabulary of 100 ids including padding 0 and
+[UNK] 1, length 200, right padded/truncated, int32) with `lstmkit.data.text.TextVectorizer`,
+saved to an npz in a temporary directory. Then it runs every framework in a subprocess of its
+own, so peak RSS is the framework's alone and the Keras backend is chosen by KERAS_BACKEND.
+Frameworks alternate within each of --rounds rounds (the order rotates every round), so a slow
+spell of a shared machine hits them all alike.
+
+--model default builds the `default` preset's model instead (vocabulary 10,000, length 800,
+E = 128, word pairs, max+mean pooling, dropout, clipping, weight average; adversarial training
+off, as the peers lack it), and lstmkit trains on length-bucketed batches as `lstmkit train`
+does, the peers on their usual padded batches. --corpus short reads IMDB's first sentences
+(`make_short_texts.py`). --grid measures the product of the lists --corpus, --lengths,
+--batch-sizes, --hidden, --directions and --cores (each worker pinned with taskset, its threads
+set to match; `train_grid.py`) and prints one row per setting with lstmkit's speed-up on the
+fastest peer. `plot_bench_train.py` draws the JSON's rows against T, H and B.
 
 Worker protocol (version 1)
 ---------------------------
@@ -16,13 +28,19 @@ A worker is `benchmarks/workers/<name>_worker.py`, run as
 
     python WORKER --data DATA.npz --batches N --warmup W [--batch-size 64] [--predict]
                   [--predict-batches P] [--predict-batch-size 256] [--full-epoch] [--seed 0]
+                  [--quick] [model options]
 
-`workers/protocol.py` parses exactly these options and holds the helpers below; use it.
+`workers/protocol.py` parses exactly these options and holds the helpers below; use it. The
+model options (its `_add_model_options`) default to the seed's model: --vocab, --embed,
+--hidden, --direction uni|bi, --pooling last|maxmean, --dense, --word-pairs, --dropout,
+--embedding-dropout, --learning-rate, --clipnorm, --weight-average, --sequence-length,
+--bucket (lstmkit only) and --threads. --quick skips secondary timings.
 
-- DATA.npz holds `x` (N_reviews, 200) int32 token ids, 0 = padding at the end, and `y`
+- DATA.npz holds `x` (N_reviews, W) int32 token ids, 0 = padding at the end, and `y`
   (N_reviews,) int32 labels in {0, 1}, shuffled once (seed 0). Nothing else is needed.
-- Training: the seed's model (Embedding(100, 64, mask_zero) -> BiLSTM(64) -> Dense(64, relu)
-  -> Dense(1, sigmoid), Adam, binary cross-entropy) at --batch-size, trained from fresh weights
+- Training: the options' model (by default the seed's: Embedding(100, 64, mask_zero) ->
+  BiLSTM(64) -> Dense(64, relu) -> Dense(1, sigmoid), Adam, binary cross-entropy) at
+  --batch-size, trained from fresh weights
   on the batches `protocol.training_batch_starts(N_reviews, B, W + N)`: the first W batches in
   data order are warmup (compile), the next N are timed one by one. A step's time ends only when
   its update has finished (block on the loss or the parameters): no asynchronous dispatch may
@@ -31,6 +49,9 @@ A worker is `benchmarks/workers/<name>_worker.py`, run as
   (391 batches for 25 000 reviews), timed end to end, as the user would run it.
 - --predict: predict P batches of --predict-batch-size reviews (probabilities), after one
   untimed warmup batch; report reviews per second.
+- lstmkit with --bucket times the first epoch's length-bucketed batches instead, per shape
+  after compiling each (see workers/lstmkit_worker.py), and reports as ms_per_batch the
+  epoch's average batch (extra.epoch_weighted).
 - Output: one JSON line, the last line on stdout (`protocol.emit` writes it), with keys
     protocol              1
     framework             'lstmkit' | 'keras-tf' | 'keras-jax' | 'torch'
@@ -39,7 +60,7 @@ A worker is `benchmarks/workers/<name>_worker.py`, run as
     batch_size            B
     warmup_ms             [W floats]: the warmup steps, the first includes compilation
     step_ms               [N floats]: the timed steps
-    ms_per_batch          median of step_ms
+    ms_per_batch          median of step_ms (lstmkit --bucket: the epoch's average batch)
     epoch_batches         batches in one epoch (391)
     epoch_s               measured full epoch in seconds, or null without --full-epoch
     predict_batch_size    P's batch size, or null without --predict
@@ -47,6 +68,7 @@ A worker is `benchmarks/workers/<name>_worker.py`, run as
     peak_rss_mib          resource.getrusage(RUSAGE_SELF).ru_maxrss in MiB, at the end
     final_loss            the last training loss (a sanity check that it trained)
     notes                 one line on what was measured
+    architecture          the model options
     extra                 {any framework-specific numbers}
 - Exit status 0 with that line; 3 (`protocol.unavailable(message)`) when the framework is not
   importable, with a one-line message on stderr: the harness prints it and skips the framework;
@@ -62,11 +84,8 @@ peer cost / lstmkit cost, so lstmkit = 1.0 and 3.0 means the peer takes 3x lstmk
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -74,14 +93,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
+import train_data
+import train_grid
+import train_report
 
-from lstmkit.data.text import TextVectorizer
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
 WORKERS_DIR = Path(__file__).resolve().parent / "workers"
 EXIT_UNAVAILABLE = 3
-MAX_TOKENS, SEQ_LEN, SEED = 100, 200, 0
 
 
 @dataclass(frozen=True)
@@ -100,62 +117,13 @@ FRAMEWORKS = {
 }
 
 
-# ---- data -----------------------------------------------------------------------------------
-
-
-def find_imdb(explicit: str | None) -> Path:
-    """The directory (or archive) of IMDB: --imdb, else $LSTMKIT_IMDB, else ../shared/data/imdb."""
-    candidate = explicit or os.environ.get("LSTMKIT_IMDB") or REPO_ROOT.parent / "shared/data/imdb"
-    path = Path(candidate)
-    if not path.exists():
-        sys.exit(
-            f"IMDB not found at {path}: pass --imdb DIR or set LSTMKIT_IMDB to the folder "
-            "holding aclImdb_labeled.tar.gz"
-        )
-    return path
-
-
-def load_train_reviews(imdb: Path) -> tuple[list[str], np.ndarray, str]:
-    """The 25 000 IMDB train reviews and labels (1 = positive), shuffled with seed 0."""
-    from lstmkit.data.imdb import load_imdb
-
-    data = load_imdb(imdb, split="train", seed=SEED)
-    return list(data.texts), np.asarray(data.labels, dtype=np.int32), "lstmkit.data.imdb.load_imdb"
-
-
-def vectorize(texts: list[str]) -> tuple[np.ndarray, list[str]]:
-    """Token ids (N, 200) int32 and the vocabulary, as the seed's TextVectorization makes them."""
-    vectorizer = TextVectorizer(max_tokens=MAX_TOKENS, output_sequence_length=SEQ_LEN)
-    vectorizer.adapt(texts)
-    return np.asarray(vectorizer(texts), dtype=np.int32), list(vectorizer.vocabulary)
-
-
-def prepare_data(imdb: Path, out_dir: Path) -> tuple[Path, dict]:
-    t0 = time.perf_counter()
-    texts, labels, loader = load_train_reviews(imdb)
-    ids, vocab = vectorize(texts)
-    if ids.shape != (len(labels), SEQ_LEN) or len(vocab) != MAX_TOKENS:
-        sys.exit(f"expected ids ({len(labels)}, {SEQ_LEN}) and {MAX_TOKENS} tokens, got {ids.shape} and {len(vocab)}")
-    path = out_dir / "imdb_train_ids.npz"
-    np.savez(path, x=ids, y=labels)
-    lengths = (ids != 0).sum(axis=1)
-    info = {
-        "reviews": len(labels),
-        "positive": int(labels.sum()),
-        "loader": loader,
-        "vectorizer": "lstmkit.data.text.TextVectorizer",
-        "mean_length": float(lengths.mean()),
-        "full_length_share": float((lengths == SEQ_LEN).mean()),
-        "seconds": round(time.perf_counter() - t0, 1),
-    }
-    return path, info
-
-
 # ---- running workers ------------------------------------------------------------------------
 
 
-def worker_command(framework: Framework, python: str, data: Path, args) -> list[str]:
+def worker_command(framework: Framework, python: str, data: Path, args, setting) -> list[str]:
+    prefix, _ = train_grid.pinning(setting, framework.name)
     command = [
+        *prefix,
         python,
         str(WORKERS_DIR / framework.script),
         "--data",
@@ -171,10 +139,12 @@ def worker_command(framework: Framework, python: str, data: Path, args) -> list[
         command.append("--predict")
     if args.full_epoch:
         command.append("--full-epoch")
-    return command
+    if args.grid:
+        command.append("--quick")
+    return command + train_grid.worker_options(setting, args.model)
 
 
-def run_worker(framework: Framework, python: str, data: Path, args) -> tuple[str, dict | str]:
+def run_worker(framework: Framework, python: str, data: Path, args, setting) -> tuple[str, dict | str]:
     """('ok', result) | ('skip', message) | ('fail', message)."""
     env = {
         **os.environ,
@@ -182,8 +152,9 @@ def run_worker(framework: Framework, python: str, data: Path, args) -> tuple[str
         "TF_CPP_MIN_LOG_LEVEL": "2",
         "JAX_PLATFORMS": "cpu",
         "CUDA_VISIBLE_DEVICES": "",
+        **train_grid.pinning(setting, framework.name)[1],
     }  # a CPU benchmark, even on a machine with a GPU
-    command = worker_command(framework, python, data, args)
+    command = worker_command(framework, python, data, args, setting)
     try:
         proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=args.timeout)
     except subprocess.TimeoutExpired:
@@ -196,92 +167,6 @@ def run_worker(framework: Framework, python: str, data: Path, args) -> tuple[str
         tail = "\n    ".join(proc.stderr.strip().splitlines()[-8:])
         return "fail", f"exit status {proc.returncode}\n    {tail}"
     return "ok", json.loads(json_lines[-1])
-
-
-# ---- summary --------------------------------------------------------------------------------
-
-
-def summarize(results: list[dict], full_epoch: bool) -> dict:
-    """Pool one framework's rounds: median step over all timed steps, max RSS, median rest."""
-    steps = [t for r in results for t in r["step_ms"]]
-    ms = statistics.median(steps)
-    epochs = [r["epoch_s"] for r in results if r.get("epoch_s") is not None]
-    predict = [r["predict_reviews_per_s"] for r in results if r.get("predict_reviews_per_s")]
-    epoch_batches = results[0]["epoch_batches"]
-    return {
-        "ms_per_batch": ms,
-        "ms_p25": float(np.percentile(steps, 25)),
-        "ms_p75": float(np.percentile(steps, 75)),
-        "round_medians": [r["ms_per_batch"] for r in results],
-        "timed_batches": len(steps),
-        "epoch_s": statistics.median(epochs) if full_epoch and epochs else ms * epoch_batches / 1e3,
-        "epoch_estimated": not (full_epoch and epochs),
-        "peak_rss_mib": max(r["peak_rss_mib"] for r in results),
-        "predict_reviews_per_s": statistics.median(predict) if predict else None,
-        "first_warmup_ms": statistics.median(r["warmup_ms"][0] for r in results),
-        "versions": results[0]["versions"],
-        "final_loss": results[-1]["final_loss"],
-        "extra": results[-1].get("extra", {}),
-    }
-
-
-def ratio(value, reference) -> str:
-    return f"{value / reference:.2f}" if value and reference else "n/a"
-
-
-def table(summary: dict) -> str:
-    ref = summary.get("lstmkit")
-    lines = [
-        "| framework | ms/batch median [p25-p75] | epoch (s) | peak RSS (MiB) | predict (reviews/s) "
-        "| train time vs lstmkit | predict time vs lstmkit | RSS vs lstmkit |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for name, s in summary.items():
-        epoch = f"{s['epoch_s']:.1f}" + (" est." if s["epoch_estimated"] else "")
-        predict = f"{s['predict_reviews_per_s']:.0f}" if s["predict_reviews_per_s"] else "-"
-        per_review = (1 / s["predict_reviews_per_s"]) if s["predict_reviews_per_s"] else None
-        ref_per_review = (1 / ref["predict_reviews_per_s"]) if ref and ref["predict_reviews_per_s"] else None
-        lines.append(
-            f"| {name} | {s['ms_per_batch']:.1f} [{s['ms_p25']:.0f}-{s['ms_p75']:.0f}] | {epoch} "
-            f"| {s['peak_rss_mib']:.0f} | {predict} "
-            f"| {ratio(s['epoch_s'], ref and ref['epoch_s'])} "
-            f"| {ratio(per_review, ref_per_review)} "
-            f"| {ratio(s['peak_rss_mib'], ref and ref['peak_rss_mib'])} |"
-        )
-    return "\n".join(lines)
-
-
-def machine_info() -> dict:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        cpu = platform.processor() or "unknown"
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count()
-    return {
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "usable_cores": usable,
-        "load_average": [round(x, 2) for x in os.getloadavg()],
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-    }
-
-
-def lstmkit_version() -> str:
-    try:
-        import lstmkit
-
-        return lstmkit.__version__
-    except ImportError:
-        return "not importable"
 
 
 # ---- main -----------------------------------------------------------------------------------
@@ -306,6 +191,18 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--timeout", type=int, default=1800, help="seconds per worker run")
     parser.add_argument("--json", metavar="OUT", help="save meta, raw runs and summary here")
+    grid = parser.add_argument_group("settings (lists are comma-separated; --grid measures their product)")
+    grid.add_argument(
+        "--model", choices=("seed", "default"), default="seed", help="the seed's model or the default preset's"
+    )
+    grid.add_argument("--corpus", default="imdb", help="imdb (whole reviews) and/or short (first sentences)")
+    grid.add_argument("--lengths", default="", help="the model's longest input T (default: the model's, 200 or 800)")
+    grid.add_argument("--batch-sizes", default="64", help="training batch sizes B")
+    grid.add_argument("--hidden", default="64", help="LSTM units H per direction")
+    grid.add_argument("--directions", default="bi", help="uni and/or bi")
+    grid.add_argument("--cores", default="", help="pin each worker to this many cores (taskset); default: not pinned")
+    grid.add_argument("--grid", action="store_true", help="several settings: one table row per setting")
+    grid.add_argument("--skip", default="", help="leave out FRAMEWORK@CORPUS[:H] items, e.g. torch@imdb:256")
     args = parser.parse_args()
     names = [n.strip() for n in args.only.split(",") if n.strip()]
     unknown = [n for n in names if n not in FRAMEWORKS]
@@ -313,106 +210,127 @@ def parse_args() -> argparse.Namespace:
         parser.error(f"--only takes names from {','.join(FRAMEWORKS)}, got {args.only!r}")
     if min(args.rounds, args.batches, args.warmup, args.predict_batches) < 1:
         parser.error("--rounds, --batches, --warmup and --predict-batches must be >= 1")
-    args.names = names
+    train_grid.check(args, parser)
+    args.names, args.settings = names, train_grid.settings(args)
+    if len(args.settings) > 1 and not args.grid:
+        parser.error(f"these lists make {len(args.settings)} settings; add --grid to measure them all")
     return args
 
 
-def main() -> None:
-    args = parse_args()
-    meta = machine_info()
-    imdb = find_imdb(args.imdb)
-    print(f"# lstmkit training benchmark, {meta['date']}", flush=True)
-    with tempfile.TemporaryDirectory(prefix="lstmkit-bench-") as tmp:
-        data, data_info = prepare_data(imdb, Path(tmp))
-        print(
-            f"data: {data_info['reviews']} train reviews from {imdb}, {data_info['loader']}, "
-            f"{data_info['vectorizer']}; mean length {data_info['mean_length']:.0f} of "
-            f"{SEQ_LEN}, {100 * data_info['full_length_share']:.0f}% at full length "
-            f"({data_info['seconds']} s)",
-            flush=True,
-        )
+def run_setting(args, setting, data: Path) -> tuple[list, dict, dict]:
+    """All rounds of one setting, frameworks alternating; (runs, skipped, failed)."""
+    active, runs, skipped, failed = list(args.names), [], {}, {}
+    for round_index in range(args.rounds):
+        shift = round_index % len(args.names)
+        order = args.names[shift:] + args.names[:shift]
+        for name in [n for n in order if n in active and not train_grid.left_out(setting, n, args.skip)]:
+            framework = FRAMEWORKS[name]
+            python = args.peer_python if framework.is_peer else sys.executable
+            t0 = time.perf_counter()
+            status, result = run_worker(framework, python, data, args, setting)
+            wall = time.perf_counter() - t0
+            if status == "ok":
+                result["round"] = round_index + 1
+                result["setting"] = setting.as_dict()
+                runs.append(result)
+                print(
+                    f"round {round_index + 1} {name}: {result['ms_per_batch']:.1f} ms/batch, "
+                    f"{result['peak_rss_mib']:.0f} MiB ({wall:.0f} s)",
+                    flush=True,
+                )
+            else:
+                active.remove(name)
+                (skipped if status == "skip" else failed)[name] = result
+                print(f"{'skip' if status == 'skip' else 'FAILED'} {name}: {result}", flush=True)
+    return runs, skipped, failed
 
-        active, runs, skipped, failed = list(args.names), [], {}, {}
-        for round_index in range(args.rounds):
-            shift = round_index % len(args.names)
-            order = args.names[shift:] + args.names[:shift]
-            for name in [n for n in order if n in active]:
-                framework = FRAMEWORKS[name]
-                python = args.peer_python if framework.is_peer else sys.executable
-                t0 = time.perf_counter()
-                status, result = run_worker(framework, python, data, args)
-                wall = time.perf_counter() - t0
-                if status == "ok":
-                    result["round"] = round_index + 1
-                    runs.append(result)
-                    print(
-                        f"round {round_index + 1} {name}: {result['ms_per_batch']:.1f} ms/batch, "
-                        f"{result['peak_rss_mib']:.0f} MiB ({wall:.0f} s)",
-                        flush=True,
-                    )
-                else:
-                    active.remove(name)
-                    (skipped if status == "skip" else failed)[name] = result
-                    print(f"{'skip' if status == 'skip' else 'FAILED'} {name}: {result}", flush=True)
 
+def summaries(args, runs: list) -> dict:
     summary = {}
     for name in args.names:
         results = [r for r in runs if r["framework"] == name]
         if results:
-            summary[name] = summarize(results, args.full_epoch)
+            summary[name] = train_report.summarize(results, args.full_epoch)
+    return summary
+
+
+def measure(args, imdb: Path, tmp: Path, save=None) -> dict:
+    """Every setting, its data prepared once per corpus and length; what main reports.
+
+    save(report): called after each setting (--json keeps what a long grid has measured so far)."""
+    report = {"data": {}, "runs": [], "skipped": {}, "failed": {}, "rows": [], "summaries": []}
+    prepared = {}
+    for setting in args.settings:
+        key = (setting.corpus, setting.length)
+        if key not in prepared:
+            prepared[key] = train_data.prepare(
+                imdb, setting.corpus, train_grid.vectorizing(args.model, setting.length), tmp
+            )
+            report["data"][f"{setting.corpus}_{setting.length}"] = prepared[key][1]
+            print(train_data.describe(prepared[key][1], imdb), flush=True)
+        data, data_info = prepared[key]
+        print(f"## {setting.label()}", flush=True)
+        runs, skipped, failed = run_setting(args, setting, data)
+        report["runs"] += runs
+        report["skipped"].update(skipped)
+        report["failed"].update({f"{name} ({setting.label()})": m for name, m in failed.items()})
+        summary = summaries(args, runs)
+        report["summaries"].append({"setting": setting.as_dict(), "summary": summary})
+        report["rows"].append(train_grid.grid_row(setting, summary, data_info))
+        if save is not None:
+            save(report)
+    return report
+
+
+def versions_of(meta: dict, report: dict) -> dict:
+    versions = {"python": meta["python"], "lstmkit": meta["lstmkit"]}
+    for entry in report["summaries"]:
+        for s in entry["summary"].values():
+            versions.update(s["versions"])
+    return versions
+
+
+def save_json(args, meta: dict, report: dict) -> None:
+    """--json OUT: meta, settings, versions, every run, the summaries and the grid's rows."""
+    if not args.json:
+        return
+    settings = {k: v for k, v in vars(args).items() if k != "settings"}
+    settings["settings"] = [s.as_dict() for s in args.settings]
+    single = report["summaries"][0]["summary"] if len(report["summaries"]) == 1 else None
+    saved = {"meta": meta, "settings": settings, "versions": versions_of(meta, report), "summary": single, **report}
+    part = Path(args.json + ".part")
+    part.write_text(json.dumps(saved, indent=1))
+    part.replace(args.json)
+
+
+def main() -> None:
+    args = parse_args()
+    meta = train_report.machine_info()
+    imdb = train_data.find_imdb(args.imdb)
+    print(f"# lstmkit training benchmark, {meta['date']}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="lstmkit-bench-") as tmp:
+        report = measure(args, imdb, Path(tmp))
     meta["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
-    meta["lstmkit"] = lstmkit_version()
+    meta["lstmkit"] = train_report.lstmkit_version()
+    versions = {"python": meta["python"], "lstmkit": meta["lstmkit"]}
+    for entry in report["summaries"]:
+        for s in entry["summary"].values():
+            versions.update(s["versions"])
 
     print()
-    print(
-        f"date: {meta['date']}; CPU: {meta['cpu']}, {meta['cores']} cores "
-        f"({meta['usable_cores']} usable); load average {meta['load_average']} at start, "
-        f"{meta['load_average_end']} at end"
-    )
-    print(
-        f"settings: {args.rounds} round(s) x {args.batches} timed batches of 64 after "
-        f"{args.warmup} warmup; epoch = {'measured' if args.full_epoch else 'median x 391 (est.)'}"
-        f"; predict: {f'{args.predict_batches} batches of 256' if args.predict else 'off'}"
-    )
-    busiest = max(meta["load_average"][0], meta["load_average_end"][0])
-    if busiest > 0.5 * meta["usable_cores"]:
-        print(
-            f"WARNING: the machine was busy (load average up to {busiest} on "
-            f"{meta['usable_cores']} cores): the numbers are noisy, PyTorch's most of all "
-            "(its OpenMP threads wait for each other at every op when cores are taken)"
-        )
-    versions = {"python": meta["python"], "lstmkit": meta["lstmkit"]}
-    for s in summary.values():
-        versions.update(s["versions"])
-    print("versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
-    print()
-    if summary:
-        print(table(summary))
-        if "lstmkit" not in summary:
-            print("\n(lstmkit did not run, so there are no ratios.)")
-    for name, s in summary.items():
-        if "train_on_batch_ms_median" in s["extra"]:
-            print(
-                f"- {name}: train_on_batch median {s['extra']['train_on_batch_ms_median']:.1f} ms "
-                f"(last round), against {s['ms_per_batch']:.1f} ms per step inside fit()"
-            )
-    for name, message in {**skipped, **failed}.items():
-        print(f"- {name}: {'skipped' if name in skipped else 'failed'}: {message.splitlines()[0]}")
+    train_report.print_header(args, meta, versions)
+    if args.grid:
+        print(train_grid.grid_table(report["rows"], args.names))
+        print("\n" + train_grid.verdict(report["rows"]))
+        for name, message in {**report["skipped"], **report["failed"]}.items():
+            print(f"- {name}: {message.splitlines()[0]}")
+    else:
+        train_report.print_details(report["summaries"][0]["summary"], report["skipped"], report["failed"])
 
     if args.json:
-        report = {
-            "meta": meta,
-            "data": data_info,
-            "settings": vars(args),
-            "versions": versions,
-            "summary": summary,
-            "runs": runs,
-            "skipped": skipped,
-            "failed": failed,
-        }
-        Path(args.json).write_text(json.dumps(report, indent=1))
+        save_json(args, meta, report)
         print(f"\nsaved {args.json}")
-    if failed:
+    if report["failed"]:
         sys.exit(1)
 
 

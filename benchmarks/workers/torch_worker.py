@@ -1,11 +1,16 @@
-"""PyTorch peer: the seed's BiLSTM classifier with nn.LSTM over packed sequences.
+"""PyTorch peer: the protocol's model with nn.LSTM over packed sequences.
 
-Embedding(100, 64, padding_idx=0) -> LSTM(64, 64, bidirectional) on the real tokens only
-(pack_padded_sequence with lengths from the padding) -> h_n of both directions concatenated
--> Linear(128, 64) + ReLU -> Linear(64, 1) -> BCEWithLogitsLoss; Adam(lr=1e-3, eps=1e-7), which
-are Keras's Adam defaults. Protocol: see ../bench_train.py.
+With the default options the seed's: Embedding(100, 64, padding_idx=0) -> LSTM(64, 64,
+bidirectional) on the real tokens only (pack_padded_sequence with lengths from the padding) ->
+h_n of both directions concatenated -> Linear(128, 64) + ReLU -> Linear(64, 1) ->
+BCEWithLogitsLoss; Adam(lr=1e-3, eps=1e-7), which are Keras's Adam defaults. The options change
+V, E, H, the direction, and add what the default preset has: hashed word-pair vectors added to
+the word vectors, Dropout1d of whole embedding channels, max and mean over the real steps (the
+packed output, padded back, masked by the lengths), Dropout around the hidden Linear,
+clip_grad_norm_ and a moving average of the weights (swa_utils.AveragedModel with
+get_ema_multi_avg_fn, updated every step). Protocol: see ../bench_train.py.
 
-Shapes: B batch, T = 200 time steps, E = 64 embedding, H = 64 hidden per direction.
+Shapes: B batch, T time steps, V vocabulary, E embedding, H hidden per direction, D directions.
 """
 
 import os
@@ -17,35 +22,57 @@ import protocol
 try:
     import torch
     from torch import nn
-    from torch.nn.utils.rnn import pack_padded_sequence
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 except ImportError as error:
     protocol.unavailable(f"torch is not importable ({error}); pip install torch==2.13.0")
 
 
-class BiLSTMClassifier(nn.Module):
-    def __init__(self, vocab_size: int = 100, embed_dim: int = 64, hidden: int = 64):
+class Classifier(nn.Module):
+    def __init__(self, args):
         super().__init__()
-        self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
-        self.lstm = nn.LSTM(embed_dim, hidden, bidirectional=True, batch_first=True)
-        self.dense = nn.Linear(2 * hidden, 64)
-        self.out = nn.Linear(64, 1)
+        self.embedding = nn.Embedding(args.vocab, args.embed, padding_idx=0)
+        self.pairs = nn.Embedding(args.word_pairs, args.embed) if args.word_pairs else None
+        self.embedding_dropout = nn.Dropout1d(args.embedding_dropout)
+        directions = 2 if args.direction == "bi" else 1
+        self.lstm = nn.LSTM(args.embed, args.hidden, bidirectional=directions == 2, batch_first=True)
+        self.pooling = args.pooling
+        features = directions * args.hidden * (2 if self.pooling == "maxmean" else 1)
+        self.dropout = nn.Dropout(args.dropout)
+        self.dense = nn.Linear(features, args.dense)
+        self.out = nn.Linear(args.dense, 1)
+
+    def embed(self, ids: torch.Tensor) -> torch.Tensor:
+        """(B, T) ids -> (B, T, E): word vectors (+ word-pair vectors), channels dropped in training."""
+        x = self.embedding(ids)
+        if self.pairs is not None:
+            previous = nn.functional.pad(ids[:, :-1], (1, 0))
+            x = x + self.pairs((previous * 10007 + ids) % self.pairs.num_embeddings)
+        return self.embedding_dropout(x.transpose(1, 2)).transpose(1, 2)  # Dropout1d drops whole channels
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         """ids (B, T) int64, right padded with 0 -> logits (B,)."""
         lengths = (ids != 0).sum(dim=1).clamp(min=1).cpu()  # an empty review still has 1 step
-        embedded = self.embedding(ids)  # (B, T, E)
-        packed = pack_padded_sequence(embedded, lengths, batch_first=True, enforce_sorted=False)
-        _, (h_n, _) = self.lstm(packed)  # h_n (2, B, H): [forward, backward] final states
-        features = torch.cat([h_n[0], h_n[1]], dim=1)  # (B, 2H); not output[:, -1] for a BiLSTM
-        return self.out(torch.relu(self.dense(features))).squeeze(1)
+        packed = pack_padded_sequence(self.embed(ids), lengths, batch_first=True, enforce_sorted=False)
+        output, (h_n, _) = self.lstm(packed)  # h_n (D, B, H): [forward, backward] final states
+        if self.pooling == "maxmean":
+            states, _ = pad_packed_sequence(output, batch_first=True)  # (B, T_max, D H), zeros past the end
+            real = (torch.arange(states.shape[1])[None, :] < lengths[:, None])[..., None]
+            largest = states.masked_fill(~real, float("-inf")).amax(dim=1)
+            mean = states.sum(dim=1) / lengths[:, None].to(states.dtype)
+            features = torch.cat([largest, mean], dim=1)
+        else:
+            features = torch.cat(list(h_n), dim=1)  # (B, D H); not output[:, -1] for a BiLSTM
+        hidden = self.dropout(torch.relu(self.dense(self.dropout(features))))
+        return self.out(hidden).squeeze(1)
 
 
 def main() -> None:
     args = protocol.parse_args(__doc__.splitlines()[0])
-    # The machine's core count, as a user would set it. LSTMKIT_BENCH_TORCH_THREADS overrides it,
+    # --threads, else the machine's core count, as a user would set it. LSTMKIT_BENCH_TORCH_THREADS overrides it,
     # to diagnose a busy machine: OpenMP threads that wait for each other at every op slow
     # nn.LSTM down by an order of magnitude when other processes take the cores.
-    threads = int(os.environ.get("LSTMKIT_BENCH_TORCH_THREADS", protocol.core_count()))
+    threads = args.threads or int(os.environ.get("LSTMKIT_BENCH_TORCH_THREADS", protocol.core_count()))
     torch.set_num_threads(threads)
     torch.manual_seed(args.seed)
 
@@ -53,15 +80,22 @@ def main() -> None:
     x = torch.from_numpy(x_np.astype(np.int64))
     y = torch.from_numpy(y_np.astype(np.float32))
 
-    model = BiLSTMClassifier()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
+    model = Classifier(args)
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate, eps=1e-7)
+    average = (
+        AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(args.weight_average)) if args.weight_average else None
+    )
     loss_fn = nn.BCEWithLogitsLoss()
 
     def train_step(ids: torch.Tensor, labels: torch.Tensor) -> float:
         optimizer.zero_grad(set_to_none=True)
         loss = loss_fn(model(ids), labels)
         loss.backward()
+        if args.clipnorm:
+            nn.utils.clip_grad_norm_(model.parameters(), args.clipnorm)
         optimizer.step()
+        if average is not None:
+            average.update_parameters(model)
         return loss.item()
 
     b = args.batch_size
