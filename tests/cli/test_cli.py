@@ -307,6 +307,7 @@ def test_ctrl_c_during_the_final_test_pass_exits_130_and_resume_finishes(csv_dat
     assert json.loads((out / "metrics.json").read_text())["accuracy"] > 0.8
 
 
+@pytest.mark.slow  # 39 s in CI; soft self-training and a resume between rounds run by default
 def test_self_training_labels_unlabeled_text_and_trains_on_it(csv_data, unlabeled_txt, tmp_path):
     out = tmp_path / "st"
     # Without adversarial training: the tiny teacher then learns fast enough to be confident about
