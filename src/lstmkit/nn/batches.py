@@ -28,11 +28,22 @@ def max_length(model, inference=False):
     return model.input_length
 
 
+def _reach(longest, ids):
+    """The longest sequence a batch of `ids` can need: the data's longest text, capped at `longest`."""
+    data_longest = int(sequence_lengths(ids).max()) if len(ids) else 0
+    return min(longest, data_longest) if longest and data_longest else longest or data_longest
+
+
 def training_batches(model, ids, labels, batch_size, *, seed, shuffle, bucket, shuffle_buffer=None, gather=None):
     """One epoch's batches, prepared on a background thread while the steps run.
 
     ids: ragged id arrays, a padded (N, L) array, or a token file's rows (`lstmkit.data.token_file`);
-    gather: the rows of each batch this process reads (its shard across processes), None for all."""
+    gather: the rows of each batch this process reads (its shard across processes), None for all.
+
+    The batch lengths are multiples of a quarter of the longest text training reads: the model's
+    length, or the data's longest text when that is shorter, so that a corpus of short sentences
+    at --sequence-length 800 is not padded to 200 steps (still at most 4 shapes; the same rows,
+    order and results, since padded steps are masked)."""
     longest = max_length(model)
     it = iterate_batches(
         ids,
@@ -42,7 +53,7 @@ def training_batches(model, ids, labels, batch_size, *, seed, shuffle, bucket, s
         shuffle=shuffle,
         bucket=bucket,
         shuffle_buffer=shuffle_buffer,
-        pad_multiple=pad_multiple(longest),
+        pad_multiple=pad_multiple(_reach(longest, ids)),
         max_length=longest,
         gather=gather,
     )
