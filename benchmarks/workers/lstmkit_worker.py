@@ -8,9 +8,9 @@ cross-entropy from logits. Adversarial training is always off (the peers lack it
 
 - Without --bucket: the protocol's batches, full B x T id matrices in data order, exactly what
   the peers get, so ms per batch compares like with like.
-- With --bucket: the first epoch's batches as `lstmkit train` makes them (shuffled, sorted by
-  length within windows, each padded to its longest text rounded up to a quarter of
-  --sequence-length; `lstmkit.nn.batches.training_batches`). Every batch shape is compiled
+- With --bucket: the first epoch's batches as `lstmkit train` makes them for the default
+  preset's 2 epochs (shuffled, each holding texts of one of at most 8 lengths chosen from the
+  data; `lstmkit.nn.batches.training_batches`). Every batch shape is compiled
   first, untimed (the peers compile in their warmup too); then up to --batches batches of each
   shape are timed, and the cost of an average batch of the epoch is the shapes' medians weighted
   by how many of the epoch's batches have that shape (ms_per_batch; step_ms has every step).
@@ -95,7 +95,9 @@ def compile_shape(model, state, batch, key) -> float:
 
 def train_bucketed(model, state, x, y, args, key) -> tuple[list, list, float, dict]:
     """Time the first epoch's bucketed batches per shape; (warmup ms, step ms, ms per batch, extra)."""
-    batches = list(training_batches(model, x, y, args.batch_size, seed=args.seed * 100003, shuffle=True, bucket=True))
+    batches = list(
+        training_batches(model, x, y, args.batch_size, seed=args.seed * 100003, shuffle=True, bucket=True, epochs=2)
+    )
     counts = {}
     for batch in batches:
         counts[batch.ids.shape[1]] = counts.get(batch.ids.shape[1], 0) + 1
@@ -141,7 +143,7 @@ def main() -> None:
     steps_per_epoch = protocol.epoch_batches(len(x), args.batch_size)
     model = build_model(config, 2, steps_per_epoch, class_names=["0", "1"])
     # It reads id matrices, not texts: no vectorizer, and the training length the vectorizer
-    # would have (it sizes the buckets: a quarter of it).
+    # would have (texts are cut to it).
     model.vectorizer, model.input_length = None, config["sequence_length"]
     model.build(seed=args.seed)
     state = {"opt": model.optimizer.init(model.params), "loss": float("nan")}

@@ -172,7 +172,8 @@ def test_tune_reads_a_csv_as_multi_label_and_keeps_the_thresholds(tmp_path):
     model = load_model(tmp_path / "m")
     assert model.architecture.multi_label and model.class_names == ["politics", "science", "sports"]
     assert sorted(model.train_config["thresholds"]) == model.class_names
-    assert json.loads((tmp_path / "m" / "metrics.json").read_text())["micro"]["f1"] > 0.8  # chance: about 0.5
+    # learned: chance is about 0.5; this small model's micro F1 is 0.73 to 0.99 across seeds 0-4
+    assert json.loads((tmp_path / "m" / "metrics.json").read_text())["micro"]["f1"] > 0.65
 
 
 # The model the tests above trained, through the other ways to use it (one training for all).

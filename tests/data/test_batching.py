@@ -110,9 +110,11 @@ def test_drop_remainder():
 
 def test_bucketing_pads_less_and_uses_few_shapes():
     seqs = ragged(2000, max_len=300)
-    steps = padded_steps(seqs, 32, pad_multiple=16, bucket_window=20)
-    assert steps["real"] < steps["bucketed"] < 0.7 * steps["plain"]
-    assert steps["shapes"] <= 300 // 16 + 1
+    windows = padded_steps(seqs, 32, pad_multiple=16, bucket_window=20, pad_lengths=None)  # sorted windows
+    assert windows["real"] < windows["bucketed"] < 0.7 * windows["plain"]
+    assert windows["shapes"] <= 300 // 16 + 1
+    chosen = padded_steps(seqs * 20, 32)  # 40,000 texts: lengths from the data pay for their shapes
+    assert chosen["real"] < chosen["bucketed"] < 0.6 * chosen["plain"] and chosen["shapes"] <= 8
 
 
 def test_plain_mode_has_fixed_length_and_truncates():

@@ -3,7 +3,8 @@ length for evaluation and prediction, split when texts are longer than training'
 
 Shape legend: N examples, B batch size, T padded time steps of one batch, L the longest sequence
 the model reads. `lstmkit.data.batching` makes the batches; this module chooses their lengths
-for a model, so that few shapes (few compilations) occur.
+for a model from the texts' lengths (`lstmkit.data.lengths`), so that few padded steps are
+computed and few shapes (few compilations) occur.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from lstmkit.data.batching import Batch, iterate_batches, make_batch, plan_ladder, prefetch, sequence_lengths
+from lstmkit.data.lengths import COMPILE_STEPS, bucket_lengths
 
 
 def pad_multiple(max_length):
@@ -28,22 +30,29 @@ def max_length(model, inference=False):
     return model.input_length
 
 
-def _reach(longest, ids):
-    """The longest sequence a batch of `ids` can need: the data's longest text, capped at `longest`."""
-    data_longest = int(sequence_lengths(ids).max()) if len(ids) else 0
-    return min(longest, data_longest) if longest and data_longest else longest or data_longest
+def data_lengths(model, ids, passes=1, inference=False):
+    """The padded lengths for batches of `ids`, chosen from the texts' lengths (capped at what the
+    model reads): at most 8, fewer where one more would not pay for its compilation over `passes`
+    reads of the texts (`lstmkit.data.lengths.bucket_lengths`)."""
+    longest = max_length(model, inference)
+    lengths = sequence_lengths(ids)
+    lengths = np.minimum(lengths, longest) if longest else lengths
+    return bucket_lengths(lengths, min_steps=COMPILE_STEPS // max(1, passes))
 
 
-def training_batches(model, ids, labels, batch_size, *, seed, shuffle, bucket, shuffle_buffer=None, gather=None):
+def training_batches(
+    model, ids, labels, batch_size, *, seed, shuffle, bucket, shuffle_buffer=None, gather=None, epochs=1
+):
     """One epoch's batches, prepared on a background thread while the steps run.
 
     ids: ragged id arrays, a padded (N, L) array, or a token file's rows (`lstmkit.data.token_file`);
-    gather: the rows of each batch this process reads (its shard across processes), None for all.
+    gather: the rows of each batch this process reads (its shard across processes), None for all;
+    epochs: how many epochs the run has (more epochs pay for more shapes).
 
-    The batch lengths are multiples of a quarter of the longest text training reads: the model's
-    length, or the data's longest text when that is shorter, so that a corpus of short sentences
-    at --sequence-length 800 is not padded to 200 steps (still at most 4 shapes; the same rows,
-    order and results, since padded steps are masked)."""
+    Bucketed, each batch holds texts of one of a few lengths chosen from the training texts'
+    lengths (`data_lengths`), so a corpus of short sentences at --sequence-length 800 computes
+    about its own lengths; the lengths are the same every epoch (and after a resume), so they
+    compile once."""
     longest = max_length(model)
     it = iterate_batches(
         ids,
@@ -53,7 +62,8 @@ def training_batches(model, ids, labels, batch_size, *, seed, shuffle, bucket, s
         shuffle=shuffle,
         bucket=bucket,
         shuffle_buffer=shuffle_buffer,
-        pad_multiple=pad_multiple(_reach(longest, ids)),
+        pad_multiple=pad_multiple(longest),
+        pad_lengths=data_lengths(model, ids, epochs) if bucket and len(ids) else None,
         max_length=longest,
         gather=gather,
     )
@@ -65,11 +75,12 @@ def inference_batches(model, ids, labels, batch_size, pad_lengths=None, pad_rows
     little padding is computed; each Batch's `index` says which input rows it holds. Batches
     longer than training are split to hold no more tokens than batch_size x the training length.
 
-    A request smaller than a batch is not padded to one: its rows are the next power of two
-    (1 for one text) and its length its longest text's, rounded up to `pad_multiple`, so one
-    review of 993 tokens is one (1, 1000) batch, not two (128, 1600) ones.
-    pad_lengths: the lengths a batch may take, instead of the training ones and their doublings;
-    a caller that gives them (the server, which compiles its shapes ahead) gets batch_size rows,
+    Their lengths are chosen from the texts' own (`data_lengths`). A request smaller than a batch
+    is not padded to one: its rows are the next power of two (1 for one text) and its length its
+    longest text's, rounded up to `pad_multiple`, so one review of 993 tokens is one (1, 1000)
+    batch, not two (128, 1600) ones.
+    pad_lengths: the lengths a batch may take, instead of ones chosen from the texts; a caller
+    that gives them (the server, which compiles its shapes ahead) gets batch_size rows,
     or with `pad_rows` too, batches of those row counts, longest texts first (`plan_ladder`)."""
     trained, longest = max_length(model), max_length(model, inference=True)
     if pad_rows and pad_lengths:
@@ -86,7 +97,7 @@ def inference_batches(model, ids, labels, batch_size, pad_lengths=None, pad_rows
             bucket_window=len(ids) // rows + 1,
             max_length=longest,
             pad_multiple=pad_multiple(trained),
-            pad_lengths=pad_lengths or (inference_pad_lengths(trained, longest) if len(ids) > rows else None),
+            pad_lengths=pad_lengths or (data_lengths(model, ids, inference=True) if len(ids) > rows else None),
         )
     return split_long(batches, batch_size * trained) if trained and longest and longest > trained else batches
 
@@ -109,15 +120,3 @@ def split_long(batches, max_tokens):
                 fill = fill._replace(weight=np.zeros_like(fill.weight), index=np.full_like(fill.index, -1))
                 part = Batch(*(np.concatenate([a, f]) for a, f in zip(part, fill)))
             yield part
-
-
-def inference_pad_lengths(trained, longest):
-    """Batch lengths for inference: the training ones, then doubling up to the inference length
-    (2L, 4L, ... capped at it), so texts longer than training add few shapes to compile."""
-    if not trained or not longest or longest <= trained:
-        return None
-    step = pad_multiple(trained)
-    lengths = list(range(step, trained, step)) + [trained]
-    while lengths[-1] < longest:
-        lengths.append(min(2 * lengths[-1], longest))
-    return lengths

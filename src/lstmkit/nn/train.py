@@ -238,6 +238,7 @@ def _fit_epoch(run, epoch, params, opt_state, history, perturbations):
         bucket=run.bucket,
         shuffle_buffer=run.shuffle_buffer,
         gather=run.steps.local_rows(run.batch_size),  # across processes, each reads only its rows
+        epochs=run.epochs,
     )
     bar = _progress_bar(len(run.ids), epoch, run.epochs, enabled=run.verbose and run.progress)
     ramp = _perturbation_strength(model, history, perturbations)

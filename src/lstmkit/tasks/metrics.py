@@ -59,8 +59,8 @@ def pr_auc(y_true, score):
     last_of_tie = np.r_[sorted_score[1:] != sorted_score[:-1], True]  # tied scores are one threshold
     true_pos = np.cumsum(hits)[last_of_tie]
     predicted = np.arange(1, len(hits) + 1)[last_of_tie]
-    recall_gain = np.diff(np.r_[0, true_pos]) / n_pos
-    return float(np.sum(recall_gain * true_pos / predicted))
+    precision_sum = np.sum(np.diff(np.r_[0, true_pos]) * (true_pos / predicted))  # divided by n_pos once:
+    return min(1.0, float(precision_sum / n_pos))  # a perfect ranking is 1.0, not 1.0000000000000002
 
 
 def _safe_div(a, b):
