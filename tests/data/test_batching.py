@@ -114,7 +114,7 @@ def test_bucketing_pads_less_and_uses_few_shapes():
     assert windows["real"] < windows["bucketed"] < 0.7 * windows["plain"]
     assert windows["shapes"] <= 300 // 16 + 1
     chosen = padded_steps(seqs * 20, 32)  # 40,000 texts: lengths from the data pay for their shapes
-    assert chosen["real"] < chosen["bucketed"] < 0.6 * chosen["plain"] and chosen["shapes"] <= 8
+    assert chosen["real"] < chosen["bucketed"] < 0.7 * chosen["plain"] and 1 < chosen["shapes"] <= 8
 
 
 def test_plain_mode_has_fixed_length_and_truncates():
@@ -214,14 +214,16 @@ def test_imdb_bucketing_savings(imdb_labeled):
     texts = load_imdb(imdb_labeled, "train").texts
     v = TextVectorizer(max_tokens=20000, output_sequence_length=200)
     v.adapt(texts)
-    steps = padded_steps(v.encode_ragged(texts), 64, max_length=200, seed=0)
+    steps = padded_steps(v.encode_ragged(texts), 64, passes=5, max_length=200, seed=0)  # the seed preset's 5 epochs
     saved = 1 - steps["bucketed"] / steps["plain"]
     padding_saved = 1 - (steps["bucketed"] - steps["real"]) / (steps["plain"] - steps["real"])
     print(
         f"\nIMDB train, length 200, batch 64: plain {steps['plain']:,} steps, bucketed {steps['bucketed']:,} ({saved:.1%} fewer; {padding_saved:.0%} of the padding gone), real {steps['real']:,}, {steps['shapes']} shapes"
     )
     assert steps["plain"] == 391 * 64 * 200
-    assert saved > 0.10 and steps["shapes"] <= 13
+    # 2 shapes save 10.0%; 10 shapes (multiples of 16) saved 17.0%, but each further length here
+    # saves under 1% of the steps, less than its compilation costs over 5 epochs
+    assert saved > 0.09 and steps["shapes"] <= 8
 
 
 def test_pad_lengths_pick_the_shortest_that_fits():

@@ -5,8 +5,8 @@ from itertools import combinations
 import numpy as np
 import pytest
 
-from lstmkit.data.batching import iterate_batches
-from lstmkit.data.lengths import COMPILE_STEPS, MAX_SHAPES, bucket_lengths, optimal_levels, plan_level_batches
+from lstmkit.data.batching import batch_lengths, iterate_batches, plan_batches
+from lstmkit.data.lengths import MAX_SHAPES, bucket_lengths, optimal_levels
 
 
 def _padded(lengths, levels):
@@ -25,8 +25,14 @@ def test_optimal_levels_are_the_best_of_every_choice(seed):
         assert cost == brute
 
 
-def _epoch_ratio(lengths, batch_size, levels):
-    """(padded steps an epoch computes) / (real tokens), from the batches themselves, filler rows included."""
+def test_weights_count_as_repeated_texts():
+    lengths, weights = np.array([3, 9, 20, 4]), np.array([5, 1, 2, 7])
+    assert optimal_levels(lengths, 3, weights) == optimal_levels(np.repeat(lengths, weights), 3)
+
+
+def _epoch(lengths, batch_size, levels):
+    """(padded steps an epoch computes) / (real tokens), and its distinct T, from the batches
+    training makes (shuffled, sorted within windows), filler rows included."""
     texts = [np.ones(n, np.int32) for n in lengths]
     shapes = [b.ids.shape for b in iterate_batches(texts, None, batch_size, seed=1, pad_lengths=levels)]
     return sum(b * t for b, t in shapes) / lengths.sum(), {t for _, t in shapes}
@@ -43,56 +49,43 @@ def _corpus(kind, n, seed=0):
     return np.clip(np.exp(rng.normal(np.log(17), 0.8, n)), 1, 800).astype(int)  # heavy-tailed: sentences
 
 
-@pytest.mark.parametrize("kind", ["all short", "all long", "bimodal"])
-def test_a_large_corpus_computes_at_most_115_steps_per_100_tokens_on_at_most_8_shapes(kind):
+@pytest.mark.parametrize(
+    "kind, bound", [("all short", 1.15), ("all long", 1.15), ("bimodal", 1.17), ("heavy-tailed", 1.70)]
+)
+def test_a_large_corpus_gets_the_least_padding_8_shapes_allow_for_its_batches(kind, bound):
+    """200,000 texts, 10 epochs (so that every shape pays for its compilation), batch 64. The
+    lengths are the best any 8 can be for training's batches (texts sorted within windows of 32
+    batches, as before: only T is chosen). Uniform corpora stay under 1.15 padded steps per
+    token; the bimodal one reaches 1.16 and the heavy-tailed one 1.65, because the batches
+    themselves mix lengths (with T exact per batch: 1.05 and 1.29) and no 8 lengths fit a
+    heavy tail better (texts padded one by one: 1.30 at best; 1.15 needs 14 lengths)."""
     lengths = _corpus(kind, 200_000)
-    levels = bucket_lengths(lengths, min_steps=COMPILE_STEPS // 10)  # 10 epochs: shapes pay for themselves
-    ratio, shapes = _epoch_ratio(lengths, 64, levels)
-    assert len(shapes) <= MAX_SHAPES and shapes <= set(levels)
-    assert ratio <= 1.15, (kind, ratio, levels)
-
-
-def test_a_heavy_tailed_corpus_gets_the_least_padding_8_shapes_allow():
-    """Lengths from 1 to 800 around a median of 17 (like sentences): no 8 lengths pad it less
-    than 1.30x (optimal_levels is exact, above), so that is what it gets; 1.15 needs 14."""
-    lengths = _corpus("heavy-tailed", 200_000)
-    levels = bucket_lengths(lengths, min_steps=COMPILE_STEPS // 10)
-    ratio, shapes = _epoch_ratio(lengths, 64, levels)
-    best8, _ = optimal_levels(lengths, 8)[-1]
-    assert len(levels) == 8 and len(shapes) <= 8
-    assert ratio <= 1.01 * best8 / lengths.sum() < 1.4
-    needed = [cost / lengths.sum() <= 1.15 for cost, _ in optimal_levels(lengths, 14)]
-    assert needed.index(True) + 1 == 14
+    levels = batch_lengths(lengths, 64, passes=10)
+    ratio, shapes = _epoch(lengths, 64, levels)
+    assert len(levels) <= MAX_SHAPES and shapes <= set(levels)
+    longest = np.array([lengths[i[i >= 0]].max() for i in plan_batches(lengths, 64, seed=0)])
+    best, _ = optimal_levels(longest, len(levels), np.full(len(longest), 64))[-1]  # as many lengths
+    assert ratio <= 1.01 * best / lengths.sum()  # seed 1's batches against the lengths from seed 0's
+    assert ratio <= bound, (kind, ratio, levels)
+    if kind == "heavy-tailed":
+        one_by_one = [cost / lengths.sum() for cost, _ in optimal_levels(lengths, 14)]
+        assert one_by_one[7] > 1.29 and one_by_one[12] > 1.15 >= one_by_one[13]
 
 
 def test_a_small_corpus_gets_few_shapes_since_each_costs_a_compilation():
     lengths = _corpus("all short", 300)
-    assert len(bucket_lengths(lengths)) == 1  # 300 texts: no level saves a compilation's worth
+    assert len(batch_lengths(lengths, 16)) == 1  # 300 texts: no length saves a compilation's worth
     assert len(bucket_lengths(lengths, min_steps=0)) == MAX_SHAPES
     many = _corpus("all long", 5_000)
-    assert len(bucket_lengths(many, min_steps=100_000)) > len(bucket_lengths(many, min_steps=1_000_000))
+    assert len(batch_lengths(many, 64, passes=20)) > len(batch_lengths(many, 64, passes=1))
 
 
-def test_level_batches_hold_every_text_once_and_only_texts_of_their_level():
-    rng = np.random.default_rng(3)
-    lengths = rng.integers(1, 100, 1003)
-    levels = bucket_lengths(lengths, min_steps=0)
-    plan = plan_level_batches(lengths, levels, 16, rng)
-    rows = np.concatenate(plan)
-    assert sorted(rows[rows >= 0].tolist()) == list(range(len(lengths)))
-    assert sum((b < 0).any() for b in plan) <= 1  # only the last batch of the epoch may be partial
-    mixed = 0  # batches holding a text that a shorter level would hold: the carried-up leftovers
-    for b in plan:
-        need = [min(k for k, level in enumerate(levels) if level >= n) for n in lengths[b[b >= 0]]]
-        mixed += min(need) < max(need)
-    assert mixed <= len(levels)
-
-
-def test_level_batches_are_seeded():
-    lengths = np.random.default_rng(0).integers(1, 50, 500)
-    levels = bucket_lengths(lengths, min_steps=0)
-
-    def plan(seed):
-        return [b.tolist() for b in plan_level_batches(lengths, levels, 8, np.random.default_rng(seed))]
-
-    assert plan(1) == plan(1) and plan(1) != plan(2)
+def test_lengths_do_not_depend_on_the_epoch_and_fit_every_epochs_batches():
+    lengths = _corpus("bimodal", 20_000, seed=4)
+    levels = batch_lengths(lengths, 32, passes=5)
+    for seed in (1, 2, 3):  # other epochs' batches: the same few shapes, nothing cut
+        batches = list(
+            iterate_batches([np.ones(n, np.int32) for n in lengths], None, 32, seed=seed, pad_lengths=levels)
+        )
+        assert {b.ids.shape[1] for b in batches} <= set(levels)
+        assert sum(int(b.mask[b.weight > 0].sum()) for b in batches) == lengths.sum()

@@ -32,7 +32,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from lstmkit.data.lengths import bucket_lengths, plan_level_batches
+from lstmkit.data.lengths import COMPILE_STEPS, bucket_lengths
 from lstmkit.errors import LstmkitError
 
 
@@ -108,14 +108,11 @@ def plan_batches(
     bucket_window: int = 32,
     shuffle_buffer: int | None = None,
     drop_remainder: bool = False,
-    levels: Sequence[int] | None = None,
 ) -> list[np.ndarray]:
     """Which examples make up each batch: a list of int64 (B,) index arrays.
 
     The last batch is padded with -1 (filler) unless drop_remainder. Pure: the same arguments
-    give the same plan, so predictions can be put back in input order. With bucket, shuffle and
-    `levels` (padded lengths, ascending), each batch holds texts of one level instead of a
-    sorted window's neighbours (`lstmkit.data.lengths.plan_level_batches`).
+    give the same plan, so predictions can be put back in input order.
 
     >>> [p.tolist() for p in plan_batches(np.array([3, 1, 2]), 2, shuffle=False)]
     [[1, 2], [0, -1]]
@@ -126,8 +123,6 @@ def plan_batches(
     if n == 0:
         raise LstmkitError("no examples to batch; the dataset is empty")
     rng = np.random.default_rng(seed)
-    if bucket and shuffle and levels and shuffle_buffer is None and not drop_remainder:
-        return plan_level_batches(lengths, levels, batch_size, rng)
     order = shuffle_order(n, rng, shuffle_buffer) if shuffle else np.arange(n)
     if bucket:
         window = batch_size * max(1, bucket_window)
@@ -213,8 +208,7 @@ def iterate_batches(
         shuffle_buffer: emulate tf.data's buffered shuffle of that size; None = full shuffle.
         drop_remainder: drop the last partial batch instead of filling it with weight-0 rows.
         pad_lengths: the T a bucketed batch may take, ascending; each takes the shortest that
-            fits (the last one if none does), instead of a multiple of pad_multiple. Shuffled
-            and bucketed, batches are then made of texts of one such length (see `plan_batches`).
+            fits (the last one if none does), instead of a multiple of pad_multiple.
         gather: read only these rows of each batch (a process's shard; see `make_batch`); T
             still comes from every row, so each process's batch has the same shape.
 
@@ -237,7 +231,6 @@ def iterate_batches(
         bucket_window=bucket_window,
         shuffle_buffer=shuffle_buffer,
         drop_remainder=drop_remainder,
-        levels=pad_lengths,
     )
     if bucket:
         fixed = None
@@ -288,18 +281,38 @@ def plan_ladder(
     return plan
 
 
-def padded_steps(sequences, batch_size: int, **kwargs) -> dict[str, int]:
+def batch_lengths(lengths: np.ndarray, batch_size: int, *, passes: int = 1, **plan) -> list[int]:
+    """The padded lengths (at most 8) for the batches `plan_batches` makes of texts of these
+    lengths: chosen from the batches' longest texts, each weighted by its rows
+    (`lstmkit.data.lengths.bucket_lengths`), a length kept only if it saves a compilation's worth
+    of steps over `passes` epochs. The plan is seed 0's, so every epoch, a resumed run and every
+    process get the same lengths; another seed's batches have nearly the same longest texts.
+
+    >>> batch_lengths(np.array([3, 4, 30, 31] * 5000), 2, shuffle=False, bucket_window=10**4)
+    [4, 31]
+    """
+    plan = plan_batches(lengths, batch_size, seed=0, **plan)
+    longest = np.array([lengths[index[index >= 0]].max() for index in plan])
+    return bucket_lengths(np.maximum(longest, 1), np.full(len(plan), batch_size), min_steps=COMPILE_STEPS // passes)
+
+
+def padded_steps(sequences, batch_size: int, passes: int = 1, **kwargs) -> dict[str, int]:
     """Count the time steps an epoch computes: {'real', 'bucketed', 'plain', 'batches', 'shapes'}.
 
     'bucketed' and 'plain' count B * T summed over batches (filler rows included), with and
     without bucketing; 'real' counts the tokens. kwargs go to `iterate_batches`; without
     `pad_lengths`, bucketed batches take lengths chosen from the data as training's do
-    (`lstmkit.data.lengths.bucket_lengths`).
+    (`batch_lengths`, for a run of `passes` epochs).
     """
     lengths = np.minimum(sequence_lengths(sequences), kwargs.get("max_length") or np.iinfo(np.int64).max)
     out = {"real": int(lengths.sum())}
     for name, bucket in (("bucketed", True), ("plain", False)):
-        chosen = {"pad_lengths": bucket_lengths(lengths)} if bucket and "pad_lengths" not in kwargs else {}
+        window = {"bucket_window": kwargs["bucket_window"]} if "bucket_window" in kwargs else {}
+        chosen = (
+            {"pad_lengths": batch_lengths(lengths, batch_size, **window)}
+            if bucket and "pad_lengths" not in kwargs
+            else {}
+        )
         shapes = [b.ids.shape for b in iterate_batches(sequences, None, batch_size, bucket=bucket, **kwargs, **chosen)]
         out[name] = sum(b * t for b, t in shapes)
         if bucket:

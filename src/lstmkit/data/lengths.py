@@ -9,10 +9,10 @@ computes when each text is padded to the shortest of them that holds it,
     cost(levels) = sum over texts n of min{T in levels : T >= length_n},
 
 exactly, by dynamic programming over the distinct lengths (the optimal levels are always some
-of the data's own lengths), and adds a level only while it pays for its compilation.
-`plan_level_batches` then makes each training batch from texts of one level, so a batch's T is
-its level and the waste is the rounding to levels alone (tf.data's bucket_by_sequence_length,
-with the boundaries from the data instead of by hand).
+of the data's own lengths), and adds a level only while it pays for its compilation. The
+"texts" may be weighted: `lstmkit.nn.batches` passes each batch's longest text, weighted by its
+rows, so that the lengths fit the batches training actually makes (sorted windows,
+`lstmkit.data.batching.plan_batches`).
 
     >>> bucket_lengths(np.array([3, 3, 4, 10, 10, 11]), max_shapes=2, min_steps=0)
     [4, 11]
@@ -32,13 +32,15 @@ MIN_SHARE = 0.01  # a level is added only if it saves at least 1% of the padded 
 COMPILE_STEPS = 200_000
 
 
-def optimal_levels(lengths: np.ndarray, max_shapes: int) -> list[tuple[int, list[int]]]:
+def optimal_levels(lengths: np.ndarray, max_shapes: int, weights=None) -> list[tuple[int, list[int]]]:
     """For k = 1 .. max_shapes, the padded steps and the k lengths that minimise them.
 
-    lengths: (N,) positive ints. Returns [(cost_k, levels_k)] with levels ascending, the last
-    always the longest length. O(max_shapes x U^2) for U distinct lengths (U <= the model's length).
+    lengths: (N,) positive ints; weights: (N,) rows each stands for (default 1). Returns
+    [(cost_k, levels_k)] with levels ascending, the last always the longest length.
+    O(max_shapes x U^2) for U distinct lengths (U <= the model's length).
     """
-    values, counts = np.unique(np.asarray(lengths, np.int64), return_counts=True)
+    values, inverse = np.unique(np.asarray(lengths, np.int64), return_inverse=True)
+    counts = np.bincount(inverse, weights=weights).astype(np.int64)
     below = np.concatenate([[0], np.cumsum(counts)])  # below[i]: texts shorter than values[i]
     U = len(values)
     # best[k, i]: least cost of the texts of the first i distinct lengths with k levels, the
@@ -62,8 +64,11 @@ def optimal_levels(lengths: np.ndarray, max_shapes: int) -> list[tuple[int, list
     return out
 
 
-def bucket_lengths(lengths: np.ndarray, *, max_shapes: int = MAX_SHAPES, min_steps: int = COMPILE_STEPS) -> list[int]:
-    """The padded lengths for texts of these lengths: at most `max_shapes`, ascending.
+def bucket_lengths(
+    lengths: np.ndarray, weights=None, *, max_shapes: int = MAX_SHAPES, min_steps: int = COMPILE_STEPS
+) -> list[int]:
+    """The padded lengths for texts of these lengths (`weights`: rows each stands for): at most
+    `max_shapes`, ascending.
 
     Starting from one level (the longest text), a level is added while it saves at least
     `min_steps` padded steps (about what compiling one more shape costs; a caller that reads the
@@ -78,7 +83,7 @@ def bucket_lengths(lengths: np.ndarray, *, max_shapes: int = MAX_SHAPES, min_ste
         raise LstmkitError("no texts to choose batch lengths from; the dataset is empty")
     if max_shapes < 1:
         raise LstmkitError(f"max_shapes must be a positive int, got {max_shapes}")
-    choices = optimal_levels(lengths, max_shapes)
+    choices = optimal_levels(lengths, max_shapes, weights)
     cost, levels = choices[0]
     for next_cost, next_levels in choices[1:]:
         saving = cost - next_cost
@@ -86,27 +91,3 @@ def bucket_lengths(lengths: np.ndarray, *, max_shapes: int = MAX_SHAPES, min_ste
             break
         cost, levels = next_cost, next_levels
     return levels
-
-
-def plan_level_batches(lengths: np.ndarray, levels, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """Shuffled batches of texts of one level each: a list of int64 (B,) index arrays.
-
-    Each level's texts (those its shorter neighbour cannot hold) are shuffled and cut into full
-    batches; the few left over join the next level up (they fit there), so only the last batch
-    of the epoch may be partial (filled with -1). The batch order is shuffled.
-
-    >>> rng = np.random.default_rng(0)
-    >>> sorted(sorted(b.tolist()) for b in plan_level_batches(np.array([2, 9, 3, 8]), [3, 9], 2, rng))
-    [[0, 2], [1, 3]]
-    """
-    level_of = np.searchsorted(np.asarray(levels), np.minimum(lengths, levels[-1]))
-    order = rng.permutation(len(lengths))
-    batches, carry = [], np.empty(0, np.int64)
-    for k in range(len(levels)):
-        members = np.concatenate([carry, order[level_of[order] == k]])
-        full = len(members) - len(members) % batch_size
-        batches += [members[i : i + batch_size] for i in range(0, full, batch_size)]
-        carry = members[full:]
-    if len(carry):
-        batches.append(np.concatenate([carry, np.full(batch_size - len(carry), -1)]))
-    return [batches[i] for i in rng.permutation(len(batches))]

@@ -11,8 +11,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from lstmkit.data.batching import Batch, iterate_batches, make_batch, plan_ladder, prefetch, sequence_lengths
-from lstmkit.data.lengths import COMPILE_STEPS, bucket_lengths
+from lstmkit.data.batching import (
+    Batch,
+    batch_lengths,
+    iterate_batches,
+    make_batch,
+    plan_ladder,
+    prefetch,
+    sequence_lengths,
+)
 
 
 def pad_multiple(max_length):
@@ -30,14 +37,16 @@ def max_length(model, inference=False):
     return model.input_length
 
 
-def data_lengths(model, ids, passes=1, inference=False):
-    """The padded lengths for batches of `ids`, chosen from the texts' lengths (capped at what the
-    model reads): at most 8, fewer where one more would not pay for its compilation over `passes`
-    reads of the texts (`lstmkit.data.lengths.bucket_lengths`)."""
+def data_lengths(model, ids, batch_size, passes=1, inference=False):
+    """The padded lengths for batches of `ids`, chosen from the longest texts of the batches that
+    training (shuffled, sorted within windows) or inference (sorted) makes of them, capped at what
+    the model reads: at most 8, fewer where one more would not pay for its compilation over
+    `passes` reads of the texts (`lstmkit.data.batching.batch_lengths`)."""
     longest = max_length(model, inference)
     lengths = sequence_lengths(ids)
     lengths = np.minimum(lengths, longest) if longest else lengths
-    return bucket_lengths(lengths, min_steps=COMPILE_STEPS // max(1, passes))
+    plan = {"shuffle": False, "bucket_window": len(ids) // batch_size + 1} if inference else {}
+    return batch_lengths(lengths, batch_size, passes=passes, **plan)
 
 
 def training_batches(
@@ -49,10 +58,11 @@ def training_batches(
     gather: the rows of each batch this process reads (its shard across processes), None for all;
     epochs: how many epochs the run has (more epochs pay for more shapes).
 
-    Bucketed, each batch holds texts of one of a few lengths chosen from the training texts'
-    lengths (`data_lengths`), so a corpus of short sentences at --sequence-length 800 computes
-    about its own lengths; the lengths are the same every epoch (and after a resume), so they
-    compile once."""
+    Bucketed, each batch (texts of similar length: sorted within windows) is padded to the
+    shortest of a few lengths chosen from the data (`data_lengths`) that holds it, so a corpus of
+    short sentences at --sequence-length 800 computes about its own lengths; the lengths are the
+    same every epoch (and after a resume), so they compile once. The batches' rows and order
+    are those of fixed quarters of the length: only T changed, and padded steps are masked."""
     longest = max_length(model)
     it = iterate_batches(
         ids,
@@ -63,7 +73,7 @@ def training_batches(
         bucket=bucket,
         shuffle_buffer=shuffle_buffer,
         pad_multiple=pad_multiple(longest),
-        pad_lengths=data_lengths(model, ids, epochs) if bucket and len(ids) else None,
+        pad_lengths=data_lengths(model, ids, batch_size, epochs) if bucket and len(ids) else None,
         max_length=longest,
         gather=gather,
     )
@@ -97,7 +107,7 @@ def inference_batches(model, ids, labels, batch_size, pad_lengths=None, pad_rows
             bucket_window=len(ids) // rows + 1,
             max_length=longest,
             pad_multiple=pad_multiple(trained),
-            pad_lengths=pad_lengths or (data_lengths(model, ids, inference=True) if len(ids) > rows else None),
+            pad_lengths=pad_lengths or (data_lengths(model, ids, rows, inference=True) if len(ids) > rows else None),
         )
     return split_long(batches, batch_size * trained) if trained and longest and longest > trained else batches
 
