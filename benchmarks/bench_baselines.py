@@ -58,8 +58,8 @@ import numpy as np
 
 from lstmkit.data.dataset import Dataset, train_val_split
 from lstmkit.data.imdb import imdb_groups, read_imdb
+from train_data import find_imdb  # the same lookup as bench_train's
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 SEED = 0
 VAL_FRACTION = 0.1
 TFIDF_C_GRID = (1.0, 3.0, 10.0, 30.0)
@@ -89,18 +89,6 @@ class Result:
 
 
 # ---- data -----------------------------------------------------------------------------------
-
-
-def find_imdb(explicit: str | None) -> Path:
-    """The directory (or archive) of IMDB: --imdb, else $LSTMKIT_IMDB, else ../shared/data/imdb."""
-    candidate = explicit or os.environ.get("LSTMKIT_IMDB") or REPO_ROOT.parent / "shared/data/imdb"
-    path = Path(candidate)
-    if not path.exists():
-        sys.exit(
-            f"IMDB not found at {path}: pass --imdb DIR or set LSTMKIT_IMDB to the folder "
-            "holding aclImdb_labeled.tar.gz"
-        )
-    return path
 
 
 def load_reviews(imdb: Path) -> tuple[Dataset, Dataset, float]:

@@ -42,7 +42,7 @@ def main():
     rng = np.random.default_rng(0)
     model.vectorizer.adapt([" ".join(f"w{i}" for i in rng.integers(0, 20000, 300)) for _ in range(200)])
     model.build(seed=0)
-    opt_state = model.architecture.make_optimizer().init(model.params)
+    opt_state = model.optimizer.init(model.params)
     B, key = args.batch_size, jax.random.PRNGKey(0)
     labels, weight = rng.integers(0, 2, B).astype(np.int32), np.ones(B, np.float32)
     print(f"default preset, B = {B}, adversarial {adversarial}, jax {jax.__version__}")

@@ -30,6 +30,7 @@ from lstmkit.data.batching import batch_lengths, iterate_batches, sequence_lengt
 from lstmkit.data.imdb import is_imdb, load_imdb
 from lstmkit.data.lengths import optimal_levels
 from lstmkit.data.text import TextVectorizer
+from lstmkit.nn.batches import pad_multiple
 
 
 def read_texts(path: Path) -> list[str]:
@@ -68,8 +69,8 @@ def main():
     longest = int(lengths.max())
     levels = batch_lengths(lengths, B, passes=args.epochs)
     rows = {
-        f"quarters of {L}": dict(pad_multiple=max(8, -(-L // 4))),
-        f"quarters of the longest text ({longest})": dict(pad_multiple=max(8, -(-min(L, longest) // 4))),
+        f"quarters of {L}": dict(pad_multiple=pad_multiple(L)),
+        f"quarters of the longest text ({longest})": dict(pad_multiple=pad_multiple(min(L, longest))),
         f"lengths from the data, {args.epochs} epochs: {levels}": dict(pad_lengths=levels),
         "each batch at exactly its longest text": dict(pad_multiple=1),
     }

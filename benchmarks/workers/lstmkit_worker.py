@@ -37,7 +37,7 @@ try:
     import jax
 
     import lstmkit
-    from lstmkit.nn.batches import training_batches
+    from lstmkit.nn.batches import data_lengths, training_batches
     from lstmkit.nn.steps import train_step
     from lstmkit.tasks.classifier import build_model
     from lstmkit.tasks.presets import resolve
@@ -96,7 +96,16 @@ def compile_shape(model, state, batch, key) -> float:
 def train_bucketed(model, state, x, y, args, key) -> tuple[list, list, float, dict]:
     """Time the first epoch's bucketed batches per shape; (warmup ms, step ms, ms per batch, extra)."""
     batches = list(
-        training_batches(model, x, y, args.batch_size, seed=args.seed * 100003, shuffle=True, bucket=True, epochs=2)
+        training_batches(
+            model,
+            x,
+            y,
+            args.batch_size,
+            seed=args.seed * 100003,
+            shuffle=True,
+            bucket=True,
+            pad_lengths=data_lengths(model, x, args.batch_size, passes=2),  # as lstmkit train chooses them
+        )
     )
     counts = {}
     for batch in batches:

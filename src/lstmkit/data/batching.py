@@ -291,9 +291,9 @@ def batch_lengths(lengths: np.ndarray, batch_size: int, *, passes: int = 1, **pl
     >>> batch_lengths(np.array([3, 4, 30, 31] * 5000), 2, shuffle=False, bucket_window=10**4)
     [4, 31]
     """
-    plan = plan_batches(lengths, batch_size, seed=0, **plan)
-    longest = np.array([lengths[index[index >= 0]].max() for index in plan])
-    return bucket_lengths(np.maximum(longest, 1), np.full(len(plan), batch_size), min_steps=COMPILE_STEPS // passes)
+    rows = np.stack(plan_batches(lengths, batch_size, seed=0, **plan))  # (batches, B), -1 = filler
+    longest = np.where(rows >= 0, lengths[rows], 0).max(axis=1)
+    return bucket_lengths(longest, np.full(len(rows), batch_size), min_steps=COMPILE_STEPS // passes)
 
 
 def padded_steps(sequences, batch_size: int, passes: int = 1, **kwargs) -> dict[str, int]:
@@ -307,12 +307,9 @@ def padded_steps(sequences, batch_size: int, passes: int = 1, **kwargs) -> dict[
     lengths = np.minimum(sequence_lengths(sequences), kwargs.get("max_length") or np.iinfo(np.int64).max)
     out = {"real": int(lengths.sum())}
     for name, bucket in (("bucketed", True), ("plain", False)):
-        window = {"bucket_window": kwargs["bucket_window"]} if "bucket_window" in kwargs else {}
-        chosen = (
-            {"pad_lengths": batch_lengths(lengths, batch_size, **window)}
-            if bucket and "pad_lengths" not in kwargs
-            else {}
-        )
+        plan = {k: kwargs[k] for k in ("shuffle", "bucket_window", "shuffle_buffer") if k in kwargs}
+        choose = bucket and "pad_lengths" not in kwargs
+        chosen = {"pad_lengths": batch_lengths(lengths, batch_size, passes=passes, **plan)} if choose else {}
         shapes = [b.ids.shape for b in iterate_batches(sequences, None, batch_size, bucket=bucket, **kwargs, **chosen)]
         out[name] = sum(b * t for b, t in shapes)
         if bucket:

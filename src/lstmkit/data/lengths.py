@@ -27,8 +27,8 @@ from lstmkit.errors import LstmkitError
 MAX_SHAPES = 8  # compiled shapes at most
 MIN_SHARE = 0.01  # a level is added only if it saves at least 1% of the padded steps ...
 # ... and at least the padded steps one compilation costs: the default preset's training step
-# compiles in about 3.5 s and computes about 17 us per padded step (B x T) on 2 cores, so
-# 200,000 steps (docs/performance.md, "Batch lengths from the data").
+# compiles in 3.5 to 5 s and computes 15 to 17 us per padded step (B x T) on 2 cores, so 200,000
+# to 300,000 steps; the lower end is kept (docs/performance.md, "Batch lengths from the data").
 COMPILE_STEPS = 200_000
 
 

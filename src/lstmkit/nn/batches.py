@@ -23,7 +23,8 @@ from lstmkit.data.batching import (
 
 
 def pad_multiple(max_length):
-    """Batch lengths are rounded up to a quarter of the maximum: at most 4 shapes to compile."""
+    """What a batch without chosen lengths (one small request, unbucketed batches, pretraining)
+    rounds its length up to: a quarter of the maximum, so at most 4 shapes."""
     return max(8, -(-max_length // 4)) if max_length else 32
 
 
@@ -50,19 +51,20 @@ def data_lengths(model, ids, batch_size, passes=1, inference=False):
 
 
 def training_batches(
-    model, ids, labels, batch_size, *, seed, shuffle, bucket, shuffle_buffer=None, gather=None, epochs=1
+    model, ids, labels, batch_size, *, seed, shuffle, bucket, shuffle_buffer=None, gather=None, pad_lengths=None
 ):
     """One epoch's batches, prepared on a background thread while the steps run.
 
     ids: ragged id arrays, a padded (N, L) array, or a token file's rows (`lstmkit.data.token_file`);
     gather: the rows of each batch this process reads (its shard across processes), None for all;
-    epochs: how many epochs the run has (more epochs pay for more shapes).
+    pad_lengths: the lengths bucketed batches are padded to, `data_lengths` for the whole run
+    (`lstmkit.nn.train.fit` chooses them once); None chooses them here, for one epoch.
 
     Bucketed, each batch (texts of similar length: sorted within windows) is padded to the
-    shortest of a few lengths chosen from the data (`data_lengths`) that holds it, so a corpus of
-    short sentences at --sequence-length 800 computes about its own lengths; the lengths are the
-    same every epoch (and after a resume), so they compile once. The batches' rows and order
-    are those of fixed quarters of the length: only T changed, and padded steps are masked."""
+    shortest of those lengths that holds it, so a corpus of short sentences at
+    --sequence-length 800 computes about its own lengths; the same lengths every epoch (and
+    after a resume) compile once. Which texts make up a batch, and in what order, does not
+    depend on the lengths: only T does, and padded steps are masked."""
     longest = max_length(model)
     it = iterate_batches(
         ids,
@@ -73,7 +75,7 @@ def training_batches(
         bucket=bucket,
         shuffle_buffer=shuffle_buffer,
         pad_multiple=pad_multiple(longest),
-        pad_lengths=data_lengths(model, ids, batch_size, epochs) if bucket and len(ids) else None,
+        pad_lengths=pad_lengths or (data_lengths(model, ids, batch_size) if bucket and len(ids) else None),
         max_length=longest,
         gather=gather,
     )

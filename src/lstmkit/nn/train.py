@@ -21,7 +21,7 @@ from lstmkit.core import fused
 from lstmkit.errors import LstmkitError
 from lstmkit.nn import parallel
 from lstmkit.nn.adversarial import PerturbationStrength, check_sizes, warn_if_stalled
-from lstmkit.nn.batches import inference_batches, training_batches
+from lstmkit.nn.batches import data_lengths, inference_batches, training_batches
 from lstmkit.nn.optim import averaged_weights
 from lstmkit.nn.steps import eval_step, predict_step, train_step
 
@@ -116,8 +116,7 @@ def fit(
 ):
     """Train from `params` on ids and labels (from `training_data`); returns (params, opt_state, history).
 
-    The model is read, never changed: its architecture, vectorizer and lengths. `Sequential.fit`
-    keeps what this returns.
+    The model is read, never changed (its architecture, vectorizer, lengths); `Sequential.fit` keeps the result.
 
     Args:
         ids, labels: the training inputs, as `training_data` returns them; params: the start.
@@ -126,8 +125,7 @@ def fit(
         bucket: length-bucketed batches (fast); False gives fixed-length batches (Keras-identical).
         shuffle_buffer: tf.data-style shuffle buffer size, or None for a full shuffle.
         verbose: print a line per epoch; progress: also draw a progress bar while it runs.
-        early_stopping_patience: stop after this many epochs without improving `monitor`, and
-            restore the best weights.
+        early_stopping_patience: stop after this many epochs without improving `monitor` (best weights restored).
         on_epoch_end: callback(epoch, params, opt_state, history, best) after each epoch
             (`Sequential.fit` hands the CLI its model with these weights, for checkpoints).
         An optimizer with a weight average (`lstmkit.nn.optim.weight_average`) is validated with the
@@ -137,8 +135,7 @@ def fit(
         virtual_adversarial: epsilon of virtual adversarial training on the same inputs, in token
             lengths (`lstmkit.nn.adversarial.virtual_adversarial_loss`); 0 = off.
             Both start once the training loss leaves chance (`PerturbationStrength`).
-        initial_epoch, opt_state, history, best: continue an interrupted run (resume); best is
-            early stopping's {"value", "epoch", "params", "wait"} so far.
+        initial_epoch, opt_state, history, best: resume a run; best: early stopping's {"value", "epoch", "params", "wait"}.
     """
     opt_state = model.optimizer.init(params) if opt_state is None else opt_state
     history = {key: [] for key in HISTORY_KEYS} if history is None else history
@@ -147,7 +144,10 @@ def fit(
     perturbations = (float(adversarial or 0.0), float(virtual_adversarial or 0.0))
     steps = parallel.current() or _LocalSteps()
     steps.check_batch_size(batch_size)
-    run = _Run(model, ids, labels, val, batch_size, seed, bucket, shuffle_buffer, epochs, verbose, progress, steps)
+    pads = data_lengths(model, ids, batch_size, passes=epochs) if bucket and len(ids) else None  # once per run
+    run = _Run(
+        model, ids, labels, val, batch_size, seed, bucket, shuffle_buffer, pads, epochs, verbose, progress, steps
+    )
     for epoch in range(initial_epoch, epochs):
         params, opt_state = _fit_epoch(run, epoch, params, opt_state, history, perturbations)
         stop = (
@@ -188,6 +188,7 @@ class _Run(NamedTuple):
     seed: int
     bucket: bool
     shuffle_buffer: int | None
+    pad_lengths: list | None  # the lengths bucketed batches are padded to, chosen once (`data_lengths`)
     epochs: int
     verbose: bool
     progress: bool
@@ -238,7 +239,7 @@ def _fit_epoch(run, epoch, params, opt_state, history, perturbations):
         bucket=run.bucket,
         shuffle_buffer=run.shuffle_buffer,
         gather=run.steps.local_rows(run.batch_size),  # across processes, each reads only its rows
-        epochs=run.epochs,
+        pad_lengths=run.pad_lengths,
     )
     bar = _progress_bar(len(run.ids), epoch, run.epochs, enabled=run.verbose and run.progress)
     ramp = _perturbation_strength(model, history, perturbations)
