@@ -235,6 +235,7 @@ SLOW = pytest.mark.slow
             3,
             marks=SLOW,
         ),
+        (("--members", "2"), 3),  # in the second member's training, the first's weights in the checkpoint
     ],
     ids=[
         "plain",
@@ -244,6 +245,7 @@ SLOW = pytest.mark.slow
         "self-training-between-rounds",
         "wider-student",
         "soft-labels",
+        "ensemble",
     ],
 )
 def test_interrupted_run_resumes_to_the_same_result(
@@ -283,6 +285,8 @@ def test_interrupted_run_resumes_to_the_same_result(
     ma, mb = (json.loads((d / "metrics.json").read_text()) for d in (straight, out))
     assert ma["accuracy"] == mb["accuracy"]
     assert ma.get("self_training") == mb.get("self_training")
+    assert ("ensemble_val" in a) == ("--members" in extra) and a.get("ensemble_val") == b.get("ensemble_val")
+    assert [h["val_loss"] for h in a.get("other_members", [])] == [h["val_loss"] for h in b.get("other_members", [])]
 
 
 def test_ctrl_c_during_the_final_test_pass_exits_130_and_resume_finishes(csv_data, tmp_path, monkeypatch):
@@ -461,6 +465,7 @@ def test_student_pairs_parse_to_typed_settings():
         (["train", "--pseudo-labels", "fuzzy"], "Invalid value for '--pseudo-labels'"),
         (["train", "--learning-rate", "-1"], "--learning-rate must be 0 or more"),
         (["train", "--batch-size", "0"], "--batch-size must be at least 1"),
+        (["train", "--members", "0"], "--members must be 1 (one model) to 64"),
         (["predict", "/no/such/model", "x", "--batch-size", "0"], "Invalid value for '--batch-size'"),
     ],
 )

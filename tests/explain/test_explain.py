@@ -404,3 +404,34 @@ def test_model_from_torch_layout_weights():
     assert e["probabilities"][1] == pytest.approx(expected, abs=1e-5)
     assert model.predict([text])[0, 0] == pytest.approx(expected, abs=1e-5)
     np.testing.assert_allclose(e["trajectory"][-1], expected, atol=1e-4)
+
+
+@pytest.mark.parametrize("fixture", ["bilstm", "pooled"])
+def test_an_ensemble_is_explained_by_its_mean_probability(fixture, request):
+    """Probability, trajectory and attribution are the ensemble's, as its predict gives them;
+    the gates are the first member's, and the page says so."""
+    model = request.getfixturevalue(fixture)
+    ensemble = Sequential(
+        model.layers,
+        class_names=model.class_names,
+        vectorizer=model.vectorizer,
+        params=model.params,
+        ensemble=[jax.tree.map(lambda w: 4 * w, model.init_params(jax.random.key(s))) for s in (7, 8)],
+    )
+    text = "the acting was awful but the movie was great and lovely"
+    e, alone = explain(ensemble, text), explain(model, text)
+    p = ensemble.predict([text])[0]
+    np.testing.assert_allclose(e["probabilities"], [1 - p[0], p[0]] if p.shape[-1] == 1 else p, atol=1e-5)
+    assert abs(e["target_probability"] - alone["target_probability"]) > 1e-3  # not the first member's
+    k = model.class_names.index(e["target_class"])
+    prefixes = [" ".join(e["tokens"][: t + 1]) for t in range(e["n_used"])]
+    np.testing.assert_allclose(e["trajectory"], ensemble.predict(prefixes)[:, min(k, p.shape[-1] - 1)], atol=2e-4)
+    occluded = " ".join("qqqq" if w == "great" else w for w in e["tokens"])
+    q = np.float64(ensemble.predict([occluded])[0, min(k, p.shape[-1] - 1)])
+    t = np.float64(e["target_probability"])
+    if p.shape[-1] == 1 and k == 0:
+        t, q = 1 - t, 1 - q
+    expected = np.log(t / (1 - t)) - np.log(q / (1 - q))
+    assert e["attribution"][e["tokens"].index("great")] == pytest.approx(expected, abs=2e-3)
+    np.testing.assert_array_equal(e["layers"][0]["directions"][0]["f"], alone["layers"][0]["directions"][0]["f"])
+    assert any("ensemble of 3 members" in note for note in e["notes"])

@@ -158,6 +158,9 @@ def _edit_config(directory, edit, sign=True):
         (lambda c: {**c, "files": {"../outside.bin": "0" * 64}}, "lists its files wrongly"),
         (lambda c: {**c, "files": {"/etc/passwd": "0" * 64}}, "lists its files wrongly"),
         (lambda c: {**c, "model": {**c["model"], "layers": "Embedding"}}, "has no model layers"),
+        (lambda c: {**c, "model": {**c["model"], "members": 2}}, "weights-member2.safetensors is missing"),
+        (lambda c: {**c, "model": {**c["model"], "members": 0}}, "says the model has 0 members"),
+        (lambda c: {**c, "model": {**c["model"], "members": "2"}}, "'model.members' is a str"),
         (
             lambda c: {**c, "model": {**c["model"], "layers": [{"type": "Embedding", "input_dim": 5}]}},
             "describes layers lstmkit cannot build",

@@ -477,3 +477,43 @@ def test_a_small_request_is_predicted_at_its_own_size():
     alone = [float(model.predict([t], batch_size=256)[0, 0]) for t in (long_text, texts[0], texts[1])]
     together = model.predict(many, batch_size=64)[[0, 1, 2], 0]
     np.testing.assert_allclose(alone, together, rtol=1e-5, atol=1e-6)
+
+
+def _ensemble(seeds=(0, 1, 2)):
+    """A small model holding three members built with different seeds (untrained: their
+    probabilities differ from text to text and from member to member)."""
+    texts, labels = synthetic_reviews(40, seed=5)
+    model = small_model(MaxMeanPool())
+    model.vectorizer.adapt(texts)
+    members = [Sequential.init_params(model, jax.random.key(s)) for s in seeds]
+    model.params, model.ensemble = members[0], tuple(members[1:])
+    model.class_names = ["neg", "pos"]
+    return model, texts, labels
+
+
+def test_an_ensemble_predicts_the_mean_of_its_members_and_is_scored_on_it(tmp_path):
+    model, texts, labels = _ensemble()
+    alone = []
+    for params in model.members:  # each member as a model of its own
+        member = small_model(MaxMeanPool())
+        member.vectorizer = model.vectorizer
+        alone.append(np.asarray(member.set_weights(params).predict(texts, calibrated=False)))
+    want = np.mean(alone, axis=0)
+    got = np.asarray(model.predict(texts, calibrated=False))
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
+    assert np.abs(alone[0] - want).max() > 1e-3  # the members differ: the mean is not the first
+    # its loss is the cross-entropy of the mean probability (numpy, from the predictions above)
+    p = np.clip(want[:, 0].astype(np.float64), 1e-7, 1 - 1e-7)
+    log_loss = -np.mean(labels * np.log(p) + (1 - labels) * np.log(1 - p))
+    loss, accuracy = model.compile(loss="binary_crossentropy").evaluate(texts, labels)
+    assert loss == pytest.approx(log_loss, rel=1e-4)
+    assert accuracy == pytest.approx(np.mean((want[:, 0] >= 0.5) == labels))
+    model.save(tmp_path / "m")  # every member travels with the directory
+    loaded = load_model(tmp_path / "m")
+    assert len(loaded.members) == 3 and read_config(tmp_path / "m")[1]["model"]["members"] == 3
+    assert sorted(p.name for p in (tmp_path / "m").glob("weights*")) == [
+        "weights-member2.safetensors",
+        "weights-member3.safetensors",
+        "weights.safetensors",
+    ]
+    np.testing.assert_array_equal(np.asarray(loaded.predict(texts, calibrated=False)), got)

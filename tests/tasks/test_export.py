@@ -270,3 +270,21 @@ def test_without_onnx_the_command_says_which_extra_to_install(tmp_path, monkeypa
     result = CliRunner().invoke(main, ["export", str(tmp_path / "m"), "--out", str(tmp_path / "onnx")])
     assert result.exit_code == 2 and result.stderr.count("\n") == 1
     assert "pip install 'lstmkit[export]'" in result.stderr and not (tmp_path / "onnx").exists()
+
+
+def test_an_ensembles_graph_gives_the_mean_of_its_members(tmp_path):
+    """Three members in one graph: onnxruntime gives lstmkit's ensemble probabilities (with a
+    temperature), which are not the first member's alone."""
+    model, config = _preset_model("default", 3, bigram_buckets=64, inference_length=30)
+    members = [_randomized(model, seed=s).params for s in (21, 22, 23)]
+    model.params, model.ensemble = members[0], tuple(members[1:])
+    folder = export_onnx(_save(model, config, tmp_path / "m", 1.3), tmp_path / "onnx")
+    loaded = load_model(tmp_path / "m")
+    assert len(loaded.members) == 3
+    want = loaded.predict(PROBE)
+    ids = loaded.vectorizer.encode_ragged(PROBE, loaded.inference_length)
+    session = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"])
+    (got,) = session.run(None, {"ids": _padded(ids)})
+    np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
+    loaded.ensemble = ()
+    assert np.abs(loaded.predict(PROBE) - want).max() > 0.05

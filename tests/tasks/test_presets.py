@@ -2,14 +2,16 @@
 
 import pytest
 
+from lstmkit.io import checkpoint
 from lstmkit.nn import layers as L
 from lstmkit.nn.pooling import POOLINGS
 from lstmkit.tasks.classifier import build_model
-from lstmkit.tasks.presets import CHOICES, HELP, PRESETS, SEED, help_line, resolve
+from lstmkit.tasks.presets import CHOICES, HELP, MAX_MEMBERS, PRESETS, SEED, help_line, resolve
 
 
-def test_pooling_choices_are_the_pooling_layers():
+def test_pooling_choices_are_the_pooling_layers_and_members_fit_a_model_directory():
     assert set(CHOICES["pooling"]) == {"last", *POOLINGS}
+    assert MAX_MEMBERS == checkpoint.MAX_MEMBERS  # what train accepts, a model directory holds
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))

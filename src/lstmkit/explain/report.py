@@ -67,13 +67,13 @@ token-steps each, in one compiled program. See docs/lstm.md for timings.
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
 from lstmkit.core import fused
 from lstmkit.data.text import OOV_ID, strip_html_breaks
 from lstmkit.errors import LstmkitError
+from lstmkit.explain.members import ensemble_arrays, ensemble_note
 from lstmkit.explain.memory import memory_method, memory_summary, memory_view
 from lstmkit.explain.page import Explanation
 from lstmkit.explain.trace import (
@@ -81,7 +81,6 @@ from lstmkit.explain.trace import (
     GATES,
     STATES,
     direction_names,
-    explain_arrays,
     is_causal,
     recurrent_indices,
 )
@@ -129,14 +128,14 @@ def _round(a, digits=4):
 
 
 def _inference_view(model):
-    """(architecture, params) of the layers explain runs: the model's, without a leading
-    WordDropout (the identity at inference), so the Embedding is layer 0; the same weights.
+    """(architecture, every member's params) of the layers explain runs: the model's, without a
+    leading WordDropout (the identity at inference), so the Embedding is layer 0; the same weights.
 
     The architecture holds the layers only (no loss, no optimizer): it is a value, so every model
     with these layers reuses the compiled explain code, and nothing is kept on the model.
     """
     skip = 1 if model.layers and isinstance(model.layers[0], L.WordDropout) else 0
-    return Architecture(model.layers[skip:]), model.params[skip:]
+    return Architecture(model.layers[skip:]), [params[skip:] for params in model.members]
 
 
 def _label_set(model, arch, names, probabilities) -> dict:
@@ -180,7 +179,7 @@ def explain(model, text, label=None):
     if model.params is None:
         raise LstmkitError("the model has no weights; load a trained model or fit one first")
     fused.available()  # build the LSTM kernel now, not inside the first trace
-    arch, params = _inference_view(model)
+    arch, members = _inference_view(model)
     head = _check_explainable(model, arch, text)
     chosen = _chosen_class(model, label)
     v = model.vectorizer
@@ -191,8 +190,8 @@ def explain(model, text, label=None):
     padded = np.zeros(P, np.int32)
     padded[:n] = used
 
-    arrays = explain_arrays(arch, params, padded, -1 if chosen is None else chosen)
-    logits, traces, trajectory, occluded, memory = jax.device_get(arrays)
+    arrays = ensemble_arrays(arch, members, padded, -1 if chosen is None else chosen, head.activation)
+    logits, traces, trajectory, occluded, memory = arrays
     names, target, probabilities, traj, attribution = _outputs(model, head, logits, trajectory, occluded, used, chosen)
     label_k = int(np.argmax(probabilities))
     return Explanation(
@@ -220,7 +219,7 @@ def explain(model, text, label=None):
             "layers": _layer_traces(arch, traces, n),
             "memory": memory_view(arch, memory, words, n),
             "methods": _methods(is_causal(arch), names[target]),
-            "notes": _notes(model, arch, tokens, used),
+            "notes": _notes(model, arch, tokens, used) + ensemble_note(len(members)),
         }
     )
 

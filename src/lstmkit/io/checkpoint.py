@@ -5,6 +5,8 @@ A model directory holds:
     vocabulary.txt,
     vectorizer.json        the TextVectorizer (when the model takes text)
     weights.safetensors    parameters by name, e.g. "2.forward.W_h" (no pickle anywhere)
+    weights-member2.safetensors, ...
+                           an ensemble's other members (config "model.members" > 1), named alike
     history.json           per-epoch training metrics
     metrics.json           the final test metrics (when known)
     training_state.safetensors, training_state.json
@@ -32,6 +34,7 @@ from lstmkit.io.verify import DIGEST_KEY, FORMAT_VERSION, check_config, check_ke
 from lstmkit.version import __version__
 
 WEIGHTS = "weights.safetensors"
+MAX_MEMBERS = 64  # an ensemble's members; a config.json claiming more was not written by lstmkit
 STATE = "training_state.safetensors"
 
 
@@ -53,6 +56,26 @@ def load_weights(path, template):
 
     check_tensor_header(Path(path), flatten_params(template, leaf=lambda a: tuple(a.shape)))
     return unflatten_like(template, load_file(path))
+
+
+def member_weights(k):
+    """The weights file of an ensemble's member k (0: the model's own, `WEIGHTS`)."""
+    return WEIGHTS if k == 0 else f"weights-member{k + 1}.safetensors"
+
+
+def n_members(config, directory):
+    """How many members a model directory's config.json says it holds (1 before ensembles existed)."""
+    members = config["model"].get("members", 1)
+    if not 1 <= members <= MAX_MEMBERS:
+        raise LstmkitError(
+            f"{directory}/config.json says the model has {members} members (1 to {MAX_MEMBERS}); retrain or restore the model"
+        )
+    for k in range(members):
+        if member_weights(k) not in config.get("files", {}):
+            raise LstmkitError(
+                f"{directory} is incomplete: {member_weights(k)} is missing; retrain or restore the model"
+            )
+    return members
 
 
 def write_config(folder, config):
@@ -111,7 +134,8 @@ def save_model(
     if model.params is None:
         raise LstmkitError("the model has no weights to save; fit it first")
     with staged_directory(directory) as tmp:
-        save_file(flatten_params(model.params), tmp / WEIGHTS)
+        for k, params in enumerate(model.members):
+            save_file(flatten_params(params), tmp / member_weights(k))
         if model.vectorizer is not None:
             model.vectorizer.save(tmp)
         if history is not None:

@@ -171,6 +171,10 @@ class GraphBuilder:
             return self._op("Softmax", [z], axis=-1)
         return self._op(op, [z]) if op else z
 
+    def mean(self, outputs):
+        """The elementwise mean of several outputs of one shape (an ensemble's probabilities)."""
+        return outputs[0] if len(outputs) == 1 else self._op("Mean", list(outputs))
+
     def calibrated(self, p, temperature, binary):
         """lstmkit.tasks.calibration.with_temperature in the graph, in float64 as there: p clipped to
         [1e-7, 1 - 1e-7], z = log(p / (1 - p)) (one output) or log p (K), p_T = sigmoid or

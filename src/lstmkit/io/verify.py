@@ -36,7 +36,7 @@ CONFIG_KEYS = {
         DIGEST_KEY: str,
     },
 }  # fmt: skip
-MODEL_KEYS = {"layers": list, "class_names": (list, type(None)), "loss": (str, type(None)), "inference_length": (int, type(None))}  # fmt: skip
+MODEL_KEYS = {"layers": list, "class_names": (list, type(None)), "loss": (str, type(None)), "inference_length": (int, type(None)), "members": int}  # fmt: skip
 _DTYPES = {"F16", "BF16", "F32", "F64", "I8", "I16", "I32", "I64", "U8", "U16", "U32", "U64", "BOOL"}
 
 

@@ -160,7 +160,10 @@ class Architecture:
         over the K labels (Keras's binary_crossentropy), and a prediction is correct when every
         label is right (subset accuracy).
         """
-        z = self.apply(params, ids, key=key, logits=True, perturb=perturb)
+        return self.loss_of_logits(self.apply(params, ids, key=key, logits=True, perturb=perturb), labels, weight)
+
+    def loss_of_logits(self, z, labels, weight):
+        """`loss_fn` from the logits z (B, K) on: (weighted mean loss, correct count)."""
         if self.multi_label:  # K logits, one sigmoid each
             targets = labels.astype(z.dtype)
             per_example = optax.sigmoid_binary_cross_entropy(z, targets).mean(axis=-1)

@@ -47,6 +47,10 @@ class Sequential:
         architecture: the `Architecture` (layers, loss, optimizer).
         vectorizer: the TextVectorizer, or None when the model takes ids.
         params: list of per-layer parameter dicts, set by `build`, `set_weights` or `fit`.
+        ensemble: the weights of the model's other members (a tuple of such lists, empty for one
+            model): trained like `params` on the same data with other seeds, they make it an
+            ensemble, whose `predict` and `evaluate` read the mean of the members' probabilities.
+            `fit` trains `params` only.
         opt_state, history: the optimizer state and the history dict of the last `fit`.
         class_names: names of the output classes (set by fit from the data, or given).
         inference_length: with a vectorizer, how many tokens of a text evaluation and prediction
@@ -61,6 +65,7 @@ class Sequential:
         "architecture",
         "class_names",
         "directory",
+        "ensemble",
         "history",
         "inference_length",
         "input_length",
@@ -83,6 +88,7 @@ class Sequential:
         input_length=None,
         train_config=None,
         directory=None,
+        ensemble=(),
     ):
         if loss is not None and loss not in LOSSES:
             raise LstmkitError(f"unknown loss {loss!r}; use one of {', '.join(LOSSES)}")
@@ -98,6 +104,12 @@ class Sequential:
         for layer in layers:
             self.add(layer)
         self.params = params
+        self.ensemble = tuple(ensemble)
+
+    @property
+    def members(self):
+        """Every member's weights, this model's own first: (params, *ensemble)."""
+        return (self.params, *self.ensemble)
 
     @property
     def layers(self):
@@ -297,6 +309,7 @@ class Sequential:
             "class_names": self.class_names,
             "loss": self.loss,
             "inference_length": self.inference_length,
+            "members": len(self.members),
         }
 
     def summary(self):
@@ -310,6 +323,10 @@ class Sequential:
             total += n
             lines.append(f"{type(layer).__name__:<20} {('B',) + tuple(shape)!s:<22} {n:>10,}")
         lines.append(f"{'total':<43} {total:>10,}")
+        if self.ensemble:
+            lines.append(
+                f"{len(self.members)} members of these layers, their probabilities averaged: {total * len(self.members):,} weights"
+            )
         return "\n".join(lines)
 
 
@@ -332,7 +349,7 @@ def stored_thresholds(stored, names, where):
 
 def load_model(directory):
     """A `Sequential` from its model directory (see `lstmkit.io.checkpoint`): layers from the
-    config, weights by name, shapes and checksums verified."""
+    config, weights by name (every member's, for an ensemble), shapes and checksums verified."""
     directory, config, vectorizer = checkpoint.read_model(directory)
     mc = config["model"]
     try:
@@ -344,6 +361,10 @@ def load_model(directory):
             "retrain or restore the model"
         ) from None
     _check_vocabulary(directory, vectorizer, architecture)
+    members = [
+        checkpoint.load_weights(directory / checkpoint.member_weights(k), template)
+        for k in range(checkpoint.n_members(config, directory))
+    ]
     if architecture.multi_label:  # checked now, not at the first prediction
         names = mc.get("class_names") or [str(k) for k in range(architecture.n_outputs)]
         stored_thresholds((config.get("train_config") or {}).get("thresholds"), names, f"{directory}/config.json")
@@ -352,7 +373,8 @@ def load_model(directory):
         class_names=mc.get("class_names"),
         inference_length=mc.get("inference_length"),
         vectorizer=vectorizer,
-        params=checkpoint.load_weights(directory / checkpoint.WEIGHTS, template),
+        params=members[0],
+        ensemble=members[1:],
         loss=_saved_loss(architecture, mc.get("loss")),
         train_config=config.get("train_config"),
         directory=directory,

@@ -1,5 +1,5 @@
 """The jitted steps of the loops: one optimizer step (with its adversarial terms), one evaluation
-step, one prediction step.
+step, one prediction step, and the last two for an ensemble (the mean of its members).
 
 Each takes the model's `Architecture` as its static argument, never the model: jit keys on that
 value, so every model of one architecture compiles each step once per batch shape, and the cache
@@ -22,6 +22,8 @@ from lstmkit.nn.adversarial import (
     virtual_adversarial_direction,
     virtual_adversarial_kl,
 )
+
+PROBABILITY_EPS = 1e-7  # an ensemble's mean probability is clipped to [eps, 1 - eps] before its log
 
 
 @partial(jax.jit, static_argnums=(0, 7, 8), donate_argnums=(1, 2))
@@ -85,3 +87,19 @@ def eval_step(arch, params, ids, labels, weight):
 def predict_step(arch, params, ids):
     """Probabilities (B, K) for ids (B, T)."""
     return arch.apply(params, ids)
+
+
+@partial(jax.jit, static_argnums=(0,))
+def ensemble_predict_step(arch, members, ids):
+    """An ensemble's probabilities (B, K): the mean of its members' (a tuple of parameter sets)."""
+    return jnp.mean(jnp.stack([arch.apply(params, ids) for params in members]), axis=0)
+
+
+@partial(jax.jit, static_argnums=(0,))
+def ensemble_eval_step(arch, members, ids, labels, weight):
+    """`eval_step` of an ensemble: its loss is the one of its mean probabilities, as logits."""
+    proba = jnp.clip(ensemble_predict_step(arch, members, ids), PROBABILITY_EPS, 1.0 - PROBABILITY_EPS)
+    # the logits whose sigmoid (one per output) or softmax gives back the mean probabilities
+    z = jnp.log(proba) - jnp.log1p(-proba) if arch.n_outputs == 1 or arch.multi_label else jnp.log(proba)
+    loss, correct = arch.loss_of_logits(z, labels, weight)
+    return loss * weight.sum(), correct

@@ -23,7 +23,7 @@ from lstmkit.nn import parallel
 from lstmkit.nn.adversarial import PerturbationStrength, check_sizes, warn_if_stalled
 from lstmkit.nn.batches import data_lengths, inference_batches, training_batches
 from lstmkit.nn.optim import averaged_weights
-from lstmkit.nn.steps import eval_step, predict_step, train_step
+from lstmkit.nn.steps import ensemble_eval_step, ensemble_predict_step, eval_step, predict_step, train_step
 
 HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "epoch_time")
 
@@ -57,10 +57,12 @@ def evaluate(model, x, y, *, batch_size=256):
 
 
 def _evaluate_ids(model, ids, labels, batch_size=256, params=None):
-    params = model.params if params is None else params
+    """Mean loss and accuracy of `params` (None: the model's, all its members when it has several)."""
+    members = model.members if params is None else (params,)
+    step = eval_step if len(members) == 1 else ensemble_eval_step
     with mapped_large_blocks():
         pending = [
-            eval_step(model.architecture, params, b.ids, b.labels, b.weight)
+            step(model.architecture, members[0] if len(members) == 1 else members, b.ids, b.labels, b.weight)
             for b in inference_batches(model, ids, labels, batch_size)
         ]
         loss_sum = sum(float(l) for l, _ in pending)
@@ -80,9 +82,11 @@ def predict(model, x, *, batch_size=256, pad_lengths=None, pad_rows=None):
     out = np.zeros((len(ids), model.n_outputs), np.float32)
     if not ids:
         return out
+    members = model.members  # an ensemble predicts the mean of its members' probabilities
+    step, weights = (predict_step, members[0]) if len(members) == 1 else (ensemble_predict_step, members)
     with mapped_large_blocks():  # a long batch's blocks go back to the system, not into the heap
         pending = [
-            (b.index, predict_step(model.architecture, model.params, b.ids))
+            (b.index, step(model.architecture, weights, b.ids))
             for b in inference_batches(model, ids, None, batch_size, pad_lengths, pad_rows)
         ]
         for index, proba in pending:

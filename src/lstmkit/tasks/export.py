@@ -59,11 +59,25 @@ def export_onnx(model_dir, out, *, overwrite=False):
 
 def onnx_model(model, where="the model"):
     """The `onnx.ModelProto` that computes `model.predict`'s probabilities (with the model's
-    temperature) from right-padded ids; checked by onnx.checker. Raises LstmkitError, naming the
-    layer, for a model whose layers do not export."""
-    g, x, kind = GraphBuilder(), None, "ids"  # kind: what x holds, "ids", "sequence" or "vector"
-    layers = model.layers
-    for index, (layer, params) in enumerate(zip(layers, model.params)):
+    temperature) from right-padded ids; checked by onnx.checker. An ensemble's graph holds every
+    member and averages their probabilities. Raises LstmkitError, naming the layer, for a model
+    whose layers do not export."""
+    g, layers = GraphBuilder(), model.layers
+    x = g.mean([_member(g, layers, params, where) for params in model.members])
+    temperature = model.temperature
+    if temperature != 1.0:
+        last = layers[-1]
+        if last.activation not in ("sigmoid", "softmax"):
+            _refuse(len(layers) - 1, last, where, "a temperature needs probabilities (sigmoid or softmax) to divide")
+        x = g.calibrated(x, temperature, binary=model.n_outputs == 1)
+    doc = f"lstmkit {__version__}: ids (B, T) int64, 0-padded on the right -> {OUTPUT} (B, {model.n_outputs})"
+    return g.finish(x, n_outputs=model.n_outputs, doc=doc)
+
+
+def _member(g, layers, member_params, where):
+    """One set of weights through the layers, in graph g: the name of its probabilities (B, K)."""
+    x, kind = None, "ids"  # kind: what x holds, "ids", "sequence" or "vector"
+    for index, (layer, params) in enumerate(zip(layers, member_params)):
         if isinstance(layer, L.Dropout):  # Dropout, SpatialDropout1D, WordDropout: identity at inference
             continue
         _require(kind, _NEEDS.get(type(layer)), index, layer, where)
@@ -76,14 +90,7 @@ def onnx_model(model, where="the model"):
             x, kind = g.pool(x, pooled[type(layer)]), "vector"
         elif isinstance(layer, L.Dense):
             x = g.dense(x, np.asarray(params["W"]), np.asarray(params["b"]), layer.activation)
-    temperature = model.temperature
-    if temperature != 1.0:
-        last = layers[-1]
-        if last.activation not in ("sigmoid", "softmax"):
-            _refuse(len(layers) - 1, last, where, "a temperature needs probabilities (sigmoid or softmax) to divide")
-        x = g.calibrated(x, temperature, binary=model.n_outputs == 1)
-    doc = f"lstmkit {__version__}: ids (B, T) int64, 0-padded on the right -> {OUTPUT} (B, {model.n_outputs})"
-    return g.finish(x, n_outputs=model.n_outputs, doc=doc)
+    return x
 
 
 # What each layer reads: token ids, a sequence (T, B, F), or one vector per text (B, F).

@@ -53,6 +53,7 @@ SEED = {
     "self_training_epochs": 0,  # epochs of each self-training round's model; 0 = --epochs
     "student": {},  # settings in which the self-training students differ from the first model (--student KEY=VALUE)
     "class_weight": "none",  # the loss's weight per class: "none", "balanced" (N / (K n_class)), or JSON {"class": weight}
+    "members": 1,  # models trained on the same data with other seeds, their probabilities averaged (an ensemble)
     "seed": 0,
 }
 
@@ -101,6 +102,7 @@ BEST = {
 }
 
 PRESETS = {"seed": SEED, "default": DEFAULT, "best": BEST}
+MAX_MEMBERS = 64  # as many as a model directory holds (lstmkit.io.checkpoint.MAX_MEMBERS; a test keeps them equal)
 
 # What a self-training student may set differently from the first model: its size, input and
 # regularisation. Not the data, validation, seed or self-training settings, which the run shares.
@@ -178,6 +180,7 @@ HELP = {
     "pseudo_labels": "self-training targets: the teacher's classes (hard) or probabilities (soft)",
     "self_training_epochs": "epochs per self-training round (0: --epochs)",
     "class_weight": 'the loss\'s weight per class: none, balanced (rare classes weigh more), or JSON {"class": weight}',
+    "members": "models trained on the same split with seeds seed, seed + 1000, ..., whose probabilities are averaged (each costs a whole training)",
     "seed": "random seed of the split, the initial weights and the batches",
 }
 
@@ -290,6 +293,8 @@ def _check(config):
     for key in ("max_tokens", "sequence_length", "embedding_dim", "lstm_units", "lstm_layers", "batch_size", "epochs"):
         if int(config[key]) < 1:
             raise LstmkitError(f"--{key.replace('_', '-')} must be at least 1, got {config[key]}")
+    if not 1 <= int(config["members"]) <= MAX_MEMBERS:
+        raise LstmkitError(f"--members must be 1 (one model) to {MAX_MEMBERS}, got {config['members']}")
     if int(config["self_training"]) < 0:
         raise LstmkitError(f"--self-training must be 0 (off) or a number of rounds, got {config['self_training']}")
     if int(config["self_training_epochs"]) < 0:

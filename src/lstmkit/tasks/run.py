@@ -99,7 +99,7 @@ def _train_run(
         epochs = int(
             config["self_training_epochs"] if r > 0 and config.get("self_training_epochs") else config["epochs"]
         )
-        model = train_one(
+        model = train_members(
             student_config(config) if r > 0 else config,
             texts,
             labels,
@@ -273,6 +273,47 @@ def _resume_state(out, config, class_names, n_unlabeled):
     }
 
 
+MEMBER_SEED_STEP = 1000  # member k of an ensemble trains with the run's seed + 1000 k
+
+
+def train_members(config, texts, labels, val, class_names, out, *, seed, state=None, checkpoint_extra=None, **kw):
+    """`train_one` config["members"] times on the same data, member k with seed + 1000 k; returns the
+    first member's model holding the others as its `ensemble` (one model when members is 1).
+
+    Each member's checkpoints hold the members finished before it, and which member it is, so
+    --resume continues the member that was training (`state`)."""
+    n = int(config.get("members", 1))
+    first = state["training"].get("member", 0) if state is not None else 0
+    finished = list(state["model"].ensemble) if state is not None else []
+    histories = list(state["training"].get("member_histories", [])) if state is not None else []
+    model = None
+    for k in range(first, n):
+        if n > 1:
+            print(f"member {k + 1}/{n} of the ensemble, seed {seed + MEMBER_SEED_STEP * k}", flush=True)
+        model = train_one(
+            config,
+            texts,
+            labels,
+            val,
+            class_names,
+            out,
+            seed=seed + MEMBER_SEED_STEP * k,
+            state=state if k == first else None,
+            finished=tuple(finished),
+            vectorizer=model.vectorizer if model is not None else None,  # one vocabulary for all members
+            checkpoint_extra={**(checkpoint_extra or {}), "member": k, "member_histories": list(histories)},
+            **kw,
+        )
+        finished.append(model.params)
+        histories.append(model.history)
+    model.params, model.ensemble = finished[0], tuple(finished[1:])
+    if n > 1:
+        result = model.evaluate(val.texts, val.labels, return_dict=True)
+        model.history = {**histories[0], "other_members": histories[1:], "ensemble_val": result}
+        print(f"the ensemble of {n}: val_loss {result['loss']:.4f}, val_accuracy {result['accuracy']:.4f}", flush=True)
+    return model
+
+
 def train_one(
     config,
     texts,
@@ -290,11 +331,15 @@ def train_one(
     checkpoint_extra=None,
     arrays=None,
     on_epoch_end=None,
+    finished=(),
+    vectorizer=None,
 ):
     """Build a fresh classifier per config, fit it on (texts, labels) for `epochs` with checkpoints; return it.
 
     pre: a pretrained directory to adopt; state: `_resume_state` of an interrupted fit to continue.
     on_epoch_end: called after each epoch instead of saving a checkpoint to `out` (tune's trials).
+    finished: the weights of an ensemble's members trained before this one, saved in its
+    checkpoints (`train_members`); vectorizer: theirs, adapted already.
     """
     steps_per_epoch = math.ceil(len(texts) / config["batch_size"])
     model = build_model(
@@ -302,12 +347,13 @@ def train_one(
         len(class_names),
         steps_per_epoch,  # the schedule spans these epochs
         class_names=class_names,
-        vectorizer=state["model"].vectorizer if state is not None else None,
+        vectorizer=state["model"].vectorizer if state is not None else vectorizer,
     )
+    model.ensemble = tuple(finished)
     if state is not None:
         opt_state, history, initial_epoch, best = _resume_into(model, state)
     else:
-        _start_fresh(model, texts, pre, seed, config)
+        _start_fresh(model, texts, pre, seed, config, adapted=vectorizer is not None)
         opt_state, history, initial_epoch, best = None, None, 0, None
     if on_epoch_end is None and parallel.is_writer():
         preflight.check_room(out, model.params)
@@ -349,11 +395,11 @@ def _resume_into(model, state):
     return state["opt_state"], state["history"], training["epoch"] + 1, best
 
 
-def _start_fresh(model, texts, pre, seed, config):
-    """A new run's vocabulary (adapted to texts, or the pretrained one) and seeded weights, the
-    pretrained layers installed."""
+def _start_fresh(model, texts, pre, seed, config, adapted=False):
+    """A new run's vocabulary (adapted to texts, or the pretrained one; kept when `adapted`) and
+    seeded weights, the pretrained layers installed."""
     t0 = time.perf_counter()
-    if pre is None:  # token rows (--stream) bring the vocabulary adapted when they were cached
+    if pre is None and not adapted:  # token rows (--stream) bring the vocabulary adapted when they were cached
         vocabulary = getattr(texts, "vocabulary", None)
         model.vectorizer.set_vocabulary(vocabulary) if vocabulary is not None else model.vectorizer.adapt(texts)
         print(f"vocabulary: {model.vectorizer.vocab_size:,} tokens ({time.perf_counter() - t0:.1f} s)", flush=True)
