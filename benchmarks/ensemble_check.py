@@ -8,8 +8,9 @@ probabilities, are scored on validation (which chooses) and on test (which repor
     python benchmarks/ensemble_check.py --data ../shared/data/imdb/aclImdb_labeled.tar.gz \
         --run runs/default-s0 --seed 1 --out runs/ens-s0-b1
 
-It prints accuracy and log loss per member and for the average. An experiment for
-docs/accuracy.md, not a feature: a model directory holds one member today.
+It prints accuracy and log loss per member and for the average. The experiment for
+docs/accuracy.md that led to the feature, `lstmkit train --members 2`, which trains both in one
+run (member B's seed there is the run's + 1000) and keeps them in one model directory.
 """
 
 from __future__ import annotations

@@ -42,6 +42,8 @@ TINY = [
     "0.2",
     "--learning-rate",
     "0.01",
+    "--members",  # one model (the default preset's two double the time; the tests that want two say so)
+    "1",
     "--quiet",
 ]
 

@@ -22,7 +22,7 @@ def tuned(tmp_path_factory):
     (root / "reviews.csv").write_text("review,sentiment\n" + "\n".join(rows) + "\n")
     args = ["tune", "--data", str(root / "reviews.csv"), "--out", str(root / "m"), "--minutes", "10", "--trials", "3"]
     result = CliRunner().invoke(
-        main, [*args, *TINY, "--adversarial", "0", "--dropout", "0.2", "--schedule", "constant"]
+        main, [*args, *TINY, "--adversarial", "0", "--dropout", "0.2", "--schedule", "constant", "--members", "2"]
     )
     assert result.exit_code == 0, (result.output, result.exception)
     return root / "m", result.stdout
@@ -43,6 +43,8 @@ def test_tune_writes_the_best_trial_as_a_model_directory(tuned):
     assert (saved["lstm_units"], saved["learning_rate"], saved["dropout"]) == (8, 0.01, 0.2)  # fixed by flags
     assert json.loads((out / "metrics.json").read_text())["n"] == 32  # scored once on the held-out 20%
     assert f"best: trial {best['number']}, val_loss" in stdout and "test: accuracy" in stdout
+    # trials are single models, whatever --members says: the saved model and config agree
+    assert saved["members"] == 1 and len(model.members) == 1 and "each trial trains one model" in stdout
 
 
 def test_tune_writes_one_row_per_trial_and_a_picture(tuned):
