@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from lstmkit.nn.model import load_model
+from lstmkit.tasks import fitting
 from lstmkit.tasks import run as main_job
 from lstmkit.tasks.metrics import classification_report
 
@@ -46,7 +47,7 @@ def main():
     reading = {"text_column": None, "label_column": None, "file_format": None, "header": None}
     train, val, test = main_job.load_data(config, args.data, None, reading, t0)  # the run's own split
     names = list(train.class_names)
-    member_b = main_job.train_one(
+    member_b = fitting.train_one(
         config, train.texts, train.labels, val, names, args.out, seed=args.seed, epochs=config["epochs"],
         pre=None, state=None, verbose=True, progress=False, checkpoint_extra={}, arrays={},
     )  # fmt: skip

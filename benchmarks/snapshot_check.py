@@ -22,7 +22,7 @@ import numpy as np
 
 from ensemble_check import log_loss
 from lstmkit.nn.optim import averaged_weights
-from lstmkit.tasks import presets
+from lstmkit.tasks import fitting, presets
 from lstmkit.tasks import run as main_job
 from lstmkit.tasks.metrics import classification_report
 
@@ -45,7 +45,7 @@ def main():
         average = averaged_weights(opt_state)
         snapshots.append(jax.tree.map(np.asarray, average if average is not None else model.params))
 
-    model = main_job.train_one(
+    model = fitting.train_one(
         config, train.texts, train.labels, val, names, None, seed=args.seed, epochs=config["epochs"],
         progress=False, on_epoch_end=keep,
     )  # fmt: skip

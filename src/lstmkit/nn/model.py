@@ -47,10 +47,9 @@ class Sequential:
         architecture: the `Architecture` (layers, loss, optimizer).
         vectorizer: the TextVectorizer, or None when the model takes ids.
         params: list of per-layer parameter dicts, set by `build`, `set_weights` or `fit`.
-        ensemble: the weights of the model's other members (a tuple of such lists, empty for one
-            model): trained like `params` on the same data with other seeds, they make it an
-            ensemble, whose `predict` and `evaluate` read the mean of the members' probabilities.
-            `fit` trains `params` only.
+        ensemble: the other members' weights (a tuple of such lists; empty: one model), trained
+            like `params` with other seeds; `predict` and `evaluate` read the mean of every
+            member's probabilities. `fit` trains `params` only.
         opt_state, history: the optimizer state and the history dict of the last `fit`.
         class_names: names of the output classes (set by fit from the data, or given).
         inference_length: with a vectorizer, how many tokens of a text evaluation and prediction

@@ -24,7 +24,8 @@ from pathlib import Path
 from lstmkit.errors import LstmkitError
 from lstmkit.io import output_folder
 from lstmkit.tasks.classifier import with_class_weights
-from lstmkit.tasks.run import load_data, test_and_save, train_one
+from lstmkit.tasks.fitting import train_one
+from lstmkit.tasks.run import load_data, test_and_save
 from lstmkit.tasks.trials import describe_params, trial_rows, write_trials
 
 
