@@ -8,6 +8,7 @@ from click.testing import CliRunner
 
 from helpers import TINY, synthetic_reviews
 from lstmkit.cli import main
+from lstmkit.errors import LstmkitError
 from lstmkit.io import checkpoint
 from lstmkit.nn.model import load_model
 from lstmkit.tasks import run
@@ -403,12 +404,17 @@ def test_student_settings_shape_the_students_only(csv_data, unlabeled_txt, tmp_p
             "lstm_units=12",
             "--student",
             "embedding_dim=5",
+            "--student",
+            "members=1",
+            "--members",
+            "2",
             "--unlabeled",
             str(unlabeled_txt),
         ],
     )
     assert r.exit_code == 0, r.output
-    assert "the student differs from the first model in lstm_units=12, embedding_dim=5" in r.output
+    assert "the student differs from the first model in lstm_units=12, embedding_dim=5, members=1" in r.output
+    assert "the ensemble of 2" in r.output and len(load_model(out).members) == 1  # two teachers, one student
     assert CliRunner().invoke(main, [*common, "--out", str(first)]).exit_code == 0
 
     def sizes(model_dir):
@@ -417,7 +423,7 @@ def test_student_settings_shape_the_students_only(csv_data, unlabeled_txt, tmp_p
 
     assert sizes(out) == ((12, 48), 5) and sizes(first) == ((8, 32), 8)
     config = json.loads((out / "config.json").read_text())["train_config"]
-    assert config["student"] == {"lstm_units": 12, "embedding_dim": 5} and config["lstm_units"] == 8
+    assert config["student"] == {"lstm_units": 12, "embedding_dim": 5, "members": 1} and config["lstm_units"] == 8
     r = CliRunner().invoke(main, [*common, "--out", str(tmp_path / "x"), "--preset", "best", "--self-training", "0"])
     assert r.exit_code == 0, r.output  # the best preset's student settings wait unused without self-training
 
@@ -436,6 +442,8 @@ def test_student_pairs_parse_to_typed_settings():
     assert resolve("best")["student"] == {"lstm_units": 128}
     assert resolve("best", student={"max_tokens": 20000})["student"] == {"max_tokens": 20000}  # replaces, not merges
     assert resolve("best", student={})["student"] == {}
+    with pytest.raises(LstmkitError, match="--student: --members must be 1"):
+        resolve("best", student={"members": 0})
 
 
 @pytest.mark.parametrize(

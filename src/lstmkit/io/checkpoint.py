@@ -116,6 +116,7 @@ def save_model(
     training=None,
     best_params=None,
     arrays=None,
+    members=None,
     status="complete",
 ):
     """Write the model directory atomically.
@@ -127,6 +128,8 @@ def save_model(
         opt_state, training: optimizer state and a JSON-able dict (epoch, best, ...) for --resume.
         best_params: early stopping's best weights so far, kept with the optimizer state.
         arrays: more named arrays a resumed run needs (self-training's pseudo-labels), likewise.
+        members: the weight sets to save as the ensemble's members, the first as the model's own
+            (None: `model.members`); a checkpoint of an ensemble's later member holds the earlier.
         status: "complete", or "training" for a checkpoint of an unfinished run.
     """
     from safetensors.numpy import save_file
@@ -134,7 +137,7 @@ def save_model(
     if model.params is None:
         raise LstmkitError("the model has no weights to save; fit it first")
     with staged_directory(directory) as tmp:
-        for k, params in enumerate(model.members):
+        for k, params in enumerate(model.members if members is None else members):
             save_file(flatten_params(params), tmp / member_weights(k))
         if model.vectorizer is not None:
             model.vectorizer.save(tmp)
@@ -153,7 +156,7 @@ def save_model(
         config = {
             "lstmkit_version": __version__,
             "status": status,
-            "model": model.get_config(),
+            "model": {**model.get_config(), "members": len(model.members if members is None else members)},
             "has_vectorizer": model.vectorizer is not None,
             "train_config": train_config,
         }

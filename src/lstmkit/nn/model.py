@@ -33,7 +33,7 @@ from lstmkit.nn import layers as L
 from lstmkit.nn import train
 from lstmkit.nn.architecture import LOSSES, Architecture
 from lstmkit.nn.optim import OptimizerSettings
-from lstmkit.nn.predictions import Predictions, with_temperature
+from lstmkit.nn.predictions import Predictions, stored_thresholds, with_temperature
 
 
 class Sequential:
@@ -161,6 +161,13 @@ class Sequential:
                 "the weights do not fit this model's layers (another structure or other shapes); build them with this model's init_params"
             )
         self.params = list(params)
+        return self
+
+    def set_members(self, members, history=None):
+        """Make the model the ensemble of these weight sets (the first becomes `params`, the others
+        `ensemble`), e.g. members fitted one after the other; `history`: the ensemble's, if given."""
+        self.params, self.ensemble = members[0], tuple(members[1:])
+        self.history = self.history if history is None else history
         return self
 
     @property
@@ -308,7 +315,6 @@ class Sequential:
             "class_names": self.class_names,
             "loss": self.loss,
             "inference_length": self.inference_length,
-            "members": len(self.members),
         }
 
     def summary(self):
@@ -327,23 +333,6 @@ class Sequential:
                 f"{len(self.members)} members of these layers, their probabilities averaged: {total * len(self.members):,} weights"
             )
         return "\n".join(lines)
-
-
-def stored_thresholds(stored, names, where):
-    """A multi-label model's thresholds (K,) float32 from its train config's {class name: threshold}:
-    one number in (0, 1) per class (None stored: 0.5 each), else an LstmkitError naming `where`."""
-    if stored is None:
-        return np.full(len(names), 0.5, np.float32)
-    if not isinstance(stored, dict) or sorted(stored) != sorted(names):
-        raise LstmkitError(
-            f"{where}: its thresholds do not name the model's classes ({', '.join(names)}) one each; retrain or restore the model"
-        )
-    values = [stored[name] for name in names]
-    if not all(isinstance(t, (int, float)) and not isinstance(t, bool) and 0.0 < t < 1.0 for t in values):
-        raise LstmkitError(
-            f"{where}: its thresholds must be numbers between 0 and 1 (exclusive), got {values}; retrain or restore the model"
-        )
-    return np.asarray(values, np.float32)
 
 
 def load_model(directory):

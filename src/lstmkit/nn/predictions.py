@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from lstmkit.errors import LstmkitError
+
 EPS = 1e-7  # probabilities are float32: clip before taking logs
 
 
@@ -121,3 +123,20 @@ class Predictions(np.ndarray):
         index = (p[:, 0] >= 0.5).astype(int) if p.ndim == 2 and p.shape[-1] == 1 else self.probabilities.argmax(-1)
         names = self.class_names
         return [names[k] if names is not None else int(k) for k in index]
+
+
+def stored_thresholds(stored, names, where):
+    """A multi-label model's thresholds (K,) float32 from its train config's {class name: threshold}:
+    one number in (0, 1) per class (None stored: 0.5 each), else an LstmkitError naming `where`."""
+    if stored is None:
+        return np.full(len(names), 0.5, np.float32)
+    if not isinstance(stored, dict) or sorted(stored) != sorted(names):
+        raise LstmkitError(
+            f"{where}: its thresholds do not name the model's classes ({', '.join(names)}) one each; retrain or restore the model"
+        )
+    values = [stored[name] for name in names]
+    if not all(isinstance(t, (int, float)) and not isinstance(t, bool) and 0.0 < t < 1.0 for t in values):
+        raise LstmkitError(
+            f"{where}: its thresholds must be numbers between 0 and 1 (exclusive), got {values}; retrain or restore the model"
+        )
+    return np.asarray(values, np.float32)

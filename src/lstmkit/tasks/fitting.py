@@ -43,10 +43,10 @@ def train_members(config, texts, labels, val, class_names, out, *, seed, state=N
         )  # fmt: skip
         finished.append(model.params)
         histories.append(model.history)
-    model.params, model.ensemble = finished[0], tuple(finished[1:])
+    model.set_members(finished, history=histories[0])
     if n > 1:
         result = model.evaluate(val.texts, val.labels, return_dict=True)
-        model.history = {**histories[0], "other_members": histories[1:], "ensemble_val": result}
+        model.set_members(finished, history={**histories[0], "other_members": histories[1:], "ensemble_val": result})
         print(f"the ensemble of {n}: val_loss {result['loss']:.4f}, val_accuracy {result['accuracy']:.4f}", flush=True)
     return model
 
@@ -86,7 +86,6 @@ def train_one(
         class_names=class_names,
         vectorizer=state["model"].vectorizer if state is not None else vectorizer,
     )
-    model.ensemble = tuple(finished)
     if state is not None:
         opt_state, history, initial_epoch, best = _resume_into(model, state)
     else:
@@ -94,7 +93,7 @@ def train_one(
         opt_state, history, initial_epoch, best = None, None, 0, None
     if on_epoch_end is None and parallel.is_writer():
         preflight.check_room(out, model.params)
-        on_epoch_end = _checkpoint_saver(out, config, checkpoint_extra or {}, arrays or {})
+        on_epoch_end = _checkpoint_saver(out, config, checkpoint_extra or {}, arrays or {}, finished)
     model.fit(
         texts,
         labels,
@@ -149,9 +148,10 @@ def _start_fresh(model, texts, pre, seed, config, adapted=False):
         )
 
 
-def _checkpoint_saver(out, config, checkpoint_extra, arrays):
+def _checkpoint_saver(out, config, checkpoint_extra, arrays, finished=()):
     """The `on_epoch_end` callback of a run: the model directory saved as "training" after each
-    epoch, with what --resume needs (optimizer state, epoch, early stopping's state, `arrays`)."""
+    epoch, with what --resume needs (optimizer state, epoch, early stopping's state, `arrays`,
+    the weights of the ensemble's `finished` members after the model's own)."""
 
     def save_checkpoint(epoch, model, opt_state, history, best):
         training = {
@@ -170,6 +170,7 @@ def _checkpoint_saver(out, config, checkpoint_extra, arrays):
             training=training,
             best_params=best["params"],
             arrays=arrays,
+            members=(model.params, *finished),
             status="training",
         )
 

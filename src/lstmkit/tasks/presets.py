@@ -106,8 +106,9 @@ BEST = {
 PRESETS = {"seed": SEED, "default": DEFAULT, "best": BEST}
 MAX_MEMBERS = 64  # as many as a model directory holds (lstmkit.io.checkpoint.MAX_MEMBERS; a test keeps them equal)
 
-# What a self-training student may set differently from the first model: its size, input and
-# regularisation. Not the data, validation, seed or self-training settings, which the run shares.
+# What a self-training student may set differently from the first model: its size, input,
+# regularisation and members (an ensemble of two teachers, single students). Not the data,
+# validation, seed or self-training settings, which the run shares.
 STUDENT_KEYS = (
     "max_tokens",
     "sequence_length",
@@ -129,6 +130,7 @@ STUDENT_KEYS = (
     "adversarial",
     "virtual_adversarial",
     "weight_average",
+    "members",
 )
 
 CHOICES = {

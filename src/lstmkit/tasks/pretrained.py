@@ -127,8 +127,10 @@ def install_pretrained(model, pretrained):
     params = list(model.params)
     # The word vectors are pretrained; the word-pair vectors (bigram_table), which the language
     # model does not have, keep their fresh initialisation.
-    params[emb] = {**model.params[emb], "table": jnp.asarray(table)}
-    params[rec] = jax.tree.map(jnp.asarray, _recurrent_weights(model.layers[rec], pre))
+    # Copies: training donates its weights' buffers, and the next model (an ensemble's next
+    # member) takes the same pretrained weights again.
+    params[emb] = {**model.params[emb], "table": jnp.array(table)}
+    params[rec] = jax.tree.map(jnp.array, _recurrent_weights(model.layers[rec], pre))
     model.vectorizer.set_vocabulary(pre.vectorizer.vocabulary)
     return model.set_weights(params)
 

@@ -202,18 +202,18 @@ def tune_run(
     """
     t_start = time.perf_counter()
     _check(config, minutes, trials)
-    if int(config.get("members", 1)) > 1:
-        print(
-            f"tune: each trial trains one model, not the preset's {config['members']} members; "
-            f"train the best settings with --members {config['members']} for the ensemble",
-            flush=True,
-        )
-        config = {**config, "members": 1}
     optuna = import_optuna()
     out = Path(out)
     with output_folder.claim_output(out, overwrite=overwrite) as said:
         if said:
             print(said, flush=True)
+        if int(config.get("members", 1)) > 1:
+            print(
+                f"tune: each trial trains one model, not the preset's {config['members']} members; "
+                f"train the best settings with --members {config['members']} for the ensemble",
+                flush=True,
+            )
+            config = {**config, "members": 1}
         reading = {
             "text_column": None,
             "label_column": None,
