@@ -20,10 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ensemble_check import log_loss
+from ensemble_check import scored_line
 from lstmkit.nn.model import load_model
 from lstmkit.tasks import run as main_job
-from lstmkit.tasks.metrics import classification_report
 
 
 def main():
@@ -36,19 +35,16 @@ def main():
     reading = {"text_column": None, "label_column": None, "file_format": None, "header": None}
     train, val, test = main_job.load_data(config, args.data, None, reading, t0)
     names = list(train.class_names)
-    scored = {}
+    splits, scored = {"validation": val, "test": test}, {}
     for run in args.runs:
         model = load_model(run)
-        for split, ds in (("validation", val), ("test", test)):
-            scored[run.name, split] = np.asarray(model.predict(ds.texts, calibrated=False))
+        scored[run.name] = {
+            split: np.asarray(model.predict(ds.texts, calibrated=False)) for split, ds in splits.items()
+        }
     for k in range(1, len(args.runs) + 1):
         for subset in itertools.combinations([r.name for r in args.runs], k):
-            line = " + ".join(subset) + ":"
-            for split, ds in (("validation", val), ("test", test)):
-                p = np.mean([scored[name, split] for name in subset], axis=0)
-                accuracy = classification_report(ds.labels, p, names)["accuracy"]
-                line += f" {split} accuracy {accuracy:.4f}, log loss {log_loss(ds.labels, p):.4f};"
-            print(line, flush=True)
+            mean = {split: np.mean([scored[name][split] for name in subset], axis=0) for split in splits}
+            print(scored_line(" + ".join(subset), mean, splits, names), flush=True)
     print(f"total {time.perf_counter() - t0:.0f} s")
 
 

@@ -35,6 +35,17 @@ def log_loss(labels, proba):
     return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
 
 
+def scored_line(label, probabilities, splits, names):
+    """One line: `label`, then accuracy and log loss on each split of {split name: dataset}, for
+    `probabilities` {split name: (N, 1)} (a member's, or a mean of several)."""
+    line = f"{label}:"
+    for split, ds in splits.items():
+        p = probabilities[split]
+        accuracy = classification_report(ds.labels, p, names)["accuracy"]
+        line += f" {split} accuracy {accuracy:.4f}, log loss {log_loss(ds.labels, p):.4f};"
+    return line
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="the run's --data")

@@ -20,11 +20,10 @@ import time
 import jax
 import numpy as np
 
-from ensemble_check import log_loss
+from ensemble_check import scored_line
 from lstmkit.nn.optim import averaged_weights
 from lstmkit.tasks import fitting, presets
 from lstmkit.tasks import run as main_job
-from lstmkit.tasks.metrics import classification_report
 
 
 def main():
@@ -50,19 +49,13 @@ def main():
         progress=False, on_epoch_end=keep,
     )  # fmt: skip
     print(f"trained in {time.perf_counter() - t0:.0f} s", flush=True)
-    scored = {}
-    for k, params in enumerate(snapshots):
+    splits, scored = {"validation": val, "test": test}, []
+    for params in snapshots:
         model.params = jax.tree.map(jax.numpy.asarray, params)
-        for split, ds in (("validation", val), ("test", test)):
-            scored[k, split] = np.asarray(model.predict(ds.texts, calibrated=False))
-    last = len(snapshots) - 1
-    for name, epochs in (("epoch 1", [0]), ("final", [last]), ("average", list(range(len(snapshots))))):
-        line = f"seed {args.seed} {name}:"
-        for split, ds in (("validation", val), ("test", test)):
-            p = np.mean([scored[k, split] for k in epochs], axis=0)
-            accuracy = classification_report(ds.labels, p, names)["accuracy"]
-            line += f" {split} accuracy {accuracy:.4f}, log loss {log_loss(ds.labels, p):.4f};"
-        print(line, flush=True)
+        scored.append({split: np.asarray(model.predict(ds.texts, calibrated=False)) for split, ds in splits.items()})
+    for name, chosen in (("epoch 1", scored[:1]), ("final", scored[-1:]), ("average", scored)):
+        mean = {split: np.mean([s[split] for s in chosen], axis=0) for split in splits}
+        print(scored_line(f"seed {args.seed} {name}", mean, splits, names), flush=True)
     print(f"total {time.perf_counter() - t0:.0f} s")
 
 

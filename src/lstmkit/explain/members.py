@@ -14,7 +14,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from lstmkit.explain.trace import explain_arrays
+from lstmkit.explain.trace import explain_arrays, output_arrays
 
 EPS = 1e-12  # float64: keeps log(p) and log(1 - p) finite for a saturated mean
 
@@ -38,13 +38,17 @@ def mean_logits(member_logits, activation):
 
 def ensemble_arrays(arch, members, ids, target, activation):
     """`explain_arrays` of the first member, with its logits, trajectory and occluded logits
-    replaced by the ensemble's (`mean_logits` over every member's); host arrays."""
+    replaced by the ensemble's (`mean_logits` over every member's, the others' from
+    `output_arrays`: their gates and gradients are not shown); host arrays."""
     first = jax.device_get(explain_arrays(arch, members[0], ids, target))
     if len(members) == 1:
         return first
-    others = [jax.device_get(explain_arrays(arch, params, ids, target)) for params in members[1:]]
+    others = [jax.device_get(output_arrays(arch, params, ids)) for params in members[1:]]  # no gradients
     logits, traces, trajectory, occluded, memory = first
-    logits, trajectory, occluded = (mean_logits([first[i]] + [o[i] for o in others], activation) for i in (0, 2, 3))
+    logits, trajectory, occluded = (
+        mean_logits([mine] + [o[i] for o in others], activation)
+        for i, mine in enumerate((logits, trajectory, occluded))
+    )
     return logits, traces, trajectory, occluded, memory
 
 

@@ -257,9 +257,29 @@ def explain_arrays(model, params, ids, target=-1):
     model: an `Architecture` (static: hashed by value), not a `Sequential`. target: the class whose
     logit the gradients follow (traced; -1: the predicted one).
     """
-    P = ids.shape[0]
     logits, traces = traced_forward(model, params, ids[None])
-    t = jnp.arange(P)
+    trajectory, occluded_logits = _prefixes_and_occlusion(model, params, ids, traces)
+    traces = [{k: a[:, 0] for k, a in trace.items()} for trace in traces]  # (D, P, H), batch of one
+    grad, embedded = input_gradients(model, params, ids, target)
+    memory = {
+        "gradient_norm": jnp.linalg.norm(grad, axis=-1),  # (P,)
+        "gradient_x_input": (grad * embedded).sum(-1),  # (P,)
+        "cell_gradient_norm": cell_gradients(model, params, ids, target)[0],  # (D, P)
+    }
+    return logits[0], traces, trajectory, occluded_logits, memory
+
+
+@partial(jax.jit, static_argnums=(0,))
+def output_arrays(model, params, ids):
+    """What `explain_arrays` says of the output only: (logits (K,), trajectory (P, K), occluded
+    logits (P, K)), without the gates' summaries and the gradients (an ensemble's other members)."""
+    logits, traces = traced_forward(model, params, ids[None])
+    return (logits[0], *_prefixes_and_occlusion(model, params, ids, traces))
+
+
+def _prefixes_and_occlusion(model, params, ids, traces):
+    """(trajectory (P, K): the logits of each prefix, occluded (P, K): with token t as [UNK])."""
+    t = jnp.arange(ids.shape[0])
     compact_table, compact, occluded = compact_inputs(model.layers[0], params[0], ids)
     if is_causal(model):
         head = model.layers[recurrent_indices(model)[-1] + 1 :]
@@ -271,12 +291,4 @@ def explain_arrays(model, params, ids, target=-1):
     else:
         prefixes = jnp.where(t[None, :] <= t[:, None], compact[None, :], 0)  # row t: tokens 0..t, then padding
         trajectory = _batched_apply(model, params, prefixes, compact_table)
-    occluded_logits = _batched_apply(model, params, occluded, compact_table)
-    traces = [{k: a[:, 0] for k, a in trace.items()} for trace in traces]  # (D, P, H), batch of one
-    grad, embedded = input_gradients(model, params, ids, target)
-    memory = {
-        "gradient_norm": jnp.linalg.norm(grad, axis=-1),  # (P,)
-        "gradient_x_input": (grad * embedded).sum(-1),  # (P,)
-        "cell_gradient_norm": cell_gradients(model, params, ids, target)[0],  # (D, P)
-    }
-    return logits[0], traces, trajectory, occluded_logits, memory
+    return trajectory, _batched_apply(model, params, occluded, compact_table)

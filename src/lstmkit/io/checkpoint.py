@@ -136,8 +136,9 @@ def save_model(
 
     if model.params is None:
         raise LstmkitError("the model has no weights to save; fit it first")
+    members = model.members if members is None else members
     with staged_directory(directory) as tmp:
-        for k, params in enumerate(model.members if members is None else members):
+        for k, params in enumerate(members):
             save_file(flatten_params(params), tmp / member_weights(k))
         if model.vectorizer is not None:
             model.vectorizer.save(tmp)
@@ -156,7 +157,7 @@ def save_model(
         config = {
             "lstmkit_version": __version__,
             "status": status,
-            "model": {**model.get_config(), "members": len(model.members if members is None else members)},
+            "model": {**model.get_config(), "members": len(members)},
             "has_vectorizer": model.vectorizer is not None,
             "train_config": train_config,
         }

@@ -43,7 +43,7 @@ def train_members(config, texts, labels, val, class_names, out, *, seed, state=N
         )  # fmt: skip
         finished.append(model.params)
         histories.append(model.history)
-    model.set_members(finished, history=histories[0])
+    model.set_members(finished)  # one model: its own history stays
     if n > 1:
         result = model.evaluate(val.texts, val.labels, return_dict=True)
         model.set_members(finished, history={**histories[0], "other_members": histories[1:], "ensemble_val": result})
