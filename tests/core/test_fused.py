@@ -325,6 +325,44 @@ def test_one_two_and_three_threads_agree(threads, case):
     assert_close(two, reference, "two threads against jax.grad of the scan")
 
 
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("V", [None, 9], ids=["dense", "table"])
+def test_padding_a_batch_further_changes_nothing(threads, n_threads, V):
+    """The same texts padded to 7 and to 40 steps: the same outputs and gradients.
+
+    The kernel computes and sums over the real steps only (a padded row's dz is 0 and left out of
+    both GEMMs), so the extra width adds no term to its sums: with a table everything is equal bit
+    for bit. A dense input's dW_x is XLA's GEMM over B x T rows, whose blocking changes with T: it
+    agrees to float32 rounding, and the input's gradient is zero on the padded steps.
+    """
+    B, T, E, H, reverse, wide = 13, 7, 6, 24, (False, True), 40
+    params, x, h0, c0, mask, (w_out, w_h, w_c) = random_lstm_problem(21, B, T, E, H, reverse, "random", V)
+    table = jnp.asarray(np.random.default_rng(2).normal(size=(V, E)), jnp.float32) if V else None
+    steps = [(0, 0), (0, wide - T)]
+    x_wide = jnp.pad(x, steps + ([] if V else [(0, 0)]))
+    weights_wide = ([jnp.pad(w, steps + [(0, 0)]) for w in w_out], w_h, w_c)
+    assert threads(n_threads) == n_threads
+    (_, (hs, finals)), grads = jax.device_get(
+        value_and_grads("bptt", params, x, h0, c0, mask, (w_out, w_h, w_c), reverse, table)
+    )
+    (_, (hs_wide, finals_wide)), grads_wide = jax.device_get(
+        value_and_grads("bptt", params, x_wide, h0, c0, jnp.pad(mask, steps), weights_wide, reverse, table)
+    )
+    for d in range(len(reverse)):
+        np.testing.assert_array_equal(hs_wide[d][:, :T], hs[d])
+        assert not hs_wide[d][:, T:].any()
+    for a, b in zip(jax.tree.leaves(finals), jax.tree.leaves(finals_wide)):
+        np.testing.assert_array_equal(a, b)
+    if V is None:  # (params, x, h0, c0): the input's gradient is (B, T, E)
+        assert not grads_wide[1][:, T:].any()
+        grads_wide = (grads_wide[0], grads_wide[1][:, :T], *grads_wide[2:])
+    for a, b in zip(jax.tree.leaves(grads), jax.tree.leaves(grads_wide)):
+        if V is None:
+            np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-6)
+        else:
+            np.testing.assert_array_equal(b, a)
+
+
 def test_same_thread_count_is_bitwise_reproducible(threads):
     case = THREAD_CASES[3]
     first, _ = grads_on(threads, 2, case)

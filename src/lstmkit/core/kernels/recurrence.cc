@@ -165,7 +165,8 @@ struct BackwardArgs {
 
 // Where one block of rows puts the sums over the batch: dW_h (H, G), its own; and, when the input
 // is gathered, either the table itself (the block is the direction's only one) or dz for every
-// step (T, B, G), which `sum_blocks` adds into the table afterwards.
+// step (T, B, G; each block's unmasked rows packed from its first row on), which `sum_blocks`
+// adds into the table afterwards.
 struct BlockSums {
   float* dW_h;
   float* dz_steps;  // null: add dz into the table rows as it goes
@@ -189,6 +190,8 @@ static void backward_rows(const BackwardArgs& A, int64_t d, bool reverse, Rows r
   const bool scatter_now = n.V && !out.dz_steps;
   if (scatter_now) std::memset(A.dx_proj + d * n.V * G, 0, n.V * G * sizeof(float));
   lstmkit::AlignedFloats dz_block = lstmkit::aligned_floats(out.dz_steps ? 0 : R * G);
+  lstmkit::AlignedFloats h_real = lstmkit::aligned_floats(R * H);  // h_prev of the unmasked rows
+  std::vector<int64_t> real(R);  // the unmasked rows at this step, in order: dz row m is row real[m]'s
   std::vector<const float*> dz_rows(R), h_prev_cols(H);
   std::vector<float*> dh_rows(R), dW_rows(H);
   for (int64_t k = 0; k < H; ++k) dW_rows[k] = out.dW_h + k * G;
@@ -200,14 +203,13 @@ static void backward_rows(const BackwardArgs& A, int64_t d, bool reverse, Rows r
     const float* c_seq = A.c_seq + row0 * H;
     const float* c_prev = s ? A.c_seq + prev0 * H : A.c0 + (d * B + r.begin) * H;
     const float* h_prev = s ? A.h_seq + prev0 * H : A.h0 + (d * B + r.begin) * H;
+    // dz of the unmasked rows only, packed: a masked row's dz is 0 and dh, dc pass through, so
+    // padding costs neither GEMM anything (a batch padded to 500 steps for 20-token texts).
     float* dz = out.dz_steps ? out.dz_steps + (s * B + r.begin) * G : dz_block.get();
     int64_t M = 0;
     for (int64_t b = r.begin, l = 0; b < r.end; ++b, ++l) {
-      float* dz_b = dz + l * G;
-      if (!A.mask[b * T + t]) {  // dz = 0; dh and dc pass through unchanged
-        std::memset(dz_b, 0, G * sizeof(float));
-        continue;
-      }
+      if (!A.mask[b * T + t]) continue;
+      float* dz_b = dz + M * G;
       const float* a = gates + l * G;
       const float* d_hs = A.d_hs ? A.d_hs + ((d * B + b) * T + t) * H : nullptr;
       for (int64_t j = 0; j < H; j += 8) {
@@ -222,20 +224,28 @@ static void backward_rows(const BackwardArgs& A, int64_t d, bool reverse, Rows r
         store8(dz_b + 3 * H + j, d_o * o * (1.0f - o));
         store8(dc + l * H + j, dc_tot * f);
       }
+      real[M] = l;
       dz_rows[M] = dz_b;
       dh_rows[M++] = dh + l * H;
     }
+    if (!n.V) {  // the dense input's gradient: dz on unmasked steps, 0 on masked ones
+      for (int64_t b = r.begin; b < r.end; ++b) std::memset(A.dx_proj + ((d * B + b) * T + t) * G, 0, G * sizeof(float));
+      for (int64_t m = 0; m < M; ++m)
+        std::memcpy(A.dx_proj + ((d * B + r.begin + real[m]) * T + t) * G, dz + m * G, G * sizeof(float));
+    }
+    if (M == 0) continue;
     gemm(M, H, G, dz_rows.data(), 1, W_h_T.get(), H, nullptr, dh_rows.data());  // dh_prev = dz W_h^T
-    for (int64_t k = 0; k < H; ++k) h_prev_cols[k] = h_prev + k;
-    gemm(H, G, R, h_prev_cols.data(), H, dz, G, dW_rows_in, dW_rows.data());  // dW_h += h_prev^T dz
-    for (int64_t b = r.begin, l = 0; b < r.end; ++b, ++l) {
-      const float* dz_b = dz + l * G;
-      if (scatter_now) {  // the gathered table row gets the sum of dz over the steps that read it
-        if (!A.mask[b * T + t]) continue;
-        float* row = A.dx_proj + (d * n.V + table_row(A.ids, b, t, n)) * G;
-        for (int64_t j = 0; j < G; j += 8) store8(row + j, load8(row + j) + load8(dz_b + j));
-      } else if (!n.V) {
-        std::memcpy(A.dx_proj + ((d * B + b) * T + t) * G, dz_b, G * sizeof(float));
+    const float* h_prev_real = h_prev;  // the unmasked rows' h_prev, packed like dz
+    if (M < R) {
+      for (int64_t m = 0; m < M; ++m) std::memcpy(h_real.get() + m * H, h_prev + real[m] * H, H * sizeof(float));
+      h_prev_real = h_real.get();
+    }
+    for (int64_t k = 0; k < H; ++k) h_prev_cols[k] = h_prev_real + k;
+    gemm(H, G, M, h_prev_cols.data(), H, dz, G, dW_rows_in, dW_rows.data());  // dW_h += h_prev^T dz
+    if (scatter_now) {  // the gathered table row gets the sum of dz over the steps that read it
+      for (int64_t m = 0; m < M; ++m) {
+        float* row = A.dx_proj + (d * n.V + table_row(A.ids, r.begin + real[m], t, n)) * G;
+        for (int64_t j = 0; j < G; j += 8) store8(row + j, load8(row + j) + load8(dz + m * G + j));
       }
     }
   }
@@ -258,15 +268,21 @@ static void sum_blocks(const BackwardArgs& A, int64_t d, bool reverse, const std
   const int64_t v0 = p * n.V / P, v1 = (p + 1) * n.V / P;
   float* table = A.dx_proj + d * n.V * G;
   std::memset(table + v0 * G, 0, (v1 - v0) * G * sizeof(float));
+  const int64_t n_blocks = static_cast<int64_t>(blocks.size());
   for (int64_t s = T - 1; s >= 0; --s) {
     const int64_t t = reverse ? T - 1 - s : s;
-    for (int64_t b = 0; b < B; ++b) {
-      if (!A.mask[b * T + t]) continue;
-      const int64_t v = table_row(A.ids, b, t, n);
-      if (v < v0 || v >= v1) continue;
-      const float* dz_b = blocks[0].dz_steps + (s * B + b) * G;
-      float* row = table + v * G;
-      for (int64_t j = 0; j < G; j += 8) store8(row + j, load8(row + j) + load8(dz_b + j));
+    for (int64_t k = 0; k < n_blocks; ++k) {  // block k packs its unmasked rows' dz from its first row on
+      const Rows r = row_block(n, n_blocks, k);
+      const float* dz_b = blocks[0].dz_steps + (s * B + r.begin) * G;
+      for (int64_t b = r.begin; b < r.end; ++b) {
+        if (!A.mask[b * T + t]) continue;
+        const int64_t v = table_row(A.ids, b, t, n);
+        if (v >= v0 && v < v1) {
+          float* row = table + v * G;
+          for (int64_t j = 0; j < G; j += 8) store8(row + j, load8(row + j) + load8(dz_b + j));
+        }
+        dz_b += G;
+      }
     }
   }
 }
