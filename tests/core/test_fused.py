@@ -8,6 +8,7 @@ checks the C++ backward against automatic differentiation of the forward.
 """
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -160,6 +161,13 @@ def test_build_is_cached_and_atomic(tmp_path, monkeypatch):
     ]  # no temporary file left
     size, digest = (tmp_path / "kernels" / (library.name + ".sha256")).read_text().split()
     assert int(size) == library.stat().st_size and len(digest) == 64
+
+
+def test_every_header_the_kernel_includes_is_part_of_its_cache_key():
+    """An edit to any file of kernels/ rebuilds the library: each header SOURCE includes is hashed."""
+    included = set(re.findall(r'#include "([^"/]+)"', "".join(p.read_text() for p in (fused.SOURCE, *fused.HEADERS))))
+    assert included == {header.name for header in fused.HEADERS}
+    assert {p.name for p in fused.SOURCE.parent.glob("*.h")} == included
 
 
 @pytest.mark.parametrize("damage", ["truncate", pytest.param("no checksum", marks=pytest.mark.slow)])

@@ -44,7 +44,9 @@ from lstmkit.errors import LstmkitError
 from lstmkit.paths import lstmkit_home
 
 SOURCE = Path(__file__).with_name("kernels") / "recurrence.cc"
-HEADERS = (SOURCE.with_name("pool.h"), SOURCE.with_name("simd.h"))  # SOURCE includes them: hashed too
+HEADERS = tuple(
+    SOURCE.with_name(name) for name in ("backward.h", "pool.h", "rows.h", "simd.h")
+)  # SOURCE includes them: hashed too
 FLAGS = ("-O3", "-march=native", "-std=c++17", "-ffp-contract=fast", "-fPIC", "-shared", "-pthread")
 _TARGETS = {
     "lstmkit_recurrence_forward": "LstmkitRecurrenceForward",

@@ -44,57 +44,15 @@
 #include <string>
 #include <vector>
 
+#include "backward.h"
 #include "pool.h"
+#include "rows.h"
 #include "simd.h"
 #include "xla/ffi/api/ffi.h"
 
 namespace ffi = xla::ffi;
 
-// -- the loops -----------------------------------------------------------------------------------
-
-struct Dims {
-  int64_t D, B, T, H, V, E;  // V: table rows when the input is gathered; E: input features when projected here
-  int64_t G() const { return 4 * H; }
-  int64_t E8() const { return (E + 7) / 8 * 8; }  // E rounded up to whole vectors, for dx's GEMM
-};
-
-// The table row that token (b, t) reads: ids clipped to [0, V), as jnp.take(mode="clip").
-static inline int64_t table_row(const int32_t* ids, int64_t b, int64_t t, const Dims& n) {
-  int64_t id = ids[b * n.T + t];
-  return id < 0 ? 0 : (id >= n.V ? n.V - 1 : id);
-}
-
-// A block of batch rows [begin, end) that one thread carries through all T steps.
-struct Rows {
-  int64_t begin, end;
-  int64_t size() const { return end - begin; }
-};
-
-// How many row blocks each direction's batch is cut into: enough for every thread to have one
-// (directions share the threads), never more than there are rows. A block starts on a 64-byte
-// cache line in every (., B, H) buffer: its first row is a multiple of 16 / gcd(H, 16) (H is a
-// multiple of 8, so 1 or 2), so no two threads write to one line.
-static int64_t row_unit(const Dims& n) { return n.H % 16 ? 2 : 1; }
-
-static int64_t blocks_per_direction(const Dims& n, int threads) {
-  const int64_t units = (n.B + row_unit(n) - 1) / row_unit(n);
-  return std::max<int64_t>(1, std::min<int64_t>(threads / std::max<int64_t>(n.D, 1), units));
-}
-
-static Rows row_block(const Dims& n, int64_t blocks, int64_t k) {
-  const int64_t unit = row_unit(n), units = (n.B + unit - 1) / unit;
-  return Rows{std::min(n.B, k * units / blocks * unit), std::min(n.B, (k + 1) * units / blocks * unit)};
-}
-
-// The transpose (cols, rows) of a row-major (rows, cols) matrix, with ld columns (ld >= rows; the
-// extra ones 0): a copy per block, in the cache of the core that reads it.
-static lstmkit::AlignedFloats transposed(const float* W, int64_t rows, int64_t cols, int64_t ld) {
-  lstmkit::AlignedFloats W_T = lstmkit::aligned_floats(cols * ld);
-  std::memset(W_T.get(), 0, cols * ld * sizeof(float));
-  for (int64_t k = 0; k < rows; ++k)
-    for (int64_t j = 0; j < cols; ++j) W_T[j * ld + k] = W[k * cols + j];
-  return W_T;
-}
+// -- the forward loop (the backward is in backward.h) ---------------------------------------------
 
 struct ForwardArgs {
   Dims dims;
@@ -181,160 +139,6 @@ static void forward_rows(const ForwardArgs& A, int64_t d, bool reverse, Rows r) 
   std::memcpy(A.c_T + (d * B + r.begin) * H, c_prev, R * H * sizeof(float));
 }
 
-struct BackwardArgs {
-  Dims dims;
-  const float *W_h, *W_x, *x, *h0, *c0, *gates, *h_seq, *c_seq;  // W_x, x: only for a dense input
-  const float *d_hs, *dh_T, *dc_T;  // d_hs null: only the final state was used
-  const int32_t* ids;
-  const bool* mask;
-  float *dW_h, *dW_x, *d_bias, *dx, *dh0, *dc0;  // dx: the table's (D, V, G), the projection's (D, B, T, G) or (D, B, T, E)
-};
-
-// Where one block of rows puts the sums over the batch: dW_h (H, G), and for a dense input dW_x
-// (E, G) and d_bias (G), its own; and, when the input is gathered, either the table itself (the
-// block is the direction's only one) or dz for every step (T, B, G; each block's unmasked rows
-// packed from its first row on), which `sum_blocks` adds into the table afterwards.
-struct BlockSums {
-  float *dW_h, *dW_x, *d_bias;
-  float* dz_steps;  // null: add dz into the table rows as it goes
-};
-
-// One direction's backward loop over rows r, the forward bottom-up (the header's equations).
-static void backward_rows(const BackwardArgs& A, int64_t d, bool reverse, Rows r, BlockSums out) {
-  const Dims& n = A.dims;
-  const int64_t B = n.B, T = n.T, H = n.H, G = n.G(), E = n.E, E8 = n.E8(), R = r.size();
-  // W_h^T (G, H) and W_x^T (G, E8), so that dz W^T are row-major GEMMs like the forward's.
-  lstmkit::AlignedFloats W_h_T = transposed(A.W_h + d * H * G, H, G, H);
-  lstmkit::AlignedFloats W_x_T = transposed(n.E ? A.W_x + d * E * G : nullptr, E, G, E8);
-  float* dh = A.dh0 + (d * B + r.begin) * H;  // the carried dh, dc live in the outputs dh0, dc0
-  float* dc = A.dc0 + (d * B + r.begin) * H;
-  std::memcpy(dh, A.dh_T + (d * B + r.begin) * H, R * H * sizeof(float));
-  std::memcpy(dc, A.dc_T + (d * B + r.begin) * H, R * H * sizeof(float));
-  std::memset(out.dW_h, 0, H * G * sizeof(float));
-  if (n.E) std::memset(out.dW_x, 0, E * G * sizeof(float)), std::memset(out.d_bias, 0, G * sizeof(float));
-  const bool scatter_now = n.V && !out.dz_steps;
-  if (scatter_now) std::memset(A.dx + d * n.V * G, 0, n.V * G * sizeof(float));
-  lstmkit::AlignedFloats dz_block = lstmkit::aligned_floats(out.dz_steps ? 0 : R * G);
-  lstmkit::AlignedFloats h_real = lstmkit::aligned_floats(R * H);  // h_prev of the unmasked rows
-  lstmkit::AlignedFloats x_real = lstmkit::aligned_floats(R * E);  // their inputs (E = 0 unless projecting)
-  lstmkit::AlignedFloats dx_real = lstmkit::aligned_floats(R * E8);  // their dx, E8 wide
-  std::vector<int64_t> real(R);  // the unmasked rows at this step, in order: dz row m is row real[m]'s
-  std::vector<const float*> dz_rows(R), h_prev_cols(H), x_cols(E);
-  std::vector<float*> dh_rows(R), dx_rows(R), dW_rows(H), dW_x_rows(E);
-  for (int64_t k = 0; k < H; ++k) dW_rows[k] = out.dW_h + k * G;
-  for (int64_t k = 0; k < E; ++k) dW_x_rows[k] = out.dW_x + k * G, x_cols[k] = x_real.get() + k;
-  for (int64_t m = 0; m < R && n.E; ++m) dx_rows[m] = dx_real.get() + m * E8;
-  const float* const* dW_rows_in = dW_rows.data();  // dW_h is both C0 and C: it accumulates
-  const float* const* dW_x_rows_in = dW_x_rows.data();
-  for (int64_t s = T - 1; s >= 0; --s) {
-    const int64_t t = reverse ? T - 1 - s : s;
-    const int64_t row0 = (d * T + s) * B + r.begin, prev0 = (d * T + s - 1) * B + r.begin;
-    const float* gates = A.gates + row0 * G;
-    const float* c_seq = A.c_seq + row0 * H;
-    const float* c_prev = s ? A.c_seq + prev0 * H : A.c0 + (d * B + r.begin) * H;
-    const float* h_prev = s ? A.h_seq + prev0 * H : A.h0 + (d * B + r.begin) * H;
-    // dz of the unmasked rows only, packed: a masked row's dz is 0 and dh, dc pass through, so
-    // padding costs no GEMM (a batch padded to 500 steps for 20-token texts).
-    float* dz = out.dz_steps ? out.dz_steps + (s * B + r.begin) * G : dz_block.get();
-    int64_t M = 0;
-    for (int64_t b = r.begin, l = 0; b < r.end; ++b, ++l) {
-      if (!A.mask[b * T + t]) continue;
-      float* dz_b = dz + M * G;
-      const float* a = gates + l * G;
-      const float* d_hs = A.d_hs ? A.d_hs + ((d * B + b) * T + t) * H : nullptr;
-      for (int64_t j = 0; j < H; j += 8) {
-        v8 i = load8(a + j), f = load8(a + H + j), g = load8(a + 2 * H + j), o = load8(a + 3 * H + j);
-        v8 dh_j = d_hs ? load8(dh + l * H + j) + load8(d_hs + j) : load8(dh + l * H + j);
-        v8 tanh_c = tanh8(load8(c_seq + l * H + j));
-        v8 d_o = dh_j * tanh_c;
-        v8 dc_tot = load8(dc + l * H + j) + dh_j * o * (1.0f - tanh_c * tanh_c);
-        store8(dz_b + j, dc_tot * g * i * (1.0f - i));
-        store8(dz_b + H + j, dc_tot * load8(c_prev + l * H + j) * f * (1.0f - f));
-        store8(dz_b + 2 * H + j, dc_tot * i * (1.0f - g * g));
-        store8(dz_b + 3 * H + j, d_o * o * (1.0f - o));
-        store8(dc + l * H + j, dc_tot * f);
-      }
-      real[M] = l;
-      dz_rows[M] = dz_b;
-      dh_rows[M++] = dh + l * H;
-    }
-    const int64_t width = n.E ? E : G;  // a dense input's (B, T, E), or its projection's (B, T, G)
-    if (!n.V)  // the dense input's gradient is 0 on masked steps; the unmasked rows get theirs below
-      for (int64_t b = r.begin; b < r.end; ++b)
-        if (!A.mask[b * T + t]) std::memset(A.dx + ((d * B + b) * T + t) * width, 0, width * sizeof(float));
-    if (M == 0) continue;
-    gemm(M, H, G, dz_rows.data(), 1, W_h_T.get(), H, nullptr, dh_rows.data());  // dh_prev = dz W_h^T
-    const float* h_prev_real = h_prev;  // the unmasked rows' h_prev, packed like dz
-    if (M < R) {
-      for (int64_t m = 0; m < M; ++m) std::memcpy(h_real.get() + m * H, h_prev + real[m] * H, H * sizeof(float));
-      h_prev_real = h_real.get();
-    }
-    for (int64_t k = 0; k < H; ++k) h_prev_cols[k] = h_prev_real + k;
-    gemm(H, G, M, h_prev_cols.data(), H, dz, G, dW_rows_in, dW_rows.data());  // dW_h += h_prev^T dz
-    if (n.E) {
-      gemm(M, E8, G, dz_rows.data(), 1, W_x_T.get(), E8, nullptr, dx_rows.data());  // dx = dz W_x^T
-      for (int64_t m = 0; m < M; ++m) {
-        const float* x_t = A.x + ((r.begin + real[m]) * T + t) * E;
-        std::memcpy(x_real.get() + m * E, x_t, E * sizeof(float));
-        std::memcpy(A.dx + ((d * B + r.begin + real[m]) * T + t) * E, dx_real.get() + m * E8, E * sizeof(float));
-      }
-      gemm(E, G, M, x_cols.data(), E, dz, G, dW_x_rows_in, dW_x_rows.data());  // dW_x += x_t^T dz
-      for (int64_t m = 0; m < M; ++m)  // d_bias += dz, row by row
-        for (int64_t j = 0; j < G; j += 8) store8(out.d_bias + j, load8(out.d_bias + j) + load8(dz + m * G + j));
-    } else if (!n.V) {  // the projection's gradient is dz itself
-      for (int64_t m = 0; m < M; ++m)
-        std::memcpy(A.dx + ((d * B + r.begin + real[m]) * T + t) * G, dz + m * G, G * sizeof(float));
-    }
-    if (scatter_now) {  // the gathered table row gets the sum of dz over the steps that read it
-      for (int64_t m = 0; m < M; ++m) {
-        float* row = A.dx + (d * n.V + table_row(A.ids, r.begin + real[m], t, n)) * G;
-        for (int64_t j = 0; j < G; j += 8) store8(row + j, load8(row + j) + load8(dz + m * G + j));
-      }
-    }
-  }
-}
-
-// out[i] += part[i] for i in [begin, end), a multiple of 8 apart.
-static void add_into(float* out, const float* part, int64_t begin, int64_t end) {
-  for (int64_t i = begin; i < end; i += 8) store8(out + i, load8(out + i) + load8(part + i));
-}
-
-// Part p of P of adding up a direction's blocks: rows [p H / P, (p+1) H / P) of dW_h (and of
-// dW_x's E rows, and part 0 adds d_bias), block 0's (in the output) + block 1's + ..., in that
-// order; and the same share of the table's rows, each the sum of dz over the steps and rows that
-// read it, in the order the one-block loop adds them (steps from last to first, rows in order),
-// so the table's gradient does not depend on blocks.
-static void sum_blocks(const BackwardArgs& A, int64_t d, bool reverse, const std::vector<BlockSums>& blocks,
-                       int64_t p, int64_t P) {
-  const Dims& n = A.dims;
-  const int64_t B = n.B, T = n.T, H = n.H, G = n.G(), E = n.E;
-  for (size_t k = 1; k < blocks.size(); ++k) {
-    add_into(blocks[0].dW_h, blocks[k].dW_h, p * H / P * G, (p + 1) * H / P * G);
-    if (n.E) {
-      add_into(blocks[0].dW_x, blocks[k].dW_x, p * E / P * G, (p + 1) * E / P * G);
-      if (p == 0) add_into(blocks[0].d_bias, blocks[k].d_bias, 0, G);
-    }
-  }
-  if (!n.V) return;
-  const int64_t v0 = p * n.V / P, v1 = (p + 1) * n.V / P;
-  float* table = A.dx + d * n.V * G;
-  std::memset(table + v0 * G, 0, (v1 - v0) * G * sizeof(float));
-  const int64_t n_blocks = static_cast<int64_t>(blocks.size());
-  for (int64_t s = T - 1; s >= 0; --s) {
-    const int64_t t = reverse ? T - 1 - s : s;
-    for (int64_t k = 0; k < n_blocks; ++k) {  // block k packs its unmasked rows' dz from its first row on
-      const Rows r = row_block(n, n_blocks, k);
-      const float* dz_b = blocks[0].dz_steps + (s * B + r.begin) * G;
-      for (int64_t b = r.begin; b < r.end; ++b) {
-        if (!A.mask[b * T + t]) continue;
-        const int64_t v = table_row(A.ids, b, t, n);
-        if (v >= v0 && v < v1) add_into(table + v * G, dz_b, 0, G);
-        dz_b += G;
-      }
-    }
-  }
-}
-
 // Runs the forward of every direction, each cut into row blocks, on the pool.
 static void forward_all(const ForwardArgs& A, int64_t reverse) {
   const int threads = lstmkit::kernel_threads();
@@ -342,38 +146,6 @@ static void forward_all(const ForwardArgs& A, int64_t reverse) {
   lstmkit::pool().run(A.dims.D * blocks, threads - 1, [&](int64_t task) {
     const int64_t d = task / blocks;
     forward_rows(A, d, (reverse >> d) & 1, row_block(A.dims, blocks, task % blocks));
-  });
-}
-
-// Runs the backward of every direction in row blocks on the pool, then adds up the blocks' sums
-// (as many parts per direction as blocks, again on the pool). One block per direction (one
-// thread per direction, or fewer) writes straight into the outputs, as a plain loop would.
-static void backward_all(const BackwardArgs& A, int64_t reverse) {
-  const Dims& n = A.dims;
-  const int threads = lstmkit::kernel_threads();
-  const int64_t blocks = blocks_per_direction(n, threads), HG = n.H * n.G(), EG = n.E * n.G(), G = n.G();
-  const int64_t part = HG + EG + (n.E ? G : 0);  // one block's dW_h, dW_x and d_bias
-  const bool split = blocks > 1;
-  lstmkit::AlignedFloats parts = lstmkit::aligned_floats(split ? n.D * (blocks - 1) * part : 0);
-  lstmkit::AlignedFloats dz_steps = lstmkit::aligned_floats(split && n.V ? n.D * n.T * n.B * G : 0);
-  std::vector<std::vector<BlockSums>> sums(n.D);
-  for (int64_t d = 0; d < n.D; ++d) {
-    float* dz = split && n.V ? dz_steps.get() + d * n.T * n.B * G : nullptr;
-    sums[d].push_back({A.dW_h + d * HG, n.E ? A.dW_x + d * EG : nullptr, n.E ? A.d_bias + d * G : nullptr, dz});
-    for (int64_t k = 1; k < blocks; ++k) {
-      float* mine = parts.get() + (d * (blocks - 1) + k - 1) * part;
-      sums[d].push_back({mine, n.E ? mine + HG : nullptr, n.E ? mine + HG + EG : nullptr, dz});
-    }
-  }
-  auto& pool = lstmkit::pool();
-  pool.run(n.D * blocks, threads - 1, [&](int64_t task) {
-    const int64_t d = task / blocks, k = task % blocks;
-    backward_rows(A, d, (reverse >> d) & 1, row_block(n, blocks, k), sums[d][k]);
-  });
-  if (!split) return;
-  pool.run(n.D * blocks, threads - 1, [&](int64_t task) {
-    const int64_t d = task / blocks;
-    sum_blocks(A, d, (reverse >> d) & 1, sums[d], task % blocks, blocks);
   });
 }
 
