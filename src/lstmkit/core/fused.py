@@ -275,9 +275,10 @@ def _reverse_bits(reverse) -> np.int64:
 
 # A dense input is projected (x W_x + b) by one XLA GEMM over every step when at least this share
 # of the batch's steps are real tokens, else by the kernel on the real tokens only. The kernel's
-# per-step GEMMs are slower per token than XLA's one large GEMM, and skipping padding pays for
-# that below about 60% real steps (benchmarks/bench_padding.py, docs/performance.md).
-DENSE_FILL = 0.6
+# per-step GEMMs cost more per token than XLA's one large GEMM: with the default preset's model
+# (E = 128, H = 64) XLA was faster down to about 40% real steps and the kernel clearly faster only
+# below about 30% (benchmarks/bench_padding.py --projection, docs/performance.md).
+DENSE_FILL = 0.35
 _NONE = np.zeros((0,), np.float32)  # an unused W_x or b
 
 
