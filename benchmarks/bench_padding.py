@@ -9,11 +9,6 @@ imports the `src/` beside it); alternate the runs on a shared machine.
 
     python benchmarks/bench_padding.py
     python benchmarks/bench_padding.py --hidden 256 --lengths 32,128,548 --adversarial 0
-    python benchmarks/bench_padding.py --text-length 170 --lengths 200,256,320,400 --projection kernel
-
---projection chooses who projects the (dense) LSTM input x W_x + b: `xla` (one GEMM over every
-step), `kernel` (the real steps only), or `auto` (lstmkit's choice, by the share of real steps:
-`lstmkit.core.fused.DENSE_FILL`). Checkouts before the choice existed ignore it: say `auto`.
 """
 
 from __future__ import annotations
@@ -52,12 +47,7 @@ def main():
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--steps", type=int, default=7, help="timed steps per T after the first call")
     parser.add_argument("--adversarial", type=float, default=None, help="default: the preset's")
-    parser.add_argument("--projection", choices=("auto", "xla", "kernel"), default="auto")
     args = parser.parse_args()
-    if args.projection != "auto":
-        from lstmkit.core import fused
-
-        fused.DENSE_FILL = 0.0 if args.projection == "xla" else 1.01  # read when a step is traced
 
     overrides = {"lstm_units": args.hidden} if args.hidden else {}
     config = resolve("default", seed=0, **overrides)
@@ -76,8 +66,7 @@ def main():
     tokens = int((batch > 0).sum())
     print(
         f"default preset, H = {config['lstm_units']}, B = {B}, {tokens / B:.1f} tokens per text, "
-        f"adversarial {adversarial}, projection {args.projection}, jax {jax.__version__}, "
-        f"source {Path(__file__).resolve().parents[1]}"
+        f"adversarial {adversarial}, jax {jax.__version__}, source {Path(__file__).resolve().parents[1]}"
     )
     reference = None
     for T in lengths:

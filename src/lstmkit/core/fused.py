@@ -273,122 +273,89 @@ def _reverse_bits(reverse) -> np.int64:
     return np.int64(sum(1 << d for d, r in enumerate(reverse) if r))
 
 
-# A dense input is projected (x W_x + b) by one XLA GEMM over every step when at least this share
-# of the batch's steps are real tokens, else by the kernel on the real tokens only. The kernel's
-# per-step GEMMs cost more per token than XLA's one large GEMM: with the default preset's model
-# (E = 128, H = 64) XLA was faster down to about 40% real steps and the kernel clearly faster only
-# below about 30% (benchmarks/bench_padding.py --projection, docs/performance.md).
-DENSE_FILL = 0.35
-_NONE = np.zeros((0,), np.float32)  # an unused W_x or b
-
-
-def _projection(W_x, b, x):
-    """x W_x + b for each direction: (D, B, T, G) from x (B, T, E), W_x (D, E, G), b (D, G)."""
-    D, E, G = W_x.shape
-    B, T, _ = x.shape
-    x_2d = x.reshape(B * T, E)
-    return jnp.stack([(x_2d @ W_x[d] + b[d]).reshape(B, T, G) for d in range(D)])
-
-
-def _xla_projects(mask):
-    """Whether XLA projects a dense input (enough real steps), or the kernel does: a traced bool."""
-    return jnp.mean(mask.astype(jnp.float32)) >= DENSE_FILL
-
-
-@partial(jax.custom_vjp, nondiff_argnums=(8, 9))
-def recurrence(W_h, W_x, b, x, ids, mask, h0, c0, reverse, sequences=True):
+@partial(jax.custom_vjp, nondiff_argnums=(6, 7))
+def recurrence(W_h, x_proj, ids, mask, h0, c0, reverse, sequences=True):
     """All T steps of D directions; the kernel's forward, with its backward as the VJP.
 
     Args:
         W_h (D, H, G); mask (B, T) bool; h0, c0 (D, B, H); reverse: D static bools.
-        x: the dense input (B, T, E) with W_x (D, E, G) and b (D, G), and ids of shape (0,):
-            projected by XLA when at least DENSE_FILL of the steps are real, else by the kernel
-            on the real tokens only (the same numbers to float32 rounding); or a table (D, V, G)
-            of projected rows (table W_x + b) to gather with ids (B, T) int32 (W_x and b unused).
+        x_proj: the input projections x W_x + b, (D, B, T, G); or a table (D, V, G) of projected
+            rows to gather with ids (B, T) int32 (pass ids of shape (0,) for a dense x_proj).
         sequences: False when only the final states are wanted: hs is then (0,), neither
             written nor differentiated.
 
     Returns:
         hs (D, B, T, H), aligned with the input and zero on masked steps; h_T, c_T (D, B, H).
     """
-    return _forward(W_h, W_x, b, x, ids, mask, h0, c0, reverse, sequences, save=False)[:3]  # no residuals
+    return _forward(W_h, x_proj, ids, mask, h0, c0, reverse, sequences, save=False)[
+        :3
+    ]  # not differentiated: no residuals
 
 
-def _forward(W_h, W_x, b, x, ids, mask, h0, c0, reverse, sequences, save):
+def _forward(W_h, x_proj, ids, mask, h0, c0, reverse, sequences, save):
     D, H, G = W_h.shape
     B, T = mask.shape
     residuals = [(D, T, B, G), (D, T, B, H), (D, T, B, H)] if save else [(0,)] * 3
     shapes = [(D, B, T, H) if sequences else (0,), (D, B, H), (D, B, H), *residuals]
     call = jax.ffi.ffi_call("lstmkit_recurrence_forward", [jax.ShapeDtypeStruct(s, jnp.float32) for s in shapes])
-    attrs = {"reverse": _reverse_bits(reverse), "save": save, "sequences": sequences}
-    if ids.ndim == 2:  # a table
-        return call(W_h, _NONE, _NONE, x, ids, mask, h0, c0, **attrs)
-    return jax.lax.cond(
-        _xla_projects(mask),
-        lambda: tuple(call(W_h, _NONE, _NONE, _projection(W_x, b, x), ids, mask, h0, c0, **attrs)),
-        lambda: tuple(call(W_h, W_x, b, x, ids, mask, h0, c0, **attrs)),
-    )
+    return call(W_h, x_proj, ids, mask, h0, c0, reverse=_reverse_bits(reverse), save=save, sequences=sequences)
 
 
-def _recurrence_fwd(W_h, W_x, b, x, ids, mask, h0, c0, reverse, sequences):
-    hs, h_T, c_T, gates, h_seq, c_seq = _forward(W_h, W_x, b, x, ids, mask, h0, c0, reverse, sequences, save=True)
-    return (hs, h_T, c_T), (W_h, W_x, b, x, ids, mask, h0, c0, gates, h_seq, c_seq)
+def _recurrence_fwd(W_h, x_proj, ids, mask, h0, c0, reverse, sequences):
+    hs, h_T, c_T, gates, h_seq, c_seq = _forward(W_h, x_proj, ids, mask, h0, c0, reverse, sequences, save=True)
+    return (hs, h_T, c_T), (W_h, ids, mask, h0, c0, gates, h_seq, c_seq, x_proj.shape)
 
 
 def _recurrence_bwd(reverse, sequences, saved, cotangents):
-    W_h, W_x, b, x, ids, mask, h0, c0, gates, h_seq, c_seq = saved
-    D, H, G = W_h.shape
-    states = (h0, c0, gates, h_seq, c_seq, *cotangents)
-    attrs = {"reverse": _reverse_bits(reverse), "sequences": sequences}
-
-    def call(W_x_in, b_in, x_in, dx_shape):
-        shapes = [W_h.shape, W_x_in.shape, b_in.shape, dx_shape, h0.shape, c0.shape]
-        backward = jax.ffi.ffi_call(
-            "lstmkit_recurrence_backward", [jax.ShapeDtypeStruct(s, jnp.float32) for s in shapes]
-        )
-        return backward(W_h, W_x_in, b_in, x_in, ids, mask, *states, **attrs)
-
-    if ids.ndim == 2:  # a table: dx is its gradient, (D, V, G)
-        dW_h, _, _, dx, dh0, dc0 = call(_NONE, _NONE, x, x.shape)
-        return dW_h, jnp.zeros_like(W_x), jnp.zeros_like(b), dx, None, None, dh0, dc0
-
-    def xla_projected():  # the kernel gives the projection's gradient; XLA takes it back through x W_x + b
-        dW_h, _, _, d_proj, dh0, dc0 = call(_NONE, _NONE, x, (D, *mask.shape, G))
-        dW_x, db, dx = jax.vjp(_projection, W_x, b, x)[1](d_proj)
-        return dW_h, dW_x, db, dx, dh0, dc0
-
-    def kernel_projected():  # the kernel gives dW_x, db and each direction's dx
-        dW_h, dW_x, db, dx, dh0, dc0 = call(W_x, b, x, (D, *x.shape))
-        return dW_h, dW_x, db, dx.sum(axis=0), dh0, dc0
-
-    dW_h, dW_x, db, dx, dh0, dc0 = jax.lax.cond(_xla_projects(mask), xla_projected, kernel_projected)
-    return dW_h, dW_x, db, dx, None, None, dh0, dc0
+    W_h, ids, mask, h0, c0, gates, h_seq, c_seq, x_shape = saved
+    d_hs, dh_T, dc_T = cotangents
+    shapes = [W_h.shape, x_shape, h0.shape, c0.shape]
+    call = jax.ffi.ffi_call("lstmkit_recurrence_backward", [jax.ShapeDtypeStruct(s, jnp.float32) for s in shapes])
+    dW_h, dx_proj, dh0, dc0 = call(
+        W_h,
+        ids,
+        mask,
+        h0,
+        c0,
+        gates,
+        h_seq,
+        c_seq,
+        d_hs,
+        dh_T,
+        dc_T,
+        reverse=_reverse_bits(reverse),
+        sequences=sequences,
+    )
+    return dW_h, dx_proj, None, None, dh0, dc0
 
 
 recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
 
 
 def fused_directions(W_x, W_h, b, x, mask, h0, c0, reverse, table=None, sequences=True, trace=False):
-    """`bptt.lstm_scan` on the kernel: the loops in C++, the input projection where it is cheapest.
+    """`bptt.lstm_scan` on the kernel: the input projection in XLA, the loops in C++.
 
     Batch-first throughout: the kernel reads step s of a reverse direction at t = T-1-s itself,
-    so nothing is flipped or transposed. A dense x (B, T, E) is projected by one XLA GEMM, or,
-    when padding makes up more than 1 - DENSE_FILL of the batch, by the kernel on the real tokens
-    only (see `recurrence`). With `table` (V, E), x is (B, T) ids and the kernel gathers rows of
-    the projected table P = table W_x + b (`bptt.embedding_projection`: V rows instead of B x T).
+    so nothing is flipped or transposed. With `table` (V, E), x is (B, T) ids and the kernel
+    gathers rows of the projected table P = table W_x + b (`bptt.embedding_projection`).
     With sequences=False, hs comes back as None and costs nothing. With trace, the forward
     also returns what it saves for the backward, as `bptt.lstm_scan` does: the gates [i f g o]
     (T, D, B, 4H, undefined on masked steps: the kernel computes none there) and the carried
     h, c (T, D, B, H), in scan order; not differentiable.
     """
+    D, E, G = W_x.shape
+    B, T = mask.shape
     if table is not None:
-        inputs, ids = (_NONE, _NONE, embedding_projection(table, W_x, b)), x.astype(jnp.int32)
+        x_proj = embedding_projection(table, W_x, b)  # (D, V, G)
+        ids = x.astype(jnp.int32)
     else:
-        inputs, ids = (W_x, b, x), jnp.zeros((0,), jnp.int32)
+        x_2d = x.reshape(B * T, E)
+        x_proj = jnp.stack([(x_2d @ W_x[d] + b[d]).reshape(B, T, G) for d in range(D)])  # (D, B, T, G)
+        ids = jnp.zeros((0,), jnp.int32)
     reverse = tuple(bool(r) for r in reverse)
     if trace:  # the kernel's training forward, which saves its residuals
-        hs, h_T, c_T, *residuals = _forward(W_h, *inputs, ids, mask, h0, c0, reverse, bool(sequences), save=True)
+        hs, h_T, c_T, *residuals = _forward(W_h, x_proj, ids, mask, h0, c0, reverse, bool(sequences), save=True)
         residuals = tuple(jnp.swapaxes(a, 0, 1) for a in residuals)  # (D, T, B, .) -> (T, D, B, .)
         return (hs if sequences else None), h_T, c_T, residuals
-    hs, h_T, c_T = recurrence(W_h, *inputs, ids, mask, h0, c0, reverse, bool(sequences))
+    hs, h_T, c_T = recurrence(W_h, x_proj, ids, mask, h0, c0, reverse, bool(sequences))
     return (hs if sequences else None), h_T, c_T

@@ -1,9 +1,10 @@
 // The backward loop: the forward (recurrence.cc) read bottom-up, carrying dh and dc, with the
 // sums over the batch kept per block of rows and added up in a fixed order. The equations are
-// in recurrence.cc's header. Included by recurrence.cc (one translation unit), after rows.h.
+// in recurrence.cc's header. Included by recurrence.cc (one translation unit).
 
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <vector>
@@ -14,49 +15,46 @@
 
 struct BackwardArgs {
   Dims dims;
-  const float *W_h, *W_x, *x, *h0, *c0, *gates, *h_seq, *c_seq;  // W_x, x: only for a dense input
+  const float *W_h, *h0, *c0, *gates, *h_seq, *c_seq;
   const float *d_hs, *dh_T, *dc_T;  // d_hs null: only the final state was used
   const int32_t* ids;
   const bool* mask;
-  float *dW_h, *dW_x, *d_bias, *dx, *dh0, *dc0;  // dx: the table's (D, V, G), the projection's (D, B, T, G) or (D, B, T, E)
+  float *dW_h, *dx_proj, *dh0, *dc0;  // dx_proj: table (D, V, G) or dense (D, B, T, G)
 };
 
-// Where one block of rows puts the sums over the batch: dW_h (H, G), and for a dense input dW_x
-// (E, G) and d_bias (G), its own; and, when the input is gathered, either the table itself (the
-// block is the direction's only one) or dz for every step (T, B, G; each block's unmasked rows
-// packed from its first row on), which `sum_blocks` adds into the table afterwards.
+// Where one block of rows puts the sums over the batch: dW_h (H, G), its own; and, when the input
+// is gathered, either the table itself (the block is the direction's only one) or dz for every
+// step (T, B, G; each block's unmasked rows packed from its first row on), which `sum_blocks`
+// adds into the table afterwards.
 struct BlockSums {
-  float *dW_h, *dW_x, *d_bias;
+  float* dW_h;
   float* dz_steps;  // null: add dz into the table rows as it goes
 };
 
 // One direction's backward loop over rows r, the forward bottom-up (the header's equations).
 static void backward_rows(const BackwardArgs& A, int64_t d, bool reverse, Rows r, BlockSums out) {
   const Dims& n = A.dims;
-  const int64_t B = n.B, T = n.T, H = n.H, G = n.G(), E = n.E, E8 = n.E8(), R = r.size();
-  // W_h^T (G, H) and W_x^T (G, E8), so that dz W^T are row-major GEMMs like the forward's.
-  lstmkit::AlignedFloats W_h_T = transposed(A.W_h + d * H * G, H, G, H);
-  lstmkit::AlignedFloats W_x_T = transposed(n.E ? A.W_x + d * E * G : nullptr, E, G, E8);
+  const int64_t B = n.B, T = n.T, H = n.H, G = n.G(), R = r.size();
+  // W_h^T (G, H), so that dz W_h^T is a row-major GEMM like the forward's; a copy per block, in
+  // the cache of the core that reads it.
+  lstmkit::AlignedFloats W_h_T = lstmkit::aligned_floats(G * H);
+  const float* W_h = A.W_h + d * H * G;
+  for (int64_t k = 0; k < H; ++k)
+    for (int64_t j = 0; j < G; ++j) W_h_T[j * H + k] = W_h[k * G + j];
   float* dh = A.dh0 + (d * B + r.begin) * H;  // the carried dh, dc live in the outputs dh0, dc0
   float* dc = A.dc0 + (d * B + r.begin) * H;
   std::memcpy(dh, A.dh_T + (d * B + r.begin) * H, R * H * sizeof(float));
   std::memcpy(dc, A.dc_T + (d * B + r.begin) * H, R * H * sizeof(float));
   std::memset(out.dW_h, 0, H * G * sizeof(float));
-  if (n.E) std::memset(out.dW_x, 0, E * G * sizeof(float)), std::memset(out.d_bias, 0, G * sizeof(float));
   const bool scatter_now = n.V && !out.dz_steps;
-  if (scatter_now) std::memset(A.dx + d * n.V * G, 0, n.V * G * sizeof(float));
+  if (scatter_now) std::memset(A.dx_proj + d * n.V * G, 0, n.V * G * sizeof(float));
   lstmkit::AlignedFloats dz_block = lstmkit::aligned_floats(out.dz_steps ? 0 : R * G);
   lstmkit::AlignedFloats h_real = lstmkit::aligned_floats(R * H);  // h_prev of the unmasked rows
-  lstmkit::AlignedFloats x_real = lstmkit::aligned_floats(R * E);  // their inputs (E = 0 unless projecting)
-  lstmkit::AlignedFloats dx_real = lstmkit::aligned_floats(R * E8);  // their dx, E8 wide
   std::vector<int64_t> real(R);  // the unmasked rows at this step, in order: dz row m is row real[m]'s
-  std::vector<const float*> dz_rows(R), h_prev_cols(H), x_cols(E);
-  std::vector<float*> dh_rows(R), dx_rows(R), dW_rows(H), dW_x_rows(E);
+  std::vector<const float*> dz_rows(R), h_prev_cols(H);
+  std::vector<float*> dh_rows(R), dW_rows(H);
   for (int64_t k = 0; k < H; ++k) dW_rows[k] = out.dW_h + k * G;
-  for (int64_t k = 0; k < E; ++k) dW_x_rows[k] = out.dW_x + k * G, x_cols[k] = x_real.get() + k;
-  for (int64_t m = 0; m < R && n.E; ++m) dx_rows[m] = dx_real.get() + m * E8;
   const float* const* dW_rows_in = dW_rows.data();  // dW_h is both C0 and C: it accumulates
-  const float* const* dW_x_rows_in = dW_x_rows.data();
   for (int64_t s = T - 1; s >= 0; --s) {
     const int64_t t = reverse ? T - 1 - s : s;
     const int64_t row0 = (d * T + s) * B + r.begin, prev0 = (d * T + s - 1) * B + r.begin;
@@ -65,7 +63,7 @@ static void backward_rows(const BackwardArgs& A, int64_t d, bool reverse, Rows r
     const float* c_prev = s ? A.c_seq + prev0 * H : A.c0 + (d * B + r.begin) * H;
     const float* h_prev = s ? A.h_seq + prev0 * H : A.h0 + (d * B + r.begin) * H;
     // dz of the unmasked rows only, packed: a masked row's dz is 0 and dh, dc pass through, so
-    // padding costs no GEMM (a batch padded to 500 steps for 20-token texts).
+    // padding costs neither GEMM anything (a batch padded to 500 steps for 20-token texts).
     float* dz = out.dz_steps ? out.dz_steps + (s * B + r.begin) * G : dz_block.get();
     int64_t M = 0;
     for (int64_t b = r.begin, l = 0; b < r.end; ++b, ++l) {
@@ -89,10 +87,11 @@ static void backward_rows(const BackwardArgs& A, int64_t d, bool reverse, Rows r
       dz_rows[M] = dz_b;
       dh_rows[M++] = dh + l * H;
     }
-    const int64_t width = n.E ? E : G;  // a dense input's (B, T, E), or its projection's (B, T, G)
-    if (!n.V)  // the dense input's gradient is 0 on masked steps; the unmasked rows get theirs below
-      for (int64_t b = r.begin; b < r.end; ++b)
-        if (!A.mask[b * T + t]) std::memset(A.dx + ((d * B + b) * T + t) * width, 0, width * sizeof(float));
+    if (!n.V) {  // the dense input's gradient: dz on unmasked steps, 0 on masked ones
+      for (int64_t b = r.begin; b < r.end; ++b) std::memset(A.dx_proj + ((d * B + b) * T + t) * G, 0, G * sizeof(float));
+      for (int64_t m = 0; m < M; ++m)
+        std::memcpy(A.dx_proj + ((d * B + r.begin + real[m]) * T + t) * G, dz + m * G, G * sizeof(float));
+    }
     if (M == 0) continue;
     gemm(M, H, G, dz_rows.data(), 1, W_h_T.get(), H, nullptr, dh_rows.data());  // dh_prev = dz W_h^T
     const float* h_prev_real = h_prev;  // the unmasked rows' h_prev, packed like dz
@@ -102,53 +101,31 @@ static void backward_rows(const BackwardArgs& A, int64_t d, bool reverse, Rows r
     }
     for (int64_t k = 0; k < H; ++k) h_prev_cols[k] = h_prev_real + k;
     gemm(H, G, M, h_prev_cols.data(), H, dz, G, dW_rows_in, dW_rows.data());  // dW_h += h_prev^T dz
-    if (n.E) {
-      gemm(M, E8, G, dz_rows.data(), 1, W_x_T.get(), E8, nullptr, dx_rows.data());  // dx = dz W_x^T
-      for (int64_t m = 0; m < M; ++m) {
-        const float* x_t = A.x + ((r.begin + real[m]) * T + t) * E;
-        std::memcpy(x_real.get() + m * E, x_t, E * sizeof(float));
-        std::memcpy(A.dx + ((d * B + r.begin + real[m]) * T + t) * E, dx_real.get() + m * E8, E * sizeof(float));
-      }
-      gemm(E, G, M, x_cols.data(), E, dz, G, dW_x_rows_in, dW_x_rows.data());  // dW_x += x_t^T dz
-      for (int64_t m = 0; m < M; ++m)  // d_bias += dz, row by row
-        for (int64_t j = 0; j < G; j += 8) store8(out.d_bias + j, load8(out.d_bias + j) + load8(dz + m * G + j));
-    } else if (!n.V) {  // the projection's gradient is dz itself
-      for (int64_t m = 0; m < M; ++m)
-        std::memcpy(A.dx + ((d * B + r.begin + real[m]) * T + t) * G, dz + m * G, G * sizeof(float));
-    }
     if (scatter_now) {  // the gathered table row gets the sum of dz over the steps that read it
       for (int64_t m = 0; m < M; ++m) {
-        float* row = A.dx + (d * n.V + table_row(A.ids, r.begin + real[m], t, n)) * G;
+        float* row = A.dx_proj + (d * n.V + table_row(A.ids, r.begin + real[m], t, n)) * G;
         for (int64_t j = 0; j < G; j += 8) store8(row + j, load8(row + j) + load8(dz + m * G + j));
       }
     }
   }
 }
 
-// out[i] += part[i] for i in [begin, end), a multiple of 8 apart.
-static void add_into(float* out, const float* part, int64_t begin, int64_t end) {
-  for (int64_t i = begin; i < end; i += 8) store8(out + i, load8(out + i) + load8(part + i));
-}
-
-// Part p of P of adding up a direction's blocks: rows [p H / P, (p+1) H / P) of dW_h (and of
-// dW_x's E rows, and part 0 adds d_bias), block 0's (in the output) + block 1's + ..., in that
-// order; and the same share of the table's rows, each the sum of dz over the steps and rows that
-// read it, in the order the one-block loop adds them (steps from last to first, rows in order),
-// so the table's gradient does not depend on blocks.
+// Part p of P of adding up a direction's blocks: rows [p H / P, (p+1) H / P) of dW_h, block 0's
+// (in the output) + block 1's + ..., in that order; and the same share of the table's rows, each
+// the sum of dz over the steps and rows that read it, in the order the one-block loop adds them
+// (steps from last to first, rows in order), so the table's gradient does not depend on blocks.
 static void sum_blocks(const BackwardArgs& A, int64_t d, bool reverse, const std::vector<BlockSums>& blocks,
                        int64_t p, int64_t P) {
   const Dims& n = A.dims;
-  const int64_t B = n.B, T = n.T, H = n.H, G = n.G(), E = n.E;
+  const int64_t B = n.B, T = n.T, H = n.H, G = n.G();
+  float* dW_h = blocks[0].dW_h;
   for (size_t k = 1; k < blocks.size(); ++k) {
-    add_into(blocks[0].dW_h, blocks[k].dW_h, p * H / P * G, (p + 1) * H / P * G);
-    if (n.E) {
-      add_into(blocks[0].dW_x, blocks[k].dW_x, p * E / P * G, (p + 1) * E / P * G);
-      if (p == 0) add_into(blocks[0].d_bias, blocks[k].d_bias, 0, G);
-    }
+    const float* part = blocks[k].dW_h;
+    for (int64_t i = p * H / P * G; i < (p + 1) * H / P * G; i += 8) store8(dW_h + i, load8(dW_h + i) + load8(part + i));
   }
   if (!n.V) return;
   const int64_t v0 = p * n.V / P, v1 = (p + 1) * n.V / P;
-  float* table = A.dx + d * n.V * G;
+  float* table = A.dx_proj + d * n.V * G;
   std::memset(table + v0 * G, 0, (v1 - v0) * G * sizeof(float));
   const int64_t n_blocks = static_cast<int64_t>(blocks.size());
   for (int64_t s = T - 1; s >= 0; --s) {
@@ -159,7 +136,10 @@ static void sum_blocks(const BackwardArgs& A, int64_t d, bool reverse, const std
       for (int64_t b = r.begin; b < r.end; ++b) {
         if (!A.mask[b * T + t]) continue;
         const int64_t v = table_row(A.ids, b, t, n);
-        if (v >= v0 && v < v1) add_into(table + v * G, dz_b, 0, G);
+        if (v >= v0 && v < v1) {
+          float* row = table + v * G;
+          for (int64_t j = 0; j < G; j += 8) store8(row + j, load8(row + j) + load8(dz_b + j));
+        }
         dz_b += G;
       }
     }
@@ -172,19 +152,15 @@ static void sum_blocks(const BackwardArgs& A, int64_t d, bool reverse, const std
 static void backward_all(const BackwardArgs& A, int64_t reverse) {
   const Dims& n = A.dims;
   const int threads = lstmkit::kernel_threads();
-  const int64_t blocks = blocks_per_direction(n, threads), HG = n.H * n.G(), EG = n.E * n.G(), G = n.G();
-  const int64_t part = HG + EG + (n.E ? G : 0);  // one block's dW_h, dW_x and d_bias
+  const int64_t blocks = blocks_per_direction(n, threads), HG = n.H * n.G();
   const bool split = blocks > 1;
-  lstmkit::AlignedFloats parts = lstmkit::aligned_floats(split ? n.D * (blocks - 1) * part : 0);
-  lstmkit::AlignedFloats dz_steps = lstmkit::aligned_floats(split && n.V ? n.D * n.T * n.B * G : 0);
+  lstmkit::AlignedFloats dW_parts = lstmkit::aligned_floats(split ? n.D * (blocks - 1) * HG : 0);
+  lstmkit::AlignedFloats dz_steps = lstmkit::aligned_floats(split && n.V ? n.D * n.T * n.B * n.G() : 0);
   std::vector<std::vector<BlockSums>> sums(n.D);
   for (int64_t d = 0; d < n.D; ++d) {
-    float* dz = split && n.V ? dz_steps.get() + d * n.T * n.B * G : nullptr;
-    sums[d].push_back({A.dW_h + d * HG, n.E ? A.dW_x + d * EG : nullptr, n.E ? A.d_bias + d * G : nullptr, dz});
-    for (int64_t k = 1; k < blocks; ++k) {
-      float* mine = parts.get() + (d * (blocks - 1) + k - 1) * part;
-      sums[d].push_back({mine, n.E ? mine + HG : nullptr, n.E ? mine + HG + EG : nullptr, dz});
-    }
+    float* dz = split && n.V ? dz_steps.get() + d * n.T * n.B * n.G() : nullptr;
+    sums[d].push_back({A.dW_h + d * HG, dz});
+    for (int64_t k = 1; k < blocks; ++k) sums[d].push_back({dW_parts.get() + (d * (blocks - 1) + k - 1) * HG, dz});
   }
   auto& pool = lstmkit::pool();
   pool.run(n.D * blocks, threads - 1, [&](int64_t task) {

@@ -2,27 +2,22 @@
 // lstmkit/bptt.py, each one XLA custom call (FFI) that runs all T steps itself.
 //
 // Why: under XLA every step of a `lax.scan` is a dozen small kernels dispatched one by one, and
-// at B = 64, H = 64 that overhead is as large as the arithmetic. Here a step is one or two small
-// GEMMs and one pass over the gates, over the rows whose token is real at that step only: padding
-// computes nothing (a batch padded to 500 steps for 20-token texts costs a copy of the state per
-// padded step, not a GEMM). The math is bptt.py's, line by line; tests/core/test_fused.py
+// at B = 64, H = 64 that overhead is as large as the arithmetic. Here a step is one small GEMM
+// and one pass over the gates. The math is bptt.py's, line by line; tests/core/test_fused.py
 // checks the two against each other.
 //
 // Threads: the rows of a batch never interact in an LSTM, so each direction's rows are cut into
 // contiguous blocks and each block runs all T steps on its own, on a pool of threads started once
 // per process (sized by lstmkit/core/fused.py: LSTMKIT_THREADS, else the CPUs the process may
-// use). Threads meet only when a call ends, not at every step. The sums over the batch (dW_h, dW_x,
-// db and the gathered table's gradient) are kept per block and added up afterwards in a fixed order,
+// use). Threads meet only when a call ends, not at every step. The two sums over the batch, dW_h
+// and the gathered table's gradient, are kept per block and added up afterwards in a fixed order,
 // so a result depends on the number of threads, never on which thread ran what, or when.
 //
-// Shape legend: D directions, B batch, T time, E input features, V table rows, H hidden units, G = 4H.
-// The input is a dense x (B, T, E), projected here by W_x (D, E, G) and b (D, G) on the real tokens
-// only; or that projection x W_x + b (D, B, T, G), computed by XLA (faster when few steps are
-// padding: one large GEMM); or token ids (B, T) into a table (D, V, G) of projected rows.
+// Shape legend: D directions, B batch, T time, V table rows, H hidden units, G = 4H.
 // Step s of a direction reads time t = s (forward) or t = T-1-s (reverse).
 //
 //   forward, per step (m = mask[b, t]):
-//     z          = x_t W_x + b + h_prev W_h     (with a table, x_t W_x + b is the row ids[b, t])
+//     z          = x_t W_x + b + h_prev W_h     (x_t W_x + b is a row of the input projection)
 //     i, f, g, o = sigmoid(z_i), sigmoid(z_f), tanh(z_g), sigmoid(z_o)
 //     c          = f * c_prev + i * g           where m, else c_prev
 //     h          = o * tanh(c)                  where m, else h_prev
@@ -35,8 +30,7 @@
 //     dh_prev    = dz W_h^T                     where m, else dh
 //     dc_prev    = dc_tot * f                   where m, else dc
 //     dW_h      += h_prev^T dz                  (per step: with one block of rows, no (T, B, G) dz is stored)
-//     dx         = dz W_x^T, dW_x += x_t^T dz, db += dz   (dense input; one dx per direction)
-//     or: the projection's gradient = dz; or: row ids[b, t] of the table's gradient += dz
+//     dx_proj    = dz                           (dense input), or rows ids[b, t] of the table += dz
 
 #include <algorithm>
 #include <cstdint>
@@ -56,11 +50,9 @@ namespace ffi = xla::ffi;
 
 struct ForwardArgs {
   Dims dims;
-  const float *W_h, *W_x, *bias;  // W_x (D, E, G), bias (D, G): only for a dense input
-  const float* x;                 // the table (D, V, G), the projection (D, B, T, G) or the input (B, T, E)
-  const int32_t* ids;             // (B, T), only when gathering
-  const bool* mask;               // (B, T)
-  const float *h0, *c0;
+  const float *W_h, *x_proj, *h0, *c0;  // x_proj: table (D, V, G) or dense (D, B, T, G)
+  const int32_t* ids;                     // (B, T), only when gathering
+  const bool* mask;                       // (B, T)
   float *hs, *h_T, *c_T;         // hs null: the caller wants the final state only
   float *gates, *h_seq, *c_seq;  // the residuals for the backward; null when only predicting
 };
@@ -71,15 +63,13 @@ struct ForwardArgs {
 // Pointers named for a (., B, .) buffer point at row r.begin, and are indexed by l = b - r.begin.
 static void forward_rows(const ForwardArgs& A, int64_t d, bool reverse, Rows r) {
   const Dims& n = A.dims;
-  const int64_t B = n.B, T = n.T, H = n.H, G = n.G(), E = n.E, R = r.size();
+  const int64_t B = n.B, T = n.T, H = n.H, G = n.G(), R = r.size();
   const bool save = A.gates != nullptr;
   const float* W_h = A.W_h + d * H * G;
-  const float* W_x = n.E ? A.W_x + d * E * G : nullptr;
   const float* h_prev = A.h0 + (d * B + r.begin) * H;
   const float* c_prev = A.c0 + (d * B + r.begin) * H;
-  std::vector<const float*> x_rows(R), h_rows(R), bias_rows(R, n.E ? A.bias + d * G : nullptr);
+  std::vector<const float*> x_rows(R), h_rows(R);
   std::vector<float*> z_rows(R);
-  const float* const* z_in = z_rows.data();  // z is C0 and C of the second GEMM: it accumulates
   lstmkit::AlignedFloats scratch = lstmkit::aligned_floats(save ? 0 : R * G + 4 * R * H);
   for (int64_t s = 0; s < T; ++s) {
     const int64_t t = reverse ? T - 1 - s : s;
@@ -93,25 +83,19 @@ static void forward_rows(const ForwardArgs& A, int64_t d, bool reverse, Rows r) 
       h_out = scratch.get() + R * G + (s % 2) * 2 * R * H;
       c_out = h_out + R * H;
     }
-    // z = x_t W_x + b + h_prev W_h, only for the rows whose token is real at this step: padding
-    // costs no GEMM. A gathered row of the table is x_t W_x + b already.
+    // z = x_proj rows + h_prev W_h, only for the rows whose token is real at this step.
     int64_t M = 0;
     for (int64_t b = r.begin, l = 0; b < r.end; ++b, ++l) {
       if (!A.mask[b * T + t]) continue;
       if (n.V) {
-        x_rows[M] = A.x + (d * n.V + table_row(A.ids, b, t, n)) * G;
+        x_rows[M] = A.x_proj + (d * n.V + table_row(A.ids, b, t, n)) * G;
       } else {
-        x_rows[M] = n.E ? A.x + (b * T + t) * E : A.x + ((d * B + b) * T + t) * G;
+        x_rows[M] = A.x_proj + ((d * B + b) * T + t) * G;
       }
       h_rows[M] = h_prev + l * H;
       z_rows[M++] = gates + l * G;
     }
-    if (!n.E) {  // x_rows are rows of the projection already
-      gemm(M, G, H, h_rows.data(), 1, W_h, G, x_rows.data(), z_rows.data());
-    } else {
-      gemm(M, G, E, x_rows.data(), 1, W_x, G, bias_rows.data(), z_rows.data());
-      gemm(M, G, H, h_rows.data(), 1, W_h, G, z_in, z_rows.data());
-    }
+    gemm(M, G, H, h_rows.data(), 1, W_h, G, x_rows.data(), z_rows.data());
     for (int64_t b = r.begin, l = 0; b < r.end; ++b, ++l) {
       float* hs_row = A.hs ? A.hs + ((d * B + b) * T + t) * H : nullptr;
       if (!A.mask[b * T + t]) {  // a masked step leaves the state as it was
@@ -159,137 +143,96 @@ __attribute__((visibility("default"))) int LstmkitPoolThreads() { return lstmkit
 
 // -- FFI handlers --------------------------------------------------------------------------------
 
-using F32 = ffi::Buffer<ffi::F32>;
-using Out = ffi::ResultBuffer<ffi::F32>;
-
-// The sizes, from W_h (D, H, G), the mask (B, T), and the input, in one of three forms: with ids
-// (B, T), x is the table (D, V, G); with W_x (D, E, G), x is the dense input (B, T, E), which
-// W_x and bias (D, G) project here; else x is the projection (D, B, T, G), computed by the caller
-// (the backward does not read it then: the caller passes any array).
-static ffi::Error read_dims(Dims& n, F32& W_h, F32& W_x, F32& bias, F32& x, ffi::Buffer<ffi::S32>& ids,
-                            ffi::Buffer<ffi::PRED>& mask, bool backward) {
-  auto wd = W_h.dimensions(), xd = x.dimensions(), md = mask.dimensions(), id = ids.dimensions();
+template <typename X>
+static ffi::Error check_dims(const Dims& n, ffi::Buffer<ffi::F32>& W_h, X& x_proj, ffi::Buffer<ffi::S32>& ids,
+                             ffi::Buffer<ffi::PRED>& mask) {
+  auto wd = W_h.dimensions(), xd = x_proj.dimensions(), md = mask.dimensions();
   if (wd.size() != 3 || wd[2] != 4 * wd[1]) return ffi::Error::InvalidArgument("W_h must be (D, H, 4H)");
-  if (md.size() != 2) return ffi::Error::InvalidArgument("mask must be (B, T)");
-  n = Dims{wd[0], md[0], md[1], wd[1], 0, 0};
   if (n.H % 8) return ffi::Error::InvalidArgument("the fused kernel needs H to be a multiple of 8");
-  if (id.size() == 2) {
-    if (id[0] != n.B || id[1] != n.T) return ffi::Error::InvalidArgument("ids must be (B, T) like the mask");
-    if (xd.size() != 3 || xd[0] != n.D || xd[2] != n.G()) return ffi::Error::InvalidArgument("the table must be (D, V, 4H)");
-    n.V = xd[1];
-    return ffi::Error::Success();
+  if (md.size() != 2) return ffi::Error::InvalidArgument("mask must be (B, T)");
+  if (xd.size() == 3) {
+    auto id = ids.dimensions();
+    if (id.size() != 2 || id[0] != md[0] || id[1] != md[1]) return ffi::Error::InvalidArgument("ids must be (B, T) like the mask");
+    if (xd[0] != n.D || xd[2] != n.G()) return ffi::Error::InvalidArgument("the table must be (D, V, 4H)");
+  } else if (xd.size() != 4 || xd[0] != n.D || xd[1] != n.B || xd[2] != n.T || xd[3] != n.G()) {
+    return ffi::Error::InvalidArgument("the input projection must be (D, B, T, 4H)");
   }
-  auto ed = W_x.dimensions(), bd = bias.dimensions();
-  if (ed.size() != 3) {  // the caller projected the input
-    if (!backward && (xd.size() != 4 || xd[0] != n.D || xd[1] != n.B || xd[2] != n.T || xd[3] != n.G()))
-      return ffi::Error::InvalidArgument("the input projection must be (D, B, T, 4H)");
-    return ffi::Error::Success();
-  }
-  if (xd.size() != 3 || xd[0] != n.B || xd[1] != n.T) return ffi::Error::InvalidArgument("the input must be (B, T, E)");
-  n.E = xd[2];
-  if (ed[0] != n.D || ed[1] != n.E || ed[2] != n.G()) return ffi::Error::InvalidArgument("W_x must be (D, E, 4H)");
-  if (bd.size() != 2 || bd[0] != n.D || bd[1] != n.G()) return ffi::Error::InvalidArgument("b must be (D, 4H)");
   return ffi::Error::Success();
 }
 
-static ffi::Error Forward(F32 W_h, F32 W_x, F32 bias, F32 x, ffi::Buffer<ffi::S32> ids, ffi::Buffer<ffi::PRED> mask,
-                          F32 h0, F32 c0, int64_t reverse, bool save, bool sequences, Out hs, Out h_T, Out c_T,
-                          Out gates, Out h_seq, Out c_seq) {
-  Dims n;
-  if (auto err = read_dims(n, W_h, W_x, bias, x, ids, mask, false); err.failure()) return err;
-  ForwardArgs A{n,
-                W_h.typed_data(),
-                n.E ? W_x.typed_data() : nullptr,
-                n.E ? bias.typed_data() : nullptr,
-                x.typed_data(),
-                ids.typed_data(),
-                mask.typed_data(),
-                h0.typed_data(),
-                c0.typed_data(),
-                sequences ? hs->typed_data() : nullptr,
-                h_T->typed_data(),
-                c_T->typed_data(),
-                save ? gates->typed_data() : nullptr,
-                save ? h_seq->typed_data() : nullptr,
-                save ? c_seq->typed_data() : nullptr};
+template <typename X>
+static Dims dims_of(ffi::Buffer<ffi::F32>& W_h, X& x_proj, ffi::Buffer<ffi::PRED>& mask) {
+  auto wd = W_h.dimensions(), xd = x_proj.dimensions(), md = mask.dimensions();
+  int64_t V = xd.size() == 3 ? xd[1] : 0;
+  return Dims{wd[0], md.size() == 2 ? md[0] : 0, md.size() == 2 ? md[1] : 0, wd.size() == 3 ? wd[1] : 0, V};
+}
+
+static ffi::Error Forward(ffi::Buffer<ffi::F32> W_h, ffi::Buffer<ffi::F32> x_proj, ffi::Buffer<ffi::S32> ids,
+                          ffi::Buffer<ffi::PRED> mask, ffi::Buffer<ffi::F32> h0, ffi::Buffer<ffi::F32> c0,
+                          int64_t reverse, bool save, bool sequences, ffi::ResultBuffer<ffi::F32> hs, ffi::ResultBuffer<ffi::F32> h_T,
+                          ffi::ResultBuffer<ffi::F32> c_T, ffi::ResultBuffer<ffi::F32> gates,
+                          ffi::ResultBuffer<ffi::F32> h_seq, ffi::ResultBuffer<ffi::F32> c_seq) {
+  Dims n = dims_of(W_h, x_proj, mask);
+  if (auto err = check_dims(n, W_h, x_proj, ids, mask); err.failure()) return err;
+  ForwardArgs A{n, W_h.typed_data(), x_proj.typed_data(), h0.typed_data(), c0.typed_data(),
+                ids.typed_data(), mask.typed_data(), sequences ? hs->typed_data() : nullptr, h_T->typed_data(),
+                c_T->typed_data(), save ? gates->typed_data() : nullptr,
+                save ? h_seq->typed_data() : nullptr, save ? c_seq->typed_data() : nullptr};
   forward_all(A, reverse);
   return ffi::Error::Success();
 }
 
-static ffi::Error Backward(F32 W_h, F32 W_x, F32 bias, F32 x, ffi::Buffer<ffi::S32> ids, ffi::Buffer<ffi::PRED> mask,
-                           F32 h0, F32 c0, F32 gates, F32 h_seq, F32 c_seq, F32 d_hs, F32 dh_T, F32 dc_T,
-                           int64_t reverse, bool sequences, Out dW_h, Out dW_x, Out d_bias, Out dx, Out dh0,
-                           Out dc0) {
-  // x is what the forward read: the table (its gradient dx is (D, V, G)), the dense input (dx is
-  // (D, B, T, E): each direction's part, which the caller adds up), or, for a projection, unread
-  // (dx is the projection's gradient, (D, B, T, G)).
-  Dims n;
-  if (auto err = read_dims(n, W_h, W_x, bias, x, ids, mask, true); err.failure()) return err;
-  BackwardArgs A{n,
-                 W_h.typed_data(),
-                 n.E ? W_x.typed_data() : nullptr,
-                 n.E ? x.typed_data() : nullptr,
-                 h0.typed_data(),
-                 c0.typed_data(),
-                 gates.typed_data(),
-                 h_seq.typed_data(),
-                 c_seq.typed_data(),
-                 sequences ? d_hs.typed_data() : nullptr,
-                 dh_T.typed_data(),
-                 dc_T.typed_data(),
-                 ids.typed_data(),
-                 mask.typed_data(),
-                 dW_h->typed_data(),
-                 n.E ? dW_x->typed_data() : nullptr,
-                 n.E ? d_bias->typed_data() : nullptr,
-                 dx->typed_data(),
-                 dh0->typed_data(),
-                 dc0->typed_data()};
+static ffi::Error Backward(ffi::Buffer<ffi::F32> W_h, ffi::Buffer<ffi::S32> ids, ffi::Buffer<ffi::PRED> mask,
+                           ffi::Buffer<ffi::F32> h0, ffi::Buffer<ffi::F32> c0, ffi::Buffer<ffi::F32> gates,
+                           ffi::Buffer<ffi::F32> h_seq, ffi::Buffer<ffi::F32> c_seq, ffi::Buffer<ffi::F32> d_hs,
+                           ffi::Buffer<ffi::F32> dh_T, ffi::Buffer<ffi::F32> dc_T, int64_t reverse, bool sequences,
+                           ffi::ResultBuffer<ffi::F32> dW_h, ffi::ResultBuffer<ffi::F32> dx_proj,
+                           ffi::ResultBuffer<ffi::F32> dh0, ffi::ResultBuffer<ffi::F32> dc0) {
+  // dx_proj has x_proj's shape: the table's (D, V, G) or the dense input's (D, B, T, G).
+  Dims n = dims_of(W_h, *dx_proj, mask);
+  if (auto err = check_dims(n, W_h, *dx_proj, ids, mask); err.failure()) return err;
+  BackwardArgs A{n, W_h.typed_data(), h0.typed_data(), c0.typed_data(), gates.typed_data(),
+                 h_seq.typed_data(), c_seq.typed_data(), sequences ? d_hs.typed_data() : nullptr, dh_T.typed_data(),
+                 dc_T.typed_data(), ids.typed_data(), mask.typed_data(), dW_h->typed_data(),
+                 dx_proj->typed_data(), dh0->typed_data(), dc0->typed_data()};
   backward_all(A, reverse);
   return ffi::Error::Success();
 }
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(LstmkitRecurrenceForward, Forward,
                               ffi::Ffi::Bind()
-                                  .Arg<F32>()                     // W_h (D, H, G)
-                                  .Arg<F32>()                     // W_x (D, E, G), or (0,): x is a table or projection
-                                  .Arg<F32>()                     // b (D, G), or (0,) with a table
-                                  .Arg<F32>()                     // x: table (D, V, G), projection (D, B, T, G) or (B, T, E)
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // W_h (D, H, G)
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // x_proj: table (D, V, G) or (D, B, T, G)
                                   .Arg<ffi::Buffer<ffi::S32>>()   // ids (B, T), or (0,) for a dense input
                                   .Arg<ffi::Buffer<ffi::PRED>>()  // mask (B, T)
-                                  .Arg<F32>()                     // h0 (D, B, H)
-                                  .Arg<F32>()                     // c0 (D, B, H)
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // h0 (D, B, H)
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // c0 (D, B, H)
                                   .Attr<int64_t>("reverse")       // bit d set: direction d reads last to first
                                   .Attr<bool>("save")             // write the residuals (else they are (0,))
                                   .Attr<bool>("sequences")        // write hs (else it is (0,))
-                                  .Ret<F32>()                     // hs (D, B, T, H)
-                                  .Ret<F32>()                     // h_T (D, B, H)
-                                  .Ret<F32>()                     // c_T (D, B, H)
-                                  .Ret<F32>()                     // gates (D, T, B, G), scan order
-                                  .Ret<F32>()                     // h_seq (D, T, B, H), scan order
-                                  .Ret<F32>());                   // c_seq (D, T, B, H), scan order
+                                  .Ret<ffi::Buffer<ffi::F32>>()   // hs (D, B, T, H)
+                                  .Ret<ffi::Buffer<ffi::F32>>()   // h_T (D, B, H)
+                                  .Ret<ffi::Buffer<ffi::F32>>()   // c_T (D, B, H)
+                                  .Ret<ffi::Buffer<ffi::F32>>()   // gates (D, T, B, G), scan order
+                                  .Ret<ffi::Buffer<ffi::F32>>()   // h_seq (D, T, B, H), scan order
+                                  .Ret<ffi::Buffer<ffi::F32>>()); // c_seq (D, T, B, H), scan order
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(LstmkitRecurrenceBackward, Backward,
                               ffi::Ffi::Bind()
-                                  .Arg<F32>()                     // W_h
-                                  .Arg<F32>()                     // W_x
-                                  .Arg<F32>()                     // b
-                                  .Arg<F32>()                     // x
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // W_h
                                   .Arg<ffi::Buffer<ffi::S32>>()   // ids
                                   .Arg<ffi::Buffer<ffi::PRED>>()  // mask
-                                  .Arg<F32>()                     // h0
-                                  .Arg<F32>()                     // c0
-                                  .Arg<F32>()                     // gates
-                                  .Arg<F32>()                     // h_seq
-                                  .Arg<F32>()                     // c_seq
-                                  .Arg<F32>()                     // d_hs (D, B, T, H), or (0,)
-                                  .Arg<F32>()                     // dh_T (D, B, H)
-                                  .Arg<F32>()                     // dc_T (D, B, H)
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // h0
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // c0
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // gates
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // h_seq
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // c_seq
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // d_hs (D, B, T, H), or (0,)
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // dh_T (D, B, H)
+                                  .Arg<ffi::Buffer<ffi::F32>>()   // dc_T (D, B, H)
                                   .Attr<int64_t>("reverse")
                                   .Attr<bool>("sequences")        // read d_hs
-                                  .Ret<F32>()                     // dW_h (D, H, G)
-                                  .Ret<F32>()                     // dW_x (D, E, G), or (0,) with a table
-                                  .Ret<F32>()                     // db (D, G), or (0,) with a table
-                                  .Ret<F32>()                     // dx: (D, V, G), (D, B, T, G) or (D, B, T, E), as x
-                                  .Ret<F32>()                     // dh0 (D, B, H)
-                                  .Ret<F32>());                   // dc0 (D, B, H)
+                                  .Ret<ffi::Buffer<ffi::F32>>()   // dW_h (D, H, G)
+                                  .Ret<ffi::Buffer<ffi::F32>>()   // dx_proj: (D, V, G) or (D, B, T, G)
+                                  .Ret<ffi::Buffer<ffi::F32>>()   // dh0 (D, B, H)
+                                  .Ret<ffi::Buffer<ffi::F32>>()); // dc0 (D, B, H)

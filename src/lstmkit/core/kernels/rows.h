@@ -1,18 +1,14 @@
 // The sizes of a call and how a direction's batch rows are cut into blocks, one per thread.
-// Included by recurrence.cc (one translation unit), before forward and backward.
+// Included by recurrence.cc (one translation unit), before the forward and backward loops.
 
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
-#include <cstring>
-
-#include "pool.h"
 
 struct Dims {
-  int64_t D, B, T, H, V, E;  // V: table rows when the input is gathered; E: input features when projected here
+  int64_t D, B, T, H, V;  // V = table rows when the input is gathered, else 0
   int64_t G() const { return 4 * H; }
-  int64_t E8() const { return (E + 7) / 8 * 8; }  // E rounded up to whole vectors, for dx's GEMM
 };
 
 // The table row that token (b, t) reads: ids clipped to [0, V), as jnp.take(mode="clip").
@@ -41,14 +37,4 @@ static int64_t blocks_per_direction(const Dims& n, int threads) {
 static Rows row_block(const Dims& n, int64_t blocks, int64_t k) {
   const int64_t unit = row_unit(n), units = (n.B + unit - 1) / unit;
   return Rows{std::min(n.B, k * units / blocks * unit), std::min(n.B, (k + 1) * units / blocks * unit)};
-}
-
-// The transpose (cols, rows) of a row-major (rows, cols) matrix, with ld columns (ld >= rows; the
-// extra ones 0): a copy per block, in the cache of the core that reads it.
-static lstmkit::AlignedFloats transposed(const float* W, int64_t rows, int64_t cols, int64_t ld) {
-  lstmkit::AlignedFloats W_T = lstmkit::aligned_floats(cols * ld);
-  std::memset(W_T.get(), 0, cols * ld * sizeof(float));
-  for (int64_t k = 0; k < rows; ++k)
-    for (int64_t j = 0; j < cols; ++j) W_T[j * ld + k] = W[k * cols + j];
-  return W_T;
 }
