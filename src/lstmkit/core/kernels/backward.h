@@ -87,10 +87,17 @@ static void backward_rows(const BackwardArgs& A, int64_t d, bool reverse, Rows r
       dz_rows[M] = dz_b;
       dh_rows[M++] = dh + l * H;
     }
-    if (!n.V) {  // the dense input's gradient: dz on unmasked steps, 0 on masked ones
-      for (int64_t b = r.begin; b < r.end; ++b) std::memset(A.dx_proj + ((d * B + b) * T + t) * G, 0, G * sizeof(float));
-      for (int64_t m = 0; m < M; ++m)
-        std::memcpy(A.dx_proj + ((d * B + r.begin + real[m]) * T + t) * G, dz + m * G, G * sizeof(float));
+    if (!n.V) {  // the dense input's gradient: dz on unmasked steps (packed in row order), 0 on masked ones
+      const float* dz_next = dz;
+      for (int64_t b = r.begin; b < r.end; ++b) {
+        float* dx_row = A.dx_proj + ((d * B + b) * T + t) * G;
+        if (A.mask[b * T + t]) {
+          std::memcpy(dx_row, dz_next, G * sizeof(float));
+          dz_next += G;
+        } else {
+          std::memset(dx_row, 0, G * sizeof(float));
+        }
+      }
     }
     if (M == 0) continue;
     gemm(M, H, G, dz_rows.data(), 1, W_h_T.get(), H, nullptr, dh_rows.data());  // dh_prev = dz W_h^T
