@@ -206,6 +206,7 @@ SLOW = pytest.mark.slow
         ((), 1),
         pytest.param(("--epochs", "3", "--early-stopping", "2"), 1, marks=SLOW),
         pytest.param(("--weight-average", "0.9"), 1, marks=SLOW),
+        (("--table-updates", "rows", "--weight-average", "0.9"), 1),  # lazy Adam's state, its rows' averages
         (("--self-training", "1", "--unlabeled", "UNLABELED"), 3),
         (("--self-training", "2", "--self-training-epochs", "1", "--unlabeled", "UNLABELED"), 3),
         pytest.param(
@@ -242,6 +243,7 @@ SLOW = pytest.mark.slow
         "plain",
         "early-stopping",
         "weight-average",
+        "lazy-adam",
         "self-training-round-1",
         "self-training-between-rounds",
         "wider-student",
@@ -474,6 +476,8 @@ def test_student_pairs_parse_to_typed_settings():
         (["train", "--learning-rate", "-1"], "--learning-rate must be 0 or more"),
         (["train", "--batch-size", "0"], "--batch-size must be at least 1"),
         (["train", "--members", "0"], "--members must be 1 (one model) to 64"),
+        (["train", "--table-updates", "rows", "--optimizer", "sgd"], "--table-updates rows needs --optimizer adam"),
+        (["train", "--table-updates", "sparse"], "Invalid value for '--table-updates'"),
         (["predict", "/no/such/model", "x", "--batch-size", "0"], "Invalid value for '--batch-size'"),
     ],
 )

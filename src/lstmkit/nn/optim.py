@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import optax
 
 from lstmkit.errors import LstmkitError
+from lstmkit.nn.lazy_adam import LazyAdam, LazyAdamState, assembled, averaged_tables
 
 
 class WeightAverage(NamedTuple):
@@ -47,12 +48,39 @@ def weight_average(decay):
     return optax.GradientTransformation(init, update)
 
 
-def averaged_weights(opt_state):
-    """The weight average kept by `weight_average` in an optimizer state, or None if it has none."""
+def averaged_weights(opt_state, params=None):
+    """The weight average kept by `weight_average` in an optimizer state, or None if it has none.
+
+    A `LazyAdam` state keeps its tables' rows averaged as of their last update: it needs the
+    current `params` to bring them up to date."""
+    if isinstance(opt_state, LazyAdamState):
+        dense = averaged_weights(opt_state.dense)
+        return None if dense is None else assembled(params, dense, averaged_tables(opt_state, params))
     for s in jax.tree.leaves(opt_state, is_leaf=lambda x: isinstance(x, WeightAverage)):
         if isinstance(s, WeightAverage):
             return s.params
     return None
+
+
+def apply_gradients(optimizer, grads, opt_state, params, max_rows=None):
+    """One optimizer step: (new params, new state). max_rows: the most table rows a batch reads
+    (B T), which lets `LazyAdam` update only those; other optimizers ignore it."""
+    if isinstance(optimizer, LazyAdam):
+        return optimizer.step(grads, opt_state, params, max_rows)
+    updates, opt_state = optimizer.update(grads, opt_state, params)
+    return jax.tree.map(lambda p, u: p + u, params, updates), opt_state
+
+
+def _learning_rate(learning_rate, schedule, total_steps, warmup_steps):
+    """A number (constant) or an optax schedule: linear warmup, then cosine decay to 0 at total_steps."""
+    if schedule is None or schedule == "constant":
+        return learning_rate
+    if schedule == "cosine":
+        if not total_steps:
+            raise LstmkitError("a cosine schedule needs the total number of steps")
+        warmup = max(1, min(warmup_steps, total_steps // 10))  # a short run must not spend itself warming up
+        return optax.warmup_cosine_decay_schedule(0.0, learning_rate, warmup, max(total_steps, warmup + 1))
+    raise LstmkitError(f"unknown learning-rate schedule {schedule!r}; use constant or cosine")
 
 
 def make_optimizer(
@@ -65,6 +93,7 @@ def make_optimizer(
     total_steps=None,
     warmup_steps=0,
     average=0.0,
+    table_updates="dense",
 ):
     """An optax optimizer; Adam with Keras's defaults (lr 1e-3, eps 1e-7) unless told otherwise.
 
@@ -73,16 +102,21 @@ def make_optimizer(
     weight_decay > 0 gives AdamW (decoupled decay). clipnorm clips the global gradient norm.
     average in (0, 1): also keep a moving average of the weights with this decay (see
         `weight_average`); `fit` validates and finishes with the averaged weights.
+    table_updates: "dense" (every weight every step) or "rows": Adam moves only the embedding
+        rows a batch read (`lstmkit.nn.lazy_adam.LazyAdam`, not an optax transformation: step it
+        with `apply_gradients`); needs adam without weight decay.
     """
-    if schedule is None or schedule == "constant":
-        lr = learning_rate
-    elif schedule == "cosine":
-        if not total_steps:
-            raise LstmkitError("a cosine schedule needs the total number of steps")
-        warmup = max(1, min(warmup_steps, total_steps // 10))  # a short run must not spend itself warming up
-        lr = optax.warmup_cosine_decay_schedule(0.0, learning_rate, warmup, max(total_steps, warmup + 1))
-    else:
-        raise LstmkitError(f"unknown learning-rate schedule {schedule!r}; use constant or cosine")
+    lr = _learning_rate(learning_rate, schedule, total_steps, warmup_steps)
+    if average and not 0.0 < average < 1.0:
+        raise LstmkitError(f"--weight-average must be in (0, 1) (a decay such as 0.999) or 0 for none, got {average}")
+    if table_updates == "rows":
+        if name != "adam" or weight_decay:
+            raise LstmkitError("--table-updates rows needs --optimizer adam and no --weight-decay; or use dense")
+        dense = optax.adam(lr, eps=1e-7)  # b1, b2 as LazyAdam's tables (optax's defaults)
+        dense = optax.chain(dense, weight_average(average)) if average else dense
+        return LazyAdam(dense, lr, clipnorm=clipnorm or None, average=average)
+    if table_updates != "dense":
+        raise LstmkitError(f"unknown table updates {table_updates!r}; use dense or rows")
     if name == "adam":
         opt = optax.adamw(lr, eps=1e-7, weight_decay=weight_decay) if weight_decay else optax.adam(lr, eps=1e-7)
     elif name == "sgd":
@@ -92,10 +126,6 @@ def make_optimizer(
     if clipnorm:
         opt = optax.chain(optax.clip_by_global_norm(clipnorm), opt)
     if average:
-        if not 0.0 < average < 1.0:
-            raise LstmkitError(
-                f"--weight-average must be in (0, 1) (a decay such as 0.999) or 0 for none, got {average}"
-            )
         opt = optax.chain(opt, weight_average(average))
     return opt
 
@@ -120,6 +150,7 @@ class OptimizerSettings:
     total_steps: int | None = None
     warmup_steps: int = 0
     average: float = 0.0
+    table_updates: str = "dense"
 
     def __post_init__(self):
         if self.schedule in (None, "constant"):
@@ -140,4 +171,5 @@ class OptimizerSettings:
             total_steps=self.total_steps,
             warmup_steps=self.warmup_steps,
             average=self.average,
+            table_updates=self.table_updates,
         )

@@ -36,6 +36,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from lstmkit.errors import LstmkitError
 from lstmkit.nn import row_random
+from lstmkit.nn.optim import apply_gradients
 from lstmkit.nn.steps import batch_gradients
 
 AXIS = "processes"
@@ -166,8 +167,7 @@ def _parallel_step(
         check_vma=False,  # the fused kernel's custom call carries no replication rule
     )(params, ids, labels, weight, key_data, strength)
     grads = jax.tree.map(lambda g: g / jnp.maximum(total, 1.0), grad_sums)
-    updates, opt_state = arch.make_optimizer().update(grads, opt_state, params)
-    params = jax.tree.map(lambda p, u: p + u, params, updates)
+    params, opt_state = apply_gradients(arch.make_optimizer(), grads, opt_state, params, max_rows=ids.size)
     return params, opt_state, loss_sum, correct
 
 

@@ -22,6 +22,7 @@ from lstmkit.nn.adversarial import (
     virtual_adversarial_direction,
     virtual_adversarial_kl,
 )
+from lstmkit.nn.optim import apply_gradients
 
 PROBABILITY_EPS = 1e-7  # an ensemble's mean probability is clipped to [eps, 1 - eps] before its log
 
@@ -44,8 +45,7 @@ def train_step(
     loss, correct, grads = batch_gradients(
         arch, params, ids, labels, weight, key, adversarial, virtual_adversarial, strength
     )
-    updates, opt_state = arch.make_optimizer().update(grads, opt_state, params)
-    params = jax.tree.map(lambda p, u: p + u, params, updates)
+    params, opt_state = apply_gradients(arch.make_optimizer(), grads, opt_state, params, max_rows=ids.size)
     return params, opt_state, loss * weight.sum(), correct
 
 

@@ -272,7 +272,7 @@ def _fit_epoch(run, epoch, params, opt_state, history, perturbations):
 
 def _validated_weights(params, opt_state):
     """The weights validation and early stopping read: the optimizer's weight average when it keeps one."""
-    averaged = averaged_weights(opt_state)
+    averaged = averaged_weights(opt_state, params)
     return params if averaged is None else averaged
 
 
@@ -382,6 +382,5 @@ def _finish(params, opt_state, history, best, monitor, verbose):
                 f"restored the best weights, from epoch {best['epoch'] + 1} ({monitor} {best['value']:.4f})", flush=True
             )
         return jax.tree.map(jnp.asarray, best["params"])
-    if averaged_weights(opt_state) is not None:
-        return jax.tree.map(jnp.copy, averaged_weights(opt_state))
-    return params
+    averaged = averaged_weights(opt_state, params)
+    return params if averaged is None else jax.tree.map(jnp.copy, averaged)

@@ -108,6 +108,7 @@ def _optimizer(config, steps_per_epoch):
         total_steps=total_steps,
         warmup_steps=config["warmup_steps"],
         average=config.get("weight_average", 0.0),  # absent from runs saved before it existed
+        table_updates=config.get("table_updates", "dense"),  # the same
     )
 
 

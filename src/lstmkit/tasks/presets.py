@@ -41,6 +41,7 @@ SEED = {
     "adversarial": 0.0,  # adversarial training: size of the embedding perturbation per text, in token lengths; 0 = off
     "virtual_adversarial": 0.0,  # virtual adversarial training (no labels needed): its perturbation size, in token lengths; 0 = off
     "weight_average": 0.0,  # decay of a moving average of the weights, used for validation and the final model; 0 = off
+    "table_updates": "dense",  # "rows": Adam moves only the embedding rows a batch read (lstmkit.nn.lazy_adam)
     "shuffle_buffer": 10000,
     "bucket": True,
     "validation": "test",  # the seed validates on the test split
@@ -78,6 +79,7 @@ DEFAULT = {
     "clipnorm": 1.0,
     "weight_average": 0.998,  # validate and finish with a moving average of the weights
     "adversarial": 0.4,  # the text moved by 0.4 of a word vector: ties 0.5 on validation, farther from where learning stops (0.7 stalls)
+    "table_updates": "dense",  # rows (lazy Adam) is faster on short texts but learns them worse (docs/accuracy.md)
     "shuffle_buffer": 0,  # 0 = full shuffle
     "validation": "0.1",
     "group_validation": True,  # IMDB: validation of unseen movies, as test; other data: a random split
@@ -142,6 +144,7 @@ CHOICES = {
     "schedule": ("constant", "cosine"),
     "init": ("keras", "torch"),
     "pseudo_labels": ("hard", "soft"),
+    "table_updates": ("dense", "rows"),
 }
 
 # `lstmkit train --help`'s line for each setting; the default preset's value is added after it.
@@ -173,6 +176,7 @@ HELP = {
     "adversarial": "adversarial training: perturbation size per text, in word-vector lengths (0: off)",
     "virtual_adversarial": "virtual adversarial training (label-free): its perturbation size (0: off)",
     "weight_average": "decay of a moving average of the weights used for validation and the final model (0: off)",
+    "table_updates": "embedding tables: Adam moves every row every step (dense), or only the rows a batch read (rows: lazy Adam; faster on short texts, but rarely read rows learn less)",
     "shuffle_buffer": "texts shuffled together (0: the whole training set)",
     "bucket": "batch texts of similar length together, so little padding is computed",
     "validation": "validation data: a fraction of train carved out (0.1), or 'test'",
@@ -322,6 +326,10 @@ def _check(config):
     if config["max_tokens"] < 3:
         raise LstmkitError("--max-tokens must be at least 3 (padding, [UNK] and one word)")
     parse_class_weight(config.get("class_weight", "none"))
+    if config.get("table_updates") == "rows" and (config["optimizer"] != "adam" or float(config["weight_decay"])):
+        raise LstmkitError(
+            "--table-updates rows needs --optimizer adam and no --weight-decay; or --table-updates dense"
+        )
     if not float(config["learning_rate"]) >= 0:  # also refuses NaN; 0 keeps the weights as they start
         raise LstmkitError(f"--learning-rate must be 0 or more, got {config['learning_rate']}")
 
