@@ -9,6 +9,7 @@ imports the `src/` beside it); alternate the runs on a shared machine.
 
     python benchmarks/bench_padding.py
     python benchmarks/bench_padding.py --hidden 256 --lengths 32,128,548 --adversarial 0
+    python benchmarks/bench_padding.py --lengths 32 --adversarial 0 --table-updates rows   # lazy Adam
 """
 
 from __future__ import annotations
@@ -47,9 +48,12 @@ def main():
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--steps", type=int, default=7, help="timed steps per T after the first call")
     parser.add_argument("--adversarial", type=float, default=None, help="default: the preset's")
+    parser.add_argument("--table-updates", choices=("dense", "rows"), default=None, help="default: the preset's")
     args = parser.parse_args()
 
     overrides = {"lstm_units": args.hidden} if args.hidden else {}
+    if args.table_updates:
+        overrides["table_updates"] = args.table_updates
     config = resolve("default", seed=0, **overrides)
     adversarial = config["adversarial"] if args.adversarial is None else args.adversarial
     lengths = [int(t) for t in args.lengths.split(",")]
@@ -66,7 +70,7 @@ def main():
     tokens = int((batch > 0).sum())
     print(
         f"default preset, H = {config['lstm_units']}, B = {B}, {tokens / B:.1f} tokens per text, "
-        f"adversarial {adversarial}, jax {jax.__version__}, source {Path(__file__).resolve().parents[1]}"
+        f"adversarial {adversarial}, table updates {config['table_updates']}, jax {jax.__version__}, source {Path(__file__).resolve().parents[1]}"
     )
     reference = None
     for T in lengths:

@@ -34,7 +34,7 @@ A worker is `benchmarks/workers/<name>_worker.py`, run as
 model options (its `_add_model_options`) default to the seed's model: --vocab, --embed,
 --hidden, --direction uni|bi, --pooling last|maxmean, --dense, --word-pairs, --dropout,
 --embedding-dropout, --learning-rate, --clipnorm, --weight-average, --sequence-length,
---bucket (lstmkit only) and --threads. --quick skips secondary timings.
+--bucket and --table-updates (lstmkit only) and --threads. --quick skips secondary timings.
 
 - DATA.npz holds `x` (N_reviews, W) int32 token ids, 0 = padding at the end, and `y`
   (N_reviews,) int32 labels in {0, 1}, shuffled once (seed 0). Nothing else is needed.

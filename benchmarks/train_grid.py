@@ -52,6 +52,7 @@ def default_preset_options() -> list[str]:
         *("--embedding-dropout", str(DEFAULT["embedding_dropout"])),
         *("--learning-rate", str(DEFAULT["learning_rate"]), "--clipnorm", str(DEFAULT["clipnorm"])),
         *("--weight-average", str(DEFAULT["weight_average"]), "--bucket"),
+        *("--table-updates", DEFAULT["table_updates"]),  # lstmkit's; the peers' Adam is dense
     ]
 
 

@@ -61,6 +61,7 @@ def config_of(args, width: int) -> dict:
         learning_rate=args.learning_rate,
         clipnorm=args.clipnorm,
         weight_average=args.weight_average,
+        table_updates=args.table_updates,
         sequence_length=args.sequence_length or width,
         batch_size=args.batch_size,
         adversarial=0.0,

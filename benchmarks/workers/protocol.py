@@ -69,6 +69,12 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     model.add_argument(
         "--bucket", action="store_true", help="lstmkit: time length-bucketed batches as `lstmkit train` does"
     )
+    model.add_argument(
+        "--table-updates",
+        choices=("dense", "rows"),
+        default="dense",
+        help="lstmkit: Adam on every embedding row (dense) or on the rows a batch read (rows)",
+    )
     model.add_argument("--threads", type=int, default=0, help="compute threads (0: the library's default)")
     parser.add_argument("--quick", action="store_true", help="skip secondary timings (Keras's train_on_batch)")
 
