@@ -44,6 +44,14 @@ def log_loss(labels, proba):
     return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
 
 
+def _value(text):
+    """A --set value: a number or true/false as JSON reads it, else the text itself (max, cosine)."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text.strip()
+
+
 def _logit(proba):
     p = np.clip(np.asarray(proba, np.float64), 1e-7, 1 - 1e-7)
     return np.log(p) - np.log1p(-p)
@@ -63,14 +71,16 @@ def scored_line(label, probabilities, splits, names):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="the run's --data")
-    parser.add_argument("--run", required=True, type=Path, help="a finished two-class run's model directory")
+    parser.add_argument(
+        "--run", required=True, type=Path, help="a finished two-class run's model directory (--members 1: one member A)"
+    )
     parser.add_argument("--seed", required=True, type=int, help="member B's training seed")
     parser.add_argument("--out", required=True, type=Path, help="where member B's checkpoints go")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="member B's setting")
     parser.add_argument("--validation-only", action="store_true", help="score validation only, not test")
     args = parser.parse_args()
     config = json.loads((args.run / "config.json").read_text())["train_config"]
-    changes = {k.strip(): json.loads(v) for k, _, v in (pair.partition("=") for pair in args.set)}
+    changes = {k.strip(): _value(v) for k, _, v in (pair.partition("=") for pair in args.set)}
     t0 = time.perf_counter()
     reading = {"text_column": None, "label_column": None, "file_format": None, "header": None}
     train, val, test = main_job.load_data(config, args.data, None, reading, t0)  # the run's own split

@@ -112,13 +112,13 @@ class LazyAdam:
         lr = self.learning_rate(n) if callable(self.learning_rate) else self.learning_rate
         # the weight average's decay at this step, as weight_average's (1 when there is none)
         d = jnp.minimum(self.average, (1.0 + n) / (10.0 + n)) if self.average else jnp.float32(1.0)
+        t = (n + 1).astype(jnp.float32)
+        rows_step = partial(self._rows_step, scale=scale, t=t, lr=lr, d=d, L=state.decay_log_sum)
         moved = []
         for i, (g, w) in enumerate(zip(tables(grads), tables(params))):
             table = (w, state.mu[i], state.nu[i])
             if self.average:
                 table += (state.average[i], state.decay_log[i])
-            t = (n + 1).astype(jnp.float32)
-            rows_step = partial(self._rows_step, scale=scale, t=t, lr=lr, d=d, L=state.decay_log_sum)
             moved.append(_on_read_rows(rows_step, g, table, max_rows))
         new_params = assembled(params, dense_params, [m[0] for m in moved])
         state = LazyAdamState(
@@ -144,8 +144,7 @@ class LazyAdam:
         if not average:
             return w_new, m, v
         avg, L_row = average
-        # catch the rows' average up over the steps since their last update (w constant there) ...
-        avg = w + (avg - w) * jnp.exp(L - L_row)[:, None]
+        avg = _caught_up(w, avg, L_row, L)  # over the steps since the rows' last update ...
         # ... then this step's: avg <- d avg + (1 - d) w
         return w_new, m, v, d * avg + (1 - d) * w_new, jnp.full_like(L_row, L + jnp.log(d))
 
@@ -169,9 +168,15 @@ def _on_read_rows(rows_step, g, table, max_rows):
     return tuple(a.at[rows].set(b, mode="drop", **hints) for a, b in zip(table, new))
 
 
+def _caught_up(w, avg, L_row, L):
+    """Rows' average (U, E), last updated when the running sum of log d was L_row (U,), brought up
+    to L: their weights w were constant since, so avg <- w + (avg - w) exp(L - L_row)."""
+    return w + (avg - w) * jnp.exp(L - L_row)[:, None]
+
+
 def averaged_tables(state, params):
-    """Each table's weight average brought up to the last step (w + (avg - w) exp(L - L_row))."""
+    """Each table's weight average brought up to the last step."""
     return tuple(
-        w + (avg - w) * jnp.exp(state.decay_log_sum - L_row)[:, None]
+        _caught_up(w, avg, L_row, state.decay_log_sum)
         for w, avg, L_row in zip(tables(params), state.average, state.decay_log)
     )

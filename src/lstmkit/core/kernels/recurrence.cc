@@ -3,8 +3,9 @@
 //
 // Why: under XLA every step of a `lax.scan` is a dozen small kernels dispatched one by one, and
 // at B = 64, H = 64 that overhead is as large as the arithmetic. Here a step is one small GEMM
-// and one pass over the gates. The math is bptt.py's, line by line; tests/core/test_fused.py
-// checks the two against each other.
+// and one pass over the gates (two GEMMs backward), over the rows whose token is real at that
+// step only: a padded step costs no GEMM, forward or backward, only a copy of the carried state.
+// The math is bptt.py's, line by line; tests/core/test_fused.py checks the two against each other.
 //
 // Threads: the rows of a batch never interact in an LSTM, so each direction's rows are cut into
 // contiguous blocks and each block runs all T steps on its own, on a pool of threads started once
