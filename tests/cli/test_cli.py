@@ -238,6 +238,11 @@ SLOW = pytest.mark.slow
             marks=SLOW,
         ),
         (("--members", "2"), 3),  # in the second member's training, the first's weights in the checkpoint
+        pytest.param(  # interrupted after the last round's first member: the second continues from the checkpoint
+            ("--self-training", "1", "--self-training-epochs", "1", "--final-members", "2", "--unlabeled", "UNLABELED"),
+            3,
+            marks=SLOW,
+        ),
     ],
     ids=[
         "plain",
@@ -249,6 +254,7 @@ SLOW = pytest.mark.slow
         "wider-student",
         "soft-labels",
         "ensemble",
+        "final-members",
     ],
 )
 def test_interrupted_run_resumes_to_the_same_result(
@@ -288,7 +294,8 @@ def test_interrupted_run_resumes_to_the_same_result(
     ma, mb = (json.loads((d / "metrics.json").read_text()) for d in (straight, out))
     assert ma["accuracy"] == mb["accuracy"]
     assert ma.get("self_training") == mb.get("self_training")
-    assert ("ensemble_val" in a) == ("--members" in extra) and a.get("ensemble_val") == b.get("ensemble_val")
+    ensemble = "--members" in extra or "--final-members" in extra
+    assert ("ensemble_val" in a) == ensemble and a.get("ensemble_val") == b.get("ensemble_val")
     assert [h["val_loss"] for h in a.get("other_members", [])] == [h["val_loss"] for h in b.get("other_members", [])]
 
 
@@ -476,6 +483,8 @@ def test_student_pairs_parse_to_typed_settings():
         (["train", "--learning-rate", "-1"], "--learning-rate must be 0 or more"),
         (["train", "--batch-size", "0"], "--batch-size must be at least 1"),
         (["train", "--members", "0"], "--members must be 1 (one model) to 64"),
+        (["train", "--final-members", "2"], "--final-members sets the last self-training student's members"),
+        (["train", "--preset", "best", "--final-members", "65"], "--final-members must be 0"),
         (["train", "--table-updates", "rows", "--optimizer", "sgd"], "--table-updates rows needs --optimizer adam"),
         (["train", "--table-updates", "sparse"], "Invalid value for '--table-updates'"),
         (["predict", "/no/such/model", "x", "--batch-size", "0"], "Invalid value for '--batch-size'"),

@@ -2,11 +2,12 @@
 
 import pytest
 
+from lstmkit.errors import LstmkitError
 from lstmkit.io import checkpoint
 from lstmkit.nn import layers as L
 from lstmkit.nn.pooling import POOLINGS
 from lstmkit.tasks.classifier import build_model
-from lstmkit.tasks.presets import CHOICES, HELP, MAX_MEMBERS, PRESETS, SEED, help_line, resolve
+from lstmkit.tasks.presets import CHOICES, HELP, MAX_MEMBERS, PRESETS, SEED, help_line, resolve, round_config
 
 
 def test_pooling_choices_are_the_pooling_layers_and_members_fit_a_model_directory():
@@ -31,3 +32,16 @@ def test_every_setting_has_its_own_help_line():
     assert flags <= set(HELP), sorted(flags - set(HELP))
     assert help_line("adversarial") == f"{HELP['adversarial']} [default preset: 0.4]"
     assert help_line("group_validation").endswith("[default preset: true]")
+
+
+def test_final_members_set_the_last_students_members_only():
+    """--final-members: the last round's student is an ensemble; the teacher and earlier students are not."""
+    config = resolve("best", final_members=3)
+    assert [round_config(config, r)["members"] for r in range(3)] == [1, 1, 3]
+    assert [round_config(config, r)["lstm_units"] for r in range(3)] == [64, 128, 128]
+    plain = resolve("best")
+    assert [round_config(plain, r)["members"] for r in range(3)] == [1, 1, 1]
+    assert [round_config(resolve("best", student={"members": 2}), r)["members"] for r in range(3)] == [1, 2, 2]
+    with pytest.raises(LstmkitError, match="without self-training use --members"):
+        resolve("default", final_members=2)
+    assert resolve("best", self_training=0)["final_members"] == PRESETS["best"]["final_members"]  # waits unused

@@ -55,6 +55,7 @@ SEED = {
     "student": {},  # settings in which the self-training students differ from the first model (--student KEY=VALUE)
     "class_weight": "none",  # the loss's weight per class: "none", "balanced" (N / (K n_class)), or JSON {"class": weight}
     "members": 1,  # models trained on the same data with other seeds, their probabilities averaged (an ensemble)
+    "final_members": 0,  # members of the last self-training round's student, the model the run keeps; 0 = as the other students
     "seed": 0,
 }
 
@@ -189,6 +190,7 @@ HELP = {
     "self_training_epochs": "epochs per self-training round (0: --epochs)",
     "class_weight": 'the loss\'s weight per class: none, balanced (rare classes weigh more), or JSON {"class": weight}',
     "members": "models trained on the same split with seeds seed, seed + 1000, ..., whose probabilities are averaged (each costs a whole training)",
+    "final_members": "members of the last self-training round's student, the model the run keeps (0: as the other students); the earlier rounds' teachers stay as they are",
     "seed": "random seed of the split, the initial weights and the batches",
 }
 
@@ -254,6 +256,22 @@ def student_config(config):
     return {**config, **config.get("student", {})}
 
 
+def round_config(config, r):
+    """The configuration of self-training round r's model: round 0 the run's, a student
+    `student_config`, the last round's student with `final_members` members when set.
+
+    >>> c = {"members": 1, "student": {"lstm_units": 128}, "self_training": 2, "final_members": 2}
+    >>> [(round_config(c, r).get("lstm_units"), round_config(c, r)["members"]) for r in range(3)]
+    [(None, 1), (128, 1), (128, 2)]
+    """
+    if r == 0:
+        return config
+    student = student_config(config)
+    if r == int(config.get("self_training", 0)) and int(config.get("final_members", 0)):
+        student["members"] = int(config["final_members"])
+    return student
+
+
 def resolve(preset="default", **overrides):
     """The preset's settings with overrides applied (None means 'keep the preset's value')."""
     if preset not in PRESETS:
@@ -277,6 +295,10 @@ def resolve(preset="default", **overrides):
             _check(student_config(config))
         except LstmkitError as e:
             raise LstmkitError(f"--student: {e}") from None
+    if overrides.get("final_members") and not int(config["self_training"]):  # a preset's waits unused
+        raise LstmkitError(
+            "--final-members sets the last self-training student's members; without self-training use --members"
+        )
     config["preset"] = preset
     return config
 
@@ -303,6 +325,10 @@ def _check(config):
             raise LstmkitError(f"--{key.replace('_', '-')} must be at least 1, got {config[key]}")
     if not 1 <= int(config["members"]) <= MAX_MEMBERS:
         raise LstmkitError(f"--members must be 1 (one model) to {MAX_MEMBERS}, got {config['members']}")
+    if not 0 <= int(config.get("final_members", 0)) <= MAX_MEMBERS:
+        raise LstmkitError(
+            f"--final-members must be 0 (as the other students) or 1 to {MAX_MEMBERS}, got {config['final_members']}"
+        )
     if int(config["self_training"]) < 0:
         raise LstmkitError(f"--self-training must be 0 (off) or a number of rounds, got {config['self_training']}")
     if int(config["self_training_epochs"]) < 0:

@@ -24,7 +24,7 @@ from lstmkit.tasks.calibration import calibration_report, describe, fit_temperat
 from lstmkit.tasks.classifier import build_model, with_class_weights
 from lstmkit.tasks.fitting import train_members
 from lstmkit.tasks.metrics import classification_report
-from lstmkit.tasks.presets import student_config
+from lstmkit.tasks.presets import round_config
 from lstmkit.tasks.pretrain import check_settings, load_pretrained
 from lstmkit.tasks.selftrain import pseudo_label_accuracy, pseudo_labels, read_unlabeled_texts, with_pseudo_labels
 from lstmkit.tasks.streamed import load_streamed
@@ -100,7 +100,7 @@ def _train_run(
             config["self_training_epochs"] if r > 0 and config.get("self_training_epochs") else config["epochs"]
         )
         model = train_members(
-            student_config(config) if r > 0 else config,
+            round_config(config, r),
             texts,
             labels,
             val,
@@ -249,9 +249,7 @@ def _resume_state(out, config, class_names, n_unlabeled):
     self-training round's pseudo-labels: at most one row per unlabeled text)."""
     saved_model = load_model(out)
     round_ = json.loads((out / "training_state.json").read_text()).get("round", 0)
-    model = build_model(
-        student_config(config) if round_ else config, len(class_names), 1
-    )  # the optimizer state's shapes
+    model = build_model(round_config(config, round_), len(class_names), 1)  # the optimizer state's shapes
     opt_state, training, history, best_params, arrays = checkpoint.load_training_state(
         out,
         model.optimizer.init(saved_model.params),

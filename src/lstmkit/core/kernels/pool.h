@@ -16,6 +16,7 @@
 
 #pragma once
 
+#include <pthread.h>
 #include <sched.h>
 #include <unistd.h>
 
@@ -91,6 +92,7 @@ class Pool {
  private:
   // A pool thread: sleep until a new call, help with it if the call wants this many threads.
   void serve(int index, uint64_t seen) {
+    pthread_setname_np(pthread_self(), "lstmkit-pool");  // as /proc/PID/task/*/comm shows it: tests count them
     std::unique_lock<std::mutex> lock(mutex_);
     for (;;) {
       wake_.wait(lock, [&] { return generation_ != seen; });
