@@ -483,7 +483,7 @@ def test_student_pairs_parse_to_typed_settings():
         (["train", "--learning-rate", "-1"], "--learning-rate must be 0 or more"),
         (["train", "--batch-size", "0"], "--batch-size must be at least 1"),
         (["train", "--members", "0"], "--members must be 1 (one model) to 64"),
-        (["train", "--final-members", "2"], "--final-members sets the last self-training student's members"),
+        (["train", "--final-members", "2"], "--final-members sets the last self-training student"),
         (["train", "--preset", "best", "--final-members", "65"], "--final-members must be 0"),
         (["train", "--table-updates", "rows", "--optimizer", "sgd"], "--table-updates rows needs --optimizer adam"),
         (["train", "--table-updates", "sparse"], "Invalid value for '--table-updates'"),

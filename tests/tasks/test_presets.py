@@ -42,6 +42,6 @@ def test_final_members_set_the_last_students_members_only():
     plain = resolve("best")
     assert [round_config(plain, r)["members"] for r in range(3)] == [1, 1, 1]
     assert [round_config(resolve("best", student={"members": 2}), r)["members"] for r in range(3)] == [1, 2, 2]
-    with pytest.raises(LstmkitError, match="without self-training use --members"):
+    with pytest.raises(LstmkitError, match="add --self-training N, or use --members"):
         resolve("default", final_members=2)
     assert resolve("best", self_training=0)["final_members"] == PRESETS["best"]["final_members"]  # waits unused

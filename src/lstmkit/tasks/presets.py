@@ -257,13 +257,8 @@ def student_config(config):
 
 
 def round_config(config, r):
-    """The configuration of self-training round r's model: round 0 the run's, a student
-    `student_config`, the last round's student with `final_members` members when set.
-
-    >>> c = {"members": 1, "student": {"lstm_units": 128}, "self_training": 2, "final_members": 2}
-    >>> [(round_config(c, r).get("lstm_units"), round_config(c, r)["members"]) for r in range(3)]
-    [(None, 1), (128, 1), (128, 2)]
-    """
+    """Self-training round r's configuration: round 0 the run's, then `student_config`, the last
+    round's with `final_members` members when set (tests/tasks/test_presets.py)."""
     if r == 0:
         return config
     student = student_config(config)
@@ -297,7 +292,7 @@ def resolve(preset="default", **overrides):
             raise LstmkitError(f"--student: {e}") from None
     if overrides.get("final_members") and not int(config["self_training"]):  # a preset's waits unused
         raise LstmkitError(
-            "--final-members sets the last self-training student's members; without self-training use --members"
+            "--final-members sets the last self-training student's members: add --self-training N, or use --members"
         )
     config["preset"] = preset
     return config
@@ -326,9 +321,7 @@ def _check(config):
     if not 1 <= int(config["members"]) <= MAX_MEMBERS:
         raise LstmkitError(f"--members must be 1 (one model) to {MAX_MEMBERS}, got {config['members']}")
     if not 0 <= int(config.get("final_members", 0)) <= MAX_MEMBERS:
-        raise LstmkitError(
-            f"--final-members must be 0 (as the other students) or 1 to {MAX_MEMBERS}, got {config['final_members']}"
-        )
+        raise LstmkitError(f"--final-members must be 0 (as the other students) or 1 to {MAX_MEMBERS}")
     if int(config["self_training"]) < 0:
         raise LstmkitError(f"--self-training must be 0 (off) or a number of rounds, got {config['self_training']}")
     if int(config["self_training_epochs"]) < 0:
