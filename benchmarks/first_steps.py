@@ -1,8 +1,8 @@
 """Does a model sit at chance when it starts? The training loss of its first steps, per seed and perturbation.
 
 A preset's model (round 0, the teacher; round 1 or more, a self-training student with its
-`--student` settings) trains on the first STEPS x 64 of IMDB's training reviews (the run's
-split, without validation) for STEPS steps, its learning-rate schedule spanning a whole epoch
+`--student` settings) trains on STEPS x 64 of IMDB's training reviews drawn at random (the
+run's split, without validation) for STEPS steps, its learning-rate schedule spanning a whole epoch
 of SCHEDULE_STEPS as in the run; the script prints the training loss averaged over every 25
 steps. Each ARM is SEED:ADVERSARIAL (the `--adversarial` size, above 0; a self-training student's seeds
 are the run's seed + round, its ensemble's members + 1000 each):

@@ -321,7 +321,9 @@ def _check(config):
     if not 1 <= int(config["members"]) <= MAX_MEMBERS:
         raise LstmkitError(f"--members must be 1 (one model) to {MAX_MEMBERS}, got {config['members']}")
     if not 0 <= int(config.get("final_members", 0)) <= MAX_MEMBERS:
-        raise LstmkitError(f"--final-members must be 0 (as the other students) or 1 to {MAX_MEMBERS}")
+        raise LstmkitError(
+            f"--final-members must be 0 (as the other students) or 1 to {MAX_MEMBERS}, got {config['final_members']}"
+        )
     if int(config["self_training"]) < 0:
         raise LstmkitError(f"--self-training must be 0 (off) or a number of rounds, got {config['self_training']}")
     if int(config["self_training_epochs"]) < 0:
